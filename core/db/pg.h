@@ -1,0 +1,123 @@
+// A small RAII layer over libpq.
+//
+// PgConnection owns one PGconn; PgResult owns one PGresult. Every call returns a Status whose
+// code says whether retrying can help: connection-level failures (server down, connection lost,
+// admin shutdown, too many connections) are kUnavailable; anything else the server rejects is
+// kInternal (or kInvalidArgument for data errors), with the server's message and SQLSTATE.
+//
+// Thread-safety: a PgConnection must be used by one thread at a time (libpq's rule).
+// Parameters are always sent out of line ($1, $2 ...): never build SQL from untrusted text.
+
+#ifndef FHIRBULK_DB_PG_H_
+#define FHIRBULK_DB_PG_H_
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/status.h"
+
+namespace fhirbulk {
+
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(PGresult* r) : res_(r) {}
+  PgResult(PgResult&&) = default;
+  PgResult& operator=(PgResult&&) = default;
+
+  int rows() const { return res_ ? PQntuples(res_.get()) : 0; }
+  int columns() const { return res_ ? PQnfields(res_.get()) : 0; }
+  bool is_null(int row, int col) const { return PQgetisnull(res_.get(), row, col) != 0; }
+  // The value as text (or raw bytes for binary results); valid while this PgResult lives.
+  std::string_view get(int row, int col) const {
+    return std::string_view(PQgetvalue(res_.get(), row, col),
+                            static_cast<size_t>(PQgetlength(res_.get(), row, col)));
+  }
+  std::string str(int row, int col) const { return std::string(get(row, col)); }
+  long long int64(int row, int col) const;
+  const char* affected() const { return res_ ? PQcmdTuples(res_.get()) : ""; }
+  PGresult* raw() const { return res_.get(); }
+
+ private:
+  struct Deleter {
+    void operator()(PGresult* r) const { PQclear(r); }
+  };
+  std::unique_ptr<PGresult, Deleter> res_;
+};
+
+// A query parameter: text form, or SQL NULL.
+using PgParam = std::optional<std::string_view>;
+
+class PgConnection {
+ public:
+  // Connects synchronously. Adds connect_timeout=5 unless the conninfo sets one, and
+  // application_name=fhir-bulk unless set, so a dead server fails fast and is visible in
+  // pg_stat_activity.
+  static Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo);
+
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // True when libpq still believes the connection is usable.
+  bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+  // Runs one or more statements without parameters; returns the last result.
+  Result<PgResult> Exec(std::string_view sql);
+  // Runs one statement with text parameters.
+  Result<PgResult> Exec(std::string_view sql, const std::vector<PgParam>& params);
+  // As Exec, but asks for binary results (for COPY-like bulk reads of text columns the
+  // bytes are the same as text; for other types see the PostgreSQL binary formats).
+  Result<PgResult> ExecBinary(std::string_view sql, const std::vector<PgParam>& params);
+
+  // COPY ... FROM STDIN: Begin, then Put as often as needed, then End (or Abort).
+  Status CopyInBegin(std::string_view copy_sql);
+  Status CopyInPut(std::string_view data);
+  Status CopyInEnd();
+  void CopyInAbort(std::string_view reason);
+
+  // COPY ... TO STDOUT: Begin, then Next until it returns an empty view with ok status
+  // (end of data). Each view is one row (text/csv) or one chunk (binary) and stays valid until
+  // the next call.
+  Status CopyOutBegin(std::string_view copy_sql);
+  Result<std::string_view> CopyOutNext();
+
+  // Escapes a string as a SQL literal (for the rare statements that cannot take parameters,
+  // such as SET or LISTEN); returns the quoted literal.
+  std::string QuoteLiteral(std::string_view s);
+  std::string QuoteIdentifier(std::string_view s);
+
+  PGconn* raw() const { return conn_; }
+
+ private:
+  explicit PgConnection(PGconn* c) : conn_(c) {}
+  Result<PgResult> Check(PGresult* r);
+  PGconn* conn_;
+  char* copy_buf_ = nullptr;
+};
+
+// Maps a libpq error (result may be null) to a Status with a useful message.
+Status PgStatusFromResult(PGconn* conn, const PGresult* res);
+
+// Runs body() inside BEGIN/COMMIT; rolls back on a non-OK Status.
+template <typename F>
+Status PgTransaction(PgConnection* conn, F&& body, std::string_view begin = "BEGIN") {
+  auto b = conn->Exec(begin);
+  if (!b.ok()) return b.status();
+  Status s = body();
+  if (!s.ok()) {
+    (void)conn->Exec("ROLLBACK");
+    return s;
+  }
+  auto c = conn->Exec("COMMIT");
+  return c.ok() ? Status::OK() : c.status();
+}
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_DB_PG_H_

@@ -1,0 +1,28 @@
+// The FHIR R4 (4.0.1) resource types, and which of them the Patient compartment covers.
+//
+// Thread-safety: pure functions over static tables.
+
+#ifndef FHIRBULK_FHIR_RESOURCE_TYPES_H_
+#define FHIRBULK_FHIR_RESOURCE_TYPES_H_
+
+#include <string_view>
+#include <vector>
+
+namespace fhirbulk {
+
+// True for every resource type defined by FHIR R4 (Patient, Observation, ..., 145 of them).
+bool IsR4ResourceType(std::string_view type);
+
+// All R4 resource types, in alphabetical order.
+const std::vector<std::string_view>& R4ResourceTypes();
+
+// True when R4's Patient CompartmentDefinition lists the type (with at least one linking
+// search parameter); Patient itself counts.
+bool IsPatientCompartmentType(std::string_view type);
+
+// The compartment types, alphabetical.
+const std::vector<std::string_view>& PatientCompartmentTypes();
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_FHIR_RESOURCE_TYPES_H_

@@ -1,0 +1,178 @@
+// The C ABI of fhirbulk.h over Server. Every entry point catches everything: no C++
+// exception may unwind into nginx's C frames.
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "fhirbulk/fhirbulk.h"
+#include "server/outcome.h"
+#include "server/server.h"
+
+namespace fhirbulk {
+const char* SoftwareVersion();
+}
+
+struct fhirbulk_server_s {
+  std::unique_ptr<fhirbulk::Server> server;
+};
+
+namespace {
+
+using fhirbulk::HttpMethod;
+using fhirbulk::HttpRequest;
+using fhirbulk::HttpResponse;
+
+std::string ToString(fhirbulk_str_t s) {
+  return s.data != nullptr ? std::string(s.data, s.len) : std::string();
+}
+std::string_view ToView(fhirbulk_str_t s) {
+  return s.data != nullptr ? std::string_view(s.data, s.len) : std::string_view();
+}
+
+void WriteError(char* err, size_t err_len, const std::string& msg) {
+  if (err == nullptr || err_len == 0) return;
+  size_t n = msg.size() < err_len - 1 ? msg.size() : err_len - 1;
+  std::memcpy(err, msg.data(), n);
+  err[n] = '\0';
+}
+
+char* CopyString(const std::string& s) {
+  char* p = static_cast<char*>(std::malloc(s.size() + 1));
+  if (p == nullptr) return nullptr;
+  std::memcpy(p, s.data(), s.size());
+  p[s.size()] = '\0';
+  return p;
+}
+
+HttpRequest FromC(const fhirbulk_request_t* r) {
+  HttpRequest req;
+  switch (r->method) {
+    case FHIRBULK_METHOD_GET: req.method = HttpMethod::kGet; break;
+    case FHIRBULK_METHOD_HEAD: req.method = HttpMethod::kHead; break;
+    case FHIRBULK_METHOD_POST: req.method = HttpMethod::kPost; break;
+    case FHIRBULK_METHOD_DELETE: req.method = HttpMethod::kDelete; break;
+    default: req.method = HttpMethod::kOther; break;
+  }
+  req.path = ToView(r->path);
+  req.query = ToView(r->query);
+  req.accept = ToView(r->accept);
+  req.prefer = ToView(r->prefer);
+  req.content_type = ToView(r->content_type);
+  req.body = ToView(r->body);
+  return req;
+}
+
+// A last-resort answer that needs no allocation beyond a static string.
+void InternalError(fhirbulk_response_t* out) {
+  static const char kBody[] =
+      "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\","
+      "\"code\":\"exception\",\"diagnostics\":\"internal error\"}]}";
+  std::memset(out, 0, sizeof(*out));
+  out->status = 500;
+  out->content_type = CopyString(fhirbulk::kFhirJson);
+  out->body = CopyString(kBody);
+  out->body_len = out->body != nullptr ? sizeof(kBody) - 1 : 0;
+}
+
+void ToC(const HttpResponse& r, fhirbulk_response_t* out) {
+  std::memset(out, 0, sizeof(*out));
+  out->status = r.status;
+  if (!r.content_type.empty()) {
+    out->content_type = CopyString(r.content_type);
+    out->body = CopyString(r.body);
+    if (out->content_type == nullptr || out->body == nullptr) throw std::bad_alloc();
+    out->body_len = r.body.size();
+  }
+  for (const auto& h : r.headers) {
+    if (out->nheaders == FHIRBULK_MAX_HEADERS) break;
+    fhirbulk_header_t& dst = out->headers[out->nheaders++];
+    dst.name = CopyString(h.first);
+    dst.value = CopyString(h.second);
+    if (dst.name == nullptr || dst.value == nullptr) throw std::bad_alloc();
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* options, char* err,
+                                          size_t err_len) {
+  try {
+    fhirbulk::ServerOptions o;
+    o.base_url = ToString(options->base_url);
+    o.conninfo = ToString(options->conninfo);
+    o.retry_after_unavailable = options->retry_after_unavailable;
+    auto server = fhirbulk::Server::Create(std::move(o));
+    if (!server.ok()) {
+      WriteError(err, err_len, server.status().message());
+      return nullptr;
+    }
+    auto* handle = new fhirbulk_server_s;
+    handle->server = std::move(server).value();
+    return handle;
+  } catch (const std::exception& e) {
+    WriteError(err, err_len, e.what());
+  } catch (...) {
+    WriteError(err, err_len, "unknown error");
+  }
+  return nullptr;
+}
+
+void fhirbulk_server_destroy(fhirbulk_server_t* server) { delete server; }
+
+fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
+                                         const fhirbulk_request_t* request,
+                                         fhirbulk_response_t* response) {
+  try {
+    HttpResponse r;
+    if (!server->server->HandleFast(FromC(request), &r)) return FHIRBULK_NEEDS_BLOCKING;
+    ToC(r, response);
+  } catch (...) {
+    fhirbulk_response_free(response);
+    InternalError(response);
+  }
+  return FHIRBULK_DONE;
+}
+
+void fhirbulk_handle_blocking(const fhirbulk_server_t* server, const fhirbulk_request_t* request,
+                              fhirbulk_response_t* response) {
+  try {
+    HttpResponse r;
+    server->server->HandleBlocking(FromC(request), &r);
+    ToC(r, response);
+  } catch (...) {
+    fhirbulk_response_free(response);
+    InternalError(response);
+  }
+}
+
+void fhirbulk_error_response(int status, const char* issue_code, const char* diagnostics,
+                             int retry_after, fhirbulk_response_t* response) {
+  try {
+    HttpResponse r = fhirbulk::OutcomeResponse(status, issue_code ? issue_code : "exception",
+                                               diagnostics ? diagnostics : "");
+    if (retry_after > 0) r.AddHeader("Retry-After", std::to_string(retry_after));
+    ToC(r, response);
+  } catch (...) {
+    fhirbulk_response_free(response);
+    InternalError(response);
+  }
+}
+
+void fhirbulk_response_free(fhirbulk_response_t* response) {
+  if (response == nullptr) return;
+  std::free(response->content_type);
+  std::free(response->body);
+  for (int i = 0; i < response->nheaders; i++) {
+    std::free(response->headers[i].name);
+    std::free(response->headers[i].value);
+  }
+  std::memset(response, 0, sizeof(*response));
+}
+
+const char* fhirbulk_version(void) { return fhirbulk::SoftwareVersion(); }
+
+}  // extern "C"

@@ -1,0 +1,20 @@
+// The CapabilityStatement served at [base]/metadata: what this server actually implements.
+// Built once per server (it depends only on configuration) and served from memory.
+
+#ifndef FHIRBULK_SERVER_CAPABILITY_H_
+#define FHIRBULK_SERVER_CAPABILITY_H_
+
+#include <string>
+
+namespace fhirbulk {
+
+struct CapabilityOptions {
+  std::string base_url;   // absolute, no trailing slash
+  std::string software_version;
+};
+
+std::string CapabilityStatementJson(const CapabilityOptions& options);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_SERVER_CAPABILITY_H_

@@ -1,0 +1,41 @@
+// HttpRequest and HttpResponse: the C++ view of one request to the FHIR endpoint and of its
+// answer, independent of nginx (the C ABI in c_api.cc converts from and to the C structs).
+
+#ifndef FHIRBULK_SERVER_HTTP_H_
+#define FHIRBULK_SERVER_HTTP_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fhirbulk {
+
+enum class HttpMethod { kOther, kGet, kHead, kPost, kDelete };
+
+struct HttpRequest {
+  HttpMethod method = HttpMethod::kGet;
+  std::string_view path;  // below the base: "" or "/..."
+  std::string_view query; // raw, undecoded, without '?'
+  std::string_view accept;
+  std::string_view prefer;
+  std::string_view content_type;
+  std::string_view body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type;  // empty: no body
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  void AddHeader(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+constexpr const char* kFhirJson = "application/fhir+json";
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_SERVER_HTTP_H_

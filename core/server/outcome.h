@@ -1,0 +1,43 @@
+// OperationOutcome responses, and the one place where a Status becomes an HTTP status.
+//
+// Every error the FHIR endpoint returns is an OperationOutcome (application/fhir+json) with
+// one issue per problem: severity, an issue code from the FHIR IssueType value set, and
+// diagnostics for humans. Unavailable statuses get Retry-After and the `transient` code, so
+// clients know a retry may succeed; nothing else is marked transient.
+
+#ifndef FHIRBULK_SERVER_OUTCOME_H_
+#define FHIRBULK_SERVER_OUTCOME_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/http.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+struct OutcomeIssue {
+  std::string severity = "error";  // fatal | error | warning | information
+  std::string code;                // e.g. invalid, not-supported, not-found, transient
+  std::string diagnostics;
+  std::string expression;          // optional FHIRPath, e.g. the parameter name
+};
+
+// Compact JSON of an OperationOutcome with these issues.
+std::string OperationOutcomeJson(const std::vector<OutcomeIssue>& issues);
+
+// A response with one error issue.
+HttpResponse OutcomeResponse(int http_status, std::string_view issue_code,
+                             std::string_view diagnostics);
+
+// Maps a non-OK Status to its response: 400 invalid/not-supported, 401, 403, 404, 429/503 with
+// Retry-After (retry_after seconds) for exhausted/unavailable, 500 otherwise.
+HttpResponse StatusResponse(const Status& status, int retry_after);
+
+int HttpStatusFor(const Status& status);
+const char* IssueCodeFor(const Status& status);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_SERVER_OUTCOME_H_

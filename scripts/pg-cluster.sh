@@ -59,8 +59,11 @@ cmd_start() {
     if cmd_status "$dir"; then
         return 0
     fi
+    # Keep the port of the first start: clients (nginx, workers) hold it in their conninfo,
+    # so a restarted database must come back where they look for it.
     local port
-    port=$(free_port)
+    if [ -f "$dir/port" ]; then port=$(cat "$dir/port"); else port=$(free_port); fi
+    echo "$port" >"$dir/port"
     as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/run/postgresql.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/run -c fsync=${PG_FSYNC:-on} -c max_connections=200 -c shared_buffers=256MB" \
         start >/dev/null || { tail -20 "$dir/run/postgresql.log" >&2; die "PostgreSQL did not start"; }

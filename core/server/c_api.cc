@@ -85,6 +85,10 @@ void ToC(const HttpResponse& r, fhirbulk_response_t* out) {
     if (out->content_type == nullptr || out->body == nullptr) throw std::bad_alloc();
     out->body_len = r.body.size();
   }
+  if (!r.log_message.empty()) {
+    out->log_message = CopyString(r.log_message);
+    if (out->log_message == nullptr) throw std::bad_alloc();
+  }
   for (const auto& h : r.headers) {
     if (out->nheaders == FHIRBULK_MAX_HEADERS) break;
     fhirbulk_header_t& dst = out->headers[out->nheaders++];
@@ -122,6 +126,11 @@ fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* optio
 }
 
 void fhirbulk_server_destroy(fhirbulk_server_t* server) { delete server; }
+
+fhirbulk_str_t fhirbulk_server_base_path(const fhirbulk_server_t* server) {
+  const std::string& p = server->server->base_path();
+  return fhirbulk_str_t{p.data(), p.size()};
+}
 
 fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
                                          const fhirbulk_request_t* request,
@@ -166,6 +175,7 @@ void fhirbulk_response_free(fhirbulk_response_t* response) {
   if (response == nullptr) return;
   std::free(response->content_type);
   std::free(response->body);
+  std::free(response->log_message);
   for (int i = 0; i < response->nheaders; i++) {
     std::free(response->headers[i].name);
     std::free(response->headers[i].value);

@@ -28,6 +28,9 @@ struct HttpResponse {
   std::string content_type;  // empty: no body
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // For the server's error log, never for the client: internal details such as database
+  // errors (the client gets a generic diagnostics text instead).
+  std::string log_message;
 
   void AddHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

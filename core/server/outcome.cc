@@ -76,7 +76,20 @@ const char* IssueCodeFor(const Status& s) {
 }
 
 HttpResponse StatusResponse(const Status& s, int retry_after) {
-  HttpResponse r = OutcomeResponse(HttpStatusFor(s), IssueCodeFor(s), s.message());
+  // Client errors explain themselves; server-side failures are logged in full and described
+  // generically, so database addresses and SQL never reach a client.
+  int http = HttpStatusFor(s);
+  std::string diagnostics = s.message();
+  std::string log;
+  if (s.code() == Status::Code::kUnavailable) {
+    diagnostics = "the database is unavailable; retry later";
+    log = s.ToString();
+  } else if (http >= 500) {
+    diagnostics = "internal error";
+    log = s.ToString();
+  }
+  HttpResponse r = OutcomeResponse(http, IssueCodeFor(s), diagnostics);
+  r.log_message = std::move(log);
   if ((s.code() == Status::Code::kUnavailable ||
        s.code() == Status::Code::kResourceExhausted) && retry_after > 0) {
     r.AddHeader("Retry-After", std::to_string(retry_after));

@@ -32,7 +32,8 @@ HttpResponse OutcomeResponse(int http_status, std::string_view issue_code,
                              std::string_view diagnostics);
 
 // Maps a non-OK Status to its response: 400 invalid/not-supported, 401, 403, 404, 429/503 with
-// Retry-After (retry_after seconds) for exhausted/unavailable, 500 otherwise.
+// Retry-After (retry_after seconds) for exhausted/unavailable, 500 otherwise. For 5xx the
+// client sees a generic diagnostics text; the Status goes to log_message.
 HttpResponse StatusResponse(const Status& status, int retry_after);
 
 int HttpStatusFor(const Status& status);

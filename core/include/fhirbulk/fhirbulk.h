@@ -50,6 +50,10 @@ FHIRBULK_EXPORT fhirbulk_server_t *fhirbulk_server_create(
     const fhirbulk_server_options_t *options, char *err, size_t err_len);
 FHIRBULK_EXPORT void fhirbulk_server_destroy(fhirbulk_server_t *server);
 
+/* The path part of the base URL ("/fhir"; "" for a base at the root). The module routes a
+ * request to the server only when its URI is below this path. Valid while server lives. */
+FHIRBULK_EXPORT fhirbulk_str_t fhirbulk_server_base_path(const fhirbulk_server_t *server);
+
 typedef enum {
     FHIRBULK_METHOD_OTHER = 0,
     FHIRBULK_METHOD_GET,
@@ -82,6 +86,7 @@ typedef struct {
     size_t              body_len;
     fhirbulk_header_t   headers[FHIRBULK_MAX_HEADERS];
     int                 nheaders;
+    char               *log_message;   /* for the error log, never the client; or NULL */
 } fhirbulk_response_t;
 
 typedef enum {

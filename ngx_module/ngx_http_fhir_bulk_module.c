@@ -1,0 +1,920 @@
+
+/*
+ * Copyright (C) ngx_fhir_bulk authors
+ * Licensed under the Apache License, Version 2.0.
+ *
+ * ngx_http_fhir_bulk_module: the nginx glue of the FHIR Bulk Data server.
+ *
+ * The module owns no FHIR logic: it turns an nginx request into a
+ * fhirbulk_request_t, asks the core (core/include/fhirbulk/fhirbulk.h) for the
+ * answer and writes it out.  The core answers in two halves so that the event
+ * loop never waits on PostgreSQL: fhirbulk_handle_fast() runs here, in the
+ * event loop; when it says the request needs the database, the module posts
+ * fhirbulk_handle_blocking() to an nginx thread pool and finishes the request
+ * in the task's completion event.  A full queue answers 503 + Retry-After.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "fhirbulk/fhirbulk.h"
+
+
+#if !(NGX_THREADS)
+#error ngx_http_fhir_bulk_module needs nginx built --with-threads
+#endif
+
+
+typedef struct {
+    ngx_flag_t            api;
+    ngx_str_t             base_url;
+    ngx_str_t             conninfo;
+    ngx_str_t             conninfo_file;
+    ngx_str_t             thread_pool_name;
+    ngx_int_t             retry_after;
+
+    ngx_thread_pool_t    *thread_pool;
+    fhirbulk_server_t    *server;
+} ngx_http_fhir_bulk_loc_conf_t;
+
+
+typedef struct {
+    fhirbulk_server_t    *server;
+    fhirbulk_request_t    request;
+    fhirbulk_response_t   response;
+} ngx_http_fhir_bulk_task_ctx_t;
+
+
+static ngx_int_t ngx_http_fhir_bulk_handler(ngx_http_request_t *r);
+static void ngx_http_fhir_bulk_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_fhir_bulk_process(ngx_http_request_t *r);
+static ngx_int_t ngx_http_fhir_bulk_init_request(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_loc_conf_t *flcf, fhirbulk_request_t *req);
+static ngx_int_t ngx_http_fhir_bulk_header_value(ngx_http_request_t *r,
+    const char *name, size_t name_len, fhirbulk_str_t *out);
+static ngx_int_t ngx_http_fhir_bulk_read_body(ngx_http_request_t *r,
+    fhirbulk_str_t *out);
+static void ngx_http_fhir_bulk_thread_handler(void *data, ngx_log_t *log);
+static void ngx_http_fhir_bulk_thread_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_fhir_bulk_send(ngx_http_request_t *r,
+    fhirbulk_response_t *resp);
+static ngx_int_t ngx_http_fhir_bulk_send_error(ngx_http_request_t *r,
+    ngx_int_t status, const char *issue_code, const char *diagnostics,
+    ngx_int_t retry_after);
+
+static void *ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_fhir_bulk_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_fhir_bulk_base_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_fhir_bulk_read_conninfo_file(ngx_conf_t *cf,
+    ngx_http_fhir_bulk_loc_conf_t *conf);
+static void ngx_http_fhir_bulk_cleanup_server(void *data);
+
+
+static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
+
+    { ngx_string("fhir_bulk_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_fhir_bulk_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_bulk_base_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_fhir_bulk_base_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, base_url),
+      NULL },
+
+    { ngx_string("fhir_bulk_pg_conninfo"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, conninfo),
+      NULL },
+
+    { ngx_string("fhir_bulk_pg_conninfo_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, conninfo_file),
+      NULL },
+
+    { ngx_string("fhir_bulk_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, thread_pool_name),
+      NULL },
+
+    { ngx_string("fhir_bulk_retry_after"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_fhir_bulk_retry_after,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_fhir_bulk_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_fhir_bulk_create_loc_conf,    /* create location configuration */
+    ngx_http_fhir_bulk_merge_loc_conf      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_fhir_bulk_module = {
+    NGX_MODULE_V1,
+    &ngx_http_fhir_bulk_module_ctx,        /* module context */
+    ngx_http_fhir_bulk_commands,           /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->method == NGX_HTTP_POST) {
+        /* the body is small (a Parameters resource): keep it in one buffer */
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                               ngx_http_fhir_bulk_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_fhir_bulk_process(r);
+}
+
+
+static void
+ngx_http_fhir_bulk_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_fhir_bulk_process(r));
+}
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_process(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_thread_task_t              *task;
+    fhirbulk_request_t              req;
+    fhirbulk_response_t             resp;
+    ngx_http_fhir_bulk_task_ctx_t  *ctx;
+    ngx_http_fhir_bulk_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_bulk_module);
+
+    rc = ngx_http_fhir_bulk_init_request(r, flcf, &req);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_NOT_FOUND,
+                   "not-found", "no route outside the FHIR base", 0);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ngx_memzero(&resp, sizeof(fhirbulk_response_t));
+
+    if (fhirbulk_handle_fast(flcf->server, &req, &resp) == FHIRBULK_DONE) {
+        rc = ngx_http_fhir_bulk_send(r, &resp);
+        fhirbulk_response_free(&resp);
+        return rc;
+    }
+
+    /*
+     * The request needs the database: run the blocking half in the thread
+     * pool.  Everything the thread reads lives in r->pool, which stays
+     * alive while the request is blocked.
+     */
+
+    task = ngx_thread_task_alloc(r->pool,
+                                 sizeof(ngx_http_fhir_bulk_task_ctx_t));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = task->ctx;
+    ctx->server = flcf->server;
+    ctx->request = req;
+    ngx_memzero(&ctx->response, sizeof(fhirbulk_response_t));
+
+    task->handler = ngx_http_fhir_bulk_thread_handler;
+    task->event.data = r;
+    task->event.handler = ngx_http_fhir_bulk_thread_done;
+
+    if (ngx_thread_task_post(flcf->thread_pool, task) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "fhir_bulk: thread pool \"%V\" queue is full",
+                      &flcf->thread_pool_name);
+
+        return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   "transient", "the server is busy, retry later",
+                   flcf->retry_after);
+    }
+
+    r->main->blocked++;
+    r->aio = 1;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_init_request(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_loc_conf_t *flcf, fhirbulk_request_t *req)
+{
+    fhirbulk_str_t  base;
+
+    ngx_memzero(req, sizeof(fhirbulk_request_t));
+
+    switch (r->method) {
+    case NGX_HTTP_GET:
+        req->method = FHIRBULK_METHOD_GET;
+        break;
+    case NGX_HTTP_HEAD:
+        req->method = FHIRBULK_METHOD_HEAD;
+        break;
+    case NGX_HTTP_POST:
+        req->method = FHIRBULK_METHOD_POST;
+        break;
+    case NGX_HTTP_DELETE:
+        req->method = FHIRBULK_METHOD_DELETE;
+        break;
+    default:
+        req->method = FHIRBULK_METHOD_OTHER;
+    }
+
+    /* route only what lies below the base path: "/fhir" or "/fhir/..." */
+
+    base = fhirbulk_server_base_path(flcf->server);
+
+    if (r->uri.len < base.len
+        || ngx_strncmp(r->uri.data, base.data, base.len) != 0
+        || (r->uri.len > base.len && r->uri.data[base.len] != '/'))
+    {
+        return NGX_DECLINED;
+    }
+
+    req->path.data = (const char *) r->uri.data + base.len;
+    req->path.len = r->uri.len - base.len;
+    req->query.data = (const char *) r->args.data;
+    req->query.len = r->args.len;
+
+    if (ngx_http_fhir_bulk_header_value(r, "Accept", sizeof("Accept") - 1,
+                                        &req->accept)
+        != NGX_OK
+        || ngx_http_fhir_bulk_header_value(r, "Prefer", sizeof("Prefer") - 1,
+                                           &req->prefer)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->headers_in.content_type) {
+        req->content_type.data =
+                           (const char *) r->headers_in.content_type->value.data;
+        req->content_type.len = r->headers_in.content_type->value.len;
+    }
+
+    if (r->method == NGX_HTTP_POST
+        && ngx_http_fhir_bulk_read_body(r, &req->body) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * All values of a request header, joined with ", " (RFC 9110 list
+ * semantics: "Prefer: a" + "Prefer: b" means "Prefer: a, b").
+ */
+
+static ngx_int_t
+ngx_http_fhir_bulk_header_value(ngx_http_request_t *r, const char *name,
+    size_t name_len, fhirbulk_str_t *out)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    out->data = NULL;
+    out->len = 0;
+
+    len = 0;
+    n = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len == name_len
+                && ngx_strncasecmp(h[i].key.data, (u_char *) name, name_len)
+                   == 0)
+            {
+                len += h[i].value.len + (n ? 2 : 0);
+                n++;
+            }
+        }
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = (const char *) p;
+    out->len = len;
+
+    n = 0;
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (h[i].key.len == name_len
+                && ngx_strncasecmp(h[i].key.data, (u_char *) name, name_len)
+                   == 0)
+            {
+                if (n++) {
+                    *p++ = ','; *p++ = ' ';
+                }
+
+                p = ngx_cpymem(p, h[i].value.data, h[i].value.len);
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_read_body(ngx_http_request_t *r, fhirbulk_str_t *out)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    out->data = NULL;
+    out->len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = (const char *) p;
+    out->len = (size_t) len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            /* a body larger than client_body_buffer_size went to a temp file */
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* runs in a thread-pool thread: no nginx API calls here */
+
+static void
+ngx_http_fhir_bulk_thread_handler(void *data, ngx_log_t *log)
+{
+    ngx_http_fhir_bulk_task_ctx_t  *ctx = data;
+
+    fhirbulk_handle_blocking(ctx->server, &ctx->request, &ctx->response);
+}
+
+
+static void
+ngx_http_fhir_bulk_thread_done(ngx_event_t *ev)
+{
+    ngx_int_t                       rc;
+    ngx_connection_t               *c;
+    ngx_thread_task_t              *task;
+    ngx_http_request_t             *r;
+    ngx_http_fhir_bulk_task_ctx_t  *ctx;
+
+    r = ev->data;
+    c = r->connection;
+
+    /* the event is the first member of the task: recover the task */
+    task = (ngx_thread_task_t *) ((u_char *) ev
+                                  - offsetof(ngx_thread_task_t, event));
+    ctx = task->ctx;
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    ngx_http_set_log_request(c->log, r);
+
+    if (c->error) {
+        /* the request was terminated while the thread worked */
+        fhirbulk_response_free(&ctx->response);
+        ngx_http_finalize_request(r, NGX_ERROR);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    rc = ngx_http_fhir_bulk_send(r, &ctx->response);
+    fhirbulk_response_free(&ctx->response);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_send(ngx_http_request_t *r, fhirbulk_response_t *resp)
+{
+    int               i;
+    size_t            len;
+    u_char           *p;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_uint_t        level;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    if (resp->log_message) {
+        level = (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR)
+                ? NGX_LOG_ERR : NGX_LOG_INFO;
+        ngx_log_error(level, r->connection->log, 0, "fhir_bulk: %s",
+                      resp->log_message);
+    }
+
+    r->headers_out.status = resp->status;
+
+    for (i = 0; i < resp->nheaders; i++) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+
+        len = ngx_strlen(resp->headers[i].name);
+        h->key.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                      len, (u_char *) resp->headers[i].name });
+        h->key.len = len;
+
+        len = ngx_strlen(resp->headers[i].value);
+        h->value.data = ngx_pstrdup(r->pool, &(ngx_str_t) {
+                                      len, (u_char *) resp->headers[i].value });
+        h->value.len = len;
+
+        if (h->key.data == NULL || h->value.data == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (resp->content_type == NULL) {
+        r->header_only = 1;
+        r->headers_out.content_length_n = 0;
+        return ngx_http_send_header(r);
+    }
+
+    len = ngx_strlen(resp->content_type);
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, resp->content_type, len);
+    r->headers_out.content_type.data = p;
+    r->headers_out.content_type.len = len;
+    r->headers_out.content_type_len = len;
+    r->headers_out.content_length_n = resp->body_len;
+
+    if (r->method == NGX_HTTP_HEAD || resp->body_len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, resp->body_len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, resp->body, resp->body_len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_send_error(ngx_http_request_t *r, ngx_int_t status,
+    const char *issue_code, const char *diagnostics, ngx_int_t retry_after)
+{
+    ngx_int_t            rc;
+    fhirbulk_response_t  resp;
+
+    ngx_memzero(&resp, sizeof(fhirbulk_response_t));
+
+    fhirbulk_error_response((int) status, issue_code, diagnostics,
+                            (int) retry_after, &resp);
+
+    rc = ngx_http_fhir_bulk_send(r, &resp);
+    fhirbulk_response_free(&resp);
+
+    return rc;
+}
+
+
+static void *
+ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_fhir_bulk_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_fhir_bulk_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->base_url = { 0, NULL };
+     *     conf->conninfo = { 0, NULL };
+     *     conf->conninfo_file = { 0, NULL };
+     *     conf->thread_pool_name = { 0, NULL };
+     *     conf->thread_pool = NULL;
+     *     conf->server = NULL;
+     */
+
+    conf->api = NGX_CONF_UNSET;
+    conf->retry_after = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_fhir_bulk_loc_conf_t *prev = parent;
+    ngx_http_fhir_bulk_loc_conf_t *conf = child;
+
+    char                       err[512];
+    ngx_pool_cleanup_t        *cln;
+    fhirbulk_server_options_t  opts;
+
+    /* not inherited: the content handler is per location, too */
+    if (conf->api == NGX_CONF_UNSET) {
+        conf->api = 0;
+    }
+
+    ngx_conf_merge_str_value(conf->base_url, prev->base_url, "");
+    ngx_conf_merge_str_value(conf->conninfo, prev->conninfo, "");
+    ngx_conf_merge_str_value(conf->conninfo_file, prev->conninfo_file, "");
+    ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
+                             "default");
+    ngx_conf_merge_value(conf->retry_after, prev->retry_after, 5);
+
+    if (!conf->api) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->base_url.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_api\" requires \"fhir_bulk_base_url\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->conninfo.len && conf->conninfo_file.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_pg_conninfo\" and "
+                           "\"fhir_bulk_pg_conninfo_file\" are exclusive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->conninfo_file.len
+        && ngx_http_fhir_bulk_read_conninfo_file(cf, conf) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->conninfo.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_api\" requires \"fhir_bulk_pg_conninfo\" "
+                           "or \"fhir_bulk_pg_conninfo_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+    if (conf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* a location that inherits everything shares its parent's server */
+
+    if (prev->server != NULL
+        && prev->base_url.len == conf->base_url.len
+        && ngx_strncmp(prev->base_url.data, conf->base_url.data,
+                       conf->base_url.len) == 0
+        && prev->conninfo.len == conf->conninfo.len
+        && ngx_strncmp(prev->conninfo.data, conf->conninfo.data,
+                       conf->conninfo.len) == 0
+        && prev->retry_after == conf->retry_after)
+    {
+        conf->server = prev->server;
+        return NGX_CONF_OK;
+    }
+
+    ngx_memzero(&opts, sizeof(fhirbulk_server_options_t));
+    opts.base_url.data = (const char *) conf->base_url.data;
+    opts.base_url.len = conf->base_url.len;
+    opts.conninfo.data = (const char *) conf->conninfo.data;
+    opts.conninfo.len = conf->conninfo.len;
+    opts.retry_after_unavailable = (int) conf->retry_after;
+
+    err[0] = '\0';
+    conf->server = fhirbulk_server_create(&opts, err, sizeof(err));
+
+    if (conf->server == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_bulk: invalid configuration: %s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        fhirbulk_server_destroy(conf->server);
+        conf->server = NULL;
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_fhir_bulk_cleanup_server;
+    cln->data = conf->server;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_bulk_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_bulk_loc_conf_t *flcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (flcf->api != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    flcf->api = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_fhir_bulk_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_bulk_base_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_bulk_loc_conf_t *flcf = conf;
+
+    ngx_str_t  *value, url;
+
+    if (flcf->base_url.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    url = value[1];
+
+    if (!(url.len > 7 && ngx_strncasecmp(url.data, (u_char *) "http://", 7)
+                         == 0)
+        && !(url.len > 8 && ngx_strncasecmp(url.data, (u_char *) "https://", 8)
+                            == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive: "
+                           "an absolute http:// or https:// URL is required",
+                           &url, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    while (url.len > 1 && url.data[url.len - 1] == '/') {
+        url.len--;
+    }
+
+    flcf->base_url = url;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_bulk_loc_conf_t *flcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (flcf->retry_after != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n < 1 || n > 3600) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive: "
+                           "seconds from 1 to 3600 are required",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    flcf->retry_after = n;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The conninfo file keeps the database password out of the (usually world
+ * readable) nginx configuration.  It is read once, by the master, at
+ * configuration time; surrounding white space is ignored.
+ */
+
+static char *
+ngx_http_fhir_bulk_read_conninfo_file(ngx_conf_t *cf,
+    ngx_http_fhir_bulk_loc_conf_t *conf)
+{
+    u_char           *buf, *start, *end;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         name;
+    ngx_file_info_t   fi;
+
+    name = conf->conninfo_file;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"fhir_bulk_pg_conninfo_file\": cannot open \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 64 * 1024)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_pg_conninfo_file\": \"%V\" is not a "
+                           "readable file of at most 64k", &name);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    buf = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
+    if (buf == NULL) {
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, (size_t) ngx_file_size(&fi));
+    ngx_close_file(fd);
+
+    if (n < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"fhir_bulk_pg_conninfo_file\": cannot read \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    start = buf;
+    end = buf + n;
+
+    while (start < end && (*start == ' ' || *start == '\t'
+                           || *start == '\r' || *start == '\n'))
+    {
+        start++;
+    }
+
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'
+                           || end[-1] == '\r' || end[-1] == '\n'))
+    {
+        end--;
+    }
+
+    if (start == end) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_pg_conninfo_file\": \"%V\" is empty",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    conf->conninfo.data = start;
+    conf->conninfo.len = end - start;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_fhir_bulk_cleanup_server(void *data)
+{
+    fhirbulk_server_destroy(data);
+}

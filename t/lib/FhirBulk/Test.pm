@@ -1,0 +1,289 @@
+package FhirBulk::Test;
+
+# A private nginx with the module and a private PostgreSQL per test file, on free loopback
+# ports, in a temporary directory. Core Perl only (plus Debian's perl packages).
+#
+#   my $t = FhirBulk::Test->new;           # temp dir, no services yet
+#   $t->start_pg;                          # initdb + start + migrate (scripts/pg-cluster.sh)
+#   $t->write_conf(<<'EOF');               # the http{} body; %%PORT%% %%BASE_URL%%
+#       server { ... }                     #   %%CONNINFO_FILE%% %%TESTDIR%% are expanded
+#   EOF
+#   $t->start_nginx;
+#   my $res = $t->get('/fhir/metadata');   # HTTP::Tiny response hash (+ ->{json})
+#   $t->finish;                            # stops everything, checks the error log
+#
+# TEST_LEAVE=1 keeps the directory; TEST_VERBOSE_LOG=1 prints nginx's error log at finish.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our $REPO = abs_path(dirname(__FILE__) . '/../../..');
+our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+our $MODULE = $ENV{FHIR_BULK_MODULE} || "$REPO/build/nginx/ngx_http_fhir_bulk_module.so";
+our $BIN = $ENV{FHIR_BULK_BIN} || "$REPO/build/bin/fhir-bulk";
+
+sub new {
+    my ($class, %opt) = @_;
+    for my $f ($NGINX, $MODULE, $BIN) {
+        die "missing $f: build with 'make' first\n" unless -e $f;
+    }
+    my $dir = tempdir('fhir-bulk-t-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{TEST_LEAVE});
+    chmod 0755, $dir;
+    diag("test directory: $dir") if $ENV{TEST_LEAVE};
+    my $self = bless {
+        dir => $dir,
+        port => free_port(),
+        http => HTTP::Tiny->new(timeout => 30, max_redirect => 0, keep_alive => 0),
+        %opt,
+    }, $class;
+    $self->{base_url} = "http://127.0.0.1:$self->{port}/fhir";
+    return $self;
+}
+
+sub dir { $_[0]{dir} }
+sub port { $_[0]{port} }
+sub base_url { $_[0]{base_url} }
+sub conninfo { $_[0]{conninfo} }
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp') or die "no free port: $!";
+    return $s->sockport;
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+sub start_pg {
+    my ($self) = @_;
+    my $pgdir = "$self->{dir}/pg";
+    local $ENV{PG_FSYNC} = 'off';
+    system("$REPO/scripts/pg-cluster.sh", 'start', $pgdir) == 0
+        or die "cannot start PostgreSQL in $pgdir\n";
+    open(my $fh, '<', "$pgdir/env") or die "no $pgdir/env: $!";
+    while (<$fh>) {
+        $self->{conninfo} = $1 if /^PG_CONNINFO=(.*)$/;
+    }
+    close $fh;
+    $self->{conninfo} =~ s/^'(.*)'$/$1/;
+    $self->{conninfo} =~ s/\\ / /g;
+    $self->{pg_started} = 1;
+    unless ($self->{migrated}++) {
+        $self->run_tool('migrate', '--quiet') == 0 or die "migrate failed\n";
+    }
+    return $self;
+}
+
+sub stop_pg {
+    my ($self) = @_;
+    system("$REPO/scripts/pg-cluster.sh", 'stop', "$self->{dir}/pg") == 0
+        or die "cannot stop PostgreSQL\n";
+    $self->{pg_started} = 0;
+    return $self;
+}
+
+sub conninfo_file { "$_[0]{dir}/pg/nginx-conninfo" }
+
+# Runs `fhir-bulk ARGS --db <conninfo>`; returns the exit status (0 = success).
+sub run_tool {
+    my ($self, @args) = @_;
+    my $status = system($BIN, @args, '--db', $self->{conninfo});
+    return $status == -1 ? 255 : $status >> 8;
+}
+
+# Runs a SQL statement with psql; returns its trimmed output.
+sub psql {
+    my ($self, $sql) = @_;
+    open(my $fh, '-|', 'psql', $self->{conninfo}, '-X', '-q', '-A', '-t', '-v',
+         'ON_ERROR_STOP=1', '-c', $sql) or die "psql: $!";
+    local $/;
+    my $out = <$fh>;
+    close $fh or die "psql failed: $sql\n";
+    $out //= '';
+    $out =~ s/\s+$//;
+    return $out;
+}
+
+# --- nginx --------------------------------------------------------------------------------
+
+sub expand {
+    my ($self, $text) = @_;
+    my %vars = (
+        PORT => $self->{port},
+        BASE_URL => $self->{base_url},
+        CONNINFO_FILE => $self->conninfo_file,
+        TESTDIR => $self->{dir},
+        REPO => $REPO,
+    );
+    $text =~ s/%%(\w+)%%/exists $vars{$1} ? $vars{$1} : die "unknown %%$1%%\n"/ge;
+    return $text;
+}
+
+# Writes nginx.conf: the globals (module, pid, logs, temp paths) around the given http{} body.
+# main_extra goes to the main context (e.g. thread_pool lines).
+sub write_conf {
+    my ($self, $http_body, %opt) = @_;
+    my $d = $self->{dir};
+    mkdir "$d/temp";
+    my $main_extra = $self->expand($opt{main} // '');
+    my $conf = <<"EOF";
+load_module $MODULE;
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+$main_extra
+events { worker_connections 256; }
+http {
+    access_log $d/access.log;
+    client_body_temp_path $d/temp/body;
+    proxy_temp_path $d/temp/proxy;
+    fastcgi_temp_path $d/temp/fastcgi;
+    uwsgi_temp_path $d/temp/uwsgi;
+    scgi_temp_path $d/temp/scgi;
+EOF
+    $conf .= $self->expand($http_body) . "}\n";
+    open(my $fh, '>', "$d/nginx.conf") or die "$d/nginx.conf: $!";
+    print $fh $conf;
+    close $fh;
+    return $self;
+}
+
+# The standard FHIR endpoint configuration.
+sub default_http_conf {
+    my (%opt) = @_;
+    my $extra = $opt{location_extra} // '';
+    return <<"EOF";
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /fhir {
+            fhir_bulk_api;
+            fhir_bulk_base_url %%BASE_URL%%;
+            fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%;
+            fhir_bulk_retry_after 7;
+            $extra
+        }
+    }
+EOF
+}
+
+# nginx -t on the current configuration: returns (exit status, combined output).
+sub nginx_test {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my $out = `$NGINX -t -p $d -c $d/nginx.conf -e $d/error-t.log 2>&1`;
+    my $status = $?;
+    return ($status, $out);
+}
+
+sub start_nginx {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my ($status, $out) = $self->nginx_test;
+    die "nginx -t failed:\n$out" if $status != 0;
+    system($NGINX, '-p', $d, '-c', "$d/nginx.conf", '-e', "$d/error.log") == 0
+        or die "nginx did not start\n";
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        if (-s "$d/nginx.pid") {
+            my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
+                                          Proto => 'tcp');
+            if ($s) { close $s; $self->{nginx_started} = 1; return $self; }
+        }
+        sleep 0.05;
+    }
+    die "nginx is not listening on $self->{port}\n";
+}
+
+sub nginx_pid {
+    my ($self) = @_;
+    open(my $fh, '<', "$self->{dir}/nginx.pid") or return undef;
+    my $pid = <$fh>;
+    close $fh;
+    chomp $pid;
+    return $pid;
+}
+
+sub nginx_alive {
+    my ($self) = @_;
+    my $pid = $self->nginx_pid;
+    return $pid && kill(0, $pid);
+}
+
+sub stop_nginx {
+    my ($self) = @_;
+    my $pid = $self->nginx_pid or return $self;
+    kill 'QUIT', $pid;
+    my $deadline = time + 30;
+    while (kill(0, $pid) && time < $deadline) { sleep 0.05; }
+    kill 'TERM', $pid if kill(0, $pid);
+    $self->{nginx_started} = 0;
+    return $self;
+}
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+# request(METHOD, PATH_OR_URL, {headers}, body): HTTP::Tiny's response, plus {json} when the
+# body parses as JSON. Paths are relative to http://127.0.0.1:PORT.
+sub request {
+    my ($self, $method, $path, $headers, $body) = @_;
+    my $url = $path =~ m{^https?://} ? $path : "http://127.0.0.1:$self->{port}$path";
+    my %o = (headers => $headers // {});
+    $o{content} = $body if defined $body;
+    my $res = $self->{http}->request($method, $url, \%o);
+    if (length($res->{content} // '')) {
+        $res->{json} = eval { decode_json($res->{content}) };
+    }
+    return $res;
+}
+
+sub get { my ($self, $path, $h) = @_; return $self->request('GET', $path, $h); }
+
+# Checks that a response is an OperationOutcome with the given status (and issue code).
+sub is_outcome {
+    my ($self, $res, $status, $code, $name) = @_;
+    $name //= "$status OperationOutcome";
+    my $ok = $res->{status} == $status
+        && ($res->{headers}{'content-type'} // '') =~ m{^application/fhir\+json}
+        && ref $res->{json} eq 'HASH'
+        && ($res->{json}{resourceType} // '') eq 'OperationOutcome'
+        && ref $res->{json}{issue} eq 'ARRAY'
+        && @{ $res->{json}{issue} } > 0
+        && (!defined $code || $res->{json}{issue}[0]{code} eq $code);
+    ok($ok, $name) or diag("got $res->{status}: " . ($res->{content} // ''));
+    return $ok;
+}
+
+# --- teardown -----------------------------------------------------------------------------
+
+# Stops everything and checks the error log for crashes and alerts (one test).
+sub finish {
+    my ($self) = @_;
+    $self->stop_nginx if $self->{nginx_started};
+    $self->stop_pg if $self->{pg_started};
+    my $log = '';
+    if (open(my $fh, '<', "$self->{dir}/error.log")) { local $/; $log = <$fh>; close $fh; }
+    diag($log) if $ENV{TEST_VERBOSE_LOG};
+    my @bad = grep { /\[(alert|emerg|crit)\]|exited on signal/ } split /\n/, $log;
+    ok(!@bad, 'no alerts, crashes or emergencies in the nginx error log')
+        or diag(join("\n", @bad));
+    $self->{finished} = 1;
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    return if $self->{finished};
+    local $?;
+    eval { $self->stop_nginx if $self->{nginx_started}; };
+    eval { $self->stop_pg if $self->{pg_started}; };
+}
+
+1;

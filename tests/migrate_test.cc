@@ -1,0 +1,71 @@
+#include "db/migrate.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "test_db.h"
+
+namespace fhirbulk {
+
+TEST(MigrationsTest, EmbeddedInVersionOrder) {
+  const auto& m = BuiltinMigrations();
+  ASSERT_FALSE(m.empty());
+  for (size_t i = 0; i < m.size(); i++) {
+    EXPECT_EQ(m[i].version, static_cast<int>(i) + 1) << m[i].name;
+    EXPECT_NE(std::string(m[i].sql).find("CREATE"), std::string::npos) << m[i].name;
+  }
+}
+
+TEST(MigrateDbTest, IdempotentAndVersioned) {
+  FHIRBULK_REQUIRE_TEST_DB();
+  auto conn = ConnectTestDb();
+  ASSERT_NE(conn, nullptr);
+  std::vector<std::string> applied;
+  ASSERT_TRUE(Migrate(conn.get(), &applied).ok());
+  EXPECT_TRUE(applied.empty()) << "second run applied " << applied.size();
+  auto v = SchemaVersion(conn.get());
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, BuiltinMigrations().back().version);
+  auto rows = conn->Exec("SELECT count(*) FROM schema_version");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->int64(0, 0), static_cast<long long>(BuiltinMigrations().size()));
+}
+
+TEST(MigrateDbTest, ConcurrentCallersAreSafe) {
+  FHIRBULK_REQUIRE_TEST_DB();
+  Status results[4];
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; i++) {
+    threads.emplace_back([&results, i] {
+      auto conn = PgConnection::Connect(TestConninfo());
+      results[i] = conn.ok() ? Migrate(conn->get(), nullptr) : conn.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(PgConnectionTest, UnreachableServerIsUnavailable) {
+  auto conn = PgConnection::Connect("host=127.0.0.1 port=1 dbname=x connect_timeout=2");
+  ASSERT_FALSE(conn.ok());
+  EXPECT_EQ(conn.status().code(), Status::Code::kUnavailable);
+}
+
+TEST(PgConnectionTest, ParametersAndErrors) {
+  FHIRBULK_REQUIRE_TEST_DB();
+  auto conn = ConnectTestDb();
+  ASSERT_NE(conn, nullptr);
+  auto r = conn->Exec("SELECT $1::text || $2::text, $3::text IS NULL", {"a'b", "c", std::nullopt});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->str(0, 0), "a'bc");
+  EXPECT_EQ(r->str(0, 1), "t");
+  auto bad = conn->Exec("SELECT 1/0");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("22012"), std::string::npos);
+  auto syntax = conn->Exec("SELEC 1");
+  EXPECT_EQ(syntax.status().code(), Status::Code::kInternal);
+  EXPECT_TRUE(conn->healthy());
+}
+
+}  // namespace fhirbulk

@@ -23,6 +23,9 @@ struct ThreadConnection {
   Status last_error;
 };
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(500);
+// The module's statements are short; a statement stuck longer (a lock, an overloaded server)
+// must not hold a pool thread, and with it a queue of clients, indefinitely.
+constexpr const char* kSetStatementTimeout = "SET statement_timeout = 10000";
 
 thread_local ThreadConnection t_conn;
 
@@ -114,6 +117,11 @@ Status Server::WithConnection(const std::function<Status(PgConnection*)>& fn) co
         return c.status();
       }
       tc.conn = std::move(c).value();
+      auto set = tc.conn->Exec(kSetStatementTimeout);
+      if (!set.ok()) {
+        tc.conn.reset();
+        return set.status();
+      }
       fresh = true;
     }
     Status s = fn(tc.conn.get());

@@ -44,6 +44,7 @@ sub new {
         dir => $dir,
         port => free_port(),
         http => HTTP::Tiny->new(timeout => 30, max_redirect => 0, keep_alive => 0),
+        owner_pid => $$,
         %opt,
     }, $class;
     $self->{base_url} = "http://127.0.0.1:$self->{port}/fhir";
@@ -280,7 +281,8 @@ sub finish {
 
 sub DESTROY {
     my ($self) = @_;
-    return if $self->{finished};
+    # a forked child (a concurrent client in a test) must not stop the services
+    return if $self->{finished} || $$ != $self->{owner_pid};
     local $?;
     eval { $self->stop_nginx if $self->{nginx_started}; };
     eval { $self->stop_pg if $self->{pg_started}; };

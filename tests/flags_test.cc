@@ -26,8 +26,8 @@ TEST(FlagParserTest, ParsesAllKinds) {
   p.AddBool("quiet", &quiet, "shh");
   p.AddDouble("rate", &rate, "rate");
   p.AddRepeated("type", &types, "types");
-  ASSERT_TRUE(ParseArgs(&p, {"--db=host=x", "--patients", "12", "--quiet", "--rate=1.5",
-                             "--type", "A", "--type=B", "file1", "--", "--file2"})
+  ASSERT_TRUE(ParseArgs(&p, {"--db=host=x", "--patients", "12", "--quiet", "--rate=1.5", "--type",
+                             "A", "--type=B", "file1", "--", "--file2"})
                   .ok());
   EXPECT_EQ(db, "host=x");
   EXPECT_EQ(n, 12);

@@ -10,7 +10,10 @@
 
 namespace fhirbulk {
 
-// True for every resource type defined by FHIR R4 (Patient, Observation, ..., 145 of them).
+// True for every concrete resource type defined by FHIR R4 4.0.1 (Patient, Observation, ...):
+// 146 of them: the 145 types R4's CompartmentDefinitions enumerate plus Parameters (a resource
+// in R4's resource-types code system, but never stored, so left out of compartments).
+// Case-sensitive.
 bool IsR4ResourceType(std::string_view type);
 
 // All R4 resource types, in alphabetical order.
@@ -20,7 +23,7 @@ const std::vector<std::string_view>& R4ResourceTypes();
 // search parameter); Patient itself counts.
 bool IsPatientCompartmentType(std::string_view type);
 
-// The compartment types, alphabetical.
+// The compartment types, alphabetical: 66, Patient included.
 const std::vector<std::string_view>& PatientCompartmentTypes();
 
 }  // namespace fhirbulk

@@ -16,6 +16,9 @@
 --   refs      reference search values as 'param=Type/id'.
 --   date_params/date_lo/date_hi  parallel arrays: each date search value as an inclusive
 --             [lo, hi] instant range (a dateTime of day precision covers the whole day).
+--   outrefs   every relative reference 'Type/id' to a type outside the Patient compartment
+--             (Practitioner, Organization, Location, Medication ...): the supporting resources
+--             a Patient or Group export adds.
 -- Version and lastUpdated: `version` is meta.versionId; `last_updated` is meta.lastUpdated and
 -- is taken from the clock after the writing transaction holds its xid (see the loader), so an
 -- export can pick a transactionTime and wait for older writers to finish.
@@ -34,6 +37,7 @@ CREATE TABLE resource (
     date_params   text[],
     date_lo       timestamptz[],
     date_hi       timestamptz[],
+    outrefs       text[],
     PRIMARY KEY (res_type, res_id),
     CHECK (deleted OR body IS NOT NULL)
 ) PARTITION BY LIST (res_type);

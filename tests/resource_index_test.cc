@@ -781,3 +781,26 @@ TEST(ResourceIndexTest, IndexesARealSyntheaBundle) {
 
 }  // namespace
 }  // namespace fhirbulk
+
+namespace fhirbulk {
+
+TEST(ResourceIndexOutRefsTest, CollectsSupportingReferencesAtAnyDepth) {
+  rapidjson::Document doc;
+  doc.Parse(R"({"resourceType":"Encounter","id":"e1",
+    "subject":{"reference":"Patient/p1"},
+    "participant":[{"individual":{"reference":"Practitioner/dr1"}},
+                   {"individual":{"reference":"Practitioner/dr1"}}],
+    "location":[{"location":{"reference":"Location/l1"}}],
+    "serviceProvider":{"reference":"Organization/o1"},
+    "basedOn":[{"reference":"ServiceRequest/s1"}],
+    "contained":[{"resourceType":"Medication","id":"m",
+                  "manufacturer":{"reference":"Organization/o2"}}],
+    "partOf":{"reference":"http://other.example/fhir/Organization/x"}})");
+  ASSERT_FALSE(doc.HasParseError());
+  ResourceIndex index;
+  ASSERT_TRUE(IndexResource(doc, &index).ok());
+  EXPECT_EQ(index.outrefs, (std::vector<std::string>{"Location/l1", "Organization/o1",
+                                                     "Organization/o2", "Practitioner/dr1"}));
+}
+
+}  // namespace fhirbulk

@@ -269,11 +269,39 @@ bool ParseRelativeReference(std::string_view reference, RelativeReference* out) 
   return true;
 }
 
+namespace {
+
+// Collects references to non-compartment types from every "reference" member, at any depth.
+void CollectOutRefs(const Value& v, std::vector<std::string>* out) {
+  if (v.IsObject()) {
+    for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+      if (it->value.IsString() &&
+          std::string_view(it->name.GetString(), it->name.GetStringLength()) == "reference") {
+        RelativeReference ref;
+        std::string_view text(it->value.GetString(), it->value.GetStringLength());
+        if (ParseRelativeReference(text, &ref) && !IsPatientCompartmentType(ref.type)) {
+          std::string key(ref.type);
+          key += '/';
+          key.append(ref.id.data(), ref.id.size());
+          out->push_back(std::move(key));
+        }
+      } else if (it->value.IsObject() || it->value.IsArray()) {
+        CollectOutRefs(it->value, out);
+      }
+    }
+  } else if (v.IsArray()) {
+    for (const Value& item : v.GetArray()) CollectOutRefs(item, out);
+  }
+}
+
+}  // namespace
+
 Status IndexResource(const rapidjson::Value& resource, ResourceIndex* out) {
   out->patients.clear();
   out->tokens.clear();
   out->refs.clear();
   out->dates.clear();
+  out->outrefs.clear();
   std::string_view type;
   FHIRBULK_RETURN_IF_ERROR(RequireResourceType(resource, &type));
 
@@ -285,6 +313,9 @@ Status IndexResource(const rapidjson::Value& resource, ResourceIndex* out) {
   for (const SearchParamDef& def : SearchParamsForType(type)) indexer.IndexParam(resource, def);
   for (const SearchParamDef& def : CommonSearchParams()) indexer.IndexParam(resource, def);
   indexer.Finish();
+  CollectOutRefs(resource, &out->outrefs);
+  std::sort(out->outrefs.begin(), out->outrefs.end());
+  out->outrefs.erase(std::unique(out->outrefs.begin(), out->outrefs.end()), out->outrefs.end());
   return Status::OK();
 }
 

@@ -59,6 +59,10 @@ struct ResourceIndex {
   std::vector<std::string> tokens;
   std::vector<std::string> refs;
   std::vector<DateIndexValue> dates;
+  // Every relative reference ("Type/id") anywhere in the resource to a type outside the Patient
+  // compartment (Practitioner, Organization, Location, Medication, ...): what a Patient or
+  // Group export adds as supporting resources. Sorted, unique.
+  std::vector<std::string> outrefs;
 };
 
 // Replaces *out with the index of `resource`.

@@ -34,6 +34,10 @@ typedef struct {
     ngx_str_t             conninfo_file;
     ngx_str_t             thread_pool_name;
     ngx_int_t             retry_after;
+    ngx_str_t             export_dir;
+    ngx_int_t             max_active_exports;
+    ngx_flag_t            strict_headers;
+    ngx_str_t             files_dir;
 
     ngx_thread_pool_t    *thread_pool;
     fhirbulk_server_t    *server;
@@ -64,12 +68,19 @@ static ngx_int_t ngx_http_fhir_bulk_send_error(ngx_http_request_t *r,
     ngx_int_t status, const char *issue_code, const char *diagnostics,
     ngx_int_t retry_after);
 
+static ngx_int_t ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_fhir_bulk_valid_file_path(ngx_str_t *rel);
+static ngx_int_t ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
+    ngx_str_t *path, ngx_open_file_info_t *of);
+
 static void *ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_fhir_bulk_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_fhir_bulk_base_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_fhir_bulk_files(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -83,6 +94,13 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
     { ngx_string("fhir_bulk_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_fhir_bulk_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_bulk_files"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_fhir_bulk_files,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -120,6 +138,27 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       ngx_http_fhir_bulk_retry_after,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("fhir_bulk_export_dir"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, export_dir),
+      NULL },
+
+    { ngx_string("fhir_bulk_max_active_exports"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, max_active_exports),
+      NULL },
+
+    { ngx_string("fhir_bulk_strict_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, strict_headers),
       NULL },
 
       ngx_null_command
@@ -613,6 +652,297 @@ ngx_http_fhir_bulk_send_error(ngx_http_request_t *r, ngx_int_t status,
 }
 
 
+/*
+ * Export files: GET/HEAD <location>/<job id>/<file name> from the export
+ * directory, the way the static module serves files (open file cache,
+ * sendfile, Range, ETag, Last-Modified, conditional requests), plus what
+ * a bulk-data client needs: the NDJSON media type, the precompressed
+ * "<file>.gz" twin with Content-Encoding: gzip when the client accepts it
+ * (never compressing per request), and OperationOutcome errors.  Names are
+ * checked against the pattern workers write, so no other file is reachable.
+ */
+
+static ngx_int_t
+ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
+{
+    u_char                         *last;
+    size_t                          root;
+    ngx_int_t                       rc;
+    ngx_str_t                       rel, path;
+    ngx_buf_t                      *b;
+    ngx_uint_t                      gzip;
+    ngx_chain_t                     out;
+    ngx_table_elt_t                *h;
+    ngx_open_file_info_t            of;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_fhir_bulk_loc_conf_t  *flcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        rc = ngx_http_fhir_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                 "not-supported", "export files support GET and HEAD only",
+                 0);
+        return rc;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_bulk_module);
+
+    if (r->uri.len <= clcf->name.len
+        || ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) != 0)
+    {
+        goto not_found;
+    }
+
+    rel.data = r->uri.data + clcf->name.len;
+    rel.len = r->uri.len - clcf->name.len;
+
+    if (ngx_http_fhir_bulk_valid_file_path(&rel) != NGX_OK) {
+        goto not_found;
+    }
+
+    /* "<dir>/<job>/<file>" plus room for ".gz" */
+
+    root = flcf->files_dir.len;
+    path.data = ngx_pnalloc(r->pool, root + 1 + rel.len + sizeof(".gz"));
+    if (path.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = ngx_cpymem(path.data, flcf->files_dir.data, root);
+    *last++ = '/';
+    last = ngx_cpymem(last, rel.data, rel.len);
+
+    gzip = 0;
+
+#if (NGX_HTTP_GZIP)
+    if (ngx_http_gzip_ok(r) == NGX_OK) {
+        ngx_memcpy(last, ".gz", sizeof(".gz"));
+        path.len = last + 3 - path.data;
+
+        rc = ngx_http_fhir_bulk_open_file(r, &path, &of);
+
+        if (rc == NGX_OK) {
+            gzip = 1;
+
+        } else if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+#endif
+
+    if (!gzip) {
+        *last = '\0';
+        path.len = last - path.data;
+
+        rc = ngx_http_fhir_bulk_open_file(r, &path, &of);
+
+        if (rc == NGX_DECLINED) {
+            goto not_found;
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    r->root_tested = !r->error_page;
+
+    r->connection->log->action = "sending export file to client";
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = of.size;
+    r->headers_out.last_modified_time = of.mtime;
+
+    ngx_str_set(&r->headers_out.content_type, "application/fhir+ndjson");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (ngx_http_set_etag(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* exported files hold health data: keep them out of shared caches */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "private, no-store");
+
+    if (gzip) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Content-Encoding");
+        ngx_str_set(&h->value, "gzip");
+        r->headers_out.content_encoding = h;
+    }
+
+    /* the representation depends on Accept-Encoding either way */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Vary");
+    ngx_str_set(&h->value, "Accept-Encoding");
+
+    r->allow_ranges = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
+    if (b->file == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->file_pos = 0;
+    b->file_last = of.size;
+
+    b->in_file = b->file_last ? 1 : 0;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    b->sync = (b->last_buf || b->in_file) ? 0 : 1;
+
+    b->file->fd = of.fd;
+    b->file->name = path;
+    b->file->log = r->connection->log;
+    b->file->directio = of.is_directio;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+
+not_found:
+
+    return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
+               "no such export file (it may have expired or been cancelled)",
+               0);
+}
+
+
+/*
+ * "<job id>/<name>": a lower-case UUID, then a file name made of letters,
+ * digits and dots, not starting with a dot, ending in ".ndjson".
+ */
+
+static ngx_int_t
+ngx_http_fhir_bulk_valid_file_path(ngx_str_t *rel)
+{
+    u_char      c;
+    ngx_uint_t  i, n;
+
+    if (rel->len < 36 + 1 + sizeof("a.ndjson") - 1 || rel->len > 36 + 1 + 128) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < 36; i++) {
+        c = rel->data[i];
+
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') {
+                return NGX_DECLINED;
+            }
+
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (rel->data[36] != '/' || rel->data[37] == '.') {
+        return NGX_DECLINED;
+    }
+
+    for (i = 37; i < rel->len; i++) {
+        c = rel->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '.'))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    n = sizeof(".ndjson") - 1;
+
+    if (ngx_strncmp(rel->data + rel->len - n, ".ndjson", n) != 0) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK, NGX_DECLINED when there is no such regular file, or an error */
+
+static ngx_int_t
+ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_open_file_info_t *of)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ngx_memzero(of, sizeof(ngx_open_file_info_t));
+
+    of->read_ahead = clcf->read_ahead;
+    of->directio = clcf->directio;
+    of->valid = clcf->open_file_cache_valid;
+    of->min_uses = clcf->open_file_cache_min_uses;
+    of->errors = clcf->open_file_cache_errors;
+    of->events = clcf->open_file_cache_events;
+
+    if (ngx_open_cached_file(clcf->open_file_cache, path, of, r->pool)
+        != NGX_OK)
+    {
+        switch (of->err) {
+
+        case 0:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        case NGX_ENOENT:
+        case NGX_ENOTDIR:
+        case NGX_ENAMETOOLONG:
+            return NGX_DECLINED;
+
+        default:
+            ngx_log_error(NGX_LOG_CRIT, r->connection->log, of->err,
+                          "%s \"%s\" failed", of->failed, path->data);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (!of->is_file) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
 static void *
 ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
 {
@@ -636,6 +966,8 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
 
     conf->api = NGX_CONF_UNSET;
     conf->retry_after = NGX_CONF_UNSET;
+    conf->max_active_exports = NGX_CONF_UNSET;
+    conf->strict_headers = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -662,6 +994,9 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
                              "default");
     ngx_conf_merge_value(conf->retry_after, prev->retry_after, 5);
+    ngx_conf_merge_str_value(conf->export_dir, prev->export_dir, "");
+    ngx_conf_merge_value(conf->max_active_exports, prev->max_active_exports, 4);
+    ngx_conf_merge_value(conf->strict_headers, prev->strict_headers, 1);
 
     if (!conf->api) {
         return NGX_CONF_OK;
@@ -707,7 +1042,12 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         && prev->conninfo.len == conf->conninfo.len
         && ngx_strncmp(prev->conninfo.data, conf->conninfo.data,
                        conf->conninfo.len) == 0
-        && prev->retry_after == conf->retry_after)
+        && prev->retry_after == conf->retry_after
+        && prev->export_dir.len == conf->export_dir.len
+        && ngx_strncmp(prev->export_dir.data, conf->export_dir.data,
+                       conf->export_dir.len) == 0
+        && prev->max_active_exports == conf->max_active_exports
+        && prev->strict_headers == conf->strict_headers)
     {
         conf->server = prev->server;
         return NGX_CONF_OK;
@@ -719,6 +1059,10 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.conninfo.data = (const char *) conf->conninfo.data;
     opts.conninfo.len = conf->conninfo.len;
     opts.retry_after_unavailable = (int) conf->retry_after;
+    opts.export_dir.data = (const char *) conf->export_dir.data;
+    opts.export_dir.len = conf->export_dir.len;
+    opts.max_active_exports = (int) conf->max_active_exports;
+    opts.strict_kickoff_headers = (int) conf->strict_headers;
 
     err[0] = '\0';
     conf->server = fhirbulk_server_create(&opts, err, sizeof(err));
@@ -758,6 +1102,52 @@ ngx_http_fhir_bulk_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_fhir_bulk_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_bulk_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_bulk_loc_conf_t *flcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (flcf->files_dir.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    flcf->files_dir = value[1];
+
+    while (flcf->files_dir.len > 1
+           && flcf->files_dir.data[flcf->files_dir.len - 1] == '/')
+    {
+        flcf->files_dir.len--;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &flcf->files_dir, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->name.len == 0 || clcf->name.data[clcf->name.len - 1] != '/'
+        || clcf->regex
+#if (NGX_PCRE)
+        || clcf->named
+#endif
+       )
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_files\" needs a prefix location "
+                           "ending with \"/\"");
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->handler = ngx_http_fhir_bulk_files_handler;
 
     return NGX_CONF_OK;
 }

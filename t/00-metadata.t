@@ -23,6 +23,20 @@ is($cs->{fhirVersion}, '4.0.1', 'FHIR R4');
 is($cs->{kind}, 'instance', 'kind instance');
 is($cs->{implementation}{url}, $t->base_url, 'implementation.url is the configured base');
 is($cs->{rest}[0]{mode}, 'server', 'rest mode server');
+is_deeply([ map { "$_->{name} $_->{definition}" } @{ $cs->{rest}[0]{operation} } ],
+          [ 'export http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' ],
+          'the system export operation');
+my %res = map { $_->{type} => $_ } @{ $cs->{rest}[0]{resource} };
+for my $level (['Patient', 'patient-export'], ['Group', 'group-export']) {
+    my ($type, $op) = @$level;
+    my %ops = map { $_->{name} => $_->{definition} } @{ $res{$type}{operation} || [] };
+    is($ops{export}, "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/$op",
+       "$type lists the export operation");
+    is($ops{$op}, "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/$op",
+       "$type also lists it as $op, for clients that look for that name");
+}
+ok((grep { $_->{name} eq 'code' } @{ $res{Observation}{searchParam} }),
+   'the _typeFilter search parameters are listed (Observation code)');
 
 $res = $t->request('HEAD', '/fhir/metadata');
 is($res->{status}, 200, 'HEAD /metadata is 200');

@@ -183,3 +183,38 @@ TEST(CApiTest, RoundTripThroughTheCAbi) {
 }
 
 }  // namespace fhirbulk
+
+namespace fhirbulk {
+
+TEST(RoutesTest, MatchesTheExportRoutes) {
+  EXPECT_EQ(MatchRoute("/metadata").kind, Route::kMetadata);
+  EXPECT_EQ(MatchRoute("/_health").kind, Route::kHealth);
+  Route sys = MatchRoute("/$export");
+  EXPECT_EQ(sys.kind, Route::kExportKickoff);
+  EXPECT_EQ(sys.level, ExportLevel::kSystem);
+  EXPECT_EQ(MatchRoute("/Patient/$export").level, ExportLevel::kPatient);
+  Route group = MatchRoute("/Group/aco-7.1/$export");
+  EXPECT_EQ(group.kind, Route::kExportKickoff);
+  EXPECT_EQ(group.level, ExportLevel::kGroup);
+  EXPECT_EQ(group.group_id, "aco-7.1");
+  Route status = MatchRoute("/$export-status/0a1b");
+  EXPECT_EQ(status.kind, Route::kExportStatus);
+  EXPECT_EQ(status.job_id, "0a1b");
+  for (const char* path : {"/Group//$export", "/Group/a b/$export", "/Group/a/b/$export",
+                           "/$export-status/", "/$export-status/a/b", "/Patient/1/$export",
+                           "/$exports", "/Group/$export"}) {
+    EXPECT_EQ(MatchRoute(path).kind, Route::kNotFound) << path;
+  }
+  EXPECT_EQ(StatusPath("abc"), "/$export-status/abc");
+}
+
+TEST(RoutesTest, FhirIds) {
+  EXPECT_TRUE(IsFhirId("a-B.9"));
+  EXPECT_TRUE(IsFhirId(std::string(64, 'a')));
+  EXPECT_FALSE(IsFhirId(std::string(65, 'a')));
+  EXPECT_FALSE(IsFhirId(""));
+  EXPECT_FALSE(IsFhirId("a/b"));
+  EXPECT_FALSE(IsFhirId("a_b"));
+}
+
+}  // namespace fhirbulk

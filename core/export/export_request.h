@@ -11,15 +11,64 @@
 //  - invalid values (a malformed or future _since, a bad reference) are errors in both modes.
 // Errors come back as a non-OK Status whose message names the parameter; the HTTP layer
 // turns it into a 400 OperationOutcome (kInvalidArgument / kNotSupported) or 406 for Accept.
+// Every error message starts with the parameter or header it is about ("_type: ...",
+// "Accept: ...", "_typeFilter 'Observation?x=1': ...").
 //
-// Thread-safety: pure functions; an ExportRequest is a value.
-
+// Decisions where the IG is silent:
+//  - Headers, checked first: Accept must give application/fhir+json or application/json a
+//    q > 0 (most specific media range wins, so `*/*` and `application/*` do; q=0 refuses;
+//    naming application/fhir+json with q=0 refuses even when a wildcard would allow json).
+//    Prefer is RFC 7240: comma-joined and repeated headers, case-insensitive, the first
+//    `handling` wins; `handling=strict` or any other value means strict.
+//  - GET query: application/x-www-form-urlencoded ('+' is a space; a literal plus must be
+//    %2B). Since a FHIR instant or date and a media type never contain a space, a '+' sent
+//    raw is read back as '+' in _since, _until, _typeFilter dates and _outputFormat
+//    (`_outputFormat=application/fhir+ndjson` unencoded works). Malformed escapes,
+//    encoded NULs and non-UTF-8 text are InvalidArgument.
+//  - POST: Content-Type application/fhir+json or application/json; a URL query on a POST is
+//    NotSupported (strict) or ignored and reported (lenient): parameters come from the body.
+//  - _outputFormat, _since, _until: at most once (InvalidArgument otherwise). An unsupported
+//    _outputFormat is NotSupported even when lenient (the client would get a format it did
+//    not ask for). _until == _since is allowed; _until in the future is allowed.
+//  - Comma lists (_type, _elements, includeAssociatedData): blanks around items are trimmed;
+//    an empty item is InvalidArgument.
+//  - _type: if lenient mode drops every requested type the request is NotSupported at every
+//    level (an empty list would mean "all types"). Types are deduplicated, order kept.
+//  - _elements: "Type.element" (Type an R4 type, else NotSupported/ignored) or "element"
+//    ([a-z][A-Za-z0-9]*); deeper paths NotSupported/ignored; anything else InvalidArgument.
+//  - patient (POST, Patient/Group level): "Patient/<id>", ".../_history/<v>" (dropped) or
+//    "<base_url>/Patient/<id>"; in GET or at system level NotSupported/ignored.
+//  - includeAssociatedData: the two Provenance codes and "_"-prefixed codes are NotSupported
+//    (we export no Provenance) / ignored; other codes are InvalidArgument. valueCode,
+//    valueString and valueCoding.code are read.
+//  - _typeFilter: split per the digest's recommendation (see SplitTypeFilterValue in the .cc);
+//    inside a query, names and values are percent-decoded, ',' separates ORed values and '\'
+//    escapes (FHIR search escaping). Supported: the parameters of fhir/search_params.h for
+//    the type (incl. _id, _lastUpdated, _tag, _security, _profile); modifiers :not (token,
+//    uri), :missing (token, uri, reference, date) and :[Type] on references (folded into the
+//    values). Chains, _has, result parameters (_include, _sort, _count, _elements, ...),
+//    other modifiers, prefixes sa/eb/ap and absolute references to other servers are
+//    NotSupported: strict error, or the whole query ignored and reported (lenient). Bad
+//    values (dates that are not FHIR date/dateTime/instant, empty values, "|" tokens,
+//    malformed references or ids) are InvalidArgument in both modes.
+//    Reference values are normalized to "Type/id": a bare id takes the parameter's single
+//    target type (Observation?patient=1 -> Patient/1) or the :[Type] modifier; for a
+//    parameter with several targets it stays a bare id and matches that id under any type
+//    (FHIR's meaning). References under options.base_url are made relative.
+//    A query whose type is not exported by this request (not in _type; or, at Patient/Group
+//    level without _type, outside the compartment and the supporting types) is dropped in
+//    both modes and reported as an `information` issue in `ignored`, because it cannot
+//    change the output. A query "Type?" (no criteria) is kept and matches every resource.
+//  - request_url: options.base_url + request.path, plus "?" + the raw query for a GET with
+//    one (POST: without parameters, as the IG says).
+//
 #ifndef FHIRBULK_EXPORT_EXPORT_REQUEST_H_
 #define FHIRBULK_EXPORT_EXPORT_REQUEST_H_
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "server/http.h"
@@ -31,8 +80,10 @@ namespace fhirbulk {
 enum class ExportLevel { kSystem, kPatient, kGroup };
 
 // One search criterion of a _typeFilter query: `param[:modifier]=v1,v2` (values ORed).
-// Values are percent-decoded. For date parameters each value keeps its prefix (eq, ne, gt,
-// lt, ge, le; none means eq) in `prefixes`, parallel to `values`.
+// Values are percent-decoded, unescaped and normalized (references "Type/id" or a bare id,
+// see above). For date and _lastUpdated parameters each value's prefix (eq, ne, gt, lt, ge,
+// le; "eq" written out when the client gave none) is in `prefixes`, parallel to `values`;
+// with :missing, `values` is {"true"} or {"false"} and `prefixes` is empty.
 struct FilterCriterion {
   std::string param;
   std::string modifier;  // "" or e.g. "not", "missing" (only those the engine supports)
@@ -48,11 +99,11 @@ struct TypeFilterQuery {
 
 struct ExportRequest {
   ExportLevel level = ExportLevel::kSystem;
-  std::string group_id;             // kGroup only
+  std::string group_id;  // kGroup only
   std::string output_format = "application/fhir+ndjson";
-  std::optional<int64_t> since_us;  // _since, microseconds since the epoch
-  std::optional<int64_t> until_us;  // _until
-  std::vector<std::string> types;   // _type, deduplicated, in request order; empty = default
+  std::optional<int64_t> since_us;    // _since, microseconds since the epoch
+  std::optional<int64_t> until_us;    // _until
+  std::vector<std::string> types;     // _type, deduplicated, in request order; empty = default
   std::vector<std::string> elements;  // _elements items: "Type.element" or "element"
   std::vector<std::string> patients;  // patient ids from `patient` references (POST only)
   std::vector<std::string> include_associated_data;  // accepted codes
@@ -62,15 +113,23 @@ struct ExportRequest {
   std::string request_url;            // the manifest's `request`: kick-off URL (GET with query)
 };
 
+// The non-compartment types a Patient or Group export adds as context (the referenced
+// Location, Medication, Organization and Practitioner resources); _type may name them at
+// those levels. Alphabetical.
+const std::vector<std::string_view>& PatientExportSupportingTypes();
+bool IsPatientExportSupportingType(std::string_view type);
+
 struct ExportParseOptions {
-  std::string base_url;           // absolute, no trailing slash
-  bool require_prefer_async = true;   // strict: a kick-off without Prefer: respond-async is 400
+  std::string base_url;                  // absolute, no trailing slash
+  bool require_prefer_async = true;      // strict: a kick-off without Prefer: respond-async is 400
   bool require_accept_fhir_json = true;  // strict: Accept must allow application/fhir+json
-  int64_t now_us = 0;             // for "_since in the future"; 0 = the real clock
+  int64_t now_us = 0;                    // for "_since in the future"; 0 = the real clock
 };
 
-// Parses a kick-off. `path` is the request path below the base ("/$export",
-// "/Patient/$export", "/Group/<id>/$export"); the caller has already routed it there.
+// Parses a kick-off. request.path is the request path below the base ("/$export",
+// "/Patient/$export", "/Group/<id>/$export"); the caller has already routed it there and
+// passes the Group id (kept for kGroup only). Methods other than GET and POST are
+// InvalidArgument.
 Result<ExportRequest> ParseExportRequest(const HttpRequest& request, ExportLevel level,
                                          std::string group_id, const ExportParseOptions& options);
 

@@ -61,6 +61,7 @@ HttpRequest FromC(const fhirbulk_request_t* r) {
   req.prefer = ToView(r->prefer);
   req.content_type = ToView(r->content_type);
   req.body = ToView(r->body);
+  req.client_id = ToView(r->client_id);
   return req;
 }
 
@@ -109,6 +110,10 @@ fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* optio
     o.base_url = ToString(options->base_url);
     o.conninfo = ToString(options->conninfo);
     o.retry_after_unavailable = options->retry_after_unavailable;
+    o.export_dir = ToString(options->export_dir);
+    o.max_active_exports_per_client = options->max_active_exports;
+    o.strict_kickoff_headers = options->strict_kickoff_headers != 0;
+    o.poll_retry_after = options->poll_retry_after;
     auto server = fhirbulk::Server::Create(std::move(o));
     if (!server.ok()) {
       WriteError(err, err_len, server.status().message());

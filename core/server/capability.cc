@@ -3,6 +3,11 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <string_view>
+
+#include "fhir/resource_types.h"
+#include "fhir/search_params.h"
+
 namespace fhirbulk {
 
 namespace {
@@ -10,6 +15,84 @@ namespace {
 constexpr const char* kStatementDate = "2026-11-23";
 constexpr const char* kBulkDataCapability =
     "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data";
+constexpr const char* kOpBase = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/";
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void Operation(Writer& w, const char* name, const char* definition) {
+  w.StartObject();
+  w.Key("name");
+  w.String(name);
+  w.Key("definition");
+  w.String(std::string(kOpBase) + definition);
+  w.EndObject();
+}
+
+const char* KindName(SearchParamKind kind) {
+  switch (kind) {
+    case SearchParamKind::kToken: return "token";
+    case SearchParamKind::kUri: return "uri";
+    case SearchParamKind::kReference: return "reference";
+    case SearchParamKind::kDate:
+    case SearchParamKind::kLastUpdated: return "date";
+    case SearchParamKind::kId: return "token";
+  }
+  return "token";
+}
+
+void SearchParam(Writer& w, const SearchParamDef& def) {
+  w.StartObject();
+  w.Key("name");
+  w.String(def.code.data(), static_cast<rapidjson::SizeType>(def.code.size()));
+  w.Key("type");
+  w.String(KindName(def.kind));
+  w.EndObject();
+}
+
+// Exportable types, each with the search parameters _typeFilter supports for it; the
+// Patient and Group operations (listed under both spellings, spec digest §7); the system
+// export; and how this server exports.
+void WriteExportRest(Writer& w) {
+  w.Key("documentation");
+  w.String(
+      "Bulk Data export (IG v2.0.0) at system, Patient and Group level, GET and POST. "
+      "Parameters: _outputFormat (application/fhir+ndjson, application/ndjson, ndjson), _since, "
+      "_until, _type, _elements, patient (POST, Patient and Group level), _typeFilter (the "
+      "searchParam entries of each resource below; token, reference, date with eq/ne/gt/lt/ge/"
+      "le, _id, _lastUpdated). Patient and Group exports add the Practitioner, Organization, "
+      "Location and Medication resources the exported resources reference. Group exports use "
+      "the group's active members (member.inactive and member.period honoured) and, with "
+      "_since, only resources changed since then. Files are split at a configured size; "
+      "each file holds one resource type. includeAssociatedData is not supported.");
+  w.Key("resource");
+  w.StartArray();
+  for (std::string_view type : R4ResourceTypes()) {
+    w.StartObject();
+    w.Key("type");
+    w.String(type.data(), static_cast<rapidjson::SizeType>(type.size()));
+    if (type == "Patient" || type == "Group") {
+      w.Key("operation");
+      w.StartArray();
+      bool patient = type == "Patient";
+      Operation(w, "export", patient ? "patient-export" : "group-export");
+      Operation(w, patient ? "patient-export" : "group-export",
+                patient ? "patient-export" : "group-export");
+      w.EndArray();
+    }
+    w.Key("searchParam");
+    w.StartArray();
+    for (const SearchParamDef& def : SearchParamsForType(type)) SearchParam(w, def);
+    for (const SearchParamDef& def : CommonSearchParams()) SearchParam(w, def);
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("operation");
+  w.StartArray();
+  Operation(w, "export", "export");
+  w.EndArray();
+}
+
 }  // namespace
 
 std::string CapabilityStatementJson(const CapabilityOptions& o) {
@@ -56,9 +139,12 @@ std::string CapabilityStatementJson(const CapabilityOptions& o) {
   w.StartObject();
   w.Key("mode");
   w.String("server");
-  w.Key("documentation");
-  w.String("Bulk data export engine under construction: the export operations are listed here "
-           "once they are served.");
+  if (o.exports) {
+    WriteExportRest(w);
+  } else {
+    w.Key("documentation");
+    w.String("No export directory is configured: this server does not serve $export.");
+  }
   w.EndObject();
   w.EndArray();
   w.EndObject();

@@ -21,6 +21,8 @@ struct HttpRequest {
   std::string_view prefer;
   std::string_view content_type;
   std::string_view body;
+  // The authenticated client (from the access token), or empty when authorization is off.
+  std::string_view client_id;
 };
 
 struct HttpResponse {

@@ -17,7 +17,9 @@
 #include <string>
 
 #include "db/pg.h"
+#include "export/export_request.h"
 #include "server/http.h"
+#include "server/routes.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -26,6 +28,14 @@ struct ServerOptions {
   std::string base_url;  // absolute http(s) URL; a trailing slash is dropped
   std::string conninfo;
   int retry_after_unavailable = 5;  // seconds
+  // Where workers write export files (<export_dir>/<job id>/); a cancelled job's directory is
+  // renamed away at once so its files stop being served. Empty: the server does not serve
+  // exports.
+  std::string export_dir;
+  int max_active_exports_per_client = 4;  // 0 = unlimited; beyond it a kick-off gets 429
+  bool strict_kickoff_headers = true;     // require Accept: fhir+json and Prefer: respond-async
+  int poll_retry_after = 2;               // Retry-After (s) on 202 status answers
+  bool requires_access_token = false;     // the manifest's requiresAccessToken
 };
 
 class Server {
@@ -47,6 +57,17 @@ class Server {
   Status WithConnection(const std::function<Status(PgConnection*)>& fn) const;
 
   void HandleHealth(HttpResponse* response) const;
+  void HandleKickoff(const HttpRequest& request, const Route& route,
+                     HttpResponse* response) const;
+  void HandleStatus(const HttpRequest& request, const Route& route,
+                    HttpResponse* response) const;
+  void HandleCancel(const HttpRequest& request, const Route& route,
+                    HttpResponse* response) const;
+  Result<ExportRequest> ParseKickoff(const HttpRequest& request, const Route& route) const;
+  // Checks what only the database knows: the Group exists (404), the `patient` references
+  // exist and, at group level, are members (400).
+  Status ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& request) const;
+  std::string ClientId(const HttpRequest& request) const;
 
   ServerOptions options_;
   std::string base_path_;

@@ -43,6 +43,14 @@ typedef struct {
     fhirbulk_str_t  conninfo;
     /* Seconds a client is told to wait (Retry-After) when the database is unavailable. */
     int             retry_after_unavailable;
+    /* Directory of export files (<dir>/<job id>/...); empty: no export routes. */
+    fhirbulk_str_t  export_dir;
+    /* Concurrent exports per client beyond which a kick-off gets 429 (0 = unlimited). */
+    int             max_active_exports;
+    /* Non-zero: a kick-off needs Accept: application/fhir+json and Prefer: respond-async. */
+    int             strict_kickoff_headers;
+    /* Retry-After (seconds) of 202 status answers; 0 = default (2). */
+    int             poll_retry_after;
 } fhirbulk_server_options_t;
 
 /* Returns NULL and writes a message into err on invalid options. */
@@ -70,6 +78,7 @@ typedef struct {
     fhirbulk_str_t     prefer;
     fhirbulk_str_t     content_type;
     fhirbulk_str_t     body;          /* request body (POST), may be empty */
+    fhirbulk_str_t     client_id;     /* authenticated client; empty: authorization off */
 } fhirbulk_request_t;
 
 #define FHIRBULK_MAX_HEADERS 8

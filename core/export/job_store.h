@@ -1,0 +1,77 @@
+// JobStore: export jobs in PostgreSQL (sql/0002_export_jobs.sql), as the HTTP side sees them.
+//
+// The nginx module calls these from thread-pool threads (short statements only); the worker
+// (export/worker.h) drives the rest of a job's life. Jobs belong to the client that created
+// them: every lookup takes the caller's client_id, and another client's job is NotFound, never
+// PermissionDenied, so job ids cannot be probed.
+//
+// Thread-safety: stateless functions over a caller-owned connection.
+
+#ifndef FHIRBULK_EXPORT_JOB_STORE_H_
+#define FHIRBULK_EXPORT_JOB_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/pg.h"
+#include "export/export_request.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+enum class JobState { kAccepted, kRunning, kCompleted, kFailed, kCancelled };
+
+const char* JobStateName(JobState state);
+Result<JobState> ParseJobState(std::string_view name);
+
+struct JobFile {
+  std::string file_name;
+  std::string kind;      // output | deleted | error
+  std::string res_type;  // manifest `type`
+  int64_t resources = 0;
+  int64_t bytes = 0;
+};
+
+struct JobInfo {
+  std::string job_id;
+  std::string client_id;
+  JobState state = JobState::kAccepted;
+  std::string request_json;
+  std::string request_url;  // from the request
+  int64_t transaction_time_us = 0;
+  std::optional<int64_t> expires_at_us;
+  int units_total = 0;
+  int units_done = 0;
+  int64_t resources_written = 0;
+  std::string error_json;  // OperationOutcome, failed jobs only
+  bool error_transient = false;
+  std::vector<JobFile> files;  // completed jobs only, in manifest order
+};
+
+struct CreateJobOptions {
+  int max_active_per_client = 0;  // 0 = unlimited; otherwise ResourceExhausted beyond it
+};
+
+// Inserts an accepted job and wakes the workers (NOTIFY fhir_bulk_jobs). The transaction time
+// is the database clock at kick-off; xmax_at_kickoff is taken after it (see the schema).
+Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
+                          const ExportRequest& request, const CreateJobOptions& options);
+
+// The job if it exists, belongs to client_id and is not cancelled; else NotFound.
+// Files are filled in for completed jobs.
+Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id,
+                       const std::string& client_id);
+
+// Cancels the job (any state but cancelled): marks it cancelled so workers stop, and deletes
+// its rows of units and files. NotFound as GetJob. Removing the files on disk is the caller's
+// job (the HTTP side renames the job directory away at once; workers delete it later).
+Status CancelJob(PgConnection* conn, const std::string& job_id, const std::string& client_id);
+
+// True for a syntactically valid job id (a UUID), so malformed ids never reach SQL.
+bool IsValidJobId(std::string_view job_id);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_EXPORT_JOB_STORE_H_

@@ -1,0 +1,254 @@
+#include "export/type_filter_sql.h"
+
+#include <cstdint>
+#include <limits>
+
+#include "fhir/resource_types.h"
+#include "fhir/search_params.h"
+#include "util/fhir_time.h"
+
+namespace fhirbulk {
+
+namespace {
+
+// Appends parameters and hands out their typed placeholders.
+class Binder {
+ public:
+  Binder(int next, std::vector<std::string>* params) : next_(next), params_(params) {}
+
+  std::string Bind(std::string value, const char* cast) {
+    params_->push_back(std::move(value));
+    return "$" + std::to_string(next_++) + "::" + cast;
+  }
+
+ private:
+  int next_;
+  std::vector<std::string>* params_;
+};
+
+std::string Key(std::string_view param, std::string_view value) {
+  std::string key(param);
+  key.push_back('=');
+  key.append(value.data(), value.size());
+  return key;
+}
+
+// Two-valued "the array column overlaps these keys" (a NULL column is false).
+std::string Overlaps(const char* column, const std::vector<std::string>& keys, Binder* b) {
+  return std::string("(") + column + " IS NOT NULL AND " + column + " && " +
+         b->Bind(PgTextArrayLiteral(keys), "text[]") + ")";
+}
+
+// "the column holds some key of param p" (tokens/refs keys start with "p=").
+std::string HasKeyOf(const char* column, std::string_view param, Binder* b) {
+  return std::string("EXISTS (SELECT 1 FROM unnest(") + column +
+         ") AS k(v) WHERE starts_with(k.v, " + b->Bind(Key(param, ""), "text") + "))";
+}
+
+// The FHIR prefix test of one search range against the range [lo, hi] (SQL expressions).
+Status DateCondition(const std::string& prefix, const std::string& value, const std::string& lo,
+                     const std::string& hi, Binder* b, std::string* sql) {
+  Result<TimeRange> range = ParseDateTimeRange(value);
+  if (!range.ok()) {
+    return Status::InvalidArgument("_typeFilter: '" + value + "' is not a FHIR date");
+  }
+  // Each Bind is its own statement: the operands of '+' are unsequenced, and placeholder
+  // numbers must follow the order of `params`.
+  auto contained = [&] {
+    const std::string slo = b->Bind(PgTimestampParam(range->lo_us), "timestamptz");
+    const std::string shi = b->Bind(PgTimestampParam(range->hi_us), "timestamptz");
+    return "(" + lo + " >= " + slo + " AND " + hi + " <= " + shi + ")";
+  };
+  if (prefix == "eq" || prefix.empty()) {
+    *sql = contained();
+  } else if (prefix == "ne") {
+    *sql = "NOT " + contained();
+  } else if (prefix == "gt") {
+    *sql = "(" + hi + " > " + b->Bind(PgTimestampParam(range->hi_us), "timestamptz") + ")";
+  } else if (prefix == "lt") {
+    *sql = "(" + lo + " < " + b->Bind(PgTimestampParam(range->lo_us), "timestamptz") + ")";
+  } else if (prefix == "ge") {
+    std::string above = hi + " > " + b->Bind(PgTimestampParam(range->hi_us), "timestamptz");
+    *sql = "(" + above + " OR " + contained() + ")";
+  } else if (prefix == "le") {
+    std::string below = lo + " < " + b->Bind(PgTimestampParam(range->lo_us), "timestamptz");
+    *sql = "(" + below + " OR " + contained() + ")";
+  } else {
+    return Status::NotSupported("_typeFilter: date prefix '" + prefix + "' is not supported");
+  }
+  return Status::OK();
+}
+
+// The ORed prefix tests of a date criterion's values against [lo, hi].
+Status DateValuesCondition(const FilterCriterion& c, const std::string& lo, const std::string& hi,
+                           Binder* b, std::string* sql) {
+  if (!c.prefixes.empty() && c.prefixes.size() != c.values.size()) {
+    return Status::InvalidArgument("_typeFilter: " + c.param + " has " +
+                                   std::to_string(c.values.size()) + " values but " +
+                                   std::to_string(c.prefixes.size()) + " prefixes");
+  }
+  std::string out = "(";
+  for (size_t i = 0; i < c.values.size(); ++i) {
+    std::string one;
+    FHIRBULK_RETURN_IF_ERROR(
+        DateCondition(c.prefixes.empty() ? "" : c.prefixes[i], c.values[i], lo, hi, b, &one));
+    if (i > 0) out += " OR ";
+    out += one;
+  }
+  *sql = out + ")";
+  return Status::OK();
+}
+
+// "Type/id" keys for a reference value; a bare id stands for that id under every type.
+void AddReferenceKeys(const SearchParamDef& def, const std::string& value,
+                      std::vector<std::string>* keys) {
+  if (value.find('/') != std::string::npos) {
+    keys->push_back(Key(def.code, value));
+  } else if (!def.target.empty()) {
+    keys->push_back(Key(def.code, std::string(def.target) + "/" + value));
+  } else {
+    for (std::string_view type : R4ResourceTypes()) {
+      keys->push_back(Key(def.code, std::string(type) + "/" + value));
+    }
+  }
+}
+
+Status CriterionSql(std::string_view type, const FilterCriterion& c, Binder* b, std::string* sql) {
+  const SearchParamDef* def = FindSearchParam(type, c.param);
+  if (def == nullptr) {
+    return Status::NotSupported("_typeFilter: " + std::string(type) +
+                                " has no supported search parameter '" + c.param + "'");
+  }
+  if (c.values.empty()) {
+    return Status::InvalidArgument("_typeFilter: " + c.param + " has no value");
+  }
+  const SearchParamKind kind = def->kind;
+  const bool tokenish = kind == SearchParamKind::kToken || kind == SearchParamKind::kUri;
+  const auto unsupported_modifier = [&] {
+    return Status::NotSupported("_typeFilter: modifier ':" + c.modifier +
+                                "' is not supported for '" + c.param + "'");
+  };
+
+  if (c.modifier == "missing") {
+    if (c.values.size() != 1 || (c.values[0] != "true" && c.values[0] != "false")) {
+      return Status::InvalidArgument("_typeFilter: " + c.param + ":missing takes true or false");
+    }
+    std::string present;
+    if (tokenish) {
+      present = HasKeyOf("tokens", c.param, b);
+    } else if (kind == SearchParamKind::kReference) {
+      present = HasKeyOf("refs", c.param, b);
+    } else if (kind == SearchParamKind::kDate) {
+      present = "EXISTS (SELECT 1 FROM unnest(date_params) AS d(p) WHERE d.p = " +
+                b->Bind(c.param, "text") + ")";
+    } else {
+      return unsupported_modifier();
+    }
+    *sql = c.values[0] == "true" ? "NOT " + present : present;
+    return Status::OK();
+  }
+  if (!c.modifier.empty() && !(c.modifier == "not" && tokenish)) return unsupported_modifier();
+
+  switch (kind) {
+    case SearchParamKind::kToken:
+    case SearchParamKind::kUri: {
+      std::vector<std::string> keys;
+      for (const std::string& v : c.values) keys.push_back(Key(c.param, v));
+      const std::string match = Overlaps("tokens", keys, b);
+      *sql = c.modifier == "not" ? "NOT " + match : match;
+      return Status::OK();
+    }
+    case SearchParamKind::kReference: {
+      std::vector<std::string> keys;
+      for (const std::string& v : c.values) AddReferenceKeys(*def, v, &keys);
+      *sql = Overlaps("refs", keys, b);
+      return Status::OK();
+    }
+    case SearchParamKind::kId:
+      *sql = "(res_id = ANY(" + b->Bind(PgTextArrayLiteral(c.values), "text[]") + "))";
+      return Status::OK();
+    case SearchParamKind::kLastUpdated:
+      return DateValuesCondition(c, "last_updated", "last_updated", b, sql);
+    case SearchParamKind::kDate: {
+      const std::string param = b->Bind(c.param, "text");
+      std::string values;
+      FHIRBULK_RETURN_IF_ERROR(DateValuesCondition(c, "d.lo", "d.hi", b, &values));
+      *sql =
+          "EXISTS (SELECT 1 FROM unnest(date_params, date_lo, date_hi) AS d(p, lo, hi) "
+          "WHERE d.p = " +
+          param + " AND " + values + ")";
+      return Status::OK();
+    }
+  }
+  return Status::Internal("unknown search parameter kind");
+}
+
+}  // namespace
+
+std::string PgTextArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char ch : values[i]) {
+      if (ch == '"' || ch == '\\') out.push_back('\\');
+      out.push_back(ch);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string PgTimestampParam(int64_t us) {
+  if (us == std::numeric_limits<int64_t>::min()) return "-infinity";
+  if (us == std::numeric_limits<int64_t>::max()) return "infinity";
+  return FormatInstant(us);
+}
+
+std::vector<TypeFilterQuery> TypeFilterQueriesFor(const std::vector<TypeFilterQuery>& all,
+                                                  std::string_view type) {
+  std::vector<TypeFilterQuery> out;
+  for (const TypeFilterQuery& q : all) {
+    if (q.type == type) out.push_back(q);
+  }
+  return out;
+}
+
+Status TypeFilterSql(const std::vector<TypeFilterQuery>& queries_for_type, int first_param_number,
+                     std::string* sql, std::vector<std::string>* params) {
+  if (queries_for_type.empty()) {
+    *sql = "TRUE";
+    return Status::OK();
+  }
+  const std::string& type = queries_for_type[0].type;
+  std::vector<std::string> new_params;
+  Binder binder(first_param_number, &new_params);
+  std::string out = "(";
+  for (size_t qi = 0; qi < queries_for_type.size(); ++qi) {
+    const TypeFilterQuery& q = queries_for_type[qi];
+    if (q.type != type) {
+      return Status::InvalidArgument("_typeFilter: queries for " + type + " and " + q.type +
+                                     " cannot share one expression");
+    }
+    if (qi > 0) out += " OR ";
+    if (q.criteria.empty()) {
+      out += "TRUE";
+      continue;
+    }
+    out += "(";
+    for (size_t ci = 0; ci < q.criteria.size(); ++ci) {
+      std::string criterion;
+      FHIRBULK_RETURN_IF_ERROR(CriterionSql(type, q.criteria[ci], &binder, &criterion));
+      if (ci > 0) out += " AND ";
+      out += criterion;
+    }
+    out += ")";
+  }
+  out += ")";
+  *sql = std::move(out);
+  params->insert(params->end(), new_params.begin(), new_params.end());
+  return Status::OK();
+}
+
+}  // namespace fhirbulk

@@ -1,0 +1,72 @@
+// _typeFilter queries as a SQL boolean expression over one `resource` row (sql/0001), for the
+// export's per-type SELECT: `... WHERE res_type = $1 AND <expression>`.
+//
+// Contract:
+//  - Queries of the type are ORed, the criteria of a query ANDed, the values of a criterion
+//    ORed (FHIR search). A query without criteria is TRUE; no queries at all is TRUE.
+//  - Every value is a bound parameter, never spliced into the SQL: placeholders are numbered
+//    from `first_param_number` and typed ($n::text, $n::text[], $n::timestamptz); `params`
+//    receives their text values in order (appended). Each placeholder is used, so PostgreSQL
+//    can infer every parameter's type.
+//  - The expression is two-valued (never NULL, even on rows whose arrays are NULL), so it
+//    may be negated or combined freely. Positive token/reference tests are `col && $n`
+//    (GIN-indexable, sql/0001 resource_tokens / resource_refs).
+//  - Per kind (keys as fhir/search_params.h and fhir/resource_index.h store them):
+//      token, uri   tokens && {"p=" + value ...}   (value: code, system|code, |code, system|)
+//      :not         NOT (tokens && {...}): also true for rows without any value of p
+//                   (FHIR :not); several values mean "none of them".
+//      reference    refs && {"p=Type/id" ...}; a bare id (a parameter with several target
+//                   types) matches that id under every R4 type.
+//      :missing     true: no tokens/refs/date value of p; false: at least one.
+//      _id          res_id = ANY($n::text[])
+//      _lastUpdated last_updated compared as the range [t, t]
+//      date         EXISTS a (p, lo, hi) in unnest(date_params, date_lo, date_hi) that matches
+//                   one of the values.
+//  - Date prefixes follow FHIR R4 search (§3.1.1.4), with S = [slo, shi] the range the
+//    search value covers (ParseDateTimeRange: "2023" covers the whole year) and
+//    T = [lo, hi] the resource value's range (inclusive, microseconds):
+//      eq  S contains T:                 lo >= slo AND hi <= shi
+//      ne  not eq:                       NOT (lo >= slo AND hi <= shi)
+//      gt  the range above S meets T:    hi > shi
+//      lt  the range below S meets T:    lo < slo
+//      ge  gt or eq:                     hi > shi OR (lo >= slo AND hi <= shi)
+//      le  lt or eq:                     lo < slo OR (lo >= slo AND hi <= shi)
+//    A resource with several values of p matches when one of them does (ne included).
+//    Unbounded ends (INT64_MIN / INT64_MAX in the index) are -infinity / infinity in SQL.
+//  - Errors: InvalidArgument when the queries are not all of one type, a criterion has no
+//    values, or a value is malformed; NotSupported for a parameter or modifier the table or
+//    this translator does not support. ParseExportRequest already rejects all of these, so
+//    for a parsed request this only fails on corrupted input.
+//
+// Thread-safety: pure functions.
+
+#ifndef FHIRBULK_EXPORT_TYPE_FILTER_SQL_H_
+#define FHIRBULK_EXPORT_TYPE_FILTER_SQL_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "export/export_request.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+// The queries of `all` whose type is `type`, in order.
+std::vector<TypeFilterQuery> TypeFilterQueriesFor(const std::vector<TypeFilterQuery>& all,
+                                                  std::string_view type);
+
+// REQUIRES: every query has the same type; first_param_number >= 1.
+// Sets *sql to the expression and appends its parameter values to *params.
+Status TypeFilterSql(const std::vector<TypeFilterQuery>& queries_for_type, int first_param_number,
+                     std::string* sql, std::vector<std::string>* params);
+
+// A PostgreSQL array literal ({"a","b\"c"}) for a text[] parameter.
+std::string PgTextArrayLiteral(const std::vector<std::string>& values);
+
+// A timestamptz parameter value: FormatInstant, or -infinity / infinity for INT64_MIN / MAX.
+std::string PgTimestampParam(int64_t us);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_EXPORT_TYPE_FILTER_SQL_H_

@@ -1,0 +1,60 @@
+#include "server/routes.h"
+
+namespace fhirbulk {
+
+namespace {
+constexpr std::string_view kStatusPrefix = "/$export-status/";
+constexpr std::string_view kGroupPrefix = "/Group/";
+constexpr std::string_view kExportSuffix = "/$export";
+}  // namespace
+
+bool IsFhirId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string StatusPath(std::string_view job_id) {
+  std::string p(kStatusPrefix);
+  p.append(job_id.data(), job_id.size());
+  return p;
+}
+
+Route MatchRoute(std::string_view path) {
+  Route r;
+  if (path == "/metadata") {
+    r.kind = Route::kMetadata;
+  } else if (path == "/_health") {
+    r.kind = Route::kHealth;
+  } else if (path == "/$export") {
+    r.kind = Route::kExportKickoff;
+    r.level = ExportLevel::kSystem;
+  } else if (path == "/Patient/$export") {
+    r.kind = Route::kExportKickoff;
+    r.level = ExportLevel::kPatient;
+  } else if (path.substr(0, kGroupPrefix.size()) == kGroupPrefix &&
+             path.size() > kGroupPrefix.size() + kExportSuffix.size() &&
+             path.substr(path.size() - kExportSuffix.size()) == kExportSuffix) {
+    std::string_view id = path.substr(
+        kGroupPrefix.size(), path.size() - kGroupPrefix.size() - kExportSuffix.size());
+    if (IsFhirId(id)) {
+      r.kind = Route::kExportKickoff;
+      r.level = ExportLevel::kGroup;
+      r.group_id = std::string(id);
+    }
+  } else if (path.substr(0, kStatusPrefix.size()) == kStatusPrefix &&
+             path.size() > kStatusPrefix.size()) {
+    std::string_view id = path.substr(kStatusPrefix.size());
+    if (id.find('/') == std::string_view::npos) {
+      r.kind = Route::kExportStatus;
+      r.job_id = std::string(id);
+    }
+  }
+  return r;
+}
+
+}  // namespace fhirbulk

@@ -1,0 +1,38 @@
+// The routes below the FHIR base, as a pure function of the path.
+//
+//   /metadata                          kMetadata
+//   /_health                           kHealth
+//   /$export                           kExportKickoff (system level)
+//   /Patient/$export                   kExportKickoff (patient level)
+//   /Group/<id>/$export                kExportKickoff (group level; id a valid FHIR id)
+//   /$export-status/<job id>           kExportStatus (GET polls, DELETE cancels)
+// Anything else is kNotFound.
+
+#ifndef FHIRBULK_SERVER_ROUTES_H_
+#define FHIRBULK_SERVER_ROUTES_H_
+
+#include <string>
+#include <string_view>
+
+#include "export/export_request.h"
+
+namespace fhirbulk {
+
+struct Route {
+  enum Kind { kNotFound, kMetadata, kHealth, kExportKickoff, kExportStatus } kind = kNotFound;
+  ExportLevel level = ExportLevel::kSystem;  // kExportKickoff
+  std::string group_id;                       // kExportKickoff at group level
+  std::string job_id;                         // kExportStatus
+};
+
+Route MatchRoute(std::string_view path);
+
+// The path of a job's status URL below the base: "/$export-status/<job id>".
+std::string StatusPath(std::string_view job_id);
+
+// True for a FHIR id: [A-Za-z0-9\-\.]{1,64}.
+bool IsFhirId(std::string_view id);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_SERVER_ROUTES_H_

@@ -17,7 +17,25 @@
 //  - Bad input never aborts the load and never loads half a resource: each rejected line or
 //    entry is reported (source, line or entry index, reason) and the rest loads. A Bundle
 //    entry referencing a urn:uuid that the Bundle does not define rejects that entry only.
-//  - Deletions record a tombstone (deleted, new version, last_updated, body NULL).
+//  - Deletions record a tombstone (deleted, new version, last_updated, body NULL; patients
+//    kept so that patient-level _since exports list it; tokens, refs and dates emptied) and
+//    remove a deleted Group's group_member rows. Deleting what is absent (or already
+//    deleted) is counted in `absent`, not an error.
+//  - Groups: group_member rows are replaced whenever a Group is written.
+//  - Copies of one Type/id within one load: the last one wins. Bundles repeat the shared
+//    resources they reference (Synthea writes each Organization and Practitioner into every
+//    patient Bundle that uses it, without the extensions of the copy in
+//    hospitalInformation*.json). So that loading the same files twice changes nothing, Bundle
+//    entries of types outside the Patient compartment are held back until Finish (up to a
+//    memory budget, then written in order) and only their last copy is written. Earlier copies
+//    count as `unchanged`: loaded + unchanged + rejected = input resources.
+//  - A bare resource (not in a Bundle) may reference urn:uuid fullUrls of the Bundles of the
+//    same load (Synthea's Group file). Such resources wait until Finish; a urn:uuid no Bundle
+//    defined is then looked up among the stored ids (a uuid that is the id of exactly one
+//    stored resource resolves to it); if that fails the resource is rejected.
+//  - Locations in rejections: "line N" (NDJSON, 1-based), "entry N" (Bundle.entry[N],
+//    0-based), "line N entry M" for a Bundle on an NDJSON line, "document" for a JSON file.
+//  - Work is pipelined: this thread parses and indexes while another thread writes batches.
 //
 // Thread-safety: a Loader is used by one thread.
 
@@ -35,10 +53,13 @@
 
 namespace fhirbulk {
 
+class BatchSink;  // load/batch_sink.h
+
 struct LoadOptions {
   std::string conninfo;
-  bool progress = false;        // a progress line (rate, ETA) on stderr
+  bool progress = false;          // a progress line (rate, ETA) on stderr
   size_t batch_resources = 5000;  // resources per COPY batch / transaction
+  size_t batch_bytes = 16 << 20;  // ... or this many bytes of resources, whichever comes first
 };
 
 struct LoadRejection {
@@ -49,21 +70,27 @@ struct LoadRejection {
 
 struct LoadTypeCounts {
   uint64_t loaded = 0;     // new or changed
-  uint64_t unchanged = 0;  // identical to the stored version
+  uint64_t unchanged = 0;  // identical to the stored version, or superseded in this load
   uint64_t deleted = 0;
   uint64_t rejected = 0;
+  uint64_t absent = 0;  // deletions of resources that were absent or already deleted
 };
 
 struct LoadReport {
   std::map<std::string, LoadTypeCounts> by_type;  // rejected entries with no known type: "?"
-  std::vector<LoadRejection> rejections;
+  std::vector<LoadRejection> rejections;          // the first kMaxListed, in input order
+  std::vector<std::string> absent_deletions;      // "Type/id", the first kMaxListed
+  static constexpr size_t kMaxListed = 1000;
   uint64_t total_loaded() const;
   uint64_t total_unchanged() const;
   uint64_t total_rejected() const;
+  uint64_t total_deleted() const;
 };
 
 class Loader {
  public:
+  // Connects and checks that the schema exists. Unavailable when the database cannot be
+  // reached; NotFound when the resource table is missing (run `fhir-bulk migrate`).
   static Result<std::unique_ptr<Loader>> Open(const LoadOptions& options);
   ~Loader();
 
@@ -71,19 +98,33 @@ class Loader {
   // rejections in the report; a non-OK Status means the load itself cannot go on (database
   // down, unreadable path).
   Status AddPath(const std::string& path);
+  // As AddPath for each, with the progress total covering all of them. Directories are
+  // walked recursively in byte order of the paths, taking *.json, *.ndjson, *.jsonl and their
+  // .gz forms; files named explicitly are read whatever their name.
+  Status AddPaths(const std::vector<std::string>& paths);
+
+  // Reads deletions, one JSON value per line: {"resourceType":"T","id":"I"} (any resource),
+  // or a Bundle whose entries say request.method DELETE with url "T/I" (the Bulk Data
+  // export's deleted-resources form). Bundle inputs given to AddPath may contain such DELETE
+  // entries too.
+  Status AddDeletionsFile(const std::string& path);
 
   // Adds one resource given as JSON text (references must already be Type/id).
   Status AddResourceJson(std::string_view json, std::string_view source, uint64_t line);
 
-  // Records the deletion of Type/id.
+  // Records the deletion of Type/id (an unknown type or invalid id is a rejection).
   Status Delete(std::string_view type, std::string_view id);
 
-  // Flushes everything pending and fills *report. The Loader is done afterwards.
+  // Flushes everything pending and fills *report. The Loader is done afterwards. (A Loader
+  // destroyed without Finish still writes the batches already handed to its database
+  // thread, each in its own transaction, and drops the rest.)
   Status Finish(LoadReport* report);
 
  private:
   class Impl;
   explicit Loader(std::unique_ptr<Impl> impl);
+  // Tests load into a BatchSink of their own (load/batch_sink.h).
+  friend std::unique_ptr<Loader> NewLoaderWithSink(const LoadOptions&, std::unique_ptr<BatchSink>);
   std::unique_ptr<Impl> impl_;
 };
 

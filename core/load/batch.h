@@ -1,0 +1,48 @@
+// What the loader hands to the database in one transaction.
+//
+// Thread-safety: plain data; a Batch is built by one thread and then handed to another.
+
+#ifndef FHIRBULK_LOAD_BATCH_H_
+#define FHIRBULK_LOAD_BATCH_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "fhir/resource_index.h"
+#include "load/loader.h"
+#include "load/resource_normalizer.h"
+
+namespace fhirbulk {
+
+// One resource to upsert, or one Type/id to delete.
+struct PendingWrite {
+  bool is_delete = false;
+  NormalizedResource resource;  // for a deletion only type and id are set
+  // The resource table's columns patients, tokens, refs, date_params, date_lo, date_hi, outrefs,
+  // already in binary COPY form (PgCopyEncoder): the index is computed by the parsing thread.
+  std::string index_fields;
+  bool is_group = false;
+  std::vector<GroupMemberEntry> members;  // a Group's Patient members
+
+  size_t bytes() const {
+    return resource.tail.size() + index_fields.size() + members.size() * 64 + 128;
+  }
+};
+
+// Writes with pairwise distinct Type/ids, in input order.
+struct Batch {
+  std::vector<PendingWrite> writes;
+  size_t bytes = 0;
+};
+
+// What the database did with the batches.
+struct BatchOutcome {
+  std::map<std::string, LoadTypeCounts> by_type;  // loaded, unchanged, deleted, deletes_absent
+  std::vector<std::string> absent_deletions;      // "Type/id", the first kMaxListed
+  static constexpr size_t kMaxListed = 1000;
+};
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_LOAD_BATCH_H_

@@ -1,0 +1,53 @@
+// BatchWriter: writes one Batch to PostgreSQL in one transaction.
+//
+// In the transaction, first `txid_current()` and only then `clock_timestamp()`: the batch's
+// last_updated is read after its transaction id exists, so an export that reads the clock and
+// then waits for the transactions older than its snapshot's xmin knows that no row with an
+// earlier last_updated can still appear (sql/0001_resources.sql).
+//
+// Then per type the stored (ctid, version, content_hash, deleted) of the batch's ids are read,
+// which decides, in this client, each resource's fate: absent -> version 1; same hash and
+// live -> unchanged (not touched); otherwise version + 1. Bodies carry their version and
+// lastUpdated in meta, so they are assembled here with the right values and go with binary
+// COPY straight into `resource`: no staging table, no JSON work in the server. A changed row
+// is deleted by the ctid read (which fails if another writer has touched the row since) and
+// inserted again in the same transaction; a deletion updates the row into a tombstone.
+//
+// Types that had no row at all when this writer first met them skip the lookup of upserts
+// (a fresh load reads nothing back): a row of such a type can only come from this load or a
+// concurrent one, and then the primary key rejects the insert.
+//
+// Concurrent loaders and repeated ids: a unique violation, or a ctid that no longer holds the
+// row read, rolls the transaction back and the batch is retried, looking every id up.
+//
+// Thread-safety: one thread at a time (it uses one PgConnection).
+
+#ifndef FHIRBULK_LOAD_BATCH_WRITER_H_
+#define FHIRBULK_LOAD_BATCH_WRITER_H_
+
+#include <string>
+#include <unordered_map>
+
+#include "db/pg.h"
+#include "load/batch.h"
+
+namespace fhirbulk {
+
+class BatchWriter {
+ public:
+  explicit BatchWriter(PgConnection* conn) : conn_(conn) {}
+
+  // Writes the batch; on success adds what happened to *outcome. A non-OK Status means
+  // nothing of the batch was written.
+  Status Write(const Batch& batch, BatchOutcome* outcome);
+
+ private:
+  Status TryWrite(const Batch& batch, bool force_lookup, BatchOutcome* outcome);
+  PgConnection* conn_;
+  std::string copy_buf_;
+  std::unordered_map<std::string, bool> empty_at_start_;  // type -> had no row when first met
+};
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_LOAD_BATCH_WRITER_H_

@@ -28,28 +28,19 @@ class LoaderDbTest : public ::testing::Test {
  protected:
   void SetUp() override {
     FHIRBULK_REQUIRE_TEST_DB();
-    static std::atomic<int> counter{0};
-    schema_ = "loader_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++);
-    // Every connection of this test (ours and the loader's) works in the schema.
-    setenv("PGOPTIONS", ("-c search_path=" + schema_).c_str(), 1);
-    auto admin = PgConnection::Connect(TestConninfo());
-    ASSERT_TRUE(admin.ok()) << admin.status().ToString();
-    ASSERT_TRUE((*admin)->Exec("CREATE SCHEMA " + schema_).ok());
+    // Every connection of this test (ours and the loader's) works in its own schema.
+    Status s = schema_.Enter("loader_test");
+    ASSERT_TRUE(s.ok()) << s.ToString();
     conn_ = ConnectTestDb();  // migrates the schema
     ASSERT_NE(conn_, nullptr);
-    dir_ = (fs::temp_directory_path() / schema_).string();
+    dir_ = (fs::temp_directory_path() / schema_.name()).string();
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    if (schema_.empty()) return;
+    if (schema_.name().empty()) return;
     conn_.reset();
-    auto admin = PgConnection::Connect(TestConninfo());
-    if (admin.ok()) {
-      (void)(*admin)->Exec("SET client_min_messages = warning");
-      (void)(*admin)->Exec("DROP SCHEMA " + schema_ + " CASCADE");
-    }
+    schema_.Leave();
     fs::remove_all(dir_);
-    unsetenv("PGOPTIONS");
   }
 
   std::string WriteFile(const std::string& name, const std::string& content) {
@@ -121,7 +112,8 @@ class LoaderDbTest : public ::testing::Test {
     EXPECT_EQ(std::to_string(*instant), row.last_updated);
   }
 
-  std::string schema_, dir_;
+  TestSchema schema_;
+  std::string dir_;
   std::unique_ptr<PgConnection> conn_;
 };
 

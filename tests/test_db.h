@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -30,6 +32,37 @@ inline std::unique_ptr<PgConnection> ConnectTestDb() {
   EXPECT_TRUE(s.ok()) << s.ToString();
   return std::move(conn).value();
 }
+
+// A private schema for one test, so that tests (ctest runs them in parallel processes) never
+// see each other's rows: Enter() creates it and points every connection this process opens
+// afterwards (libpq reads PGOPTIONS) at it; Leave() drops it.
+class TestSchema {
+ public:
+  // prefix: e.g. "worker_test"; the schema is "<prefix>_<pid>_<n>".
+  Status Enter(const std::string& prefix) {
+    static int counter = 0;
+    name_ = prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    ::setenv("PGOPTIONS", ("-c search_path=" + name_).c_str(), 1);
+    auto admin = PgConnection::Connect(TestConninfo());
+    if (!admin.ok()) return admin.status();
+    auto r = (*admin)->Exec("CREATE SCHEMA " + name_);
+    return r.ok() ? Status::OK() : r.status();
+  }
+  void Leave() {
+    if (name_.empty()) return;
+    auto admin = PgConnection::Connect(TestConninfo());
+    if (admin.ok()) {
+      (void)(*admin)->Exec("SET client_min_messages = warning");
+      (void)(*admin)->Exec("DROP SCHEMA " + name_ + " CASCADE");
+    }
+    ::unsetenv("PGOPTIONS");
+    name_.clear();
+  }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
 
 }  // namespace fhirbulk
 

@@ -25,6 +25,9 @@ constexpr int kExitUsage = 2;    // bad command line
 std::string ResolveConninfo(const std::string& flag_value);
 
 int RunMigrate(int argc, char** argv);
+int RunSynth(int argc, char** argv);
+int RunLoad(int argc, char** argv);
+int RunWorker(int argc, char** argv);
 
 }  // namespace fhirbulk
 

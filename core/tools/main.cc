@@ -20,6 +20,9 @@ namespace {
 
 const Command kCommands[] = {
     {"migrate", "create or upgrade the PostgreSQL schema", RunMigrate},
+    {"synth", "generate a realistic synthetic population", RunSynth},
+    {"load", "load FHIR resources (NDJSON, Bundles, JSON files, .gz)", RunLoad},
+    {"worker", "run export jobs (the export engine daemon)", RunWorker},
 };
 
 void PrintUsage(FILE* out) {

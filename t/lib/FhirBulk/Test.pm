@@ -114,6 +114,69 @@ sub psql {
     return $out;
 }
 
+# Loads files or directories with `fhir-bulk load`; dies unless it succeeds.
+sub load {
+    my ($self, @paths) = @_;
+    my $status = $self->run_tool('load', '--quiet', @paths);
+    die "fhir-bulk load @paths failed ($status)\n" if $status != 0;
+    return $self;
+}
+
+# The Synthea sample beside the checkout (CI has shared/ next to the clone).
+sub synthea_dir { "$REPO/../shared/data/synthea-r4-100" }
+
+# --- export worker ------------------------------------------------------------------------
+
+# The export directory, writable by the worker and (for cancel) by nginx's workers.
+sub export_dir {
+    my ($self) = @_;
+    my $d = "$self->{dir}/exports";
+    unless (-d $d) {
+        mkdir $d or die "$d: $!";
+        if ($> == 0) {
+            my $gid = getgrnam('nogroup');
+            chown 0, $gid, $d;
+            chmod 02775, $d;
+        }
+    }
+    return $d;
+}
+
+sub start_worker {
+    my ($self, @args) = @_;
+    my $log = "$self->{dir}/worker.log";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open(STDOUT, '>>', $log);
+        open(STDERR, '>&', \*STDOUT);
+        { exec($BIN, 'worker', '--db', $self->{conninfo}, '--export-dir', $self->export_dir,
+               @args); }
+        POSIX::_exit(127);
+    }
+    push @{ $self->{workers} }, $pid;
+    return $pid;
+}
+
+# Stops one worker (default: all) with SIGTERM, or with the given signal.
+sub stop_worker {
+    my ($self, $pid, $signal) = @_;
+    my @pids = defined $pid ? ($pid) : @{ $self->{workers} || [] };
+    for my $p (@pids) {
+        kill($signal // 'TERM', $p);
+        my $deadline = time + 30;
+        while (time < $deadline) {
+            last if waitpid($p, WNOHANG) == $p;
+            sleep 0.05;
+        }
+        kill('KILL', $p) if kill(0, $p);
+        waitpid($p, 0);
+    }
+    my %gone = map { $_ => 1 } @pids;
+    $self->{workers} = [ grep { !$gone{$_} } @{ $self->{workers} || [] } ];
+    return $self;
+}
+
 # --- nginx --------------------------------------------------------------------------------
 
 sub expand {
@@ -123,6 +186,7 @@ sub expand {
         BASE_URL => $self->{base_url},
         CONNINFO_FILE => $self->conninfo_file,
         TESTDIR => $self->{dir},
+        EXPORT_DIR => "$self->{dir}/exports",
         REPO => $REPO,
     );
     $text =~ s/%%(\w+)%%/exists $vars{$1} ? $vars{$1} : die "unknown %%$1%%\n"/ge;
@@ -136,8 +200,11 @@ sub write_conf {
     my $d = $self->{dir};
     mkdir "$d/temp";
     my $main_extra = $self->expand($opt{main} // '');
+    my $user = $> == 0 ? 'user nobody nogroup;' : '';
+    $self->export_dir;
     my $conf = <<"EOF";
 load_module $MODULE;
+$user
 worker_processes 2;
 pid $d/nginx.pid;
 error_log $d/error.log info;
@@ -170,7 +237,11 @@ sub default_http_conf {
             fhir_bulk_base_url %%BASE_URL%%;
             fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%;
             fhir_bulk_retry_after 7;
+            fhir_bulk_export_dir %%EXPORT_DIR%%;
             $extra
+        }
+        location /fhir/\$export-files/ {
+            fhir_bulk_files %%EXPORT_DIR%%;
         }
     }
 EOF
@@ -248,6 +319,46 @@ sub request {
 
 sub get { my ($self, $path, $h) = @_; return $self->request('GET', $path, $h); }
 
+# A kick-off with the headers the spec asks for; extra headers and a POST body optional.
+sub kickoff {
+    my ($self, $path, %opt) = @_;
+    my %h = (Accept => 'application/fhir+json', Prefer => 'respond-async',
+             %{ $opt{headers} || {} });
+    if (defined $opt{body}) {
+        $h{'Content-Type'} //= 'application/fhir+json';
+        return $self->request('POST', $path, \%h, $opt{body});
+    }
+    return $self->request('GET', $path, \%h);
+}
+
+# Polls a status URL until it stops answering 202 (or the timeout passes); returns the last
+# response. Polls every 0.1 s (tests do not wait out Retry-After).
+sub poll {
+    my ($self, $url, $timeout) = @_;
+    my $deadline = time + ($timeout // 60);
+    my $res;
+    while (1) {
+        $res = $self->request('GET', $url, { Accept => 'application/json' });
+        return $res if $res->{status} != 202 || time > $deadline;
+        sleep 0.1;
+    }
+}
+
+# Downloads every file of a manifest section; returns { type => [decoded resources] } and
+# the raw lines per URL in $self->{downloaded}.
+sub download_all {
+    my ($self, $items) = @_;
+    my %by_type;
+    for my $item (@{ $items || [] }) {
+        my $res = $self->request('GET', $item->{url});
+        die "GET $item->{url}: $res->{status}\n" unless $res->{status} == 200;
+        my @lines = split /\n/, $res->{content};
+        $self->{downloaded}{ $item->{url} } = \@lines;
+        push @{ $by_type{ $item->{type} } }, map { decode_json($_) } @lines;
+    }
+    return \%by_type;
+}
+
 # Checks that a response is an OperationOutcome with the given status (and issue code).
 sub is_outcome {
     my ($self, $res, $status, $code, $name) = @_;
@@ -268,6 +379,7 @@ sub is_outcome {
 # Stops everything and checks the error log for crashes and alerts (one test).
 sub finish {
     my ($self) = @_;
+    $self->stop_worker if @{ $self->{workers} || [] };
     $self->stop_nginx if $self->{nginx_started};
     $self->stop_pg if $self->{pg_started};
     my $log = '';
@@ -284,6 +396,7 @@ sub DESTROY {
     # a forked child (a concurrent client in a test) must not stop the services
     return if $self->{finished} || $$ != $self->{owner_pid};
     local $?;
+    eval { $self->stop_worker if @{ $self->{workers} || [] }; };
     eval { $self->stop_nginx if $self->{nginx_started}; };
     eval { $self->stop_pg if $self->{pg_started}; };
 }

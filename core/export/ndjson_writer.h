@@ -1,0 +1,112 @@
+// NdjsonWriter: the files of one export work unit, written so that no reader ever sees a
+// partial file.
+//
+// A unit's lines go to "<dir>/<prefix>.<seq>.ndjson" (seq from 1; prefix is
+// "<Type>.<unit_no>"), each written first as "<final name><temp_suffix>" (temp_suffix is
+// ".tmp.<worker-id>") through a large buffer. A new file starts before a line that would take
+// the current file past max_resources lines or max_bytes bytes (a single longer line gets a
+// file of its own; lines are never split). Nothing is created before the first line, so a
+// unit without lines has no file.
+//
+// Life cycle: Append* -> Seal (flush + fdatasync every file; still invisible) -> Publish
+// (rename each temp file to its final name, then fsync the directory) or Cancel (delete the
+// temp files). While writing, every 8 MB are handed to the kernel's writeback
+// (sync_file_range), so the final fdatasync is short and disk writes overlap the reading.
+// Publish is meant to run inside the database transaction that records the files
+// (see unit_runner.h); if a rename fails, Publish removes what it already renamed and returns
+// the error. The destructor deletes leftover temp files of an unfinished writer (best effort,
+// nothing else).
+//
+// Errors are IOError with the file's name (not its directory) and strerror text, e.g.
+// "writing Observation.3.1.ndjson: No space left on device".
+//
+// Thread-safety: one thread at a time.
+
+#ifndef FHIRBULK_EXPORT_NDJSON_WRITER_H_
+#define FHIRBULK_EXPORT_NDJSON_WRITER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/status.h"
+
+namespace fhirbulk {
+
+struct NdjsonWriterOptions {
+  std::string dir;          // the job directory; must exist
+  std::string prefix;       // "<Type>.<unit_no>"
+  std::string temp_suffix;  // ".tmp.<worker-id>"
+  int64_t max_resources = 100000;
+  int64_t max_bytes = 256 << 20;
+  size_t buffer_bytes = 1 << 20;
+};
+
+struct NdjsonFile {
+  std::string name;  // final name, without the directory
+  int seq = 0;
+  int64_t resources = 0;
+  int64_t bytes = 0;
+};
+
+class NdjsonWriter {
+ public:
+  explicit NdjsonWriter(NdjsonWriterOptions options);
+  ~NdjsonWriter();
+  NdjsonWriter(const NdjsonWriter&) = delete;
+  NdjsonWriter& operator=(const NdjsonWriter&) = delete;
+
+  // Writes `line` plus '\n'. REQUIRES: line holds no '\n'; not sealed.
+  Status Append(std::string_view line);
+
+  // Flushes and fdatasyncs the current file. REQUIRES: not sealed.
+  Status Seal();
+
+  // Renames the sealed temp files into place and fsyncs the directory. REQUIRES: sealed.
+  Status Publish();
+
+  // Deletes the temp files (best effort). The writer is finished afterwards.
+  void Cancel();
+
+  // Files so far (the last one may still be open), in seq order.
+  const std::vector<NdjsonFile>& files() const { return files_; }
+  int64_t total_resources() const { return total_resources_; }
+  int64_t total_bytes() const { return total_bytes_; }
+
+ private:
+  Status StartFile();
+  Status CloseFile(bool sync);
+  Status Flush();
+  void StartWriteback();
+  Status WriteAll(const char* data, size_t n);
+  std::string TempPath(const NdjsonFile& f) const;
+  std::string FinalPath(const NdjsonFile& f) const;
+
+  NdjsonWriterOptions options_;
+  std::vector<NdjsonFile> files_;
+  std::vector<char> buffer_;
+  size_t buffered_ = 0;
+  int64_t synced_offset_ = 0;  // of the current file, handed to writeback so far
+  static constexpr int64_t kWritebackChunk = 8 << 20;
+  int fd_ = -1;
+  bool sealed_ = false;
+  bool finished_ = false;  // published or cancelled
+  int64_t total_resources_ = 0;
+  int64_t total_bytes_ = 0;
+};
+
+// The parts of an export file name: "<type>.<unit_no>.<seq>.ndjson", optionally followed by
+// ".tmp.<worker-id>". nullopt for any other name.
+struct ExportFileName {
+  std::string type;
+  int unit_no = 0;
+  int seq = 0;
+  bool temp = false;
+};
+std::optional<ExportFileName> ParseExportFileName(std::string_view name);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_EXPORT_NDJSON_WRITER_H_

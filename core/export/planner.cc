@@ -1,0 +1,412 @@
+#include "export/planner.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "export/type_filter_sql.h"
+#include "fhir/resource_types.h"
+#include "server/outcome.h"
+#include "util/fhir_time.h"
+
+namespace fhirbulk {
+
+namespace {
+
+void Log(const PlannerOptions& o, const std::string& msg) {
+  if (o.log) o.log(msg);
+}
+
+bool Stopping(const PlannerOptions& o) { return o.stop != nullptr && o.stop->load(); }
+
+std::string TimestampLiteral(PgConnection* conn, int64_t us) {
+  return conn->QuoteLiteral(FormatInstant(us)) + "::timestamptz";
+}
+
+// Gives the planner lease back so another worker can plan at once (shutdown, lost database).
+void ReleasePlannerLease(PgConnection* conn, const std::string& job_id,
+                         const std::string& worker_id) {
+  (void)conn->Exec(
+      "UPDATE export_job SET planner = NULL, planner_lease = NULL "
+      "WHERE job_id = $1::uuid AND planner = $2 AND state = 'accepted'",
+      {job_id, worker_id});
+}
+
+// Renews the planner lease; false when it is no longer ours (or the job left `accepted`).
+Result<bool> RenewPlannerLease(PgConnection* conn, const std::string& job_id,
+                               const PlannerOptions& o) {
+  auto r = conn->Exec(
+      "UPDATE export_job SET planner_lease = now() + $3::int * interval '1 second' "
+      "WHERE job_id = $1::uuid AND planner = $2 AND state = 'accepted' RETURNING 1",
+      {job_id, o.worker_id, std::to_string(o.lease_seconds)});
+  if (!r.ok()) return r.status();
+  return r->rows() == 1;
+}
+
+// Waits until no transaction older than the kick-off is running. False when the lease was
+// lost or the worker is stopping.
+Result<bool> WaitForOlderTransactions(PgConnection* conn, const std::string& job_id,
+                                      const std::string& xmax_at_kickoff, const PlannerOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  auto started = Clock::now();
+  auto last_renewal = started;
+  bool warned = false;
+  int sleep_ms = 10;
+  while (true) {
+    auto r =
+        conn->Exec("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8", {xmax_at_kickoff});
+    if (!r.ok()) return r.status();
+    if (r->get(0, 0) == "t") return true;
+    if (Stopping(o)) return false;
+    auto now = Clock::now();
+    if (now - last_renewal > std::chrono::seconds(std::max(1, o.lease_seconds / 3))) {
+      auto renewed = RenewPlannerLease(conn, job_id, o);
+      if (!renewed.ok()) return renewed.status();
+      if (!*renewed) return false;
+      last_renewal = now;
+    }
+    if (!warned && now - started > std::chrono::seconds(10)) {
+      Log(o, "job " + job_id +
+                 ": waiting for transactions older than its kick-off to end (a long-running "
+                 "transaction holds the export back)");
+      warned = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    sleep_ms = std::min(100, sleep_ms * 2);
+  }
+}
+
+Status MakeDirectory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::IOError("creating the job directory: " + std::string(std::strerror(errno)));
+  }
+  return Status::OK();
+}
+
+std::string OptionalInt(const std::optional<int64_t>& v) {
+  return v ? std::to_string(*v) : std::string();
+}
+
+// Inserts the units and marks the job running (or completed when there are none).
+Status RecordPlan(PgConnection* conn, const std::string& job_id, const std::vector<UnitPlan>& units,
+                  const PlannerOptions& o) {
+  if (!units.empty()) {
+    std::vector<std::string> nos, kinds, types, los, his;
+    for (const UnitPlan& u : units) {
+      nos.push_back(std::to_string(u.unit_no));
+      kinds.push_back(UnitKindName(u.kind));
+      types.push_back(u.res_type);
+      los.push_back(OptionalInt(u.page_lo));
+      his.push_back(OptionalInt(u.page_hi));
+    }
+    auto ins = conn->Exec(
+        "INSERT INTO export_unit (job_id, unit_no, kind, res_type, page_lo, page_hi) "
+        "SELECT $1::uuid, n::int, k, NULLIF(t, ''), NULLIF(lo, '')::bigint, "
+        "NULLIF(hi, '')::bigint "
+        "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
+        "AS u(n, k, t, lo, hi)",
+        {job_id, PgTextArrayLiteral(nos), PgTextArrayLiteral(kinds), PgTextArrayLiteral(types),
+         PgTextArrayLiteral(los), PgTextArrayLiteral(his)});
+    if (!ins.ok()) return ins.status();
+    auto upd = conn->Exec(
+        "UPDATE export_job SET state = 'running', started_at = now(), units_total = $2::int, "
+        "planner = NULL, planner_lease = NULL WHERE job_id = $1::uuid",
+        {job_id, std::to_string(units.size())});
+    return upd.ok() ? Status::OK() : upd.status();
+  }
+  auto done = conn->Exec(
+      "UPDATE export_job SET state = 'completed', started_at = now(), finished_at = now(), "
+      "expires_at = now() + $2::bigint * interval '1 second', units_total = 0, "
+      "planner = NULL, planner_lease = NULL WHERE job_id = $1::uuid",
+      {job_id, std::to_string(o.retention_seconds)});
+  return done.ok() ? Status::OK() : done.status();
+}
+
+}  // namespace
+
+const char* UnitKindName(UnitKind kind) {
+  switch (kind) {
+    case UnitKind::kOutput:
+      return "output";
+    case UnitKind::kDeleted:
+      return "deleted";
+    case UnitKind::kError:
+      return "error";
+  }
+  return "output";
+}
+
+TypeRole RoleOf(const ExportRequest& request, std::string_view type) {
+  if (request.level == ExportLevel::kSystem) return TypeRole::kAll;
+  return IsPatientCompartmentType(type) ? TypeRole::kCompartment : TypeRole::kSupporting;
+}
+
+Result<std::string> PartitionOf(PgConnection* conn, std::string_view type) {
+  std::string name = "resource_";
+  for (char c : type) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto r = conn->Exec("SELECT coalesce(to_regclass($1), 'resource_other'::regclass)::text", {name});
+  if (!r.ok()) return r.status();
+  return r->str(0, 0);
+}
+
+std::string JobDirectory(const std::string& export_dir, const std::string& job_id) {
+  return export_dir + "/" + job_id;
+}
+
+Result<std::vector<std::string>> ResolveExportTypes(PgConnection* conn,
+                                                    const ExportRequest& request) {
+  std::vector<std::string> types;
+  if (!request.types.empty()) {
+    types = request.types;
+    std::sort(types.begin(), types.end());
+    return types;
+  }
+  std::vector<std::string> candidates;
+  if (request.level == ExportLevel::kSystem) {
+    for (std::string_view t : R4ResourceTypes()) candidates.emplace_back(t);
+  } else {
+    for (std::string_view t : PatientCompartmentTypes()) {
+      if (t != "Group") candidates.emplace_back(t);  // the Group itself only when named
+    }
+    for (std::string_view t : PatientExportSupportingTypes()) candidates.emplace_back(t);
+  }
+  // A type has rows when its own partition is not empty, or when resource_other holds it.
+  // Both checks are cheap: a size lookup per partition and a skip scan over resource_other's
+  // primary key (one index probe per distinct type), instead of a probe per type through
+  // every partition. A partition whose rows were all vacuumed away yields an empty unit.
+  auto r = conn->Exec(
+      "WITH RECURSIVE other(t) AS ("
+      "  SELECT min(res_type) FROM resource_other"
+      "  UNION ALL SELECT (SELECT min(res_type) FROM resource_other WHERE res_type > other.t)"
+      "  FROM other WHERE other.t IS NOT NULL) "
+      "SELECT t FROM unnest($1::text[]) AS t "
+      "WHERE t IN (SELECT other.t FROM other WHERE other.t IS NOT NULL) "
+      "OR coalesce(pg_relation_size(to_regclass('resource_' || lower(t))), 0) > 0 "
+      "ORDER BY t",
+      {PgTextArrayLiteral(candidates)});
+  if (!r.ok()) return r.status();
+  for (int i = 0; i < r->rows(); i++) types.push_back(r->str(i, 0));
+  return types;
+}
+
+std::string PatientFilterArraySql(PgConnection* conn, const ExportRequest& request,
+                                  int64_t transaction_time_us) {
+  std::string patients_literal;
+  if (!request.patients.empty()) {
+    patients_literal = conn->QuoteLiteral(PgTextArrayLiteral(request.patients)) + "::text[]";
+  }
+  if (request.level == ExportLevel::kGroup) {
+    const std::string t = TimestampLiteral(conn, transaction_time_us);
+    std::string sql =
+        "(SELECT coalesce(array_agg(DISTINCT m.patient_id), '{}'::text[]) FROM group_member m "
+        "WHERE m.group_id = " +
+        conn->QuoteLiteral(request.group_id) +
+        " AND NOT m.inactive AND (m.period_start IS NULL OR m.period_start <= " + t +
+        ") AND (m.period_end IS NULL OR m.period_end >= " + t + ")";
+    if (!patients_literal.empty()) sql += " AND m.patient_id = ANY(" + patients_literal + ")";
+    return sql + ")";
+  }
+  if (request.level == ExportLevel::kPatient && !patients_literal.empty()) {
+    return patients_literal;
+  }
+  return "";
+}
+
+Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,
+                                        const std::vector<std::string>& types,
+                                        int64_t target_unit_resources) {
+  std::vector<UnitPlan> units;
+  const bool patient_list = request.level == ExportLevel::kGroup ||
+                            (request.level == ExportLevel::kPatient && !request.patients.empty());
+  // Sizes of every type's partition, in one round trip.
+  std::vector<std::string> split_types;
+  for (const std::string& type : types) {
+    if (RoleOf(request, type) != TypeRole::kSupporting && !patient_list) {
+      split_types.push_back(type);
+    }
+  }
+  std::map<std::string, std::pair<int64_t, int64_t>> sizes;  // type -> (rows, pages)
+  if (!split_types.empty()) {
+    auto stats = conn->Exec(
+        "SELECT t, c.reltuples::bigint, pg_relation_size(c.oid) / "
+        "current_setting('block_size')::bigint FROM unnest($1::text[]) AS t "
+        "JOIN pg_class c ON c.oid = "
+        "coalesce(to_regclass('resource_' || lower(t)), 'resource_other'::regclass)",
+        {PgTextArrayLiteral(split_types)});
+    if (!stats.ok()) return stats.status();
+    for (int i = 0; i < stats->rows(); i++) {
+      sizes[stats->str(i, 0)] = {stats->int64(i, 1), stats->int64(i, 2)};
+    }
+  }
+  int next = 1;
+  for (const std::string& type : types) {
+    const TypeRole role = RoleOf(request, type);
+    if (role == TypeRole::kSupporting || patient_list) {
+      UnitPlan u;
+      u.unit_no = next++;
+      u.res_type = type;
+      units.push_back(u);
+      continue;
+    }
+    // Page ranges of the type's partition (resource_other holds several types; its size
+    // still bounds the work).
+    auto size = sizes.find(type);
+    int64_t rows = size != sizes.end() ? size->second.first : -1;
+    int64_t pages = size != sizes.end() ? size->second.second : 0;
+    if (rows < 0) rows = pages * 8;  // never analyzed: assume ~1 KB rows
+    int64_t n = std::max<int64_t>(
+        1, (rows + target_unit_resources - 1) / std::max<int64_t>(1, target_unit_resources));
+    n = std::min(n, std::max<int64_t>(1, pages));
+    for (int64_t i = 0; i < n; i++) {
+      UnitPlan u;
+      u.unit_no = next++;
+      u.res_type = type;
+      if (i > 0) u.page_lo = pages * i / n;
+      if (i < n - 1) u.page_hi = pages * (i + 1) / n;
+      units.push_back(u);
+    }
+  }
+  if (request.since_us) {
+    for (const std::string& type : types) {
+      if (RoleOf(request, type) == TypeRole::kSupporting) continue;
+      UnitPlan u;
+      u.unit_no = next++;
+      u.kind = UnitKind::kDeleted;
+      u.res_type = type;
+      units.push_back(u);
+    }
+  }
+  if (!request.ignored.empty()) {
+    UnitPlan u;
+    u.unit_no = next++;
+    u.kind = UnitKind::kError;
+    units.push_back(u);
+  }
+  return units;
+}
+
+Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
+  auto claim = conn->Exec(
+      "UPDATE export_job SET planner = $1, planner_lease = now() + $2::int * interval '1 second' "
+      "WHERE job_id = (SELECT job_id FROM export_job WHERE state = 'accepted' "
+      "AND (planner_lease IS NULL OR planner_lease < now()) ORDER BY created_at LIMIT 1 "
+      "FOR UPDATE SKIP LOCKED) "
+      "RETURNING job_id::text, request::text, "
+      "(extract(epoch FROM transaction_time) * 1000000)::bigint, xmax_at_kickoff::text",
+      {o.worker_id, std::to_string(o.lease_seconds)});
+  if (!claim.ok()) return claim.status();
+  if (claim->rows() == 0) return false;
+  const std::string job_id = claim->str(0, 0);
+  const std::string request_json = claim->str(0, 1);
+  const int64_t transaction_time_us = claim->int64(0, 2);
+  const std::string xmax_at_kickoff = claim->str(0, 3);
+
+  auto request = ExportRequestFromJson(request_json);
+  if (!request.ok()) {
+    Status s = FailJob(conn, o.export_dir, job_id,
+                       "the stored export request cannot be read: " + request.status().message(),
+                       false, o.retention_seconds);
+    if (!s.ok()) return s;
+    return true;
+  }
+
+  const auto claimed_at = std::chrono::steady_clock::now();
+  auto waited = WaitForOlderTransactions(conn, job_id, xmax_at_kickoff, o);
+  const auto waited_until = std::chrono::steady_clock::now();
+  if (!waited.ok()) return waited.status();
+  if (!*waited) {
+    if (Stopping(o)) ReleasePlannerLease(conn, job_id, o.worker_id);
+    return true;
+  }
+
+  int units_planned = 0;
+  Status s = PgTransaction(conn, [&]() -> Status {
+    auto durable = conn->Exec("SET LOCAL synchronous_commit = on");
+    if (!durable.ok()) return durable.status();
+    auto mine = conn->Exec(
+        "SELECT 1 FROM export_job WHERE job_id = $1::uuid AND planner = $2 "
+        "AND state = 'accepted' FOR UPDATE",
+        {job_id, o.worker_id});
+    if (!mine.ok()) return mine.status();
+    if (mine->rows() == 0) return Status::Aborted("planner lease lost");
+    auto gone = conn->Exec("DELETE FROM export_unit WHERE job_id = $1::uuid", {job_id});
+    if (!gone.ok()) return gone.status();
+
+    auto types = ResolveExportTypes(conn, *request);
+    if (!types.ok()) return types.status();
+    bool nobody = false;
+    if (request->level == ExportLevel::kGroup) {
+      auto members = conn->Exec("SELECT cardinality(" +
+                                PatientFilterArraySql(conn, *request, transaction_time_us) + ")");
+      if (!members.ok()) return members.status();
+      nobody = members->int64(0, 0) == 0;
+    }
+    std::vector<UnitPlan> units;
+    if (!nobody) {
+      auto planned = PlanUnits(conn, *request, *types, o.target_unit_resources);
+      if (!planned.ok()) return planned.status();
+      units = std::move(planned).value();
+    } else if (!request->ignored.empty()) {
+      UnitPlan u;
+      u.unit_no = 1;
+      u.kind = UnitKind::kError;
+      units.push_back(u);
+    }
+    if (!units.empty()) {
+      FHIRBULK_RETURN_IF_ERROR(MakeDirectory(JobDirectory(o.export_dir, job_id)));
+    }
+    units_planned = static_cast<int>(units.size());
+    return RecordPlan(conn, job_id, units, o);
+  });
+  if (s.code() == Status::Code::kAborted) return true;   // someone else has it now
+  if (s.code() == Status::Code::kUnavailable) return s;  // lease runs out; replanned later
+  if (!s.ok()) {
+    Log(o, "job " + job_id + ": planning failed: " + s.ToString());
+    Status f = FailJob(conn, o.export_dir, job_id, "planning the export failed: " + s.message(),
+                       false, o.retention_seconds);
+    if (!f.ok()) return f;
+    return true;
+  }
+  auto ms = [](auto a, auto b) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count());
+  };
+  Log(o, "job " + job_id + ": planned " + std::to_string(units_planned) + " units in " +
+             ms(claimed_at, std::chrono::steady_clock::now()) + " ms (" +
+             ms(claimed_at, waited_until) + " ms waiting for older transactions)");
+  return true;
+}
+
+Status FailJob(PgConnection* conn, const std::string& export_dir, const std::string& job_id,
+               const std::string& diagnostics, bool transient, int64_t retention_seconds) {
+  OutcomeIssue issue;
+  issue.severity = "error";
+  issue.code = transient ? "transient" : "exception";
+  issue.diagnostics = diagnostics;
+  auto r = conn->Exec(
+      "UPDATE export_job SET state = 'failed', error = $2::jsonb, error_transient = $3::bool, "
+      "finished_at = now(), expires_at = now() + $4::bigint * interval '1 second', "
+      "planner = NULL, planner_lease = NULL "
+      "WHERE job_id = $1::uuid AND state IN ('accepted', 'running') RETURNING 1",
+      {job_id, OperationOutcomeJson({issue}), transient ? "true" : "false",
+       std::to_string(retention_seconds)});
+  if (!r.ok()) return r.status();
+  // A failed job has no manifest: none of its files will ever be served.
+  if (r->rows() == 1) RemoveTree(JobDirectory(export_dir, job_id));
+  return Status::OK();
+}
+
+bool RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  return !ec || ec == std::errc::no_such_file_or_directory;
+}
+
+}  // namespace fhirbulk

@@ -1,0 +1,127 @@
+// Planner: turns an accepted export job into work units (sql/0002_export_jobs.sql).
+//
+// PlanNextJob claims one job, by lease (export_job.planner / planner_lease, FOR UPDATE SKIP
+// LOCKED over `accepted` jobs whose planner lease is absent or expired), then:
+//  1. waits until every transaction older than the job's xmax_at_kickoff has ended
+//     (pg_snapshot_xmin(pg_current_snapshot()) >= xmax_at_kickoff), polling every 10-100 ms
+//     and renewing the planner lease, so that no row with last_updated <= transactionTime
+//     can still appear;
+//  2. in ONE transaction that re-checks the lease under a row lock: resolves the type set,
+//     splits it into units, creates "<export_dir>/<job_id>/", inserts the export_unit rows and
+//     marks the job running with units_total (or completed at once when there is nothing to
+//     do, e.g. an empty Group). A crash before COMMIT leaves the job accepted; once the lease
+//     runs out another worker plans it again (mkdir is idempotent).
+//
+// Type set (ResolveExportTypes):
+//  - _type given: those types. Otherwise: system level: every R4 type with rows (tombstones
+//    count; judged by a non-empty partition or presence in resource_other, so a partition
+//    whose rows were all vacuumed away costs an empty unit); Patient/Group level: the Patient
+//    compartment types with rows, except Group (exported only when _type names it), plus the
+//    supporting types (PatientExportSupportingTypes: Location, Medication, Organization,
+//    Practitioner).
+//  - Patient/Group level: a type outside the Patient compartment is a *supporting* type: only
+//    its resources referenced (`outrefs`, sql/0001) by the exported compartment resources are
+//    exported, whatever their age (the IG allows it), and it gets no deleted unit.
+//  - Group level: members are group_member rows of the Group that are not inactive and whose
+//    period covers transactionTime; the `patient` parameter intersects. No member left: the
+//    job completes with empty output (the error unit still runs if there is one).
+//    Each unit reads the membership again (group_member keeps no history), so a Group
+//    rewritten during the export changes the units read after it. _since applies to every
+//    member alike (older data of members who joined after _since is not added).
+// Units (PlanUnits):
+//  - output, compartment or system type, no patient list: heap page ranges of the type's
+//    partition sized for ~target_unit_resources rows each (from pg_class.reltuples; 8 rows a
+//    page when the table was never analyzed); the first range starts at page 0 and the last
+//    is open-ended (NULL), so rows on pages added later are still read.
+//  - output, Group or patient-list export, and supporting types: one unit per type (the GIN
+//    index on `patients` narrows the read).
+//  - deleted: one per non-supporting type when _since is given.
+//  - error: one when the request carries `ignored` issues.
+//  Unit numbers start at 1.
+//
+// FailJob marks a job failed with an OperationOutcome and removes its directory.
+//
+// Thread-safety: functions over a caller-owned connection; one thread per connection.
+
+#ifndef FHIRBULK_EXPORT_PLANNER_H_
+#define FHIRBULK_EXPORT_PLANNER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/pg.h"
+#include "export/export_request.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+enum class UnitKind { kOutput, kDeleted, kError };
+const char* UnitKindName(UnitKind kind);  // "output", "deleted", "error"
+
+struct UnitPlan {
+  int unit_no = 0;
+  UnitKind kind = UnitKind::kOutput;
+  std::string res_type;            // empty for the error unit
+  std::optional<int64_t> page_lo;  // heap block range [page_lo, page_hi); nullopt = open
+  std::optional<int64_t> page_hi;
+};
+
+// How a type is selected at Patient/Group level.
+enum class TypeRole {
+  kAll,          // system level: every row of the type
+  kCompartment,  // rows in the compartment of the exported patients
+  kSupporting,   // rows referenced by the exported compartment resources
+};
+TypeRole RoleOf(const ExportRequest& request, std::string_view type);
+
+struct PlannerOptions {
+  std::string export_dir;
+  std::string worker_id;  // this thread's id (export_job.planner)
+  int lease_seconds = 30;
+  int64_t retention_seconds = 86400;
+  int64_t target_unit_resources = 75000;
+  const std::atomic<bool>* stop = nullptr;  // set: give the lease back and return
+  std::function<void(const std::string&)> log;
+};
+
+// The job directory: <export_dir>/<job_id>.
+std::string JobDirectory(const std::string& export_dir, const std::string& job_id);
+
+// The partition holding `type`'s rows: resource_<lower(type)> when that table exists, else
+// resource_other (sql/0001).
+Result<std::string> PartitionOf(PgConnection* conn, std::string_view type);
+
+// The types to export (see above), in alphabetical order.
+Result<std::vector<std::string>> ResolveExportTypes(PgConnection* conn,
+                                                    const ExportRequest& request);
+
+// SQL text[] expression of the patients whose compartments a Group or patient-list export
+// covers (an uncorrelated subquery or an ARRAY literal; values quoted with QuoteLiteral), or
+// "" when every patient is exported (system and plain Patient level).
+std::string PatientFilterArraySql(PgConnection* conn, const ExportRequest& request,
+                                  int64_t transaction_time_us);
+
+// The units for `types`.
+Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,
+                                        const std::vector<std::string>& types,
+                                        int64_t target_unit_resources);
+
+// Claims and plans one job. False when no job was waiting.
+Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& options);
+
+// Marks the job failed (unless it is already finished or cancelled) with an OperationOutcome
+// holding one issue (code "transient" when transient, else "exception") and the diagnostics,
+// sets finished_at and expires_at (= now + retention), and removes the job directory.
+Status FailJob(PgConnection* conn, const std::string& export_dir, const std::string& job_id,
+               const std::string& diagnostics, bool transient, int64_t retention_seconds);
+
+// Removes a directory tree (best effort; a missing path is fine). False if anything remains.
+bool RemoveTree(const std::string& path);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_EXPORT_PLANNER_H_

@@ -1,0 +1,640 @@
+#include "export/unit_runner.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "export/elements.h"
+#include "export/ndjson_writer.h"
+#include "export/type_filter_sql.h"
+#include "server/outcome.h"
+#include "util/fhir_time.h"
+
+namespace fhirbulk {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kCopySignature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
+
+uint32_t ReadU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return ntohl(v);
+}
+
+uint16_t ReadU16(const char* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return ntohs(v);
+}
+
+void Log(const UnitRunnerOptions& o, const std::string& msg) {
+  if (o.log) o.log(msg);
+}
+
+bool Stopping(const UnitRunnerOptions& o) { return o.stop != nullptr && o.stop->load(); }
+
+std::string TimestampLiteral(PgConnection* conn, int64_t us) {
+  return conn->QuoteLiteral(FormatInstant(us)) + "::timestamptz";
+}
+
+// Partition names come from the catalog (regclass text, schema-qualified when off the
+// search_path): spliced as they are when plainly safe, else quoted.
+std::string PartitionIdentifier(PgConnection* conn, const std::string& partition) {
+  for (char c : partition) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.')) {
+      return conn->QuoteIdentifier(partition);
+    }
+  }
+  return partition;
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(ch);
+    } else if (c < 0x20) {
+      out->append("\\u00");
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 15]);
+    } else {
+      out->push_back(ch);
+    }
+  }
+  out->push_back('"');
+}
+
+// The manifest `type` of a unit's files, which also starts their names.
+std::string FileTypeOf(const UnitPlan& u) {
+  switch (u.kind) {
+    case UnitKind::kOutput:
+      return u.res_type;
+    case UnitKind::kDeleted:
+      return "Bundle";
+    case UnitKind::kError:
+      return "OperationOutcome";
+  }
+  return u.res_type;
+}
+
+Result<UnitKind> ParseUnitKind(std::string_view s) {
+  if (s == "output") return UnitKind::kOutput;
+  if (s == "deleted") return UnitKind::kDeleted;
+  if (s == "error") return UnitKind::kError;
+  return Status::Corruption("unknown unit kind '" + std::string(s) + "'");
+}
+
+// What a finished unit reports in the log.
+struct UnitStats {
+  int64_t resources = 0;
+  int64_t bytes = 0;
+  int64_t files = 0;
+  Clock::time_point started, read_done, sealed, committed;
+};
+
+std::string Millis(Clock::time_point a, Clock::time_point b) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count());
+}
+
+struct ClaimedUnit {
+  std::string job_id;
+  UnitPlan plan;
+  int attempts = 0;
+  std::string request_json;
+  int64_t transaction_time_us = 0;
+};
+
+Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunnerOptions& o) {
+  auto r = control->Exec(
+      "WITH c AS (SELECT eu.job_id, eu.unit_no FROM export_unit eu "
+      "JOIN export_job j ON j.job_id = eu.job_id "
+      "WHERE j.state = 'running' AND eu.state <> 'done' "
+      "AND (eu.state = 'pending' OR eu.lease_until < now()) "
+      "ORDER BY eu.unit_no, j.created_at LIMIT 1 FOR UPDATE OF eu SKIP LOCKED) "
+      "UPDATE export_unit u SET state = 'running', worker = $1, "
+      "lease_until = now() + $2::int * interval '1 second', attempts = u.attempts + 1 "
+      "FROM c, export_job j WHERE u.job_id = c.job_id AND u.unit_no = c.unit_no "
+      "AND j.job_id = u.job_id "
+      "RETURNING u.job_id::text, u.unit_no, u.kind, coalesce(u.res_type, ''), u.page_lo, "
+      "u.page_hi, u.attempts, j.request::text, "
+      "(extract(epoch FROM j.transaction_time) * 1000000)::bigint",
+      {o.worker_id, std::to_string(o.lease_seconds)});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return std::optional<ClaimedUnit>();
+  ClaimedUnit u;
+  u.job_id = r->str(0, 0);
+  u.plan.unit_no = static_cast<int>(r->int64(0, 1));
+  auto kind = ParseUnitKind(r->get(0, 2));
+  if (!kind.ok()) return kind.status();
+  u.plan.kind = *kind;
+  u.plan.res_type = r->str(0, 3);
+  if (!r->is_null(0, 4)) u.plan.page_lo = r->int64(0, 4);
+  if (!r->is_null(0, 5)) u.plan.page_hi = r->int64(0, 5);
+  u.attempts = static_cast<int>(r->int64(0, 6));
+  u.request_json = r->str(0, 7);
+  u.transaction_time_us = r->int64(0, 8);
+  return std::optional<ClaimedUnit>(std::move(u));
+}
+
+// Hands a unit back. `uncount`: the attempt does not count (a clean shutdown).
+void Release(PgConnection* control, const ClaimedUnit& u, const UnitRunnerOptions& o,
+             bool uncount) {
+  (void)control->Exec(
+      "UPDATE export_unit SET state = 'pending', worker = NULL, lease_until = NULL, "
+      "attempts = greatest(0, attempts - $4::int) "
+      "WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 AND state = 'running'",
+      {u.job_id, std::to_string(u.plan.unit_no), o.worker_id, uncount ? "1" : "0"});
+}
+
+// Deletes files an earlier attempt of the unit left behind (temp or renamed).
+Status DeleteEarlierAttemptFiles(const std::string& dir, int unit_no) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return Status::IOError("opening the job directory: " + std::string(std::strerror(errno)));
+  }
+  while (struct dirent* e = ::readdir(d)) {
+    auto parsed = ParseExportFileName(e->d_name);
+    if (parsed && parsed->unit_no == unit_no) ::unlinkat(::dirfd(d), e->d_name, 0);
+  }
+  ::closedir(d);
+  return Status::OK();
+}
+
+// Lease renewal plus "is the job still running?", on the control connection.
+class Heartbeat {
+ public:
+  Heartbeat(PgConnection* control, const UnitRunnerOptions& o, const ClaimedUnit& u)
+      : control_(control), o_(o), u_(u), last_(Clock::now()) {}
+
+  // Cheap; beats when due. Aborted when the unit must stop.
+  Status MaybeBeat(int64_t rows) {
+    if (rows - last_rows_ < o_.check_every_rows &&
+        Clock::now() - last_ < std::chrono::milliseconds(o_.check_every_ms)) {
+      return Status::OK();
+    }
+    return Beat(rows);
+  }
+
+  // honor_stop: false once all rows are written (finishing is then quicker than redoing).
+  Status Beat(int64_t rows, bool honor_stop = true) {
+    last_rows_ = rows;
+    last_ = Clock::now();
+    if (honor_stop && Stopping(o_)) return Status::Aborted("the worker is stopping");
+    auto r = control_->Exec(
+        "UPDATE export_unit u SET lease_until = now() + $4::int * interval '1 second' "
+        "WHERE u.job_id = $1::uuid AND u.unit_no = $2::int AND u.worker = $3 "
+        "AND u.state = 'running' "
+        "RETURNING (SELECT j.state FROM export_job j WHERE j.job_id = u.job_id)",
+        {u_.job_id, std::to_string(u_.plan.unit_no), o_.worker_id,
+         std::to_string(o_.lease_seconds)});
+    if (!r.ok()) return r.status();
+    if (r->rows() == 0) return Status::Aborted("the unit's lease was lost");
+    if (r->get(0, 0) != "running") {
+      return Status::Aborted("the job is " + std::string(r->get(0, 0)));
+    }
+    if (o_.on_heartbeat) o_.on_heartbeat(u_.job_id, u_.plan.unit_no, rows);
+    return Status::OK();
+  }
+
+ private:
+  PgConnection* control_;
+  const UnitRunnerOptions& o_;
+  const ClaimedUnit& u_;
+  Clock::time_point last_;
+  int64_t last_rows_ = 0;
+};
+
+// Stops a COPY TO STDOUT early: asks the server to cancel, then drains what is in flight.
+void AbortCopy(PgConnection* data) {
+  PGconn* c = data->raw();
+  if (PGcancel* cancel = PQgetCancel(c)) {
+    char err[256];
+    PQcancel(cancel, err, sizeof(err));
+    PQfreeCancel(cancel);
+  }
+  while (true) {
+    char* buf = nullptr;
+    int n = PQgetCopyData(c, &buf, 0);
+    if (buf != nullptr) PQfreemem(buf);
+    if (n <= 0) break;
+  }
+  while (PGresult* r = PQgetResult(c)) PQclear(r);
+}
+
+// Streams the COPY's rows into `on_row`, beating the heart between chunks.
+Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbeat,
+                  const CopyBinaryParser::RowFn& on_row) {
+  FHIRBULK_RETURN_IF_ERROR(data->CopyOutBegin(sql));
+  CopyBinaryParser parser;
+  while (true) {
+    auto chunk = data->CopyOutNext();
+    if (!chunk.ok()) return chunk.status();
+    if (chunk->empty()) break;  // end of data, final result collected
+    Status s = parser.Feed(*chunk, on_row);
+    if (s.ok()) s = heartbeat->MaybeBeat(parser.rows());
+    if (!s.ok()) {
+      AbortCopy(data);
+      return s;
+    }
+  }
+  if (!parser.finished()) return Status::Corruption("binary COPY ended without its trailer");
+  return Status::OK();
+}
+
+// The job's output types (for a supporting unit's reference selection).
+Result<std::vector<std::string>> JobOutputTypes(PgConnection* control, const std::string& job_id) {
+  auto r = control->Exec(
+      "SELECT DISTINCT res_type FROM export_unit WHERE job_id = $1::uuid AND kind = 'output' "
+      "AND res_type IS NOT NULL ORDER BY 1",
+      {job_id});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> types;
+  for (int i = 0; i < r->rows(); i++) types.push_back(r->str(i, 0));
+  return types;
+}
+
+// Records the unit's files and publishes them (see the header).
+Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* writer,
+                const UnitRunnerOptions& o) {
+  const std::string unit_no = std::to_string(u.plan.unit_no);
+  const std::string resources = std::to_string(writer->total_resources());
+  return PgTransaction(control, [&]() -> Status {
+    // Durable: the files become visible with this commit.
+    auto durable = control->Exec("SET LOCAL synchronous_commit = on");
+    if (!durable.ok()) return durable.status();
+    auto done = control->Exec(
+        "UPDATE export_unit SET state = 'done', resources = $4::bigint, lease_until = NULL "
+        "WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 AND state = 'running' "
+        "RETURNING 1",
+        {u.job_id, unit_no, o.worker_id, resources});
+    if (!done.ok()) return done.status();
+    if (done->rows() == 0) return Status::Aborted("the unit's lease was lost");
+    auto job = control->Exec(
+        "UPDATE export_job SET units_done = units_done + 1, "
+        "resources_written = resources_written + $2::bigint "
+        "WHERE job_id = $1::uuid AND state = 'running' RETURNING units_done, units_total",
+        {u.job_id, resources});
+    if (!job.ok()) return job.status();
+    if (job->rows() == 0) return Status::Aborted("the job is no longer running");
+    if (!writer->files().empty()) {
+      std::vector<std::string> names, seqs, counts, sizes;
+      for (const NdjsonFile& f : writer->files()) {
+        names.push_back(f.name);
+        seqs.push_back(std::to_string(f.seq));
+        counts.push_back(std::to_string(f.resources));
+        sizes.push_back(std::to_string(f.bytes));
+      }
+      auto ins = control->Exec(
+          "INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, resources, "
+          "bytes) SELECT $1::uuid, n, $2, $3, $4::int, s::int, c::bigint, b::bigint "
+          "FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS f(n, s, c, b)",
+          {u.job_id, UnitKindName(u.plan.kind), FileTypeOf(u.plan), unit_no,
+           PgTextArrayLiteral(names), PgTextArrayLiteral(seqs), PgTextArrayLiteral(counts),
+           PgTextArrayLiteral(sizes)});
+      if (!ins.ok()) return ins.status();
+    }
+    if (job->int64(0, 0) >= job->int64(0, 1)) {
+      auto fin = control->Exec(
+          "UPDATE export_job SET state = 'completed', finished_at = now(), "
+          "expires_at = now() + $2::bigint * interval '1 second' WHERE job_id = $1::uuid",
+          {u.job_id, std::to_string(o.retention_seconds)});
+      if (!fin.ok()) return fin.status();
+    }
+    // Last: the files become visible only if everything above holds; a failed COMMIT leaves
+    // them for the unit's next attempt to delete.
+    return writer->Publish();
+  });
+}
+
+// Runs a claimed unit to completion. Non-OK: see RunNextUnit for how each code is handled.
+Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
+               const UnitRunnerOptions& o, UnitStats* stats) {
+  auto request = ExportRequestFromJson(u.request_json);
+  if (!request.ok()) {
+    return Status::Corruption("the stored export request cannot be read: " +
+                              request.status().message());
+  }
+  const std::string dir = JobDirectory(o.export_dir, u.job_id);
+  if (u.attempts > 1) FHIRBULK_RETURN_IF_ERROR(DeleteEarlierAttemptFiles(dir, u.plan.unit_no));
+
+  NdjsonWriterOptions wo;
+  wo.dir = dir;
+  wo.prefix = FileTypeOf(u.plan) + "." + std::to_string(u.plan.unit_no);
+  wo.temp_suffix = ".tmp." + o.worker_id;
+  wo.max_resources = o.max_file_resources;
+  wo.max_bytes = o.max_file_bytes;
+  wo.buffer_bytes = o.write_buffer_bytes;
+  NdjsonWriter writer(wo);  // its destructor deletes the temp files on every early return
+  Heartbeat heartbeat(control, o, u);
+
+  if (u.plan.kind == UnitKind::kError) {
+    for (const OutcomeIssue& issue : request->ignored) {
+      FHIRBULK_RETURN_IF_ERROR(writer.Append(OperationOutcomeJson({issue})));
+    }
+  } else {
+    auto partition = PartitionOf(control, u.plan.res_type);
+    if (!partition.ok()) return partition.status();
+    std::vector<std::string> job_types;
+    if (u.plan.kind == UnitKind::kOutput &&
+        RoleOf(*request, u.plan.res_type) == TypeRole::kSupporting) {
+      auto types = JobOutputTypes(control, u.job_id);
+      if (!types.ok()) return types.status();
+      job_types = std::move(types).value();
+    }
+    auto sql =
+        BuildUnitCopySql(data, *request, u.transaction_time_us, u.plan, *partition, job_types);
+    if (!sql.ok()) return sql.status();
+
+    CopyBinaryParser::RowFn on_row;
+    std::string line;
+    std::unique_ptr<TypeSubsetter> subsetter;
+    const std::string url_prefix = u.plan.res_type + "/";  // deleted units: "Type/" + id
+    if (u.plan.kind == UnitKind::kOutput) {
+      subsetter = ElementsSelection(request->elements).ForType(u.plan.res_type);
+      on_row = [&](const std::vector<CopyBinaryParser::Field>& f) -> Status {
+        if (f.size() != 1 || f[0].null) return Status::Corruption("unexpected COPY row shape");
+        if (subsetter == nullptr) return writer.Append(f[0].bytes);  // the fast path
+        FHIRBULK_RETURN_IF_ERROR(subsetter->Apply(f[0].bytes, &line));
+        return writer.Append(line);
+      };
+    } else {
+      on_row = [&](const std::vector<CopyBinaryParser::Field>& f) -> Status {
+        if (f.size() != 1 || f[0].null) return Status::Corruption("unexpected COPY row shape");
+        line.assign(
+            "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"request\":"
+            "{\"method\":\"DELETE\",\"url\":");
+        AppendJsonString(url_prefix + std::string(f[0].bytes), &line);
+        line.append("}}]}");
+        return writer.Append(line);
+      };
+    }
+    FHIRBULK_RETURN_IF_ERROR(StreamCopy(data, *sql, &heartbeat, on_row));
+  }
+  stats->read_done = Clock::now();
+  // A last check before publishing: a job cancelled meanwhile gets no new files.
+  FHIRBULK_RETURN_IF_ERROR(heartbeat.Beat(writer.total_resources(), /*honor_stop=*/false));
+  FHIRBULK_RETURN_IF_ERROR(writer.Seal());
+  stats->sealed = Clock::now();
+  FHIRBULK_RETURN_IF_ERROR(Complete(control, u, &writer, o));
+  stats->committed = Clock::now();
+  stats->resources = writer.total_resources();
+  stats->bytes = writer.total_bytes();
+  stats->files = static_cast<int64_t>(writer.files().size());
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::string> InlineSqlParams(PgConnection* conn, std::string_view sql,
+                                    const std::vector<std::string>& params) {
+  std::string out;
+  out.reserve(sql.size() + 64);
+  bool in_string = false;
+  for (size_t i = 0; i < sql.size(); i++) {
+    char c = sql[i];
+    if (c == '\'') in_string = !in_string;  // '' inside a literal toggles twice: harmless
+    if (in_string || c != '$' || i + 1 >= sql.size() || sql[i + 1] < '0' || sql[i + 1] > '9') {
+      out.push_back(c);
+      continue;
+    }
+    size_t j = i + 1;
+    size_t n = 0;
+    while (j < sql.size() && sql[j] >= '0' && sql[j] <= '9' && n < 100000) {
+      n = n * 10 + static_cast<size_t>(sql[j] - '0');
+      j++;
+    }
+    if (n == 0 || n > params.size()) {
+      return Status::InvalidArgument("SQL placeholder $" + std::to_string(n) + " has no value");
+    }
+    out += conn->QuoteLiteral(params[n - 1]);
+    i = j - 1;
+  }
+  return out;
+}
+
+Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& request,
+                                     int64_t transaction_time_us, const UnitPlan& unit,
+                                     const std::string& partition,
+                                     const std::vector<std::string>& job_types) {
+  if (unit.kind == UnitKind::kError) return Status::InvalidArgument("the error unit reads no rows");
+  const std::string& type = unit.res_type;
+  const TypeRole role = RoleOf(request, type);
+  const std::string t = TimestampLiteral(conn, transaction_time_us);
+  const std::string patients = PatientFilterArraySql(conn, request, transaction_time_us);
+  std::string changed;  // _since / _until
+  if (request.since_us)
+    changed += " AND last_updated > " + TimestampLiteral(conn, *request.since_us);
+  if (request.until_us)
+    changed += " AND last_updated < " + TimestampLiteral(conn, *request.until_us);
+
+  std::string sql = "COPY (SELECT ";
+  sql += unit.kind == UnitKind::kOutput ? "body" : "res_id";
+  sql += " FROM " + PartitionIdentifier(conn, partition) +
+         " WHERE res_type = " + conn->QuoteLiteral(type);
+  if (unit.page_lo) sql += " AND ctid >= '(" + std::to_string(*unit.page_lo) + ",0)'::tid";
+  if (unit.page_hi) sql += " AND ctid < '(" + std::to_string(*unit.page_hi) + ",0)'::tid";
+
+  if (unit.kind == UnitKind::kDeleted) {
+    if (!request.since_us) return Status::InvalidArgument("a deleted unit needs _since");
+    // _typeFilter cannot apply: tombstones keep no search values.
+    sql += " AND deleted AND last_updated <= " + t + changed;
+    if (role == TypeRole::kCompartment) {
+      sql += patients.empty() ? " AND cardinality(patients) > 0" : " AND patients && " + patients;
+    }
+    return sql + ") TO STDOUT (FORMAT binary)";
+  }
+
+  sql += " AND NOT deleted AND last_updated <= " + t;
+  if (role == TypeRole::kCompartment) {
+    sql += changed;
+    if (!patients.empty()) {
+      sql += " AND patients && " + patients;
+    } else if (type != "Patient") {
+      sql += " AND cardinality(patients) > 0";
+    }
+  } else if (role == TypeRole::kAll) {
+    sql += changed;
+  } else {
+    // Supporting type: the rows the exported compartment resources reference, whatever their
+    // own age. The referencing rows are selected as their own units select them.
+    std::string referencing;
+    std::vector<std::string> unfiltered;
+    for (const std::string& ct : job_types) {
+      if (RoleOf(request, ct) != TypeRole::kCompartment) continue;
+      auto queries = TypeFilterQueriesFor(request.type_filters, ct);
+      if (queries.empty()) {
+        unfiltered.push_back(ct);
+        continue;
+      }
+      std::string filter;
+      std::vector<std::string> params;
+      FHIRBULK_RETURN_IF_ERROR(TypeFilterSql(queries, 1, &filter, &params));
+      auto inlined = InlineSqlParams(conn, filter, params);
+      if (!inlined.ok()) return inlined.status();
+      if (!referencing.empty()) referencing += " OR ";
+      referencing += "(c.res_type = " + conn->QuoteLiteral(ct) + " AND (" + *inlined + "))";
+    }
+    if (!unfiltered.empty()) {
+      if (!referencing.empty()) referencing += " OR ";
+      referencing +=
+          "c.res_type = ANY(" + conn->QuoteLiteral(PgTextArrayLiteral(unfiltered)) + "::text[])";
+    }
+    if (referencing.empty()) referencing = "false";  // no compartment type exported
+    std::string c_changed;
+    if (request.since_us) {
+      c_changed += " AND c.last_updated > " + TimestampLiteral(conn, *request.since_us);
+    }
+    if (request.until_us) {
+      c_changed += " AND c.last_updated < " + TimestampLiteral(conn, *request.until_us);
+    }
+    const std::string prefix = type + "/";
+    sql +=
+        " AND res_id IN (SELECT substr(ref, " + std::to_string(prefix.size() + 1) +
+        ") FROM resource c CROSS JOIN LATERAL unnest(c.outrefs) AS ref WHERE starts_with(ref, " +
+        conn->QuoteLiteral(prefix) + ") AND NOT c.deleted AND c.last_updated <= " + t + c_changed +
+        (patients.empty() ? " AND cardinality(c.patients) > 0" : " AND c.patients && " + patients) +
+        " AND (" + referencing + "))";
+  }
+  auto queries = TypeFilterQueriesFor(request.type_filters, type);
+  if (!queries.empty()) {
+    std::string filter;
+    std::vector<std::string> params;
+    FHIRBULK_RETURN_IF_ERROR(TypeFilterSql(queries, 1, &filter, &params));
+    auto inlined = InlineSqlParams(conn, filter, params);
+    if (!inlined.ok()) return inlined.status();
+    sql += " AND (" + *inlined + ")";
+  }
+  return sql + ") TO STDOUT (FORMAT binary)";
+}
+
+Status CopyBinaryParser::ParseOne(std::string_view d, const RowFn& on_row, size_t* used) {
+  *used = 0;
+  if (!header_done_) {
+    if (d.size() < 19) return Status::OK();
+    if (std::memcmp(d.data(), kCopySignature, sizeof(kCopySignature)) != 0) {
+      return Status::Corruption("not a binary COPY stream");
+    }
+    uint32_t flags = ReadU32(d.data() + 11);
+    if (flags & (1u << 16)) return Status::Corruption("binary COPY with OIDs is not supported");
+    uint32_t ext = ReadU32(d.data() + 15);
+    if (d.size() < 19 + static_cast<size_t>(ext)) return Status::OK();
+    header_done_ = true;
+    *used = 19 + ext;
+    return Status::OK();
+  }
+  if (d.size() < 2) return Status::OK();
+  int16_t count = static_cast<int16_t>(ReadU16(d.data()));
+  if (count == -1) {
+    finished_ = true;
+    *used = 2;
+    return Status::OK();
+  }
+  if (count < 0) return Status::Corruption("bad binary COPY field count");
+  size_t pos = 2;
+  fields_.clear();
+  for (int i = 0; i < count; i++) {
+    if (d.size() < pos + 4) return Status::OK();
+    int32_t len = static_cast<int32_t>(ReadU32(d.data() + pos));
+    pos += 4;
+    Field f;
+    if (len == -1) {
+      f.null = true;
+    } else {
+      if (len < 0) return Status::Corruption("bad binary COPY field length");
+      if (d.size() < pos + static_cast<size_t>(len)) return Status::OK();
+      f.bytes = d.substr(pos, static_cast<size_t>(len));
+      pos += static_cast<size_t>(len);
+    }
+    fields_.push_back(f);
+  }
+  rows_++;
+  FHIRBULK_RETURN_IF_ERROR(on_row(fields_));
+  *used = pos;
+  return Status::OK();
+}
+
+Status CopyBinaryParser::Feed(std::string_view chunk, const RowFn& on_row) {
+  std::string joined;
+  std::string_view data = chunk;
+  if (!carry_.empty()) {  // a row split across chunks (rare: the server sends one per message)
+    joined = std::move(carry_);
+    carry_.clear();
+    joined.append(chunk.data(), chunk.size());
+    data = joined;
+  }
+  size_t pos = 0;
+  while (pos < data.size()) {
+    if (finished_) return Status::Corruption("data after the binary COPY trailer");
+    size_t used = 0;
+    FHIRBULK_RETURN_IF_ERROR(ParseOne(data.substr(pos), on_row, &used));
+    if (used == 0) break;
+    pos += used;
+  }
+  carry_.assign(data.data() + pos, data.size() - pos);
+  return Status::OK();
+}
+
+Result<bool> RunNextUnit(PgConnection* control, PgConnection* data, const UnitRunnerOptions& o) {
+  auto claimed = Claim(control, o);
+  if (!claimed.ok()) return claimed.status();
+  if (!claimed->has_value()) return false;
+  const ClaimedUnit& u = **claimed;
+  const std::string what = "job " + u.job_id + " unit " + std::to_string(u.plan.unit_no) + " (" +
+                           (u.plan.res_type.empty() ? "" : u.plan.res_type + " ") +
+                           UnitKindName(u.plan.kind) + ")";
+  if (u.attempts > o.max_attempts) {
+    Log(o, what + ": gave up after " + std::to_string(u.attempts - 1) + " attempts");
+    FHIRBULK_RETURN_IF_ERROR(
+        FailJob(control, o.export_dir, u.job_id,
+                "a part of the export failed " + std::to_string(u.attempts - 1) +
+                    " times (database or worker failures); please start the export again",
+                /*transient=*/true, o.retention_seconds));
+    return true;
+  }
+  UnitStats st;
+  st.started = Clock::now();
+  Status s = Execute(control, data, u, o, &st);
+  if (s.ok()) {
+    Log(o, what + ": " + std::to_string(st.resources) + " resources, " + std::to_string(st.bytes) +
+               " bytes, " + std::to_string(st.files) + " files in " +
+               Millis(st.started, st.committed) + " ms (read " + Millis(st.started, st.read_done) +
+               ", sync " + Millis(st.read_done, st.sealed) + ", commit " +
+               Millis(st.sealed, st.committed) + ")");
+    return true;
+  }
+  switch (s.code()) {
+    case Status::Code::kAborted:
+      if (Stopping(o)) Release(control, u, o, /*uncount=*/true);
+      Log(o, what + ": stopped: " + s.message());
+      return true;
+    case Status::Code::kUnavailable:
+      Release(control, u, o, /*uncount=*/false);
+      Log(o, what + ": will be retried: " + s.message());
+      return s;
+    default: {
+      Log(o, what + ": failed: " + s.ToString());
+      std::string diagnostics = s.code() == Status::Code::kIOError
+                                    ? "writing the export files failed: " + s.message()
+                                    : "the export failed: " + s.message();
+      Status f = FailJob(control, o.export_dir, u.job_id, diagnostics, /*transient=*/false,
+                         o.retention_seconds);
+      if (!f.ok()) return f;
+      return true;
+    }
+  }
+}
+
+}  // namespace fhirbulk

@@ -1,0 +1,115 @@
+// UnitRunner: claims one export work unit (planner.h) and writes its files.
+//
+// RunNextUnit:
+//  - Claim: the lowest unit_no of any running job (so concurrent jobs interleave) that is
+//    pending or whose lease expired, FOR UPDATE SKIP LOCKED; sets worker, lease_until and
+//    attempts + 1. A unit claimed more than max_attempts times fails its job with a transient
+//    OperationOutcome. Files of earlier attempts of the unit (final or temp, any worker) are
+//    deleted before it starts again.
+//  - Read: one `COPY (SELECT ...) TO STDOUT (FORMAT binary)` on the data connection
+//    (BuildUnitCopySql) whose rows are parsed as they arrive (CopyBinaryParser) and written
+//    through an NdjsonWriter: bodies byte for byte, or subset by _elements (elements.h);
+//    deleted units write one transaction Bundle with a DELETE entry per tombstone; the error
+//    unit writes one OperationOutcome per ignored request parameter. Memory stays bounded by
+//    the largest row and the write buffer.
+//  - Heartbeat: every check_every_rows rows or check_every_ms (whichever first) the control
+//    connection renews the lease and reads the job's state; a lost lease, a job no longer
+//    running (cancelled, failed, deleted) or a stop request aborts the COPY and deletes the
+//    temp files. On stop the unit is handed back at once (its attempt does not count).
+//  - Complete, in ONE transaction on the control connection: mark the unit done if it is
+//    still ours (worker = me AND state = 'running'), add resources_written / units_done to
+//    the job if it is still running (row-locking the job), insert the export_file rows,
+//    complete the job when this was its last unit (finished_at, expires_at = now +
+//    retention), rename the temp files into place and fsync the directory, COMMIT. Anything
+//    failing before COMMIT leaves the unit unfinished; its next attempt deletes what this one
+//    renamed.
+//  - Errors: Unavailable (database gone) hands the unit back if possible and returns the
+//    Status (the caller reconnects); any other failure (disk full, I/O error, corrupt data, a
+//    failing statement) fails the job with diagnostics and returns OK (the worker goes on
+//    with other jobs).
+//
+// Thread-safety: one thread per pair of connections.
+
+#ifndef FHIRBULK_EXPORT_UNIT_RUNNER_H_
+#define FHIRBULK_EXPORT_UNIT_RUNNER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "db/pg.h"
+#include "export/export_request.h"
+#include "export/planner.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+struct UnitRunnerOptions {
+  std::string export_dir;
+  std::string worker_id;  // this thread's id: export_unit.worker and the temp file suffix
+  int lease_seconds = 30;
+  int64_t max_file_resources = 100000;
+  int64_t max_file_bytes = 256LL << 20;
+  int64_t retention_seconds = 86400;
+  int max_attempts = 5;
+  int64_t check_every_rows = 10000;
+  int check_every_ms = 1000;
+  size_t write_buffer_bytes = 1 << 20;
+  const std::atomic<bool>* stop = nullptr;
+  std::function<void(const std::string&)> log;
+  // Called after every heartbeat with the unit's progress (tests use it to interfere).
+  std::function<void(const std::string& job_id, int unit_no, int64_t rows)> on_heartbeat;
+};
+
+// Claims and runs one unit. `control` and `data` must be distinct connections.
+// False when no unit was claimable.
+Result<bool> RunNextUnit(PgConnection* control, PgConnection* data, const UnitRunnerOptions& o);
+
+// The COPY statement of an output or deleted unit. `partition` is the type's table
+// (PartitionOf); `job_types` every type of the job's output units (the supporting types'
+// selection needs the compartment ones). Values are spliced as QuoteLiteral literals: COPY
+// takes no parameters.
+Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& request,
+                                     int64_t transaction_time_us, const UnitPlan& unit,
+                                     const std::string& partition,
+                                     const std::vector<std::string>& job_types);
+
+// Replaces $1, $2 ... in `sql` by QuoteLiteral(params[n - 1]). InvalidArgument for a
+// placeholder without a value.
+Result<std::string> InlineSqlParams(PgConnection* conn, std::string_view sql,
+                                    const std::vector<std::string>& params);
+
+// Incremental parser of PostgreSQL's binary COPY format: signature, flags, header extension,
+// then tuples (int16 field count; per field an int32 length, -1 for NULL, and the bytes), then
+// the int16 -1 trailer. Chunks may split anything anywhere; a row whose bytes arrive in one
+// chunk is handed over without copying.
+class CopyBinaryParser {
+ public:
+  struct Field {
+    std::string_view bytes;
+    bool null = false;
+  };
+  using RowFn = std::function<Status(const std::vector<Field>& fields)>;
+
+  Status Feed(std::string_view chunk, const RowFn& on_row);
+  // True once the trailer was read (and nothing is left over).
+  bool finished() const { return finished_ && carry_.empty(); }
+  int64_t rows() const { return rows_; }
+
+ private:
+  // Parses one header or tuple at the start of `data`; *used = 0 when incomplete.
+  Status ParseOne(std::string_view data, const RowFn& on_row, size_t* used);
+
+  bool header_done_ = false;
+  bool finished_ = false;
+  int64_t rows_ = 0;
+  std::string carry_;
+  std::vector<Field> fields_;
+};
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_EXPORT_UNIT_RUNNER_H_

@@ -1,0 +1,392 @@
+#include "export/worker.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <thread>
+
+#include "export/job_store.h"
+#include "export/ndjson_writer.h"
+#include "export/planner.h"
+#include "export/type_filter_sql.h"
+#include "export/unit_runner.h"
+#include "util/fhir_time.h"
+
+namespace fhirbulk {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kCancelledPrefix = ".cancelled-";
+
+std::string DefaultWorkerId() {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
+  std::string id;
+  for (const char* p = host; *p != '\0' && id.size() < 40; p++) {
+    char c = *p;
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    id.push_back(ok ? c : '-');  // '.' would confuse file name parsing
+  }
+  std::random_device rd;
+  char suffix[32];
+  std::snprintf(suffix, sizeof(suffix), "-%d-%04x", static_cast<int>(::getpid()), rd() & 0xffff);
+  return id + suffix;
+}
+
+// A connection the engine can use: connected, idle, with settings for long COPYs.
+Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo) {
+  auto c = PgConnection::Connect(conninfo);
+  if (!c.ok()) return c.status();
+  // JIT compilation costs more than it saves on these simple scans. Claims and heartbeats
+  // need not wait for a WAL flush (a lost lease renewal is harmless, and the disk is busy
+  // with our files); the transactions that must be durable say so with SET LOCAL.
+  auto s = (*c)->Exec(
+      "SET application_name = 'fhir-bulk-worker'; SET jit = off; "
+      "SET synchronous_commit = off");
+  if (!s.ok()) return s.status();
+  return std::move(c).value();
+}
+
+bool Usable(const std::unique_ptr<PgConnection>& c) {
+  return c != nullptr && c->healthy() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE;
+}
+
+bool OlderThan(const struct stat& st, int seconds) {
+  return std::time(nullptr) - st.st_mtime > seconds;
+}
+
+}  // namespace
+
+struct Worker::ThreadState {
+  int index = 0;
+  std::string id;  // this thread's worker id: <worker_id>-t<index>
+  std::unique_ptr<PgConnection> control;
+  std::unique_ptr<PgConnection> data;
+};
+
+Worker::Worker(WorkerOptions options) : options_(std::move(options)) {}
+
+Worker::~Worker() { Stop(); }
+
+Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
+  if (options.export_dir.empty()) return Status::InvalidArgument("--export-dir is required");
+  while (options.export_dir.size() > 1 && options.export_dir.back() == '/') {
+    options.export_dir.pop_back();
+  }
+  struct stat st;
+  if (::stat(options.export_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument("export directory " + options.export_dir +
+                                   " does not exist or is not a directory");
+  }
+  if (::access(options.export_dir.c_str(), W_OK | X_OK) != 0) {
+    return Status::PermissionDenied("export directory " + options.export_dir + " is not writable");
+  }
+  if (options.threads < 1 || options.threads > 256) {
+    return Status::InvalidArgument("--threads must be between 1 and 256");
+  }
+  if (options.lease_seconds < 2) return Status::InvalidArgument("--lease-seconds must be >= 2");
+  if (options.max_file_resources < 1 || options.max_file_bytes < 1) {
+    return Status::InvalidArgument("file size limits must be positive");
+  }
+  if (options.worker_id.empty()) options.worker_id = DefaultWorkerId();
+  if (!options.log) {
+    options.log = [](const std::string& msg) {
+      std::fprintf(stderr, "%s fhir-bulk worker: %s\n", FormatInstant(NowMicros()).c_str(),
+                   msg.c_str());
+    };
+  }
+  std::unique_ptr<Worker> w(new Worker(std::move(options)));
+  for (int i = 0; i < w->options_.threads; i++) {
+    auto t = std::make_unique<ThreadState>();
+    t->index = i;
+    t->id = w->options_.worker_id + "-t" + std::to_string(i);
+    w->threads_.push_back(std::move(t));
+  }
+  return w;
+}
+
+void Worker::Log(const std::string& msg) const {
+  if (options_.log) options_.log(msg);
+}
+
+void Worker::Stop() {
+  stop_.store(true);
+  Wake();
+}
+
+void Worker::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_seq_++;
+  }
+  cv_.notify_all();
+}
+
+void Worker::WaitForWork(uint64_t seen, int milliseconds) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(milliseconds),
+               [&] { return stop_.load() || wake_seq_ != seen; });
+}
+
+Status Worker::EnsureConnected(ThreadState* t) {
+  for (auto* c : {&t->control, &t->data}) {
+    if (Usable(*c)) continue;
+    c->reset();
+    auto conn = Connect(options_.conninfo);
+    if (!conn.ok()) return conn.status();
+    *c = std::move(conn).value();
+  }
+  return Status::OK();
+}
+
+Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
+  FHIRBULK_RETURN_IF_ERROR(EnsureConnected(t));
+  Result<bool> did = false;
+  if (plan) {
+    PlannerOptions po;
+    po.export_dir = options_.export_dir;
+    po.worker_id = t->id;
+    po.lease_seconds = options_.lease_seconds;
+    po.retention_seconds = options_.retention_seconds;
+    po.target_unit_resources = options_.target_unit_resources;
+    po.stop = &stop_;
+    po.log = options_.log;
+    did = PlanNextJob(t->control.get(), po);
+    if (did.ok() && *did) Wake();  // new units: let idle threads claim them
+  }
+  if (run && did.ok() && !*did) {
+    UnitRunnerOptions uo;
+    uo.export_dir = options_.export_dir;
+    uo.worker_id = t->id;
+    uo.lease_seconds = options_.lease_seconds;
+    uo.max_file_resources = options_.max_file_resources;
+    uo.max_file_bytes = options_.max_file_bytes;
+    uo.retention_seconds = options_.retention_seconds;
+    uo.max_attempts = options_.max_attempts;
+    uo.check_every_rows = options_.check_every_rows;
+    uo.stop = &stop_;
+    uo.log = options_.log;
+    uo.on_heartbeat = options_.on_heartbeat;
+    did = RunNextUnit(t->control.get(), t->data.get(), uo);
+  }
+  // An aborted COPY or a failed transaction can leave a connection busy: start afresh.
+  if (!Usable(t->control)) t->control.reset();
+  if (!Usable(t->data)) t->data.reset();
+  return did;
+}
+
+void Worker::ServeLoop(ThreadState* t) {
+  int backoff_ms = 0;
+  while (!stop_.load()) {
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      seen = wake_seq_;
+    }
+    auto did = Step(t, true, true);
+    if (!did.ok()) {
+      backoff_ms = backoff_ms == 0 ? 500 : std::min(10000, backoff_ms * 2);
+      Log("thread " + t->id + ": " + did.status().ToString() + "; retrying in " +
+          std::to_string(backoff_ms) + " ms");
+      t->control.reset();
+      t->data.reset();
+      WaitForWork(seen, backoff_ms);
+      continue;
+    }
+    backoff_ms = 0;
+    if (!*did) WaitForWork(seen, 1000);  // a NOTIFY, a peer's plan, or the 1 s poll
+  }
+}
+
+Status Worker::Run() {
+  std::vector<std::thread> pool;
+  for (auto& t : threads_) pool.emplace_back([this, tp = t.get()] { ServeLoop(tp); });
+  Log("worker " + options_.worker_id + " serving " + options_.export_dir + " with " +
+      std::to_string(threads_.size()) + " threads");
+
+  // This thread: LISTEN for kick-offs and run the janitor.
+  std::unique_ptr<PgConnection> listener;
+  auto next_janitor = Clock::now();
+  int reconnect_ms = 0;
+  auto next_connect = Clock::now();
+  while (!stop_.load()) {
+    auto now = Clock::now();
+    if (!Usable(listener) && now >= next_connect) {
+      listener.reset();
+      auto c = Connect(options_.conninfo);
+      if (c.ok() && (*c)->Exec("LISTEN fhir_bulk_jobs").ok()) {
+        listener = std::move(c).value();
+        reconnect_ms = 0;
+        Wake();  // kick-offs may have arrived while we were not listening
+      } else {
+        reconnect_ms = reconnect_ms == 0 ? 500 : std::min(10000, reconnect_ms * 2);
+        next_connect = now + std::chrono::milliseconds(reconnect_ms);
+      }
+    }
+    if (now >= next_janitor) {
+      Status s = RunJanitor();
+      if (!s.ok()) Log("janitor: " + s.ToString());
+      next_janitor = Clock::now() + std::chrono::seconds(options_.janitor_interval_seconds);
+    }
+    if (listener == nullptr) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    struct pollfd pfd = {PQsocket(listener->raw()), POLLIN, 0};
+    int ready = ::poll(&pfd, 1, 200);  // short, so Stop() is noticed quickly
+    if (ready > 0) {
+      if (PQconsumeInput(listener->raw()) == 0) {
+        listener.reset();
+        continue;
+      }
+      bool notified = false;
+      while (PGnotify* n = PQnotifies(listener->raw())) {
+        notified = true;
+        PQfreemem(n);
+      }
+      if (notified) Wake();
+    }
+  }
+  Wake();
+  for (auto& th : pool) th.join();
+  Log("worker " + options_.worker_id + " stopped");
+  return Status::OK();
+}
+
+Status Worker::RunUntilIdle() {
+  std::atomic<int> busy{0};
+  std::mutex err_mu;
+  Status first_error;
+  auto loop = [&](ThreadState* t) {
+    while (!stop_.load()) {
+      busy++;
+      auto did = Step(t, true, true);
+      busy--;
+      if (!did.ok()) {
+        std::lock_guard<std::mutex> lock(err_mu);
+        if (first_error.ok()) first_error = did.status();
+        return;
+      }
+      if (*did) continue;
+      if (busy.load() == 0) return;  // nobody is planning or running: nothing left
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < threads_.size(); i++) pool.emplace_back(loop, threads_[i].get());
+  loop(threads_[0].get());
+  for (auto& th : pool) th.join();
+  return first_error;
+}
+
+Result<bool> Worker::PlanOne() { return Step(threads_[0].get(), true, false); }
+
+Result<bool> Worker::RunOneUnit() { return Step(threads_[0].get(), false, true); }
+
+Status Worker::RunJanitor() {
+  if (!Usable(janitor_conn_)) {
+    janitor_conn_.reset();
+    auto c = Connect(options_.conninfo);
+    if (!c.ok()) return c.status();
+    janitor_conn_ = std::move(c).value();
+  }
+  Status s = JanitorRows(janitor_conn_.get());
+  if (s.ok()) s = JanitorFiles(janitor_conn_.get());
+  if (!Usable(janitor_conn_)) janitor_conn_.reset();
+  return s;
+}
+
+Status Worker::JanitorRows(PgConnection* conn) {
+  constexpr int kBatch = 100;
+  while (!stop_.load()) {
+    int found = 0;
+    Status s = PgTransaction(conn, [&]() -> Status {
+      auto r = conn->Exec(
+          "SELECT job_id::text FROM export_job WHERE state = 'cancelled' "
+          "OR (state IN ('completed', 'failed') AND expires_at + $1::bigint * interval "
+          "'1 second' < now()) LIMIT " +
+              std::to_string(kBatch) + " FOR UPDATE SKIP LOCKED",
+          {std::to_string(options_.grace_seconds)});
+      if (!r.ok()) return r.status();
+      found = r->rows();
+      if (found == 0) return Status::OK();
+      std::vector<std::string> ids;
+      for (int i = 0; i < found; i++) {
+        ids.push_back(r->str(i, 0));
+        // Directories first: a crash in between leaves rows, and the next pass retries.
+        RemoveTree(JobDirectory(options_.export_dir, ids.back()));
+        RemoveTree(options_.export_dir + "/" + std::string(kCancelledPrefix) + ids.back());
+      }
+      auto d = conn->Exec("DELETE FROM export_job WHERE job_id = ANY($1::uuid[])",
+                          {PgTextArrayLiteral(ids)});
+      return d.ok() ? Status::OK() : d.status();
+    });
+    if (!s.ok()) return s;
+    if (found > 0) Log("janitor: removed " + std::to_string(found) + " finished jobs");
+    if (found < kBatch) return Status::OK();
+  }
+  return Status::OK();
+}
+
+Status Worker::JanitorFiles(PgConnection* conn) {
+  DIR* d = ::opendir(options_.export_dir.c_str());
+  if (d == nullptr) return Status::IOError("cannot list the export directory");
+  std::vector<std::string> job_dirs;
+  std::vector<std::string> cancelled_dirs;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name(e->d_name);
+    if (name.substr(0, kCancelledPrefix.size()) == kCancelledPrefix &&
+        IsValidJobId(name.substr(kCancelledPrefix.size()))) {
+      cancelled_dirs.emplace_back(name);
+    } else if (IsValidJobId(name)) {
+      job_dirs.emplace_back(name);
+    }
+  }
+  ::closedir(d);
+  for (const std::string& c : cancelled_dirs) RemoveTree(options_.export_dir + "/" + c);
+  if (job_dirs.empty()) return Status::OK();
+
+  auto r = conn->Exec(
+      "SELECT j::text, e.state FROM unnest($1::uuid[]) AS j "
+      "LEFT JOIN export_job e ON e.job_id = j",
+      {PgTextArrayLiteral(job_dirs)});
+  if (!r.ok()) return r.status();
+  for (int i = 0; i < r->rows(); i++) {
+    const std::string dir = JobDirectory(options_.export_dir, r->str(i, 0));
+    const bool gone = r->is_null(i, 1);
+    const std::string state = gone ? "" : r->str(i, 1);
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0) continue;
+    if (state == "failed" || state == "cancelled" ||
+        (gone && OlderThan(st, options_.lease_seconds))) {
+      RemoveTree(dir);
+      continue;
+    }
+    if (state == "running" || gone) continue;
+    // Completed or accepted: no unit can be writing; temp files are leftovers.
+    DIR* jd = ::opendir(dir.c_str());
+    if (jd == nullptr) continue;
+    while (struct dirent* e = ::readdir(jd)) {
+      auto parsed = ParseExportFileName(e->d_name);
+      if (!parsed || !parsed->temp) continue;
+      struct stat fst;
+      if (::fstatat(::dirfd(jd), e->d_name, &fst, AT_SYMLINK_NOFOLLOW) == 0 &&
+          OlderThan(fst, options_.lease_seconds)) {
+        ::unlinkat(::dirfd(jd), e->d_name, 0);
+      }
+    }
+    ::closedir(jd);
+  }
+  return Status::OK();
+}
+
+}  // namespace fhirbulk

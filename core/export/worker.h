@@ -1,0 +1,111 @@
+// Worker: the export engine process (`fhir-bulk worker`). Any number of workers, on any number
+// of hosts, share one database and one export directory; PostgreSQL is the only coordinator.
+//
+// Each of `threads` threads owns two connections (control: claims, leases, commits; data: the
+// COPY streams) and loops: plan an accepted job (planner.h), else run a unit (unit_runner.h),
+// else sleep until a kick-off NOTIFY on fhir_bulk_jobs or at most one second. Run()'s own
+// thread LISTENs (waking the others within milliseconds of a kick-off) and runs the janitor
+// every janitor_interval_seconds.
+//
+// Janitor (idempotent, safe in every worker at once):
+//  - jobs cancelled, or completed/failed and past expires_at + grace: their directories
+//    (<export_dir>/<job_id> and the HTTP side's <export_dir>/.cancelled-<job_id>) are removed
+//    and their rows deleted (units and files cascade), FOR UPDATE SKIP LOCKED in batches;
+//  - in the export directory: .cancelled-* directories; directories of failed jobs; of jobs
+//    that no longer exist (once older than the lease); and, in directories of jobs that are
+//    not running, "*.tmp.*" files older than the lease. Names that are not job ids are left
+//    alone.
+//
+// Stop() (e.g. from SIGTERM) makes Run() return after the threads finished or handed back
+// their units (see unit_runner.h); a planner waiting for old transactions gives its job back.
+// Memory per thread is bounded (streaming COPY, fixed write buffer), whatever the export size.
+//
+// Thread-safety: Stop() may be called from any thread. Run, RunUntilIdle, PlanOne, RunOneUnit
+// and RunJanitor must not run concurrently with each other.
+
+#ifndef FHIRBULK_EXPORT_WORKER_H_
+#define FHIRBULK_EXPORT_WORKER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "db/pg.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+struct WorkerOptions {
+  std::string conninfo;
+  std::string export_dir;  // must exist (shared by every worker and the HTTP side)
+  int threads = 2;
+  int lease_seconds = 30;
+  int64_t max_file_resources = 100000;
+  int64_t max_file_bytes = 256LL << 20;
+  int64_t retention_seconds = 86400;  // completed files stay this long
+  int64_t grace_seconds = 3600;       // ... plus this, for downloads in flight
+  int janitor_interval_seconds = 30;
+  int max_attempts = 5;  // per unit, then the job fails (transient)
+  int64_t target_unit_resources = 75000;
+  int64_t check_every_rows = 10000;  // heartbeat / cancellation check, or every second
+  std::string worker_id;             // default: <host>-<pid>-<random>
+  // Log lines; default: stderr, prefixed with the time.
+  std::function<void(const std::string&)> log;
+  // Test hook, see UnitRunnerOptions::on_heartbeat.
+  std::function<void(const std::string& job_id, int unit_no, int64_t rows)> on_heartbeat;
+};
+
+class Worker {
+ public:
+  // Checks the options and the export directory; connects lazily.
+  static Result<std::unique_ptr<Worker>> Create(WorkerOptions options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Serves until Stop(). Connection failures are retried with backoff, never returned.
+  Status Run();
+  // Plans and runs whatever is claimable on `threads` threads until nothing is left (units
+  // leased by another live worker are not waited for). Returns the first database error.
+  Status RunUntilIdle();
+  void Stop();
+  bool stopping() const { return stop_.load(); }
+
+  // One step on thread 0's connections: plan one job / run one unit. False: nothing to do.
+  Result<bool> PlanOne();
+  Result<bool> RunOneUnit();
+  // One janitor pass.
+  Status RunJanitor();
+
+  const std::string& worker_id() const { return options_.worker_id; }
+
+ private:
+  struct ThreadState;
+
+  explicit Worker(WorkerOptions options);
+  Status EnsureConnected(ThreadState* t);
+  Result<bool> Step(ThreadState* t, bool plan, bool run);
+  void ServeLoop(ThreadState* t);
+  void WaitForWork(uint64_t seen, int milliseconds);
+  void Wake();
+  void Log(const std::string& msg) const;
+  Status JanitorRows(PgConnection* conn);
+  Status JanitorFiles(PgConnection* conn);
+
+  WorkerOptions options_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::unique_ptr<ThreadState>> threads_;
+  std::unique_ptr<PgConnection> janitor_conn_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t wake_seq_ = 0;  // guarded by mu_
+};
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_EXPORT_WORKER_H_

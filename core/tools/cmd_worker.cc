@@ -1,0 +1,98 @@
+// fhir-bulk worker: the export engine daemon (see export/worker.h).
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "export/worker.h"
+#include "tools/command.h"
+#include "util/flags.h"
+
+namespace fhirbulk {
+
+int RunWorker(int argc, char** argv) {
+  std::string db;
+  std::string export_dir;
+  long long threads = 2;
+  long long lease_seconds = 30;
+  long long max_file_resources = 100000;
+  long long max_file_bytes = 268435456;
+  long long retention_seconds = 86400;
+  long long grace_seconds = 3600;
+  bool once = false;
+  FlagParser flags(
+      "fhir-bulk worker [--db CONNINFO] --export-dir DIR [options]",
+      "Runs Bulk Data export jobs: plans accepted jobs, writes their NDJSON files into "
+      "DIR/<job id>/ and removes expired ones. Any number of workers on any number of hosts "
+      "may share one database and one export directory. SIGTERM or SIGINT stops it cleanly: "
+      "work in progress is finished or handed back to the other workers.");
+  flags.AddString("db", &db, "PostgreSQL connection string", "CONNINFO");
+  flags.AddString("export-dir", &export_dir, "directory of the export files (must exist)", "DIR");
+  flags.AddInt("threads", &threads, "export threads (each uses two database connections)");
+  flags.AddInt("lease-seconds", &lease_seconds,
+               "how long a claimed job or unit stays ours without a heartbeat", "S");
+  flags.AddInt("max-file-resources", &max_file_resources, "resources per file at most");
+  flags.AddInt("max-file-bytes", &max_file_bytes,
+               "bytes per file at most (a larger resource "
+               "gets a file of its own)");
+  flags.AddInt("retention-seconds", &retention_seconds,
+               "how long the files of a completed export stay (the manifest's Expires)", "S");
+  flags.AddInt("grace-seconds", &grace_seconds,
+               "extra time before expired files are deleted, for downloads in flight", "S");
+  flags.AddBool("once", &once, "run what is claimable now, clean up once, and exit");
+  Status s = flags.Parse(argc, argv);
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return kExitOk;
+  }
+  if (!s.ok() || !flags.positionals().empty()) {
+    std::fprintf(stderr, "fhir-bulk worker: %s\n",
+                 s.ok() ? "unexpected argument" : s.message().c_str());
+    return kExitUsage;
+  }
+
+  WorkerOptions options;
+  options.conninfo = ResolveConninfo(db);
+  options.export_dir = export_dir;
+  options.threads = static_cast<int>(threads);
+  options.lease_seconds = static_cast<int>(lease_seconds);
+  options.max_file_resources = max_file_resources;
+  options.max_file_bytes = max_file_bytes;
+  options.retention_seconds = retention_seconds;
+  options.grace_seconds = grace_seconds;
+  auto worker = Worker::Create(options);
+  if (!worker.ok()) {
+    std::fprintf(stderr, "fhir-bulk worker: %s\n", worker.status().message().c_str());
+    return kExitUsage;
+  }
+
+  // Signals go to one thread that turns them into Stop(); every other thread (created
+  // after this) inherits the blocked mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  Worker* w = worker->get();
+  std::thread([w, stop_signals] {
+    int sig = 0;
+    if (sigwait(&stop_signals, &sig) == 0) w->Stop();
+  }).detach();
+
+  if (once) {
+    s = w->RunUntilIdle();
+    if (s.ok()) s = w->RunJanitor();
+  } else {
+    s = w->Run();
+  }
+  if (!s.ok()) {
+    std::fprintf(stderr, "fhir-bulk worker: %s\n", s.ToString().c_str());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace fhirbulk

@@ -1,0 +1,870 @@
+// The export engine against a real database: planning, units, files, leases, cancellation,
+// failures and the janitor. Needs FHIRBULK_TEST_PG (see test_db.h).
+
+#include "export/worker.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "export/job_store.h"
+#include "export/manifest.h"
+#include "export/ndjson_writer.h"
+#include "export/type_filter_sql.h"
+#include "export/unit_runner.h"
+#include "test_db.h"
+
+namespace fhirbulk {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- pure parts of the unit runner -------------------------------------------------------
+
+std::string BinaryCopyStream(const std::vector<std::vector<std::optional<std::string>>>& rows) {
+  std::string s("PGCOPY\n\377\r\n\0", 11);
+  auto u32 = [&](uint32_t v) {
+    v = htonl(v);
+    s.append(reinterpret_cast<const char*>(&v), 4);
+  };
+  auto u16 = [&](uint16_t v) {
+    v = htons(v);
+    s.append(reinterpret_cast<const char*>(&v), 2);
+  };
+  u32(0);
+  u32(4);  // a header extension the parser must skip
+  s.append("ext!");
+  for (const auto& row : rows) {
+    u16(static_cast<uint16_t>(row.size()));
+    for (const auto& f : row) {
+      if (!f) {
+        u32(0xffffffffu);
+      } else {
+        u32(static_cast<uint32_t>(f->size()));
+        s += *f;
+      }
+    }
+  }
+  u16(0xffff);
+  return s;
+}
+
+TEST(WorkerCopyParserTest, ParsesAnyChunking) {
+  std::string big(70000, 'b');
+  std::string stream = BinaryCopyStream(
+      {{std::string("{\"a\":1}")}, {std::string(""), std::nullopt}, {big}, {std::string("x\ny")}});
+  for (size_t chunk : {stream.size(), size_t{1}, size_t{3}, size_t{7}, size_t{4096}}) {
+    CopyBinaryParser p;
+    std::vector<std::string> seen;
+    int nulls = 0;
+    for (size_t i = 0; i < stream.size(); i += chunk) {
+      Status s = p.Feed(std::string_view(stream).substr(i, chunk),
+                        [&](const std::vector<CopyBinaryParser::Field>& f) {
+                          for (const auto& x : f) {
+                            if (x.null)
+                              nulls++;
+                            else
+                              seen.emplace_back(x.bytes);
+                          }
+                          return Status::OK();
+                        });
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    EXPECT_TRUE(p.finished());
+    EXPECT_EQ(p.rows(), 4);
+    ASSERT_EQ(seen.size(), 4u);
+    EXPECT_EQ(seen[0], "{\"a\":1}");
+    EXPECT_EQ(seen[1], "");
+    EXPECT_EQ(seen[2], big);
+    EXPECT_EQ(seen[3], "x\ny");
+    EXPECT_EQ(nulls, 1);
+  }
+}
+
+TEST(WorkerCopyParserTest, RejectsGarbageAndStopsOnCallbackError) {
+  CopyBinaryParser p;
+  auto ok = [](const std::vector<CopyBinaryParser::Field>&) { return Status::OK(); };
+  EXPECT_EQ(p.Feed("NOTPGCOPY-----------------", ok).code(), Status::Code::kCorruption);
+  CopyBinaryParser q;
+  std::string stream = BinaryCopyStream({{std::string("a")}, {std::string("b")}});
+  int calls = 0;
+  Status s = q.Feed(stream, [&](const std::vector<CopyBinaryParser::Field>&) {
+    return ++calls == 1 ? Status::IOError("disk full") : Status::OK();
+  });
+  EXPECT_EQ(s.code(), Status::Code::kIOError);
+  EXPECT_EQ(calls, 1);
+  CopyBinaryParser r;
+  EXPECT_EQ(r.Feed(stream + "x", ok).code(), Status::Code::kCorruption);  // after the trailer
+}
+
+// ---- fixture --------------------------------------------------------------------------------
+
+class WorkerDbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FHIRBULK_REQUIRE_TEST_DB();
+    // A schema of its own: ctest runs tests in parallel processes, and workers see every job.
+    Status s = schema_.Enter("worker_test");
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    conn_ = ConnectTestDb();
+    ASSERT_NE(conn_, nullptr);
+    char tmpl[] = "/tmp/fhirbulk-worker-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    conn_.reset();
+    schema_.Leave();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  PgResult Exec(const std::string& sql, const std::vector<PgParam>& params = {}) {
+    auto r = conn_->Exec(sql, params);
+    EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
+    return r.ok() ? std::move(r).value() : PgResult();
+  }
+  std::string Scalar(const std::string& sql, const std::vector<PgParam>& params = {}) {
+    PgResult r = Exec(sql, params);
+    return r.rows() > 0 && !r.is_null(0, 0) ? r.str(0, 0) : "";
+  }
+
+  // age: how long ago it was last updated (an interval; "-1 hour" is in the future).
+  void Put(const std::string& type, const std::string& id, std::vector<std::string> patients = {},
+           std::vector<std::string> outrefs = {}, const std::string& age = "1 day",
+           const std::string& extra = "", std::vector<std::string> tokens = {}) {
+    std::string body = "{\"resourceType\":\"" + type + "\",\"id\":\"" + id + "\"" +
+                       (extra.empty() ? "" : "," + extra) + "}";
+    Exec(
+        "INSERT INTO resource (res_type, res_id, version, last_updated, body, patients, outrefs, "
+        "tokens) VALUES ($1, $2, 1, clock_timestamp() - $3::interval, $4, $5::text[], "
+        "$6::text[], $7::text[])",
+        {type, id, age, body, PgTextArrayLiteral(patients), PgTextArrayLiteral(outrefs),
+         PgTextArrayLiteral(tokens)});
+  }
+  void Tombstone(const std::string& type, const std::string& id, std::vector<std::string> patients,
+                 const std::string& age) {
+    Exec(
+        "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, patients) "
+        "VALUES ($1, $2, 2, clock_timestamp() - $3::interval, true, $4::text[])",
+        {type, id, age, PgTextArrayLiteral(patients)});
+  }
+  void Member(const std::string& group, int index, const std::string& patient,
+              bool inactive = false, const std::string& period_end_sql = "NULL") {
+    Exec(
+        "INSERT INTO group_member (group_id, member_index, patient_id, inactive, period_end) "
+        "VALUES ($1, $2::int, $3, $4::bool, " +
+            period_end_sql + ")",
+        {group, std::to_string(index), patient, inactive ? "true" : "false"});
+  }
+
+  // Patients p1-p3; Observations o1-o5 in their compartments and o6 in none; a Condition;
+  // supporting resources, two of them referenced; a Device; a Questionnaire (resource_other);
+  // Group g1 with p1 active, p2 inactive, p3 whose membership ended.
+  void StandardData() {
+    for (const char* p : {"p1", "p2", "p3"}) Put("Patient", p, {p}, {}, "1 day", "\"active\":true");
+    Put("Observation", "o1", {"p1"}, {"Practitioner/dr1"}, "1 day",
+        "\"status\":\"final\",\"code\":{\"text\":\"a\"},\"valueString\":\"v\","
+        "\"subject\":{\"reference\":\"Patient/p1\"}",
+        {"code=http://loinc.org|1234-5", "code=1234-5"});
+    Put("Observation", "o2", {"p1"});
+    Put("Observation", "o3", {"p2"}, {"Organization/org1", "Practitioner/dr2"});
+    Put("Observation", "o4", {"p2"});
+    Put("Observation", "o5", {"p3"});
+    Put("Observation", "o6", {}, {"Practitioner/dr3"});
+    Put("Condition", "c1", {"p1"});
+    for (const char* d : {"dr1", "dr2", "dr3"}) Put("Practitioner", d);
+    for (const char* o : {"org1", "org2"}) Put("Organization", o);
+    Put("Device", "d1");
+    Put("Questionnaire", "q1");
+    Put("Group", "g1", {"p1", "p2", "p3"});
+    Member("g1", 0, "p1");
+    Member("g1", 1, "p2", /*inactive=*/true);
+    Member("g1", 2, "p3", false, "clock_timestamp() - interval '1 hour'");
+  }
+
+  std::string NewJob(ExportRequest r) {
+    r.request_url = "http://fhir.test/fhir/$export";
+    return Scalar(
+        "INSERT INTO export_job (client_id, request, request_url, transaction_time, "
+        "xmax_at_kickoff) VALUES ('test-client', $1::jsonb, $2, clock_timestamp(), "
+        "pg_current_xact_id()) RETURNING job_id::text",
+        {ExportRequestToJson(r), r.request_url});
+  }
+  static ExportRequest Request(ExportLevel level, std::vector<std::string> types = {}) {
+    ExportRequest r;
+    r.level = level;
+    r.types = std::move(types);
+    return r;
+  }
+
+  WorkerOptions Options() {
+    WorkerOptions o;
+    o.conninfo = TestConninfo();
+    o.export_dir = dir_;
+    o.threads = 2;
+    if (std::getenv("WORKER_LOG") == nullptr) o.log = [](const std::string&) {};
+    return o;
+  }
+  std::unique_ptr<Worker> MakeWorker(const WorkerOptions& o) {
+    auto w = Worker::Create(o);
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    return w.ok() ? std::move(w).value() : nullptr;
+  }
+  void RunAll(WorkerOptions o) {
+    auto w = MakeWorker(o);
+    ASSERT_NE(w, nullptr);
+    Status s = w->RunUntilIdle();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  std::string State(const std::string& job) {
+    return Scalar("SELECT state FROM export_job WHERE job_id = $1::uuid", {job});
+  }
+
+  struct Exported {
+    std::multiset<std::string> output;   // Type/id of every output line
+    std::multiset<std::string> deleted;  // Type/id of every DELETE entry
+    std::vector<std::string> errors;     // diagnostics of the error OperationOutcomes
+    std::map<std::string, int> files_per_type;
+    std::vector<std::string> lines;  // raw output lines
+  };
+
+  // Reads a job's files as export_file lists them, checking counts, sizes and one type per
+  // file, and that the directory holds nothing else.
+  Exported ReadExport(const std::string& job) {
+    Exported e;
+    PgResult files = Exec(
+        "SELECT file_name, kind, res_type, resources, bytes FROM export_file "
+        "WHERE job_id = $1::uuid ORDER BY file_name",
+        {job});
+    std::set<std::string> listed;
+    for (int i = 0; i < files.rows(); i++) {
+      const std::string name = files.str(i, 0), kind = files.str(i, 1), type = files.str(i, 2);
+      listed.insert(name);
+      std::ifstream in(dir_ + "/" + job + "/" + name);
+      EXPECT_TRUE(in.good()) << name;
+      std::stringstream ss;
+      ss << in.rdbuf();
+      const std::string content = ss.str();
+      EXPECT_EQ(static_cast<long long>(content.size()), files.int64(i, 4)) << name;
+      EXPECT_TRUE(content.empty() || content.back() == '\n') << name;
+      std::istringstream lines(content);
+      std::string line;
+      long long count = 0;
+      while (std::getline(lines, line)) {
+        count++;
+        rapidjson::Document d;
+        d.Parse(line.c_str());
+        EXPECT_FALSE(d.HasParseError()) << name << ": " << line;
+        if (d.HasParseError()) continue;
+        EXPECT_EQ(std::string(d["resourceType"].GetString()), type) << name;
+        if (kind == "output") {
+          e.output.insert(type + "/" + d["id"].GetString());
+          e.lines.push_back(line);
+        } else if (kind == "deleted") {
+          EXPECT_STREQ(d["type"].GetString(), "transaction");
+          for (const auto& entry : d["entry"].GetArray()) {
+            EXPECT_STREQ(entry["request"]["method"].GetString(), "DELETE");
+            e.deleted.insert(entry["request"]["url"].GetString());
+          }
+        } else {
+          for (const auto& issue : d["issue"].GetArray()) {
+            e.errors.push_back(issue["diagnostics"].GetString());
+          }
+        }
+      }
+      EXPECT_EQ(count, files.int64(i, 3)) << name;
+      e.files_per_type[type]++;
+    }
+    if (fs::exists(dir_ + "/" + job)) {
+      for (const auto& f : fs::directory_iterator(dir_ + "/" + job)) {
+        EXPECT_TRUE(listed.count(f.path().filename().string()))
+            << "unlisted file " << f.path().filename();
+      }
+    }
+    return e;
+  }
+
+  static std::multiset<std::string> Set(std::initializer_list<const char*> items) {
+    return std::multiset<std::string>(items.begin(), items.end());
+  }
+
+  std::unique_ptr<PgConnection> conn_;
+  TestSchema schema_;
+  std::string dir_;
+};
+
+// ---- exports ----------------------------------------------------------------------------
+
+TEST_F(WorkerDbTest, SystemExportWritesEveryResourceOnce) {
+  StandardData();
+  Tombstone("Observation", "o9", {"p1"}, "10 minutes");
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);
+  EXPECT_EQ(e.output, Set({"Patient/p1", "Patient/p2", "Patient/p3", "Observation/o1",
+                           "Observation/o2", "Observation/o3", "Observation/o4", "Observation/o5",
+                           "Observation/o6", "Condition/c1", "Practitioner/dr1", "Practitioner/dr2",
+                           "Practitioner/dr3", "Organization/org1", "Organization/org2",
+                           "Device/d1", "Questionnaire/q1", "Group/g1"}));
+  EXPECT_TRUE(e.deleted.empty());
+  EXPECT_EQ(Scalar("SELECT units_done = units_total AND units_total > 0 AND "
+                   "resources_written = 18 AND expires_at > finished_at FROM export_job "
+                   "WHERE job_id = $1::uuid",
+                   {job}),
+            "t");
+
+  // The fast path copies the stored bytes.
+  std::set<std::string> stored;
+  PgResult bodies = Exec("SELECT body FROM resource WHERE NOT deleted");
+  for (int i = 0; i < bodies.rows(); i++) stored.insert(bodies.str(i, 0));
+  for (const std::string& line : e.lines) EXPECT_TRUE(stored.count(line)) << line;
+
+  // The manifest, through the lead's job store.
+  auto info = GetJob(conn_.get(), job, "test-client");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  rapidjson::Document m;
+  m.Parse(ManifestJson(*info, "http://fhir.test/fhir", true).c_str());
+  ASSERT_FALSE(m.HasParseError());
+  EXPECT_EQ(m["output"].Size(), 8u);  // one file per type
+  EXPECT_FALSE(m.HasMember("deleted"));
+  EXPECT_EQ(m["error"].Size(), 0u);
+}
+
+TEST_F(WorkerDbTest, TypeParameterLimitsTypes) {
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Patient", "Condition"}));
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output,
+            Set({"Patient/p1", "Patient/p2", "Patient/p3", "Condition/c1"}));
+}
+
+TEST_F(WorkerDbTest, SinceExportsChangesAndDeletions) {
+  StandardData();
+  Put("Observation", "o7", {"p1"}, {}, "1 minute");
+  Put("Device", "d2", {}, {}, "2 minutes");
+  Tombstone("Observation", "o9", {"p1"}, "10 minutes");
+  Tombstone("Device", "d9", {}, "10 minutes");
+  Tombstone("Observation", "o8", {"p2"}, "3 days");  // deleted before _since
+  ExportRequest r = Request(ExportLevel::kSystem);
+  r.since_us = std::stoll(Scalar(
+      "SELECT (extract(epoch FROM clock_timestamp() - interval '1 hour') * 1000000)::bigint"));
+  const std::string job = NewJob(r);
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);
+  EXPECT_EQ(e.output, Set({"Observation/o7", "Device/d2"}));
+  EXPECT_EQ(e.deleted, Set({"Observation/o9", "Device/d9"}));
+  EXPECT_EQ(Scalar("SELECT string_agg(DISTINCT res_type, ',') FROM export_file "
+                   "WHERE job_id = $1::uuid AND kind = 'deleted'",
+                   {job}),
+            "Bundle");
+}
+
+TEST_F(WorkerDbTest, GroupExportCoversActiveMembersAndTheirReferences) {
+  StandardData();
+  Tombstone("Observation", "o9", {"p1"}, "10 minutes");
+  ExportRequest r = Request(ExportLevel::kGroup);
+  r.group_id = "g1";
+  const std::string job = NewJob(r);
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  // p2 is inactive, p3's membership ended; dr1 is referenced by o1. The Group itself is
+  // exported only when _type names it.
+  EXPECT_EQ(ReadExport(job).output, Set({"Patient/p1", "Observation/o1", "Observation/o2",
+                                         "Condition/c1", "Practitioner/dr1"}));
+  // One unit per type for group exports.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_unit WHERE job_id = $1::uuid "
+                   "AND (page_lo IS NOT NULL OR page_hi IS NOT NULL)",
+                   {job}),
+            "0");
+}
+
+TEST_F(WorkerDbTest, GroupExportWithPatientListAndNamedGroupType) {
+  StandardData();
+  Member("g1", 3, "p2");  // p2 active again through another entry
+  ExportRequest r = Request(ExportLevel::kGroup, {"Group", "Observation", "Organization"});
+  r.group_id = "g1";
+  r.patients = {"p2", "p3"};  // p3 is not an active member: intersected away
+  const std::string job = NewJob(r);
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output,
+            Set({"Group/g1", "Observation/o3", "Observation/o4", "Organization/org1"}));
+}
+
+TEST_F(WorkerDbTest, EmptyGroupCompletesWithoutFiles) {
+  StandardData();
+  Member("g2", 0, "p1", /*inactive=*/true);
+  ExportRequest r = Request(ExportLevel::kGroup);
+  r.group_id = "g2";
+  const std::string job = NewJob(r);
+  RunAll(Options());
+  EXPECT_EQ(State(job), "completed");
+  EXPECT_EQ(Scalar("SELECT units_total FROM export_job WHERE job_id = $1::uuid", {job}), "0");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_file WHERE job_id = $1::uuid", {job}), "0");
+  EXPECT_FALSE(fs::exists(dir_ + "/" + job));
+}
+
+TEST_F(WorkerDbTest, PatientLevelExportsCompartmentsAndReferencedSupport) {
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kPatient));
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  // o6 has no patient; Device, Questionnaire and Group are not exported; dr3 is referenced
+  // only by o6, org2 by nobody.
+  EXPECT_EQ(ReadExport(job).output,
+            Set({"Patient/p1", "Patient/p2", "Patient/p3", "Observation/o1", "Observation/o2",
+                 "Observation/o3", "Observation/o4", "Observation/o5", "Condition/c1",
+                 "Practitioner/dr1", "Practitioner/dr2", "Organization/org1"}));
+}
+
+TEST_F(WorkerDbTest, PatientLevelWithPatientListTypeFilterAndSince) {
+  StandardData();
+  Put("Observation", "o7", {"p2"}, {"Practitioner/dr3"}, "1 minute", "",
+      {"code=http://loinc.org|1234-5"});
+  Put("Observation", "o8", {"p2"}, {"Practitioner/dr1"}, "1 minute", "", {"code=other"});
+  Tombstone("Observation", "o9", {"p2"}, "10 minutes");
+  Tombstone("Observation", "o10", {"p1"}, "10 minutes");  // not in the list
+  ExportRequest r = Request(ExportLevel::kPatient, {"Observation", "Practitioner"});
+  r.patients = {"p2"};
+  r.since_us = std::stoll(Scalar(
+      "SELECT (extract(epoch FROM clock_timestamp() - interval '1 hour') * 1000000)::bigint"));
+  TypeFilterQuery q;
+  q.type = "Observation";
+  FilterCriterion c;
+  c.param = "code";
+  c.values = {"http://loinc.org|1234-5"};
+  q.criteria.push_back(c);
+  r.type_filters.push_back(q);
+  const std::string job = NewJob(r);
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);
+  // o7 matches everything; o8 fails the filter, so dr1 (referenced only by o8 among p2's
+  // recent resources) is not exported; dr3 is, whatever its own age.
+  EXPECT_EQ(e.output, Set({"Observation/o7", "Practitioner/dr3"}));
+  EXPECT_EQ(e.deleted, Set({"Observation/o9"}));
+}
+
+TEST_F(WorkerDbTest, ElementsSubsetOnlyTheNamedType) {
+  StandardData();
+  ExportRequest r = Request(ExportLevel::kSystem, {"Observation", "Patient"});
+  r.elements = {"Observation.subject"};
+  const std::string job = NewJob(r);
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);
+  EXPECT_EQ(e.output.size(), 9u);
+  for (const std::string& line : e.lines) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    if (std::string(d["resourceType"].GetString()) == "Observation") {
+      EXPECT_NE(line.find("SUBSETTED"), std::string::npos) << line;
+      EXPECT_FALSE(d.HasMember("valueString")) << line;
+      if (std::string(d["id"].GetString()) == "o1") {
+        EXPECT_TRUE(d.HasMember("subject"));
+        EXPECT_TRUE(d.HasMember("status"));
+        EXPECT_TRUE(d.HasMember("code"));
+      }
+    } else {
+      EXPECT_EQ(line.find("SUBSETTED"), std::string::npos) << line;
+      EXPECT_NE(line.find("\"active\":true"), std::string::npos) << line;
+    }
+  }
+}
+
+TEST_F(WorkerDbTest, LenientIgnoredParametersGoToTheErrorFile) {
+  StandardData();
+  ExportRequest r = Request(ExportLevel::kSystem, {"Condition"});
+  r.lenient = true;
+  OutcomeIssue a;
+  a.code = "not-supported";
+  a.diagnostics = "_foo is not supported";
+  OutcomeIssue b = a;
+  b.diagnostics = "includeAssociatedData: LatestProvenanceResources is not supported";
+  r.ignored = {a, b};
+  const std::string job = NewJob(r);
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);
+  EXPECT_EQ(e.output, Set({"Condition/c1"}));
+  EXPECT_EQ(e.errors, (std::vector<std::string>{a.diagnostics, b.diagnostics}));
+  EXPECT_EQ(e.files_per_type["OperationOutcome"], 1);
+}
+
+TEST_F(WorkerDbTest, FilesSplitByCountAndBytes) {
+  for (int i = 0; i < 7; i++) Put("Observation", "o" + std::to_string(i), {"p1"});
+  WorkerOptions o = Options();
+  o.max_file_resources = 3;
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  RunAll(o);
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output.size(), 7u);
+  EXPECT_EQ(Scalar("SELECT string_agg(resources::text, ',' ORDER BY seq) FROM export_file "
+                   "WHERE job_id = $1::uuid",
+                   {job}),
+            "3,3,1");
+
+  o.max_file_resources = 1000;
+  o.max_file_bytes = 100;  // each line is ~45 bytes: two per file
+  const std::string job2 = NewJob(Request(ExportLevel::kSystem));
+  RunAll(o);
+  ASSERT_EQ(State(job2), "completed");
+  EXPECT_EQ(ReadExport(job2).output.size(), 7u);
+  EXPECT_EQ(
+      Scalar("SELECT count(*) FROM export_file WHERE job_id = $1::uuid AND bytes > 100", {job2}),
+      "0");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_file WHERE job_id = $1::uuid", {job2}), "4");
+}
+
+TEST_F(WorkerDbTest, LargeTypesAreSplitIntoPageRanges) {
+  Exec(
+      "INSERT INTO resource (res_type, res_id, version, last_updated, body, patients) "
+      "SELECT 'Observation', 'o' || g, 1, clock_timestamp() - interval '1 day', "
+      "'{\"resourceType\":\"Observation\",\"id\":\"o' || g || '\",\"note\":\"' || "
+      "repeat('x', 300) || '\"}', ARRAY['p1'] FROM generate_series(1, 600) g");
+  Exec("ANALYZE resource_observation");
+  WorkerOptions o = Options();
+  o.target_unit_resources = 100;
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  RunAll(o);
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);
+  EXPECT_EQ(e.output.size(), 600u);
+  EXPECT_EQ(std::set<std::string>(e.output.begin(), e.output.end()).size(), 600u);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_unit WHERE job_id = $1::uuid", {job}), "6");
+  // Contiguous ranges: open first and last ends, each lo = previous hi.
+  EXPECT_EQ(Scalar("SELECT bool_and(page_lo IS NOT DISTINCT FROM prev) FROM (SELECT page_lo, "
+                   "lag(page_hi) OVER (ORDER BY unit_no) AS prev FROM export_unit "
+                   "WHERE job_id = $1::uuid) s",
+                   {job}),
+            "t");
+}
+
+TEST_F(WorkerDbTest, ConsistentAsOfTransactionTime) {
+  StandardData();
+  Put("Observation", "future", {"p1"}, {}, "-1 hour");
+  // A writer that took its xid before the kick-off and commits only later: planning must
+  // wait for it, and its row (last_updated before transactionTime) must be exported.
+  auto writer = PgConnection::Connect(TestConninfo());
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Exec("BEGIN").ok());
+  ASSERT_TRUE((*writer)
+                  ->Exec("INSERT INTO resource (res_type, res_id, version, last_updated, body) "
+                         "VALUES ('Observation', 'late', 1, clock_timestamp(), "
+                         "'{\"resourceType\":\"Observation\",\"id\":\"late\"}')")
+                  .ok());
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  // Changed after the kick-off: left out (the engine keeps no old versions).
+  Exec(
+      "UPDATE resource SET last_updated = clock_timestamp(), version = 2 "
+      "WHERE res_type = 'Observation' AND res_id = 'o2'");
+  auto w = MakeWorker(Options());
+  ASSERT_NE(w, nullptr);
+  std::thread run([&] { EXPECT_TRUE(w->RunUntilIdle().ok()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(State(job), "accepted");  // still waiting for the open transaction
+  ASSERT_TRUE((*writer)->Exec("COMMIT").ok());
+  run.join();
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output, Set({"Observation/o1", "Observation/o3", "Observation/o4",
+                                         "Observation/o5", "Observation/o6", "Observation/late"}));
+}
+
+// ---- cancellation, crashes, failures ----------------------------------------------------------
+
+TEST_F(WorkerDbTest, CancellationStopsTheUnitAndLeavesNoFiles) {
+  for (int i = 0; i < 40; i++) Put("Observation", "o" + std::to_string(i), {"p1"});
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  auto other = PgConnection::Connect(TestConninfo());
+  ASSERT_TRUE(other.ok());
+  WorkerOptions o = Options();
+  o.threads = 1;
+  o.check_every_rows = 2;
+  o.max_file_resources = 5;  // several temp files exist when the cancel arrives
+  int beats = 0;
+  o.on_heartbeat = [&](const std::string& id, int, int64_t rows) {
+    if (++beats == 3) {
+      EXPECT_GE(rows, 5);
+      EXPECT_TRUE(CancelJob(other->get(), id, "test-client").ok());
+    }
+  };
+  RunAll(o);
+  EXPECT_EQ(State(job), "cancelled");
+  EXPECT_EQ(beats, 3);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_file WHERE job_id = $1::uuid", {job}), "0");
+  ASSERT_TRUE(fs::exists(dir_ + "/" + job));
+  EXPECT_TRUE(fs::is_empty(dir_ + "/" + job));  // temp files deleted
+
+  auto w = MakeWorker(Options());
+  ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_FALSE(fs::exists(dir_ + "/" + job));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_job WHERE job_id = $1::uuid", {job}), "0");
+}
+
+TEST_F(WorkerDbTest, UnitOfAKilledWorkerIsRedoneWithoutDuplicates) {
+  for (int i = 0; i < 10; i++) Put("Observation", "o" + std::to_string(i), {"p1"});
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  WorkerOptions o = Options();
+  o.max_file_resources = 4;
+  auto w = MakeWorker(o);
+  ASSERT_NE(w, nullptr);
+  auto planned = w->PlanOne();
+  ASSERT_TRUE(planned.ok() && *planned);
+  ASSERT_EQ(State(job), "running");
+  // The dead worker claimed unit 1 and wrote a temp file; an earlier attempt even got as far
+  // as renaming a file before its commit failed.
+  Exec(
+      "UPDATE export_unit SET state = 'running', worker = 'deadhost-1-0000-t0', "
+      "lease_until = now() - interval '1 second', attempts = 1 "
+      "WHERE job_id = $1::uuid AND unit_no = 1",
+      {job});
+  const std::string jd = dir_ + "/" + job;
+  std::ofstream(jd + "/Observation.1.1.ndjson.tmp.deadhost-1-0000-t0") << "{\"partial\n";
+  std::ofstream(jd + "/Observation.1.9.ndjson")
+      << "{\"resourceType\":\"Observation\",\"id\":\"o1\"}\n";
+  // A live lease elsewhere is left alone.
+  ExportRequest r2 = Request(ExportLevel::kSystem);
+  const std::string job2 = NewJob(r2);
+  ASSERT_TRUE(w->PlanOne().ok());
+  Exec(
+      "UPDATE export_unit SET state = 'running', worker = 'alive-t0', "
+      "lease_until = now() + interval '1 hour', attempts = 1 WHERE job_id = $1::uuid",
+      {job2});
+
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);  // also fails on any unlisted leftover file
+  EXPECT_EQ(e.output.size(), 10u);
+  EXPECT_EQ(std::set<std::string>(e.output.begin(), e.output.end()).size(), 10u);
+  EXPECT_EQ(Scalar("SELECT attempts::text || ' ' || (worker LIKE $2 || '%')::text "
+                   "FROM export_unit WHERE job_id = $1::uuid AND unit_no = 1",
+                   {job, w->worker_id()}),
+            "2 true");
+  EXPECT_EQ(State(job2), "running");
+  EXPECT_EQ(Scalar("SELECT worker FROM export_unit WHERE job_id = $1::uuid", {job2}), "alive-t0");
+}
+
+TEST_F(WorkerDbTest, TooManyAttemptsFailTheJobAsTransient) {
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Patient"}));
+  auto w = MakeWorker(Options());
+  ASSERT_TRUE(w->PlanOne().ok());
+  Exec(
+      "UPDATE export_unit SET state = 'running', worker = 'x-t0', attempts = 5, "
+      "lease_until = now() - interval '1 second' WHERE job_id = $1::uuid",
+      {job});
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  EXPECT_EQ(State(job), "failed");
+  EXPECT_EQ(Scalar("SELECT error_transient::text || ' ' || (error->'issue'->0->>'code') "
+                   "FROM export_job WHERE job_id = $1::uuid",
+                   {job}),
+            "true transient");
+  EXPECT_FALSE(fs::exists(dir_ + "/" + job));
+}
+
+TEST_F(WorkerDbTest, WriteFailureFailsTheJobAndOthersGoOn) {
+  StandardData();
+  const std::string bad = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  const std::string good = NewJob(Request(ExportLevel::kSystem, {"Patient"}));
+  auto w = MakeWorker(Options());
+  ASSERT_TRUE(w->PlanOne().ok());
+  ASSERT_TRUE(w->PlanOne().ok());
+  // The bad job's directory vanishes (as a full or broken disk would make writes fail).
+  fs::remove_all(dir_ + "/" + bad);
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  EXPECT_EQ(State(bad), "failed");
+  EXPECT_EQ(Scalar("SELECT error_transient::text FROM export_job WHERE job_id = $1::uuid", {bad}),
+            "false");
+  EXPECT_NE(Scalar("SELECT error->'issue'->0->>'diagnostics' FROM export_job "
+                   "WHERE job_id = $1::uuid",
+                   {bad})
+                .find("writing the export files failed"),
+            std::string::npos);
+  EXPECT_EQ(State(good), "completed");
+  EXPECT_EQ(ReadExport(good).output.size(), 3u);
+}
+
+// ---- janitor, wake-ups, shutdown --------------------------------------------------------
+
+TEST_F(WorkerDbTest, JanitorRemovesExpiredCancelledAndStrayFiles) {
+  StandardData();
+  WorkerOptions o = Options();
+  o.grace_seconds = 3600;
+  o.lease_seconds = 30;
+  auto w = MakeWorker(o);
+  const std::string expired = NewJob(Request(ExportLevel::kSystem, {"Patient"}));
+  const std::string kept = NewJob(Request(ExportLevel::kSystem, {"Condition"}));
+  const std::string failed = NewJob(Request(ExportLevel::kSystem, {"Device"}));
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  Exec("UPDATE export_job SET expires_at = now() - interval '2 hours' WHERE job_id = $1::uuid",
+       {expired});
+  Exec("UPDATE export_job SET state = 'failed' WHERE job_id = $1::uuid", {failed});
+  const std::string kd = dir_ + "/" + kept;
+  std::ofstream(kd + "/Condition.1.2.ndjson.tmp.gone-t0") << "x";
+  std::ofstream(kd + "/Condition.1.3.ndjson.tmp.gone-t0") << "x";
+  struct timeval old_times[2] = {{std::time(nullptr) - 3600, 0}, {std::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimes((kd + "/Condition.1.2.ndjson.tmp.gone-t0").c_str(), old_times), 0);
+  const std::string orphan = "0a0a0a0a-0000-4000-8000-000000000000";
+  fs::create_directory(dir_ + "/" + orphan);
+  ASSERT_EQ(::utimes((dir_ + "/" + orphan).c_str(), old_times), 0);
+  const std::string renamed = dir_ + "/.cancelled-0b0b0b0b-0000-4000-8000-000000000000";
+  fs::create_directory(renamed);
+  std::ofstream(renamed + "/Patient.1.1.ndjson") << "x";
+  fs::create_directory(dir_ + "/not-a-job");
+
+  ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_FALSE(fs::exists(dir_ + "/" + expired));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_job WHERE job_id = $1::uuid", {expired}), "0");
+  EXPECT_FALSE(fs::exists(dir_ + "/" + failed));
+  EXPECT_EQ(State(failed), "failed");  // the row stays until it expires
+  EXPECT_FALSE(fs::exists(kd + "/Condition.1.2.ndjson.tmp.gone-t0"));
+  EXPECT_TRUE(fs::exists(kd + "/Condition.1.3.ndjson.tmp.gone-t0"));  // younger than the lease
+  EXPECT_TRUE(fs::exists(kd + "/Condition.1.1.ndjson"));
+  EXPECT_FALSE(fs::exists(dir_ + "/" + orphan));
+  EXPECT_FALSE(fs::exists(renamed));
+  EXPECT_TRUE(fs::exists(dir_ + "/not-a-job"));
+  EXPECT_EQ(State(kept), "completed");
+}
+
+TEST_F(WorkerDbTest, RunWakesOnKickOffAndStopsCleanly) {
+  StandardData();
+  WorkerOptions o = Options();
+  auto w = MakeWorker(o);
+  ASSERT_NE(w, nullptr);
+  std::thread run([&] { EXPECT_TRUE(w->Run().ok()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // threads idle, listening
+  ExportRequest r = Request(ExportLevel::kSystem, {"Patient"});
+  r.request_url = "http://fhir.test/fhir/$export";
+  auto t0 = std::chrono::steady_clock::now();
+  auto created = CreateJob(conn_.get(), "test-client", r, CreateJobOptions());
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  std::string state;
+  for (int i = 0; i < 500 && state != "completed"; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    state = State(created->job_id);
+  }
+  auto latency =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  EXPECT_EQ(state, "completed");
+  std::printf("kick-off to completed: %lld ms\n", static_cast<long long>(latency.count()));
+  auto s0 = std::chrono::steady_clock::now();
+  w->Stop();
+  run.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - s0, std::chrono::seconds(3));
+}
+
+TEST_F(WorkerDbTest, StopHandsUnitsBackWithoutCountingTheAttempt) {
+  for (int i = 0; i < 30; i++) Put("Observation", "o" + std::to_string(i), {"p1"});
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  WorkerOptions o = Options();
+  o.threads = 1;
+  o.check_every_rows = 2;
+  Worker* self = nullptr;
+  o.on_heartbeat = [&](const std::string&, int, int64_t) { self->Stop(); };
+  auto w = MakeWorker(o);
+  self = w.get();
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  EXPECT_EQ(State(job), "running");
+  EXPECT_EQ(Scalar("SELECT state || ' ' || attempts || ' ' || coalesce(worker, '-') "
+                   "FROM export_unit WHERE job_id = $1::uuid",
+                   {job}),
+            "pending 0 -");
+  EXPECT_TRUE(fs::is_empty(dir_ + "/" + job));
+  RunAll(Options());  // another worker finishes it
+  EXPECT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output.size(), 30u);
+}
+
+// ---- performance sanity (FHIRBULK_PERF=1) ---------------------------------------------
+
+TEST_F(WorkerDbTest, PerfSystemExportVersusPlainCopy) {
+  if (std::getenv("FHIRBULK_PERF") == nullptr) GTEST_SKIP() << "set FHIRBULK_PERF=1";
+  // ~200k resources of ~1 KB: 150k Observations, 40k Encounters, 10k Patients.
+  const char* kBody =
+      "'{\"resourceType\":\"%s\",\"id\":\"%s-' || g || '\",\"meta\":{\"versionId\":\"1\","
+      "\"lastUpdated\":\"2024-01-01T00:00:00Z\"},\"status\":\"final\",\"category\":[{\"coding\":"
+      "[{\"system\":\"http://terminology.hl7.org/CodeSystem/observation-category\",\"code\":"
+      "\"laboratory\"}]}],\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"' || "
+      "(g %% 997) || '-5\",\"display\":\"Some laboratory test with a long display name\"}]},"
+      "\"subject\":{\"reference\":\"Patient/p' || (g %% 10000) || '\"},\"note\":[{\"text\":\"' || "
+      "md5(g::text) || repeat(' lorem ipsum dolor sit amet', 22) || '\"}]}'";
+  struct Kind {
+    const char* type;
+    const char* prefix;
+    int n;
+  } kinds[] = {{"Observation", "o", 150000}, {"Encounter", "e", 40000}, {"Patient", "p", 10000}};
+  for (const Kind& k : kinds) {
+    char body[2048];
+    std::snprintf(body, sizeof(body), kBody, k.type, k.prefix);
+    Exec(std::string("INSERT INTO resource (res_type, res_id, version, last_updated, body, "
+                     "patients) SELECT '") +
+         k.type + "', '" + k.prefix + "-' || g, 1, clock_timestamp() - interval '1 day', " + body +
+         ", ARRAY['p' || (g % 10000)] FROM generate_series(1, " + std::to_string(k.n) + ") g");
+  }
+  Exec("VACUUM ANALYZE resource");
+  const long long total = std::stoll(Scalar("SELECT count(*) FROM resource"));
+  const long long avg = std::stoll(Scalar("SELECT avg(length(body))::bigint FROM resource"));
+
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<double> copy_ms, worker1_ms, worker2_ms;
+  for (int run = 0; run < 5; run++) {
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(conn_
+                    ->CopyOutBegin("COPY (SELECT body FROM resource WHERE NOT deleted) TO STDOUT "
+                                   "(FORMAT binary)")
+                    .ok());
+    long long bytes = 0;
+    while (true) {
+      auto chunk = conn_->CopyOutNext();
+      ASSERT_TRUE(chunk.ok());
+      if (chunk->empty()) break;
+      bytes += static_cast<long long>(chunk->size());
+    }
+    copy_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    for (int threads : {1, 2}) {
+      WorkerOptions o = Options();
+      o.threads = threads;
+      const std::string job = NewJob(Request(ExportLevel::kSystem));
+      auto t1 = std::chrono::steady_clock::now();
+      RunAll(o);
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+      (threads == 1 ? worker1_ms : worker2_ms).push_back(ms);
+      ASSERT_EQ(State(job), "completed");
+      ASSERT_EQ(Scalar("SELECT resources_written FROM export_job WHERE job_id = $1::uuid", {job}),
+                std::to_string(total));
+      Exec("DELETE FROM export_job WHERE job_id = $1::uuid", {job});
+      fs::remove_all(dir_ + "/" + job);
+    }
+  }
+  std::printf("perf: %lld resources, avg body %lld bytes\n", total, avg);
+  std::printf(
+      "perf: plain COPY median %.0f ms; worker 1 thread median %.0f ms (%.2fx); "
+      "2 threads median %.0f ms (%.2fx)\n",
+      median(copy_ms), median(worker1_ms), median(worker1_ms) / median(copy_ms), median(worker2_ms),
+      median(worker2_ms) / median(copy_ms));
+}
+
+}  // namespace
+}  // namespace fhirbulk

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include "fhir/resource_types.h"
 #include "fhirbulk/fhirbulk.h"
 #include "server/outcome.h"
 #include "test_db.h"
@@ -208,13 +209,13 @@ TEST(RoutesTest, MatchesTheExportRoutes) {
   EXPECT_EQ(StatusPath("abc"), "/$export-status/abc");
 }
 
-TEST(RoutesTest, FhirIds) {
-  EXPECT_TRUE(IsFhirId("a-B.9"));
-  EXPECT_TRUE(IsFhirId(std::string(64, 'a')));
-  EXPECT_FALSE(IsFhirId(std::string(65, 'a')));
-  EXPECT_FALSE(IsFhirId(""));
-  EXPECT_FALSE(IsFhirId("a/b"));
-  EXPECT_FALSE(IsFhirId("a_b"));
+TEST(ResourceTypesTest, FhirIds) {
+  EXPECT_TRUE(IsValidFhirId("a-B.9"));
+  EXPECT_TRUE(IsValidFhirId(std::string(64, 'a')));
+  EXPECT_FALSE(IsValidFhirId(std::string(65, 'a')));
+  EXPECT_FALSE(IsValidFhirId(""));
+  EXPECT_FALSE(IsValidFhirId("a/b"));
+  EXPECT_FALSE(IsValidFhirId("a_b"));
 }
 
 }  // namespace fhirbulk

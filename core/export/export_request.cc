@@ -72,18 +72,6 @@ void AddUnique(std::vector<std::string>* v, std::string s) {
   if (!Contains(*v, s)) v->push_back(std::move(s));
 }
 
-// A FHIR id: [A-Za-z0-9\-\.]{1,64}.
-bool IsFhirId(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '.')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // A resource type name as written in a URL: [A-Z][A-Za-z]*.
 bool LooksLikeTypeName(std::string_view s) {
   if (s.empty() || !(s[0] >= 'A' && s[0] <= 'Z')) return false;
@@ -703,7 +691,7 @@ Status NormalizeReferenceValue(const std::string& where, const SearchParamDef& d
   std::string_view v = *value;
   if (!base_url.empty() && StartsWith(v, base_url + "/")) v.remove_prefix(base_url.size() + 1);
   if (v.find('/') == std::string_view::npos) {
-    if (!IsFhirId(v)) {
+    if (!IsValidFhirId(v)) {
       return Status::InvalidArgument(where + ": " + Quoted(*value) +
                                      " is not a reference (Type/id) or an id");
     }
@@ -808,7 +796,7 @@ Status ParseCriterion(std::string_view type, std::string_view query, std::string
         FHIRBULK_RETURN_IF_ERROR(NormalizeReferenceValue(where, *def, type_modifier, base_url, &v));
         break;
       case SearchParamKind::kId:
-        if (!IsFhirId(v)) {
+        if (!IsValidFhirId(v)) {
           return Status::InvalidArgument(where + ": " + Quoted(v) + " is not a FHIR id");
         }
         break;

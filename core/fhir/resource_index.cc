@@ -61,20 +61,6 @@ void VisitPath(const Value& v, std::string_view path, Fn&& fn) {
   VisitPath(*child, dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1), fn);
 }
 
-bool IsIdChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.';
-}
-
-// FHIR id: [A-Za-z0-9\-\.]{1,64}.
-bool IsValidId(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    if (!IsIdChar(c)) return false;
-  }
-  return true;
-}
-
 // Collects the index values of one resource. The output vectors are sorted and deduplicated
 // once at the end, which is cheaper than keeping them sorted while appending.
 class Indexer {
@@ -258,12 +244,12 @@ bool ParseRelativeReference(std::string_view reference, RelativeReference* out) 
     std::string_view rest = id.substr(next);
     constexpr std::string_view kHistory = "/_history/";
     if (rest.size() <= kHistory.size() || rest.substr(0, kHistory.size()) != kHistory ||
-        !IsValidId(rest.substr(kHistory.size()))) {
+        !IsValidFhirId(rest.substr(kHistory.size()))) {
       return false;
     }
     id = id.substr(0, next);
   }
-  if (!IsValidId(id) || !IsR4ResourceType(type)) return false;
+  if (!IsValidFhirId(id) || !IsR4ResourceType(type)) return false;
   out->type = type;
   out->id = id;
   return true;
@@ -308,7 +294,7 @@ Status IndexResource(const rapidjson::Value& resource, ResourceIndex* out) {
   Indexer indexer(out);
   if (type == "Patient") {
     std::string_view id = StringMember(resource, "id");
-    if (IsValidId(id)) indexer.AddPatient(id);
+    if (IsValidFhirId(id)) indexer.AddPatient(id);
   }
   for (const SearchParamDef& def : SearchParamsForType(type)) indexer.IndexParam(resource, def);
   for (const SearchParamDef& def : CommonSearchParams()) indexer.IndexParam(resource, def);

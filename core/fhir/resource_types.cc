@@ -94,4 +94,14 @@ const std::vector<std::string_view>& PatientCompartmentTypes() {
   return kTypes;
 }
 
+bool IsValidFhirId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace fhirbulk

@@ -26,6 +26,9 @@ bool IsPatientCompartmentType(std::string_view type);
 // The compartment types, alphabetical: 66, Patient included.
 const std::vector<std::string_view>& PatientCompartmentTypes();
 
+// True for a valid FHIR resource id: [A-Za-z0-9\-\.]{1,64}.
+bool IsValidFhirId(std::string_view id);
+
 }  // namespace fhirbulk
 
 #endif  // FHIRBULK_FHIR_RESOURCE_TYPES_H_

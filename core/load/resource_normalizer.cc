@@ -23,16 +23,6 @@ std::string_view View(const rapidjson::Value& v) {
 
 }  // namespace
 
-bool IsValidFhirId(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Status CheckResourceIdentity(const ParsedJson& json, const rapidjson::Value& resource,
                              std::string_view* type, std::string_view* id) {
   if (!resource.IsObject()) return Status::InvalidArgument("not a JSON object");

@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 
+#include "fhir/resource_types.h"  // IsValidFhirId
 #include "load/parsed_json.h"
 #include "util/status.h"
 
@@ -37,8 +38,6 @@ namespace fhirbulk {
 
 using ContentHash = std::array<uint8_t, 32>;
 
-// FHIR R4 id: [A-Za-z0-9\-\.]{1,64}.
-bool IsValidFhirId(std::string_view id);
 
 // Checks what every stored resource needs: an object with a string resourceType naming an R4
 // type and a valid string id; meta, if present, an object. On success *type and *id view the

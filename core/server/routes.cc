@@ -1,5 +1,7 @@
 #include "server/routes.h"
 
+#include "fhir/resource_types.h"
+
 namespace fhirbulk {
 
 namespace {
@@ -7,16 +9,6 @@ constexpr std::string_view kStatusPrefix = "/$export-status/";
 constexpr std::string_view kGroupPrefix = "/Group/";
 constexpr std::string_view kExportSuffix = "/$export";
 }  // namespace
-
-bool IsFhirId(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 std::string StatusPath(std::string_view job_id) {
   std::string p(kStatusPrefix);
@@ -41,7 +33,7 @@ Route MatchRoute(std::string_view path) {
              path.substr(path.size() - kExportSuffix.size()) == kExportSuffix) {
     std::string_view id = path.substr(
         kGroupPrefix.size(), path.size() - kGroupPrefix.size() - kExportSuffix.size());
-    if (IsFhirId(id)) {
+    if (IsValidFhirId(id)) {
       r.kind = Route::kExportKickoff;
       r.level = ExportLevel::kGroup;
       r.group_id = std::string(id);

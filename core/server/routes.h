@@ -30,9 +30,6 @@ Route MatchRoute(std::string_view path);
 // The path of a job's status URL below the base: "/$export-status/<job id>".
 std::string StatusPath(std::string_view job_id);
 
-// True for a FHIR id: [A-Za-z0-9\-\.]{1,64}.
-bool IsFhirId(std::string_view id);
-
 }  // namespace fhirbulk
 
 #endif  // FHIRBULK_SERVER_ROUTES_H_

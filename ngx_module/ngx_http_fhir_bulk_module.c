@@ -37,6 +37,7 @@ typedef struct {
     ngx_str_t             export_dir;
     ngx_int_t             max_active_exports;
     ngx_flag_t            strict_headers;
+    ngx_msec_t            min_poll_interval;
     ngx_str_t             files_dir;
 
     ngx_thread_pool_t    *thread_pool;
@@ -152,6 +153,13 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_fhir_bulk_loc_conf_t, max_active_exports),
+      NULL },
+
+    { ngx_string("fhir_bulk_min_poll_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, min_poll_interval),
       NULL },
 
     { ngx_string("fhir_bulk_strict_headers"),
@@ -968,6 +976,7 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
     conf->retry_after = NGX_CONF_UNSET;
     conf->max_active_exports = NGX_CONF_UNSET;
     conf->strict_headers = NGX_CONF_UNSET;
+    conf->min_poll_interval = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -997,6 +1006,8 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->export_dir, prev->export_dir, "");
     ngx_conf_merge_value(conf->max_active_exports, prev->max_active_exports, 4);
     ngx_conf_merge_value(conf->strict_headers, prev->strict_headers, 1);
+    ngx_conf_merge_msec_value(conf->min_poll_interval, prev->min_poll_interval,
+                              1000);
 
     if (!conf->api) {
         return NGX_CONF_OK;
@@ -1047,7 +1058,8 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         && ngx_strncmp(prev->export_dir.data, conf->export_dir.data,
                        conf->export_dir.len) == 0
         && prev->max_active_exports == conf->max_active_exports
-        && prev->strict_headers == conf->strict_headers)
+        && prev->strict_headers == conf->strict_headers
+        && prev->min_poll_interval == conf->min_poll_interval)
     {
         conf->server = prev->server;
         return NGX_CONF_OK;
@@ -1063,6 +1075,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.export_dir.len = conf->export_dir.len;
     opts.max_active_exports = (int) conf->max_active_exports;
     opts.strict_kickoff_headers = (int) conf->strict_headers;
+    opts.min_poll_interval_ms = (int) conf->min_poll_interval;
 
     err[0] = '\0';
     conf->server = fhirbulk_server_create(&opts, err, sizeof(err));

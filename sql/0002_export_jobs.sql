@@ -37,7 +37,8 @@ CREATE TABLE export_job (
     planner           text,                   -- worker planning it; lease as for units
     planner_lease     timestamptz,
     error             jsonb,                  -- OperationOutcome when failed
-    error_transient   boolean     NOT NULL DEFAULT false
+    error_transient   boolean     NOT NULL DEFAULT false,
+    last_polled_at    timestamptz             -- status polls faster than allowed get 429
 );
 CREATE INDEX export_job_client_active ON export_job (client_id) WHERE state IN ('accepted', 'running');
 CREATE INDEX export_job_accepted ON export_job (created_at) WHERE state = 'accepted';

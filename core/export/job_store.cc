@@ -46,6 +46,10 @@ Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
                           const ExportRequest& request, const CreateJobOptions& options) {
   JobInfo job;
   Status s = PgTransaction(conn, [&]() -> Status {
+    // A 202 promises the job exists: this commit is durable even though the module's
+    // connections otherwise commit asynchronously (polls only touch last_polled_at).
+    auto durable = conn->Exec("SET LOCAL synchronous_commit = on");
+    if (!durable.ok()) return durable.status();
     // Serializes kick-offs of one client so the active-job limit cannot be raced.
     auto lock = conn->Exec("SELECT pg_advisory_xact_lock(hashtext('fhirbulk-client:' || $1))",
                            {client_id});
@@ -132,9 +136,30 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id,
   return job;
 }
 
+Result<int> RecordPoll(PgConnection* conn, const std::string& job_id, int min_interval_ms) {
+  if (min_interval_ms <= 0) return 0;
+  // One statement: the row lock orders concurrent polls, so two fast polls cannot both pass.
+  auto r = conn->Exec(
+      "WITH prev AS (SELECT job_id, last_polled_at FROM export_job WHERE job_id = $1::uuid "
+      "FOR UPDATE), "
+      "upd AS (UPDATE export_job e SET last_polled_at = clock_timestamp() FROM prev "
+      "WHERE e.job_id = prev.job_id AND (prev.last_polled_at IS NULL OR prev.last_polled_at <= "
+      "clock_timestamp() - $2::int * interval '1 millisecond') RETURNING 1) "
+      "SELECT (SELECT count(*) FROM upd), "
+      "ceil(extract(epoch FROM (prev.last_polled_at + $2::int * interval '1 millisecond' - "
+      "clock_timestamp())))::int FROM prev",
+      {job_id, std::to_string(min_interval_ms)});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0 || r->int64(0, 0) == 1) return 0;
+  long long wait = r->is_null(0, 1) ? 1 : r->int64(0, 1);
+  return static_cast<int>(wait < 1 ? 1 : wait);
+}
+
 Status CancelJob(PgConnection* conn, const std::string& job_id, const std::string& client_id) {
   if (!IsValidJobId(job_id)) return Status::NotFound("no export job " + job_id);
   return PgTransaction(conn, [&]() -> Status {
+    auto durable = conn->Exec("SET LOCAL synchronous_commit = on");
+    if (!durable.ok()) return durable.status();
     auto r = conn->Exec(
         "UPDATE export_job SET state = 'cancelled', finished_at = clock_timestamp() "
         "WHERE job_id = $1::uuid AND client_id = $2 AND state <> 'cancelled' RETURNING 1",

@@ -69,6 +69,11 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id,
 // job (the HTTP side renames the job directory away at once; workers delete it later).
 Status CancelJob(PgConnection* conn, const std::string& job_id, const std::string& client_id);
 
+// Records a status poll of a job in progress. When the previous poll was less than
+// min_interval_ms ago it records nothing and returns the whole seconds the client should wait
+// (at least 1); otherwise 0. Polls of one job from any node share this clock.
+Result<int> RecordPoll(PgConnection* conn, const std::string& job_id, int min_interval_ms);
+
 // True for a syntactically valid job id (a UUID), so malformed ids never reach SQL.
 bool IsValidJobId(std::string_view job_id);
 

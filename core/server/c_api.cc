@@ -114,6 +114,7 @@ fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* optio
     o.max_active_exports_per_client = options->max_active_exports;
     o.strict_kickoff_headers = options->strict_kickoff_headers != 0;
     o.poll_retry_after = options->poll_retry_after;
+    o.min_poll_interval_ms = options->min_poll_interval_ms;
     auto server = fhirbulk::Server::Create(std::move(o));
     if (!server.ok()) {
       WriteError(err, err_len, server.status().message());

@@ -33,7 +33,10 @@ struct ThreadConnection {
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(500);
 // The module's statements are short; a statement stuck longer (a lock, an overloaded server)
 // must not hold a pool thread, and with it a queue of clients, indefinitely.
-constexpr const char* kSetStatementTimeout = "SET statement_timeout = 10000";
+// Asynchronous commit: the only writes on these connections that need durability (job
+// creation, cancel) turn it back on for their transaction.
+constexpr const char* kSetStatementTimeout =
+    "SET statement_timeout = 10000; SET synchronous_commit = off";
 
 thread_local ThreadConnection t_conn;
 
@@ -335,12 +338,30 @@ void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpRespon
   }
   switch (job.state) {
     case JobState::kAccepted:
-    case JobState::kRunning:
+    case JobState::kRunning: {
+      int wait = 0;
+      s = WithConnection([&](PgConnection* c) -> Status {
+        auto r = RecordPoll(c, job.job_id, options_.min_poll_interval_ms);
+        if (!r.ok()) return r.status();
+        wait = *r;
+        return Status::OK();
+      });
+      if (!s.ok()) {
+        *resp = StatusResponse(s, options_.retry_after_unavailable);
+        return;
+      }
+      if (wait > 0) {
+        *resp = OutcomeResponse(429, "throttled",
+                                "polling faster than the server allows; wait for Retry-After");
+        resp->AddHeader("Retry-After", std::to_string(wait));
+        return;
+      }
       resp->status = 202;
       resp->AddHeader("X-Progress", ProgressText(job));
       resp->AddHeader("Retry-After", std::to_string(options_.poll_retry_after));
       resp->AddHeader("Cache-Control", "no-store");
       return;
+    }
     case JobState::kCompleted:
       resp->status = 200;
       resp->content_type = "application/json";

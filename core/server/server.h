@@ -36,6 +36,7 @@ struct ServerOptions {
   bool strict_kickoff_headers = true;     // require Accept: fhir+json and Prefer: respond-async
   int poll_retry_after = 2;               // Retry-After (s) on 202 status answers
   bool requires_access_token = false;     // the manifest's requiresAccessToken
+  int min_poll_interval_ms = 1000;        // polls of a running job faster than this: 429
 };
 
 class Server {

@@ -51,6 +51,8 @@ typedef struct {
     int             strict_kickoff_headers;
     /* Retry-After (seconds) of 202 status answers; 0 = default (2). */
     int             poll_retry_after;
+    /* Polls of a running job closer than this (ms) get 429; 0 = no limit. */
+    int             min_poll_interval_ms;
 } fhirbulk_server_options_t;
 
 /* Returns NULL and writes a message into err on invalid options. */

@@ -238,6 +238,7 @@ sub default_http_conf {
             fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%;
             fhir_bulk_retry_after 7;
             fhir_bulk_export_dir %%EXPORT_DIR%%;
+            fhir_bulk_min_poll_interval ${\ ($opt{min_poll_interval} // 0) };
             $extra
         }
         location /fhir/\$export-files/ {

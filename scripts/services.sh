@@ -10,7 +10,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-VAR=$REPO/var
+VAR=${FHIR_BULK_VAR:-$REPO/var}  # FHIR_BULK_VAR: another stack beside var/ (benchmarks)
 BIN=$REPO/build/bin/fhir-bulk
 MODULE=$REPO/build/nginx/ngx_http_fhir_bulk_module.so
 NGINX=${NGINX:-/usr/sbin/nginx}

@@ -55,6 +55,7 @@ class LoaderDbTest : public ::testing::Test {
     LoadOptions options;
     options.conninfo = TestConninfo();
     options.batch_resources = batch;
+    options.keep_source_last_updated = keep_last_updated_;
     auto loader = Loader::Open(options);
     EXPECT_TRUE(loader.ok()) << loader.status().ToString();
     LoadReport report;
@@ -112,8 +113,14 @@ class LoaderDbTest : public ::testing::Test {
     EXPECT_EQ(std::to_string(*instant), row.last_updated);
   }
 
+  // The database clock now, as epoch microseconds.
+  long long DbClock() {
+    return Count("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8");
+  }
+
   TestSchema schema_;
   std::string dir_;
+  bool keep_last_updated_ = false;  // LoadOptions::keep_source_last_updated for Load()
   std::unique_ptr<PgConnection> conn_;
 };
 
@@ -201,6 +208,123 @@ TEST_F(LoaderDbTest, OneBatchSharesATimestampAfterItsTransactionId) {
                   "lag(last_updated) OVER (ORDER BY xmin::text::bigint) prev FROM resource) s "
                   "WHERE prev > last_updated"),
             0);
+}
+
+// Patients whose meta.lastUpdated is old (twice: in UTC and with an offset), in the future,
+// malformed in two ways, and absent.
+std::string LastUpdatedVariety() {
+  auto patient = [](const std::string& id, const std::string& meta) {
+    return R"({"resourceType":"Patient","id":")" + id + R"(")" + meta + R"(,"gender":"male"})";
+  };
+  return patient("old", R"(,"meta":{"lastUpdated":"2015-03-04T05:06:07.123Z"})") + "\n" +
+         patient("offset", R"(,"meta":{"lastUpdated":"2015-03-04T07:06:07.123+02:00"})") + "\n" +
+         patient("future", R"(,"meta":{"lastUpdated":"2999-01-01T00:00:00Z"})") + "\n" +
+         patient("bad", R"(,"meta":{"lastUpdated":"2015-02-30T00:00:00Z"})") + "\n" +
+         patient("number", R"(,"meta":{"lastUpdated":1425445567})") + "\n" + patient("none", "") +
+         "\n";
+}
+
+constexpr long long kOldUs = 1425445567123000;  // 2015-03-04T05:06:07.123Z
+
+TEST_F(LoaderDbTest, KeepLastUpdatedStoresTheSourceInstantIfNotInTheFuture) {
+  std::string path = WriteFile("p.ndjson", LastUpdatedVariety());
+  keep_last_updated_ = true;
+  const long long before = DbClock();
+  LoadReport r = Load([&](Loader* l) { ASSERT_TRUE(l->AddPath(path).ok()); });
+  const long long after = DbClock();
+  EXPECT_EQ(r.total_loaded(), 6u);
+  EXPECT_EQ(r.total_rejected(), 0u) << "a bad lastUpdated falls back to the clock";
+
+  for (const char* id : {"old", "offset"}) {
+    Row row = Get("Patient", id);
+    EXPECT_EQ(row.version, 1);
+    EXPECT_EQ(row.last_updated, std::to_string(kOldUs)) << id;
+    EXPECT_NE(row.body.find(R"("meta":{"versionId":"1","lastUpdated":"2015-03-04T05:06:07.123Z"})"),
+              std::string::npos)
+        << row.body;
+    ExpectMetaMatchesRow(row);
+  }
+  EXPECT_EQ(Query("SELECT last_updated AT TIME ZONE 'UTC' FROM resource WHERE res_id = 'old'"),
+            "2015-03-04 05:06:07.123");
+  // The rest took the batch's clock: one value, read during the load.
+  const std::string clock = Get("Patient", "none").last_updated;
+  EXPECT_GE(std::stoll(clock), before);
+  EXPECT_LE(std::stoll(clock), after);
+  for (const char* id : {"future", "bad", "number"}) {
+    Row row = Get("Patient", id);
+    EXPECT_EQ(row.last_updated, clock) << id;
+    EXPECT_EQ(row.body.find("2999-"), std::string::npos) << row.body;
+    ExpectMetaMatchesRow(row);
+  }
+
+  // Deletions take the clock, whatever the option.
+  const long long before_delete = DbClock();
+  r = Load([](Loader* l) { ASSERT_TRUE(l->Delete("Patient", "old").ok()); });
+  EXPECT_EQ(r.total_deleted(), 1u);
+  Row tomb = Get("Patient", "old");
+  EXPECT_TRUE(tomb.deleted);
+  EXPECT_GE(std::stoll(tomb.last_updated), before_delete);
+}
+
+TEST_F(LoaderDbTest, WithoutKeepLastUpdatedTheClockIsUsed) {
+  std::string path = WriteFile("p.ndjson", LastUpdatedVariety());
+  const long long before = DbClock();
+  LoadReport r = Load([&](Loader* l) { ASSERT_TRUE(l->AddPath(path).ok()); });
+  EXPECT_EQ(r.total_loaded(), 6u);
+  EXPECT_EQ(Count("SELECT count(DISTINCT last_updated) FROM resource"), 1);
+  Row old = Get("Patient", "old");
+  EXPECT_GE(std::stoll(old.last_updated), before);
+  EXPECT_EQ(old.body.find("2015-03-04"), std::string::npos) << old.body;
+  ExpectMetaMatchesRow(old);
+}
+
+TEST_F(LoaderDbTest, KeepLastUpdatedLeavesUnchangedResourcesAlone) {
+  std::string path = WriteFile("p.ndjson", LastUpdatedVariety());
+  keep_last_updated_ = true;
+  Load([&](Loader* l) { ASSERT_TRUE(l->AddPath(path).ok()); });
+  const std::string snapshot_sql =
+      "SELECT string_agg(res_id || ':' || version || ':' || last_updated || ':' || md5(body), "
+      "',' ORDER BY res_id) FROM resource";
+  const std::string before = Query(snapshot_sql);
+
+  // The same files again, with and without the option: all unchanged, nothing rewritten.
+  LoadReport again = Load([&](Loader* l) { ASSERT_TRUE(l->AddPath(path).ok()); });
+  EXPECT_EQ(again.total_unchanged(), 6u);
+  EXPECT_EQ(again.total_loaded(), 0u);
+  keep_last_updated_ = false;
+  again = Load([&](Loader* l) { ASSERT_TRUE(l->AddPath(path).ok()); });
+  EXPECT_EQ(again.total_unchanged(), 6u);
+  EXPECT_EQ(Query(snapshot_sql), before);
+
+  // Another lastUpdated with the same content is no change either.
+  keep_last_updated_ = true;
+  again = LoadJson(
+      R"({"resourceType":"Patient","id":"old","meta":{"lastUpdated":"2020-01-01T00:00:00Z"},)"
+      R"("gender":"male"})");
+  EXPECT_EQ(again.total_unchanged(), 1u);
+  EXPECT_EQ(Query(snapshot_sql), before);
+
+  // Changed content is a new version with the new source instant.
+  LoadReport changed = LoadJson(
+      R"({"resourceType":"Patient","id":"old","meta":{"lastUpdated":"2016-07-08T09:10:11Z"},)"
+      R"("gender":"female"})");
+  EXPECT_EQ(changed.total_loaded(), 1u);
+  Row v2 = Get("Patient", "old");
+  EXPECT_EQ(v2.version, 2);
+  EXPECT_EQ(v2.last_updated, std::to_string(*ParseInstant("2016-07-08T09:10:11Z")));
+  EXPECT_NE(v2.body.find(R"("lastUpdated":"2016-07-08T09:10:11Z")"), std::string::npos) << v2.body;
+  ExpectMetaMatchesRow(v2);
+
+  // A change whose source instant is older than the stored version's gets the clock: a
+  // resource's last_updated never goes back, or a _since export in between would miss it.
+  LoadJson(
+      R"({"resourceType":"Patient","id":"old","meta":{"lastUpdated":"2012-01-01T00:00:00Z"},)"
+      R"("gender":"other"})");
+  Row v3 = Get("Patient", "old");
+  EXPECT_EQ(v3.version, 3);
+  EXPECT_GT(std::stoll(v3.last_updated), std::stoll(v2.last_updated));
+  EXPECT_EQ(v3.body.find("2012-01-01"), std::string::npos) << v3.body;
+  ExpectMetaMatchesRow(v3);
 }
 
 TEST_F(LoaderDbTest, GroupMembersFollowTheGroup) {

@@ -107,6 +107,50 @@ TEST(LoaderNormalizerTest, HashIgnoresVersionIdAndLastUpdatedOnly) {
       Sha256(R"({"resourceType":"Patient","id":"p","meta":{"profile":["x"]},"gender":"male"})"));
 }
 
+TEST(LoaderNormalizerTest, ReportsTheSourceLastUpdatedWhenValid) {
+  auto source = [](const std::string& meta) {
+    Normalized n =
+        Normalize(R"({"resourceType":"Patient","id":"p","meta":)" + meta + R"(,"gender":"male"})");
+    EXPECT_TRUE(n.status.ok()) << meta << ": " << n.status.ToString();
+    return n.r.source_last_updated_us;
+  };
+  const int64_t want = 1425445567123000;  // 2015-03-04T05:06:07.123Z
+  EXPECT_EQ(source(R"({"lastUpdated":"2015-03-04T05:06:07.123Z"})"), want);
+  EXPECT_EQ(source(R"({"versionId":"3","lastUpdated":"2015-03-04T07:06:07.123+02:00"})"), want);
+  EXPECT_EQ(source(R"({"lastUpdated":"2015-03-04T05:06:07.1230009Z"})"), want);  // truncated
+  // Missing, malformed, not a string or repeated: none, and the resource still normalizes.
+  EXPECT_FALSE(source(R"({"profile":["x"]})"));
+  EXPECT_FALSE(source(R"({"lastUpdated":"2015-03-04"})"));
+  EXPECT_FALSE(source(R"({"lastUpdated":"2015-02-29T00:00:00Z"})"));
+  EXPECT_FALSE(source(R"({"lastUpdated":"yesterday"})"));
+  EXPECT_FALSE(source(R"({"lastUpdated":20150304})"));
+  EXPECT_FALSE(source(R"({"lastUpdated":null})"));
+  EXPECT_FALSE(
+      source(R"({"lastUpdated":"2015-03-04T05:06:07Z","lastUpdated":"2016-03-04T05:06:07Z"})"));
+  EXPECT_FALSE(source(R"({"lastUpdated":7,"lastUpdated":"2016-03-04T05:06:07Z"})"));
+  EXPECT_FALSE(Normalize(R"({"resourceType":"Patient","id":"p"})").r.source_last_updated_us);
+
+  // A normalizer reused for a resource without lastUpdated does not carry the last value over.
+  ParsedJson p;
+  ResourceNormalizer n;
+  NormalizedResource r;
+  ASSERT_TRUE(p.Parse(R"({"resourceType":"Patient","id":"a","meta":{"lastUpdated":)"
+                      R"("2015-03-04T05:06:07.123Z"}})")
+                  .ok());
+  ASSERT_TRUE(n.Normalize(p, p.doc(), &r).ok());
+  EXPECT_EQ(r.source_last_updated_us, want);
+  ASSERT_TRUE(p.Parse(R"({"resourceType":"Patient","id":"b"})").ok());
+  ASSERT_TRUE(n.Normalize(p, p.doc(), &r).ok());
+  EXPECT_FALSE(r.source_last_updated_us);
+
+  // Still outside the body and the hash.
+  Normalized a = Normalize(
+      R"({"resourceType":"Patient","id":"p","meta":{"lastUpdated":"2015-03-04T05:06:07.123Z"}})");
+  Normalized b = Normalize(R"({"resourceType":"Patient","id":"p"})");
+  EXPECT_EQ(a.r.hash, b.r.hash);
+  EXPECT_EQ(a.r.tail, b.r.tail);
+}
+
 TEST(LoaderNormalizerTest, RejectsWhatCannotBeStored) {
   struct Case {
     const char* json;

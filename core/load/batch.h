@@ -34,6 +34,9 @@ struct PendingWrite {
 struct Batch {
   std::vector<PendingWrite> writes;
   size_t bytes = 0;
+  // LoadOptions::keep_source_last_updated: upserts whose source_last_updated_us is not later
+  // than the batch's clock are stored with it.
+  bool keep_source_last_updated = false;
 };
 
 // What the database did with the batches.

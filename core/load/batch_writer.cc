@@ -1,5 +1,7 @@
 #include "load/batch_writer.h"
 
+#include <limits>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 
@@ -24,8 +26,10 @@ constexpr const char* kClockSql =
 // filled by this very load has stale or no statistics, and a plan that reads the whole
 // partition for every batch would make a large load quadratic.
 constexpr const char* kLookupSql =
-    "SELECT k.id, r.ctid, r.version, r.content_hash, r.deleted "
-    "FROM unnest($2::text[]) AS k(id), LATERAL (SELECT ctid, version, content_hash, deleted "
+    "SELECT k.id, r.ctid, r.version, r.content_hash, r.deleted, "
+    "(extract(epoch FROM r.last_updated) * 1000000)::int8 "
+    "FROM unnest($2::text[]) AS k(id), LATERAL (SELECT ctid, version, content_hash, deleted, "
+    "last_updated "
     "FROM resource WHERE res_type = $1 AND res_id = k.id OFFSET 0) r";
 
 constexpr const char* kTypeExistsSql = "SELECT EXISTS (SELECT 1 FROM resource WHERE res_type = $1)";
@@ -174,7 +178,9 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
   }
 
   std::vector<int64_t> version(batch.writes.size(), 0);  // 0: nothing to insert
-  std::vector<std::string> clear_groups;                 // group_member rows to drop
+  // The stored last_updated of a changed resource: a kept source instant must be later.
+  std::vector<int64_t> not_after_us(batch.writes.size(), std::numeric_limits<int64_t>::min());
+  std::vector<std::string> clear_groups;  // group_member rows to drop
   for (std::string_view type : types) {
     const TypeWork& tw = work[type];
     const std::string type_str(type);
@@ -200,6 +206,7 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
       int64_t version;
       std::string_view hash;
       bool deleted;
+      int64_t last_updated_us;
     };
     std::unordered_map<std::string_view, Row> rows;
     PgResult stored;
@@ -209,8 +216,8 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
       stored = std::move(r.value());
       rows.reserve(static_cast<size_t>(stored.rows()));
       for (int i = 0; i < stored.rows(); i++) {
-        rows[stored.get(i, 0)] =
-            Row{stored.get(i, 1), stored.int64(i, 2), stored.get(i, 3), stored.get(i, 4) == "t"};
+        rows[stored.get(i, 0)] = Row{stored.get(i, 1), stored.int64(i, 2), stored.get(i, 3),
+                                     stored.get(i, 4) == "t", stored.int64(i, 5)};
       }
     }
 
@@ -225,6 +232,7 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
         continue;
       } else {
         version[i] = it->second.version + 1;
+        not_after_us[i] = it->second.last_updated_us;
         changed.push_back(it->second.ctid);
       }
       counts.loaded++;
@@ -268,18 +276,27 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
     for (size_t i = 0; i < batch.writes.size(); i++) {
       if (version[i] == 0) continue;
       const PendingWrite& w = batch.writes[i];
+      // The source's instant only if it is not after the clock: a future lastUpdated would
+      // sort after every later write and break _since for good.
+      const std::optional<int64_t>& source = w.resource.source_last_updated_us;
+      // Nor at or before the stored version's: a change must never move last_updated back,
+      // or a _since export taken in between would miss it.
+      const bool keep = batch.keep_source_last_updated && source && *source <= now_us &&
+                        *source > not_after_us[i];
+      const int64_t row_us = keep ? *source : now_us;
       enc->BeginRow(14);
       enc->Text(w.resource.type);
       enc->Text(w.resource.id);
       enc->Int8(version[i]);
-      enc->TimestampTz(now_us);
+      enc->TimestampTz(row_us);
       enc->Bool(false);
       enc->Bytea(w.resource.hash.data(), w.resource.hash.size());
       enc->BeginText();
       {
         std::string body_version = std::to_string(version[i]);
         std::string* out = &copy_buf_;
-        AppendBody(out, w.resource, body_version, last_updated);
+        // FormatInstant of the column's value: the body's meta.lastUpdated parses back to it.
+        AppendBody(out, w.resource, body_version, keep ? FormatInstant(row_us) : last_updated);
       }
       enc->EndText();
       enc->AppendEncoded(w.index_fields);

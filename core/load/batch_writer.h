@@ -13,6 +13,11 @@
 // is deleted by the ctid read (which fails if another writer has touched the row since) and
 // inserted again in the same transaction; a deletion updates the row into a tombstone.
 //
+// With Batch::keep_source_last_updated, a new or changed resource whose input carried a
+// meta.lastUpdated not later than that clock is stored with the input's instant instead (an
+// offline import: see LoadOptions::keep_source_last_updated for what that gives up). Deletions
+// always take the clock.
+//
 // Types that had no row at all when this writer first met them skip the lookup of upserts
 // (a fresh load reads nothing back): a row of such a type can only come from this load or a
 // concurrent one, and then the primary key rejects the insert.

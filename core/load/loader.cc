@@ -573,6 +573,7 @@ Status Loader::Impl::AddToBatch(PendingWrite write, std::string key) {
 
 Status Loader::Impl::FlushBatch() {
   if (batch_.writes.empty()) return Status::OK();
+  batch_.keep_source_last_updated = options_.keep_source_last_updated;
   auto batch = std::make_shared<Batch>(std::move(batch_));
   batch_ = Batch();
   batch_index_.clear();

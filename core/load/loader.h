@@ -13,7 +13,8 @@
 //    meta.lastUpdated set to the stored values.
 //  - last_updated is read from the database clock after the writing transaction holds its
 //    transaction id, so an export's transactionTime can wait for older writers (see
-//    sql/0001_resources.sql).
+//    sql/0001_resources.sql). One clock reading per batch. Exception, for offline imports
+//    only: LoadOptions::keep_source_last_updated.
 //  - Bad input never aborts the load and never loads half a resource: each rejected line or
 //    entry is reported (source, line or entry index, reason) and the rest loads. A Bundle
 //    entry referencing a urn:uuid that the Bundle does not define rejects that entry only.
@@ -60,6 +61,21 @@ struct LoadOptions {
   bool progress = false;          // a progress line (rate, ETA) on stderr
   size_t batch_resources = 5000;  // resources per COPY batch / transaction
   size_t batch_bytes = 16 << 20;  // ... or this many bytes of resources, whichever comes first
+
+  // Keep the input's meta.lastUpdated. A new or changed resource whose input has a valid FHIR
+  // instant in meta.lastUpdated that is not later than its batch's clock reading (and, for a
+  // changed resource, later than its stored version's, so last_updated never goes back) is stored
+  // with that instant as last_updated (and, formatted by FormatInstant, as the body's
+  // meta.lastUpdated). A missing, malformed or future value gets the clock as usual (not a
+  // rejection). Unchanged resources are not touched; deletions always get the clock.
+  //
+  // For initial or offline imports only (synthetic populations, migrations), while no export
+  // runs: exports are consistent because a row's last_updated is read from the clock after
+  // its transaction's xid exists, so a kick-off can wait for every writer that could still add
+  // rows at or before its transactionTime. A row committed with an older timestamp during an
+  // export escapes that: the export may or may not see it, and the next export with _since =
+  // that transactionTime never will.
+  bool keep_source_last_updated = false;
 };
 
 struct LoadRejection {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "fhir/resource_types.h"
+#include "util/fhir_time.h"
 
 namespace fhirbulk {
 
@@ -84,6 +85,7 @@ Status ResourceNormalizer::Normalize(const ParsedJson& json, const rapidjson::Va
   FHIRBULK_RETURN_IF_ERROR(CheckResourceIdentity(json, resource, &type, &id));
   out->type.assign(type);
   out->id.assign(id);
+  out->source_last_updated_us.reset();
 
   buf_.Clear();
   JsonWriter w(buf_);
@@ -101,8 +103,18 @@ Status ResourceNormalizer::Normalize(const ParsedJson& json, const rapidjson::Va
   const size_t head_size = buf_.GetSize();
   bool ok = true;
   if (const rapidjson::Value* meta = FindMember(resource, "meta")) {
+    int last_updated_count = 0;
     for (auto m = meta->MemberBegin(); ok && m != meta->MemberEnd(); ++m) {
-      if (NameIs(m->name, "versionId") || NameIs(m->name, "lastUpdated")) continue;
+      if (NameIs(m->name, "lastUpdated")) {
+        // Malformed or repeated: no source value. Not a rejection: the clock is used instead.
+        out->source_last_updated_us.reset();
+        if (++last_updated_count == 1 && m->value.IsString() && !json.IsRawNumber(m->value)) {
+          auto instant = ParseInstant(View(m->value));
+          if (instant.ok()) out->source_last_updated_us = *instant;
+        }
+        continue;
+      }
+      if (NameIs(m->name, "versionId")) continue;
       w.Key(m->name.GetString(), m->name.GetStringLength());
       ok = WriteCompactJson(json, m->value, &w, 2);
     }

@@ -17,6 +17,9 @@
 //
 // Numbers are written as their source text (see parsed_json.h).
 //
+// The input's own meta.lastUpdated is not part of the body (the stored value replaces it) but
+// is reported, parsed, for LoadOptions::keep_source_last_updated.
+//
 // Thread-safety: a ResourceNormalizer is used by one thread at a time.
 
 #ifndef FHIRBULK_LOAD_RESOURCE_NORMALIZER_H_
@@ -27,6 +30,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,7 +41,6 @@
 namespace fhirbulk {
 
 using ContentHash = std::array<uint8_t, 32>;
-
 
 // Checks what every stored resource needs: an object with a string resourceType naming an R4
 // type and a valid string id; meta, if present, an object. On success *type and *id view the
@@ -50,6 +53,9 @@ struct NormalizedResource {
   std::string id;
   std::string tail;  // the body after meta.lastUpdated's value (see above)
   ContentHash hash{};
+  // The input's meta.lastUpdated (microseconds since the epoch) when it is a string holding a
+  // valid FHIR instant and meta has exactly one lastUpdated; otherwise empty. Not in the hash.
+  std::optional<int64_t> source_last_updated_us;
 };
 
 class ResourceNormalizer {

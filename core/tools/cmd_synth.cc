@@ -69,11 +69,15 @@ int RunSynth(int argc, char** argv) {
       "encounters, observations, conditions, procedures, medications, immunizations, claims, "
       "care plans, notes...) with about 390 resources and 500 KB of JSON per patient, plus "
       "shared organizations, practitioners and locations, and Groups. The same seed and N "
-      "always give the same bytes, and patient k is the same whatever N is.");
+      "always give the same bytes, and patient k is the same whatever N is. meta.lastUpdated "
+      "is spread over 2010-2026 so that _since selects part of the data; --load keeps it (as "
+      "'fhir-bulk load --keep-last-updated': meant for a database no export is running on).");
   flags.AddInt("patients", &patients, "number of patients (required)");
   flags.AddInt("seed", &seed, "population seed (default 1)", "S");
   flags.AddString("out", &out, "write <Type>.ndjson files into DIR (created if missing)", "DIR");
-  flags.AddBool("load", &load, "load into the database instead of writing files");
+  flags.AddBool("load", &load,
+                "load into the database instead of writing files, keeping each resource's "
+                "meta.lastUpdated");
   flags.AddString("db", &db, "PostgreSQL connection string for --load", "CONNINFO");
   flags.AddString("groups", &groups,
                   "Groups to create: comma-separated all, P% (e.g. 10%), small; or none "
@@ -124,6 +128,9 @@ int RunSynth(int argc, char** argv) {
   if (load) {
     LoadOptions load_options;
     load_options.conninfo = ResolveConninfo(db);
+    // The generated lastUpdated spread is what makes _since meaningful on a demo population.
+    // Safe only because a generated population is an initial import (see load/loader.h).
+    load_options.keep_source_last_updated = true;
     auto opened = Loader::Open(load_options);
     if (!opened.ok()) {
       std::fprintf(stderr, "fhir-bulk synth: %s\n", opened.status().ToString().c_str());

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -23,7 +24,8 @@ class NdjsonWriterTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  NdjsonWriterOptions Options(int64_t max_resources, int64_t max_bytes) {
+  // Without gzip twins unless asked: most tests are about the plain files.
+  NdjsonWriterOptions Options(int64_t max_resources, int64_t max_bytes, int gzip_level = 0) {
     NdjsonWriterOptions o;
     o.dir = dir_;
     o.prefix = "Observation.7";
@@ -31,6 +33,7 @@ class NdjsonWriterTest : public ::testing::Test {
     o.max_resources = max_resources;
     o.max_bytes = max_bytes;
     o.buffer_bytes = 4096;
+    o.gzip_level = gzip_level;
     return o;
   }
 
@@ -51,6 +54,79 @@ class NdjsonWriterTest : public ::testing::Test {
 
   std::string dir_;
 };
+
+// What zlib's inflate makes of a whole gzip file; "<error>" unless it is exactly one complete
+// gzip member (header, data, CRC-32 and length trailer checked by zlib).
+std::string Gunzip(const std::string& gz) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 16) != Z_OK) return "<error>";
+  std::string out;
+  char buf[16384];
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - z.avail_out);
+  }
+  const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
+  inflateEnd(&z);
+  return whole ? out : "<error>";
+}
+
+TEST(DeflaterTest, RoundTripsAnyChunkingAndIsReusable) {
+  std::string input;
+  for (int i = 0; i < 20000; i++)
+    input += "{\"id\":\"" + std::to_string(i * 7919 % 10007) + "\"}\n";
+  for (int level : {1, 6, 9}) {
+    Deflater d;
+    for (int round = 0; round < 2; round++) {  // Init again after Finish: a new stream
+      ASSERT_TRUE(d.Init(level).ok());
+      std::string gz;
+      int sink_calls = 0;
+      auto sink = [&](const char* data, size_t n) {
+        sink_calls++;
+        EXPECT_GT(n, 0u);
+        gz.append(data, n);
+        return Status::OK();
+      };
+      for (size_t pos = 0; pos < input.size(); pos += 1 + pos % 5000) {
+        ASSERT_TRUE(d.Compress(std::string_view(input).substr(pos, 1 + pos % 5000), sink).ok());
+      }
+      ASSERT_TRUE(d.Finish(sink).ok());
+      EXPECT_EQ(Gunzip(gz), input) << "level " << level;
+      EXPECT_LT(gz.size(), input.size() / 3);
+      EXPECT_GE(sink_calls, 1);
+      EXPECT_FALSE(d.Compress("x", sink).ok()) << "finished";
+    }
+  }
+  Deflater empty;
+  ASSERT_TRUE(empty.Init(1).ok());
+  std::string gz;
+  ASSERT_TRUE(empty
+                  .Finish([&](const char* data, size_t n) {
+                    gz.append(data, n);
+                    return Status::OK();
+                  })
+                  .ok());
+  EXPECT_EQ(Gunzip(gz), "");
+  EXPECT_FALSE(Deflater().Init(0).ok());
+  EXPECT_FALSE(Deflater().Init(10).ok());
+}
+
+TEST(DeflaterTest, SinkErrorsAreReturned) {
+  Deflater d;
+  ASSERT_TRUE(d.Init(1).ok());
+  auto failing = [](const char*, size_t) { return Status::IOError("disk full"); };
+  std::string noise;
+  for (int i = 0; i < 200000; i++) noise.push_back(static_cast<char>((i * 2654435761u) >> 13));
+  Status s = d.Compress(noise, failing);  // larger than the output buffer: the sink runs
+  if (s.ok()) s = d.Finish(failing);
+  EXPECT_EQ(s.code(), Status::Code::kIOError);
+  EXPECT_FALSE(d.Finish(failing).ok());
+}
 
 TEST_F(NdjsonWriterTest, SplitsByCountAndPublishesAtomically) {
   NdjsonWriter w(Options(2, 1 << 20));
@@ -148,6 +224,100 @@ TEST_F(NdjsonWriterTest, FailedRenameUndoesThePublish) {
   EXPECT_TRUE(Listing().empty());
 }
 
+TEST_F(NdjsonWriterTest, GzipTwinOfEveryPartDecompressesToThePlainBytes) {
+  NdjsonWriterOptions o = Options(1000, 3000, /*gzip_level=*/1);
+  NdjsonWriter w(o);
+  std::string expected;
+  for (int i = 0; i < 200; i++) {
+    std::string line = "{\"resourceType\":\"Observation\",\"id\":\"" + std::to_string(i) + "\"}";
+    if (i == 77) line = std::string(9000, 'q');  // larger than the buffer and the file limit
+    ASSERT_TRUE(w.Append(line).ok());
+  }
+  ASSERT_TRUE(w.Seal().ok());
+  std::set<std::string> temps, finals;
+  for (const NdjsonFile& f : w.files()) {
+    temps.insert(f.name + ".tmp.w1-t0");
+    temps.insert(f.name + ".gz.tmp.w1-t0");
+    finals.insert(f.name);
+    finals.insert(f.name + ".gz");
+  }
+  ASSERT_GE(w.files().size(), 3u);
+  EXPECT_EQ(Listing(), temps) << "sealed: twins under temp names too";
+  ASSERT_TRUE(w.Publish().ok());
+  EXPECT_EQ(Listing(), finals);
+  int64_t total = 0;
+  for (const NdjsonFile& f : w.files()) {
+    const std::string plain = Read(f.name);
+    EXPECT_EQ(static_cast<int64_t>(plain.size()), f.bytes) << "bytes count the plain file";
+    EXPECT_EQ(Gunzip(Read(f.name + ".gz")), plain) << f.name;
+    total += f.bytes;
+  }
+  EXPECT_EQ(total, w.total_bytes());
+  EXPECT_EQ(Gunzip(Read("Observation.7.1.ndjson.gz"))
+                .rfind("{\"resourceType\":\"Observation\",\"id\":\"0\"}\n", 0),
+            0u);
+}
+
+TEST_F(NdjsonWriterTest, GzipTwinSpansManyBuffers) {
+  NdjsonWriterOptions o = Options(1 << 30, 1 << 30, /*gzip_level=*/6);
+  NdjsonWriter w(o);  // 4 KB buffers: hundreds of Compress calls on one stream
+  for (int i = 0; i < 50000; i++) {
+    ASSERT_TRUE(w.Append("{\"n\":" + std::to_string(i * 31 % 9973) + "}").ok());
+  }
+  ASSERT_TRUE(w.Seal().ok());
+  ASSERT_TRUE(w.Publish().ok());
+  ASSERT_EQ(w.files().size(), 1u);
+  const std::string plain = Read("Observation.7.1.ndjson");
+  EXPECT_EQ(static_cast<int64_t>(plain.size()), w.total_bytes());
+  EXPECT_EQ(Gunzip(Read("Observation.7.1.ndjson.gz")), plain);
+}
+
+TEST_F(NdjsonWriterTest, CancelAndDestructorDeleteTheTwins) {
+  {
+    NdjsonWriter w(Options(1, 1 << 20, 1));
+    ASSERT_TRUE(w.Append("1").ok());
+    ASSERT_TRUE(w.Append("2").ok());
+    EXPECT_EQ(Listing(),
+              (std::set<std::string>{
+                  "Observation.7.1.ndjson.tmp.w1-t0", "Observation.7.1.ndjson.gz.tmp.w1-t0",
+                  "Observation.7.2.ndjson.tmp.w1-t0", "Observation.7.2.ndjson.gz.tmp.w1-t0"}));
+    w.Cancel();
+    EXPECT_TRUE(Listing().empty());
+  }
+  {
+    NdjsonWriter w(Options(1, 1 << 20, 1));
+    ASSERT_TRUE(w.Append("1").ok());
+    ASSERT_TRUE(w.Append("2").ok());
+    ASSERT_TRUE(w.Seal().ok());
+  }  // sealed, never published
+  EXPECT_TRUE(Listing().empty());
+  {
+    NdjsonWriter w(Options(100000, 1 << 20, 1));
+    for (int i = 0; i < 5000; i++) ASSERT_TRUE(w.Append("a line of some length").ok());
+  }  // destroyed while writing
+  EXPECT_TRUE(Listing().empty());
+}
+
+TEST_F(NdjsonWriterTest, LevelZeroWritesNoTwins) {
+  NdjsonWriter w(Options(2, 1 << 20, 0));
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(w.Append("x").ok());
+  ASSERT_TRUE(w.Seal().ok());
+  ASSERT_TRUE(w.Publish().ok());
+  EXPECT_EQ(Listing(), (std::set<std::string>{"Observation.7.1.ndjson", "Observation.7.2.ndjson"}));
+}
+
+TEST_F(NdjsonWriterTest, FailedTwinRenameUndoesThePublish) {
+  NdjsonWriter w(Options(1, 1 << 20, 1));
+  ASSERT_TRUE(w.Append("1").ok());
+  ASSERT_TRUE(w.Append("2").ok());
+  ASSERT_TRUE(w.Seal().ok());
+  ASSERT_EQ(::unlink((dir_ + "/Observation.7.2.ndjson.gz.tmp.w1-t0").c_str()), 0);
+  Status s = w.Publish();
+  EXPECT_EQ(s.code(), Status::Code::kIOError);
+  EXPECT_NE(s.message().find("Observation.7.2.ndjson.gz"), std::string::npos) << s.message();
+  EXPECT_TRUE(Listing().empty());
+}
+
 TEST(ExportFileNameTest, Parses) {
   auto f = ParseExportFileName("Observation.12.3.ndjson");
   ASSERT_TRUE(f.has_value());
@@ -164,6 +334,29 @@ TEST(ExportFileNameTest, Parses) {
   EXPECT_FALSE(ParseExportFileName("Observation.1.1.ndjson.tmp"));
   EXPECT_FALSE(ParseExportFileName(".1.1.ndjson"));
   EXPECT_FALSE(ParseExportFileName("manifest.json"));
+}
+
+TEST(ExportFileNameTest, ParsesGzipTwins) {
+  auto f = ParseExportFileName("Observation.12.3.ndjson.gz");
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->type, "Observation");
+  EXPECT_EQ(f->unit_no, 12);
+  EXPECT_EQ(f->seq, 3);
+  EXPECT_TRUE(f->gzip);
+  EXPECT_FALSE(f->temp);
+  f = ParseExportFileName("Bundle.4.1.ndjson.gz.tmp.host-1-ab12-t0");
+  ASSERT_TRUE(f.has_value());
+  EXPECT_TRUE(f->gzip);
+  EXPECT_TRUE(f->temp);
+  EXPECT_EQ(f->unit_no, 4);
+  f = ParseExportFileName("Bundle.4.1.ndjson.tmp.host-1-ab12-t0");
+  ASSERT_TRUE(f.has_value());
+  EXPECT_FALSE(f->gzip);
+  EXPECT_FALSE(ParseExportFileName("Observation.1.1.ndjson.gzip"));
+  EXPECT_FALSE(ParseExportFileName("Observation.1.1.ndjson.gz.tmp"));
+  EXPECT_FALSE(ParseExportFileName("Observation.1.1.ndjson.gz.gz"));
+  EXPECT_FALSE(ParseExportFileName("Observation.1.1.ndjsonx"));
+  EXPECT_FALSE(ParseExportFileName("Observation.1.1.gz"));
 }
 
 }  // namespace

@@ -6,9 +6,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -109,6 +111,33 @@ TEST(WorkerCopyParserTest, RejectsGarbageAndStopsOnCallbackError) {
   EXPECT_EQ(calls, 1);
   CopyBinaryParser r;
   EXPECT_EQ(r.Feed(stream + "x", ok).code(), Status::Code::kCorruption);  // after the trailer
+}
+
+// What zlib's inflate makes of a whole gzip file; "<error>" unless it is one complete member.
+std::string Gunzip(const std::string& gz) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 16) != Z_OK) return "<error>";
+  std::string out;
+  char buf[65536];
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - z.avail_out);
+  }
+  const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
+  inflateEnd(&z);
+  return whole ? out : "<error>";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 // ---- fixture --------------------------------------------------------------------------------
@@ -261,6 +290,11 @@ class WorkerDbTest : public ::testing::Test {
       const std::string content = ss.str();
       EXPECT_EQ(static_cast<long long>(content.size()), files.int64(i, 4)) << name;
       EXPECT_TRUE(content.empty() || content.back() == '\n') << name;
+      // A gzip twin, when there is one, holds exactly the same bytes.
+      const std::string twin = dir_ + "/" + job + "/" + name + ".gz";
+      if (fs::exists(twin)) {
+        EXPECT_EQ(Gunzip(ReadFile(twin)), content) << name << ".gz";
+      }
       std::istringstream lines(content);
       std::string line;
       long long count = 0;
@@ -291,8 +325,10 @@ class WorkerDbTest : public ::testing::Test {
     }
     if (fs::exists(dir_ + "/" + job)) {
       for (const auto& f : fs::directory_iterator(dir_ + "/" + job)) {
-        EXPECT_TRUE(listed.count(f.path().filename().string()))
-            << "unlisted file " << f.path().filename();
+        const std::string name = f.path().filename().string();
+        const bool twin = name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0 &&
+                          listed.count(name.substr(0, name.size() - 3));
+        EXPECT_TRUE(listed.count(name) || twin) << "unlisted file " << name;
       }
     }
     return e;
@@ -587,6 +623,75 @@ TEST_F(WorkerDbTest, ConsistentAsOfTransactionTime) {
                                          "Observation/o5", "Observation/o6", "Observation/late"}));
 }
 
+TEST_F(WorkerDbTest, GzipTwinOfEveryFileUnlessLevelZero) {
+  StandardData();
+  WorkerOptions o = Options();
+  o.max_file_resources = 2;  // several parts per type
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  RunAll(o);  // the default level: 1
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output.size(), 18u);  // also checks every twin's content
+  PgResult files = Exec("SELECT file_name, bytes FROM export_file WHERE job_id = $1::uuid", {job});
+  ASSERT_GT(files.rows(), 8);
+  int64_t plain_bytes = 0, gz_bytes = 0;
+  for (int i = 0; i < files.rows(); i++) {
+    const std::string path = dir_ + "/" + job + "/" + files.str(i, 0);
+    ASSERT_TRUE(fs::exists(path + ".gz")) << files.str(i, 0);
+    EXPECT_EQ(static_cast<int64_t>(fs::file_size(path)), files.int64(i, 1)) << "plain size";
+    plain_bytes += files.int64(i, 1);
+    gz_bytes += static_cast<int64_t>(fs::file_size(path + ".gz"));
+  }
+  EXPECT_GT(gz_bytes, 0);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_file WHERE job_id = $1::uuid AND "
+                   "file_name LIKE '%.gz'",
+                   {job}),
+            "0");
+
+  o.gzip_level = 0;
+  const std::string plain_job = NewJob(Request(ExportLevel::kSystem));
+  RunAll(o);
+  ASSERT_EQ(State(plain_job), "completed");
+  EXPECT_EQ(ReadExport(plain_job).output.size(), 18u);
+  for (const auto& f : fs::directory_iterator(dir_ + "/" + plain_job)) {
+    EXPECT_NE(f.path().extension(), ".gz") << f.path().filename();
+  }
+  EXPECT_EQ(Scalar("SELECT sum(bytes) FROM export_file WHERE job_id = $1::uuid", {plain_job}),
+            std::to_string(plain_bytes));
+
+  o.gzip_level = 10;
+  EXPECT_EQ(Worker::Create(o).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(WorkerDbTest, TwinsOfEarlierAttemptsAndStrayTwinTempsAreRemoved) {
+  for (int i = 0; i < 10; i++) Put("Observation", "o" + std::to_string(i), {"p1"});
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  auto w = MakeWorker(Options());
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->PlanOne().ok());
+  Exec(
+      "UPDATE export_unit SET state = 'running', worker = 'deadhost-1-0000-t0', "
+      "lease_until = now() - interval '1 second', attempts = 1 "
+      "WHERE job_id = $1::uuid AND unit_no = 1",
+      {job});
+  // A killed attempt: a twin under its temp name, and a published part whose commit failed.
+  const std::string jd = dir_ + "/" + job;
+  std::ofstream(jd + "/Observation.1.1.ndjson.gz.tmp.deadhost-1-0000-t0") << "\x1f\x8b";
+  std::ofstream(jd + "/Observation.1.9.ndjson.gz") << "\x1f\x8b";
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output.size(), 10u);  // fails on any leftover
+  EXPECT_FALSE(fs::exists(jd + "/Observation.1.9.ndjson.gz"));
+
+  // A stray twin temp file in a completed job's directory goes once older than the lease.
+  const std::string stray = jd + "/Observation.1.2.ndjson.gz.tmp.gone-t0";
+  std::ofstream(stray) << "x";
+  struct timeval old_times[2] = {{std::time(nullptr) - 3600, 0}, {std::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimes(stray.c_str(), old_times), 0);
+  ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_FALSE(fs::exists(stray));
+  EXPECT_TRUE(fs::exists(jd + "/Observation.1.1.ndjson.gz"));
+}
+
 // ---- cancellation, crashes, failures ----------------------------------------------------------
 
 TEST_F(WorkerDbTest, CancellationStopsTheUnitAndLeavesNoFiles) {
@@ -864,6 +969,93 @@ TEST_F(WorkerDbTest, PerfSystemExportVersusPlainCopy) {
       "2 threads median %.0f ms (%.2fx)\n",
       median(copy_ms), median(worker1_ms), median(worker1_ms) / median(copy_ms), median(worker2_ms),
       median(worker2_ms) / median(copy_ms));
+}
+
+// The cost of the gzip twins: the same export at --gzip-level 0 and 1, runs interleaved.
+TEST_F(WorkerDbTest, PerfGzipTwinCost) {
+  if (std::getenv("FHIRBULK_PERF") == nullptr) GTEST_SKIP() << "set FHIRBULK_PERF=1";
+  // The data of PerfSystemExportVersusPlainCopy: ~200k resources of ~1 KB.
+  const char* kBody =
+      "'{\"resourceType\":\"%s\",\"id\":\"%s-' || g || '\",\"meta\":{\"versionId\":\"1\","
+      "\"lastUpdated\":\"2024-01-01T00:00:00Z\"},\"status\":\"final\",\"category\":[{\"coding\":"
+      "[{\"system\":\"http://terminology.hl7.org/CodeSystem/observation-category\",\"code\":"
+      "\"laboratory\"}]}],\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"' || "
+      "(g %% 997) || '-5\",\"display\":\"Some laboratory test with a long display name\"}]},"
+      "\"subject\":{\"reference\":\"Patient/p' || (g %% 10000) || '\"},\"note\":[{\"text\":\"' || "
+      "md5(g::text) || repeat(' lorem ipsum dolor sit amet', 22) || '\"}]}'";
+  struct Kind {
+    const char* type;
+    const char* prefix;
+    int n;
+  } kinds[] = {{"Observation", "o", 150000}, {"Encounter", "e", 40000}, {"Patient", "p", 10000}};
+  for (const Kind& k : kinds) {
+    char body[2048];
+    std::snprintf(body, sizeof(body), kBody, k.type, k.prefix);
+    Exec(std::string("INSERT INTO resource (res_type, res_id, version, last_updated, body, "
+                     "patients) SELECT '") +
+         k.type + "', '" + k.prefix + "-' || g, 1, clock_timestamp() - interval '1 day', " + body +
+         ", ARRAY['p' || (g % 10000)] FROM generate_series(1, " + std::to_string(k.n) + ") g");
+  }
+  Exec("VACUUM ANALYZE resource");
+  const std::string total = Scalar("SELECT count(*) FROM resource");
+
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const int levels[] = {0, 1};
+  // FHIRBULK_PERF_RUNS: more runs for steadier medians on a busy machine.
+  const int runs =
+      std::getenv("FHIRBULK_PERF_RUNS") ? std::atoi(std::getenv("FHIRBULK_PERF_RUNS")) : 5;
+  // Process CPU time (user + system): robust to other load on the machine, unlike wall time.
+  auto cpu_ms = [] {
+    struct rusage ru;
+    ::getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+  };
+  std::map<std::pair<int, int>, std::vector<double>> ms;   // (threads, level) -> wall times
+  std::map<std::pair<int, int>, std::vector<double>> cpu;  // (threads, level) -> CPU times
+  int64_t plain_bytes = 0, gz_bytes = 0;
+  for (int run = 0; run < runs; run++) {
+    for (int threads : {1, 2}) {
+      for (int level : levels) {
+        WorkerOptions o = Options();
+        o.threads = threads;
+        o.gzip_level = level;
+        const std::string job = NewJob(Request(ExportLevel::kSystem));
+        auto t0 = std::chrono::steady_clock::now();
+        const double c0 = cpu_ms();
+        RunAll(o);
+        cpu[{threads, level}].push_back(cpu_ms() - c0);
+        ms[{threads, level}].push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count());
+        ASSERT_EQ(State(job), "completed");
+        ASSERT_EQ(Scalar("SELECT resources_written FROM export_job WHERE job_id = $1::uuid", {job}),
+                  total);
+        if (level == 1 && plain_bytes == 0) {
+          for (const auto& f : fs::directory_iterator(dir_ + "/" + job)) {
+            (f.path().extension() == ".gz" ? gz_bytes : plain_bytes) +=
+                static_cast<int64_t>(f.file_size());
+          }
+        }
+        Exec("DELETE FROM export_job WHERE job_id = $1::uuid", {job});
+        fs::remove_all(dir_ + "/" + job);
+      }
+    }
+  }
+  std::printf("perf: %s resources, %lld plain bytes, %lld gzip bytes (%.1f%%)\n", total.c_str(),
+              static_cast<long long>(plain_bytes), static_cast<long long>(gz_bytes),
+              100.0 * static_cast<double>(gz_bytes) / static_cast<double>(plain_bytes));
+  for (int threads : {1, 2}) {
+    const double m0 = median(ms[{threads, 0}]), m1 = median(ms[{threads, 1}]);
+    std::printf(
+        "perf: %d thread(s): gzip level 0 median %.0f ms (CPU %.0f ms), level 1 median %.0f ms "
+        "(CPU %.0f ms): %+.0f%%\n",
+        threads, m0, median(cpu[{threads, 0}]), m1, median(cpu[{threads, 1}]),
+        100.0 * (m1 - m0) / m0);
+  }
 }
 
 }  // namespace

@@ -159,7 +159,7 @@ void Release(PgConnection* control, const ClaimedUnit& u, const UnitRunnerOption
       {u.job_id, std::to_string(u.plan.unit_no), o.worker_id, uncount ? "1" : "0"});
 }
 
-// Deletes files an earlier attempt of the unit left behind (temp or renamed).
+// Deletes files an earlier attempt of the unit left behind (temp or renamed, gzip twins too).
 Status DeleteEarlierAttemptFiles(const std::string& dir, int unit_no) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
@@ -337,6 +337,7 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
   wo.max_resources = o.max_file_resources;
   wo.max_bytes = o.max_file_bytes;
   wo.buffer_bytes = o.write_buffer_bytes;
+  wo.gzip_level = o.gzip_level;
   NdjsonWriter writer(wo);  // its destructor deletes the temp files on every early return
   Heartbeat heartbeat(control, o, u);
 

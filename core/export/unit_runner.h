@@ -4,8 +4,8 @@
 //  - Claim: the lowest unit_no of any running job (so concurrent jobs interleave) that is
 //    pending or whose lease expired, FOR UPDATE SKIP LOCKED; sets worker, lease_until and
 //    attempts + 1. A unit claimed more than max_attempts times fails its job with a transient
-//    OperationOutcome. Files of earlier attempts of the unit (final or temp, any worker) are
-//    deleted before it starts again.
+//    OperationOutcome. Files of earlier attempts of the unit (final or temp, gzip twins too, any
+//    worker) are deleted before it starts again.
 //  - Read: one `COPY (SELECT ...) TO STDOUT (FORMAT binary)` on the data connection
 //    (BuildUnitCopySql) whose rows are parsed as they arrive (CopyBinaryParser) and written
 //    through an NdjsonWriter: bodies byte for byte, or subset by _elements (elements.h);
@@ -58,6 +58,7 @@ struct UnitRunnerOptions {
   int64_t check_every_rows = 10000;
   int check_every_ms = 1000;
   size_t write_buffer_bytes = 1 << 20;
+  int gzip_level = 1;  // gzip twins of the files (NdjsonWriterOptions::gzip_level); 0: none
   const std::atomic<bool>* stop = nullptr;
   std::function<void(const std::string&)> log;
   // Called after every heartbeat with the unit's progress (tests use it to interfere).

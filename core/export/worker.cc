@@ -97,6 +97,9 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.max_file_resources < 1 || options.max_file_bytes < 1) {
     return Status::InvalidArgument("file size limits must be positive");
   }
+  if (options.gzip_level < 0 || options.gzip_level > 9) {
+    return Status::InvalidArgument("--gzip-level must be between 0 and 9");
+  }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId();
   if (!options.log) {
     options.log = [](const std::string& msg) {
@@ -173,6 +176,7 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     uo.retention_seconds = options_.retention_seconds;
     uo.max_attempts = options_.max_attempts;
     uo.check_every_rows = options_.check_every_rows;
+    uo.gzip_level = options_.gzip_level;
     uo.stop = &stop_;
     uo.log = options_.log;
     uo.on_heartbeat = options_.on_heartbeat;

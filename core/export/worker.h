@@ -53,6 +53,7 @@ struct WorkerOptions {
   int max_attempts = 5;  // per unit, then the job fails (transient)
   int64_t target_unit_resources = 75000;
   int64_t check_every_rows = 10000;  // heartbeat / cancellation check, or every second
+  int gzip_level = 1;                // gzip twin "<file>.gz" of every file; 0: none, 1..9
   std::string worker_id;             // default: <host>-<pid>-<random>
   // Log lines; default: stderr, prefixed with the time.
   std::function<void(const std::string&)> log;

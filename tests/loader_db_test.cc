@@ -317,9 +317,8 @@ TEST_F(LoaderDbTest, KeepLastUpdatedLeavesUnchangedResourcesAlone) {
 
   // A change whose source instant is older than the stored version's gets the clock: a
   // resource's last_updated never goes back, or a _since export in between would miss it.
-  LoadJson(
-      R"({"resourceType":"Patient","id":"old","meta":{"lastUpdated":"2012-01-01T00:00:00Z"},)"
-      R"("gender":"other"})");
+  LoadJson(R"({"resourceType":"Patient","id":"old","meta":{"lastUpdated":"2012-01-01T00:00:00Z"},)"
+           R"("gender":"other"})");
   Row v3 = Get("Patient", "old");
   EXPECT_EQ(v3.version, 3);
   EXPECT_GT(std::stoll(v3.last_updated), std::stoll(v2.last_updated));

@@ -201,9 +201,9 @@ TEST(RoutesTest, MatchesTheExportRoutes) {
   Route status = MatchRoute("/$export-status/0a1b");
   EXPECT_EQ(status.kind, Route::kExportStatus);
   EXPECT_EQ(status.job_id, "0a1b");
-  for (const char* path : {"/Group//$export", "/Group/a b/$export", "/Group/a/b/$export",
-                           "/$export-status/", "/$export-status/a/b", "/Patient/1/$export",
-                           "/$exports", "/Group/$export"}) {
+  for (const char* path :
+       {"/Group//$export", "/Group/a b/$export", "/Group/a/b/$export", "/$export-status/",
+        "/$export-status/a/b", "/Patient/1/$export", "/$exports", "/Group/$export"}) {
     EXPECT_EQ(MatchRoute(path).kind, Route::kNotFound) << path;
   }
   EXPECT_EQ(StatusPath("abc"), "/$export-status/abc");

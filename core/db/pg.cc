@@ -9,14 +9,14 @@ namespace {
 
 // SQLSTATE classes where retrying on a fresh connection may succeed.
 bool IsTransientSqlState(const char* state) {
-  if (state == nullptr) return true;  // no server answer at all: connection-level
-  if (std::strncmp(state, "08", 2) == 0) return true;     // connection exception
-  if (std::strcmp(state, "57P01") == 0) return true;      // admin_shutdown
-  if (std::strcmp(state, "57P02") == 0) return true;      // crash_shutdown
-  if (std::strcmp(state, "57P03") == 0) return true;      // cannot_connect_now
-  if (std::strcmp(state, "53300") == 0) return true;      // too_many_connections
-  if (std::strcmp(state, "40001") == 0) return true;      // serialization_failure
-  if (std::strcmp(state, "40P01") == 0) return true;      // deadlock_detected
+  if (state == nullptr) return true;                   // no server answer at all: connection-level
+  if (std::strncmp(state, "08", 2) == 0) return true;  // connection exception
+  if (std::strcmp(state, "57P01") == 0) return true;   // admin_shutdown
+  if (std::strcmp(state, "57P02") == 0) return true;   // crash_shutdown
+  if (std::strcmp(state, "57P03") == 0) return true;   // cannot_connect_now
+  if (std::strcmp(state, "53300") == 0) return true;   // too_many_connections
+  if (std::strcmp(state, "40001") == 0) return true;   // serialization_failure
+  if (std::strcmp(state, "40P01") == 0) return true;   // deadlock_detected
   return false;
 }
 
@@ -53,8 +53,8 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
   PGconn* c = PQconnectdb(ci.c_str());
   if (c == nullptr) return Status::Unavailable("out of memory creating a database connection");
   if (PQstatus(c) != CONNECTION_OK) {
-    Status s = Status::Unavailable("cannot connect to the database: " +
-                                   TrimMessage(PQerrorMessage(c)));
+    Status s =
+        Status::Unavailable("cannot connect to the database: " + TrimMessage(PQerrorMessage(c)));
     PQfinish(c);
     return s;
   }

@@ -6,8 +6,7 @@ namespace fhirbulk {
 
 namespace {
 
-constexpr const char* kStateNames[] = {"accepted", "running", "completed", "failed",
-                                       "cancelled"};
+constexpr const char* kStateNames[] = {"accepted", "running", "completed", "failed", "cancelled"};
 
 // Microseconds since the epoch, exactly (extract() returns numeric).
 constexpr const char* kMicros = "(extract(epoch FROM %s) * 1000000)::bigint";
@@ -51,8 +50,8 @@ Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
     auto durable = conn->Exec("SET LOCAL synchronous_commit = on");
     if (!durable.ok()) return durable.status();
     // Serializes kick-offs of one client so the active-job limit cannot be raced.
-    auto lock = conn->Exec("SELECT pg_advisory_xact_lock(hashtext('fhirbulk-client:' || $1))",
-                           {client_id});
+    auto lock =
+        conn->Exec("SELECT pg_advisory_xact_lock(hashtext('fhirbulk-client:' || $1))", {client_id});
     if (!lock.ok()) return lock.status();
     if (options.max_active_per_client > 0) {
       auto active = conn->Exec(
@@ -63,8 +62,8 @@ Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
       if (active->int64(0, 0) >= options.max_active_per_client) {
         return Status::ResourceExhausted(
             "this client already has " + std::to_string(active->int64(0, 0)) +
-            " exports in progress (the limit is " +
-            std::to_string(options.max_active_per_client) + "); retry when one has finished");
+            " exports in progress (the limit is " + std::to_string(options.max_active_per_client) +
+            "); retry when one has finished");
       }
     }
     // transactionTime first, then (in a later statement) this transaction's xid: every writer

@@ -61,8 +61,7 @@ Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
 
 // The job if it exists, belongs to client_id and is not cancelled; else NotFound.
 // Files are filled in for completed jobs.
-Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id,
-                       const std::string& client_id);
+Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std::string& client_id);
 
 // Cancels the job (any state but cancelled): marks it cancelled so workers stop, and deletes
 // its rows of units and files. NotFound as GetJob. Removing the files on disk is the caller's

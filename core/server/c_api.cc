@@ -49,11 +49,21 @@ char* CopyString(const std::string& s) {
 HttpRequest FromC(const fhirbulk_request_t* r) {
   HttpRequest req;
   switch (r->method) {
-    case FHIRBULK_METHOD_GET: req.method = HttpMethod::kGet; break;
-    case FHIRBULK_METHOD_HEAD: req.method = HttpMethod::kHead; break;
-    case FHIRBULK_METHOD_POST: req.method = HttpMethod::kPost; break;
-    case FHIRBULK_METHOD_DELETE: req.method = HttpMethod::kDelete; break;
-    default: req.method = HttpMethod::kOther; break;
+    case FHIRBULK_METHOD_GET:
+      req.method = HttpMethod::kGet;
+      break;
+    case FHIRBULK_METHOD_HEAD:
+      req.method = HttpMethod::kHead;
+      break;
+    case FHIRBULK_METHOD_POST:
+      req.method = HttpMethod::kPost;
+      break;
+    case FHIRBULK_METHOD_DELETE:
+      req.method = HttpMethod::kDelete;
+      break;
+    default:
+      req.method = HttpMethod::kOther;
+      break;
   }
   req.path = ToView(r->path);
   req.query = ToView(r->query);

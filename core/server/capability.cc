@@ -30,12 +30,17 @@ void Operation(Writer& w, const char* name, const char* definition) {
 
 const char* KindName(SearchParamKind kind) {
   switch (kind) {
-    case SearchParamKind::kToken: return "token";
-    case SearchParamKind::kUri: return "uri";
-    case SearchParamKind::kReference: return "reference";
+    case SearchParamKind::kToken:
+      return "token";
+    case SearchParamKind::kUri:
+      return "uri";
+    case SearchParamKind::kReference:
+      return "reference";
     case SearchParamKind::kDate:
-    case SearchParamKind::kLastUpdated: return "date";
-    case SearchParamKind::kId: return "token";
+    case SearchParamKind::kLastUpdated:
+      return "date";
+    case SearchParamKind::kId:
+      return "token";
   }
   return "token";
 }

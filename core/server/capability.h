@@ -9,7 +9,7 @@
 namespace fhirbulk {
 
 struct CapabilityOptions {
-  std::string base_url;   // absolute, no trailing slash
+  std::string base_url;  // absolute, no trailing slash
   std::string software_version;
   bool exports = false;  // the $export operations are served (an export directory is set)
 };

@@ -15,8 +15,8 @@ enum class HttpMethod { kOther, kGet, kHead, kPost, kDelete };
 
 struct HttpRequest {
   HttpMethod method = HttpMethod::kGet;
-  std::string_view path;  // below the base: "" or "/..."
-  std::string_view query; // raw, undecoded, without '?'
+  std::string_view path;   // below the base: "" or "/..."
+  std::string_view query;  // raw, undecoded, without '?'
   std::string_view accept;
   std::string_view prefer;
   std::string_view content_type;

@@ -50,28 +50,44 @@ HttpResponse OutcomeResponse(int http_status, std::string_view issue_code,
 
 int HttpStatusFor(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kOk: return 200;
+    case Status::Code::kOk:
+      return 200;
     case Status::Code::kInvalidArgument:
-    case Status::Code::kNotSupported: return 400;
-    case Status::Code::kUnauthenticated: return 401;
-    case Status::Code::kPermissionDenied: return 403;
-    case Status::Code::kNotFound: return 404;
-    case Status::Code::kResourceExhausted: return 429;
-    case Status::Code::kUnavailable: return 503;
-    default: return 500;
+    case Status::Code::kNotSupported:
+      return 400;
+    case Status::Code::kUnauthenticated:
+      return 401;
+    case Status::Code::kPermissionDenied:
+      return 403;
+    case Status::Code::kNotFound:
+      return 404;
+    case Status::Code::kResourceExhausted:
+      return 429;
+    case Status::Code::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
 const char* IssueCodeFor(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kInvalidArgument: return "invalid";
-    case Status::Code::kNotSupported: return "not-supported";
-    case Status::Code::kUnauthenticated: return "login";
-    case Status::Code::kPermissionDenied: return "forbidden";
-    case Status::Code::kNotFound: return "not-found";
-    case Status::Code::kResourceExhausted: return "throttled";
-    case Status::Code::kUnavailable: return "transient";
-    default: return "exception";
+    case Status::Code::kInvalidArgument:
+      return "invalid";
+    case Status::Code::kNotSupported:
+      return "not-supported";
+    case Status::Code::kUnauthenticated:
+      return "login";
+    case Status::Code::kPermissionDenied:
+      return "forbidden";
+    case Status::Code::kNotFound:
+      return "not-found";
+    case Status::Code::kResourceExhausted:
+      return "throttled";
+    case Status::Code::kUnavailable:
+      return "transient";
+    default:
+      return "exception";
   }
 }
 
@@ -90,8 +106,8 @@ HttpResponse StatusResponse(const Status& s, int retry_after) {
   }
   HttpResponse r = OutcomeResponse(http, IssueCodeFor(s), diagnostics);
   r.log_message = std::move(log);
-  if ((s.code() == Status::Code::kUnavailable ||
-       s.code() == Status::Code::kResourceExhausted) && retry_after > 0) {
+  if ((s.code() == Status::Code::kUnavailable || s.code() == Status::Code::kResourceExhausted) &&
+      retry_after > 0) {
     r.AddHeader("Retry-After", std::to_string(retry_after));
   }
   return r;

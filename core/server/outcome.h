@@ -21,7 +21,7 @@ struct OutcomeIssue {
   std::string severity = "error";  // fatal | error | warning | information
   std::string code;                // e.g. invalid, not-supported, not-found, transient
   std::string diagnostics;
-  std::string expression;          // optional FHIRPath, e.g. the parameter name
+  std::string expression;  // optional FHIRPath, e.g. the parameter name
 };
 
 // Compact JSON of an OperationOutcome with these issues.

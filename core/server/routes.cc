@@ -31,8 +31,8 @@ Route MatchRoute(std::string_view path) {
   } else if (path.substr(0, kGroupPrefix.size()) == kGroupPrefix &&
              path.size() > kGroupPrefix.size() + kExportSuffix.size() &&
              path.substr(path.size() - kExportSuffix.size()) == kExportSuffix) {
-    std::string_view id = path.substr(
-        kGroupPrefix.size(), path.size() - kGroupPrefix.size() - kExportSuffix.size());
+    std::string_view id =
+        path.substr(kGroupPrefix.size(), path.size() - kGroupPrefix.size() - kExportSuffix.size());
     if (IsValidFhirId(id)) {
       r.kind = Route::kExportKickoff;
       r.level = ExportLevel::kGroup;

@@ -21,8 +21,8 @@ namespace fhirbulk {
 struct Route {
   enum Kind { kNotFound, kMetadata, kHealth, kExportKickoff, kExportStatus } kind = kNotFound;
   ExportLevel level = ExportLevel::kSystem;  // kExportKickoff
-  std::string group_id;                       // kExportKickoff at group level
-  std::string job_id;                         // kExportStatus
+  std::string group_id;                      // kExportKickoff at group level
+  std::string job_id;                        // kExportStatus
 };
 
 Route MatchRoute(std::string_view path);

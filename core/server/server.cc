@@ -43,8 +43,8 @@ thread_local ThreadConnection t_conn;
 bool IsUnavailable(const Status& s) { return s.code() == Status::Code::kUnavailable; }
 
 HttpResponse MethodNotAllowed(const char* what, const char* allow) {
-  HttpResponse r = OutcomeResponse(405, "not-supported",
-                                   std::string(what) + " supports " + allow + " only");
+  HttpResponse r =
+      OutcomeResponse(405, "not-supported", std::string(what) + " supports " + allow + " only");
   r.AddHeader("Allow", allow);
   return r;
 }
@@ -222,8 +222,8 @@ void Server::HandleHealth(HttpResponse* resp) const {
   }
   resp->status = 200;
   resp->content_type = "application/json";
-  resp->body = "{\"status\":\"pass\",\"database\":\"up\",\"schemaVersion\":" +
-               std::to_string(version) + "}";
+  resp->body =
+      "{\"status\":\"pass\",\"database\":\"up\",\"schemaVersion\":" + std::to_string(version) + "}";
   resp->AddHeader("Cache-Control", "no-store");
 }
 
@@ -282,11 +282,10 @@ Status Server::ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& 
       if (i > 0) names += ", ";
       names += "Patient/" + missing->str(i, 0);
     }
-    return Status::InvalidArgument(
-        "patient: " + names +
-        (request.level == ExportLevel::kGroup ? " not an active member of Group/" +
-                                                    request.group_id
-                                              : std::string(" not found")));
+    return Status::InvalidArgument("patient: " + names +
+                                   (request.level == ExportLevel::kGroup
+                                        ? " not an active member of Group/" + request.group_id
+                                        : std::string(" not found")));
   }
   return Status::OK();
 }

@@ -58,12 +58,9 @@ class Server {
   Status WithConnection(const std::function<Status(PgConnection*)>& fn) const;
 
   void HandleHealth(HttpResponse* response) const;
-  void HandleKickoff(const HttpRequest& request, const Route& route,
-                     HttpResponse* response) const;
-  void HandleStatus(const HttpRequest& request, const Route& route,
-                    HttpResponse* response) const;
-  void HandleCancel(const HttpRequest& request, const Route& route,
-                    HttpResponse* response) const;
+  void HandleKickoff(const HttpRequest& request, const Route& route, HttpResponse* response) const;
+  void HandleStatus(const HttpRequest& request, const Route& route, HttpResponse* response) const;
+  void HandleCancel(const HttpRequest& request, const Route& route, HttpResponse* response) const;
   Result<ExportRequest> ParseKickoff(const HttpRequest& request, const Route& route) const;
   // Checks what only the database knows: the Group exists (404), the `patient` references
   // exist and, at group level, are members (400).

@@ -70,8 +70,7 @@ Status FlagParser::Assign(const Flag& f, const std::string& value) {
       } else if (value == "false" || value == "0" || value == "no") {
         *static_cast<bool*>(f.out) = false;
       } else {
-        return Status::InvalidArgument("--" + f.name + " wants true or false, got '" + value +
-                                       "'");
+        return Status::InvalidArgument("--" + f.name + " wants true or false, got '" + value + "'");
       }
       return Status::OK();
   }

@@ -27,8 +27,8 @@ class FlagParser {
                  const std::string& value_name = "X");
   void AddBool(const std::string& name, bool* out, const std::string& help);
   // May be given several times; each value is appended.
-  void AddRepeated(const std::string& name, std::vector<std::string>* out,
-                   const std::string& help, const std::string& value_name = "VALUE");
+  void AddRepeated(const std::string& name, std::vector<std::string>* out, const std::string& help,
+                   const std::string& value_name = "VALUE");
 
   // argv[0] is skipped. Unknown flags and bad values are InvalidArgument.
   Status Parse(int argc, char** argv);

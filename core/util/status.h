@@ -21,28 +21,32 @@ class Status {
  public:
   enum class Code {
     kOk = 0,
-    kInvalidArgument,   // bad input from a caller or a client (HTTP 400)
-    kNotFound,          // no such thing (HTTP 404)
-    kNotSupported,      // valid but not implemented (HTTP 400 with not-supported)
-    kPermissionDenied,  // authenticated but not allowed (HTTP 403)
-    kUnauthenticated,   // missing or bad credentials (HTTP 401)
-    kResourceExhausted, // limits, queues, disk (HTTP 429 or 503)
-    kUnavailable,       // a dependency is down; retrying may help (HTTP 503)
-    kIOError,           // filesystem or network failure
-    kCorruption,        // data that should be well formed is not
-    kAborted,           // stopped on purpose (cancelled job, lost lease)
-    kInternal,          // a bug or an unexpected state
+    kInvalidArgument,    // bad input from a caller or a client (HTTP 400)
+    kNotFound,           // no such thing (HTTP 404)
+    kNotSupported,       // valid but not implemented (HTTP 400 with not-supported)
+    kPermissionDenied,   // authenticated but not allowed (HTTP 403)
+    kUnauthenticated,    // missing or bad credentials (HTTP 401)
+    kResourceExhausted,  // limits, queues, disk (HTTP 429 or 503)
+    kUnavailable,        // a dependency is down; retrying may help (HTTP 503)
+    kIOError,            // filesystem or network failure
+    kCorruption,         // data that should be well formed is not
+    kAborted,            // stopped on purpose (cancelled job, lost lease)
+    kInternal,           // a bug or an unexpected state
   };
 
   Status() = default;  // OK
   static Status OK() { return Status(); }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status NotSupported(std::string msg) { return {Code::kNotSupported, std::move(msg)}; }
   static Status PermissionDenied(std::string msg) {
     return {Code::kPermissionDenied, std::move(msg)};
   }
-  static Status Unauthenticated(std::string msg) { return {Code::kUnauthenticated, std::move(msg)}; }
+  static Status Unauthenticated(std::string msg) {
+    return {Code::kUnauthenticated, std::move(msg)};
+  }
   static Status ResourceExhausted(std::string msg) {
     return {Code::kResourceExhausted, std::move(msg)};
   }
@@ -74,7 +78,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok());
     if (status_.ok()) status_ = Status::Internal("Result constructed from OK status");
@@ -97,10 +101,10 @@ class Result {
 }  // namespace fhirbulk
 
 // Propagates a non-OK Status from an expression returning Status.
-#define FHIRBULK_RETURN_IF_ERROR(expr)            \
-  do {                                            \
-    ::fhirbulk::Status _fb_status = (expr);       \
-    if (!_fb_status.ok()) return _fb_status;      \
+#define FHIRBULK_RETURN_IF_ERROR(expr)       \
+  do {                                       \
+    ::fhirbulk::Status _fb_status = (expr);  \
+    if (!_fb_status.ok()) return _fb_status; \
   } while (0)
 
 #endif  // FHIRBULK_UTIL_STATUS_H_

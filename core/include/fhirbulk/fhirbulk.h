@@ -32,105 +32,106 @@ extern "C" {
 typedef struct fhirbulk_server_s fhirbulk_server_t;
 
 typedef struct {
-    const char *data;
-    size_t      len;
+  const char* data;
+  size_t len;
 } fhirbulk_str_t;
 
 typedef struct {
-    /* Absolute external base URL of the FHIR endpoint, e.g. https://h.example/fhir. */
-    fhirbulk_str_t  base_url;
-    /* libpq connection string used by the module's thread-pool threads. */
-    fhirbulk_str_t  conninfo;
-    /* Seconds a client is told to wait (Retry-After) when the database is unavailable. */
-    int             retry_after_unavailable;
-    /* Directory of export files (<dir>/<job id>/...); empty: no export routes. */
-    fhirbulk_str_t  export_dir;
-    /* Concurrent exports per client beyond which a kick-off gets 429 (0 = unlimited). */
-    int             max_active_exports;
-    /* Non-zero: a kick-off needs Accept: application/fhir+json and Prefer: respond-async. */
-    int             strict_kickoff_headers;
-    /* Retry-After (seconds) of 202 status answers; 0 = default (2). */
-    int             poll_retry_after;
-    /* Polls of a running job closer than this (ms) get 429; 0 = no limit. */
-    int             min_poll_interval_ms;
+  /* Absolute external base URL of the FHIR endpoint, e.g. https://h.example/fhir. */
+  fhirbulk_str_t base_url;
+  /* libpq connection string used by the module's thread-pool threads. */
+  fhirbulk_str_t conninfo;
+  /* Seconds a client is told to wait (Retry-After) when the database is unavailable. */
+  int retry_after_unavailable;
+  /* Directory of export files (<dir>/<job id>/...); empty: no export routes. */
+  fhirbulk_str_t export_dir;
+  /* Concurrent exports per client beyond which a kick-off gets 429 (0 = unlimited). */
+  int max_active_exports;
+  /* Non-zero: a kick-off needs Accept: application/fhir+json and Prefer: respond-async. */
+  int strict_kickoff_headers;
+  /* Retry-After (seconds) of 202 status answers; 0 = default (2). */
+  int poll_retry_after;
+  /* Polls of a running job closer than this (ms) get 429; 0 = no limit. */
+  int min_poll_interval_ms;
 } fhirbulk_server_options_t;
 
 /* Returns NULL and writes a message into err on invalid options. */
-FHIRBULK_EXPORT fhirbulk_server_t *fhirbulk_server_create(
-    const fhirbulk_server_options_t *options, char *err, size_t err_len);
-FHIRBULK_EXPORT void fhirbulk_server_destroy(fhirbulk_server_t *server);
+FHIRBULK_EXPORT fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* options,
+                                                          char* err, size_t err_len);
+FHIRBULK_EXPORT void fhirbulk_server_destroy(fhirbulk_server_t* server);
 
 /* The path part of the base URL ("/fhir"; "" for a base at the root). The module routes a
  * request to the server only when its URI is below this path. Valid while server lives. */
-FHIRBULK_EXPORT fhirbulk_str_t fhirbulk_server_base_path(const fhirbulk_server_t *server);
+FHIRBULK_EXPORT fhirbulk_str_t fhirbulk_server_base_path(const fhirbulk_server_t* server);
 
 typedef enum {
-    FHIRBULK_METHOD_OTHER = 0,
-    FHIRBULK_METHOD_GET,
-    FHIRBULK_METHOD_HEAD,
-    FHIRBULK_METHOD_POST,
-    FHIRBULK_METHOD_DELETE
+  FHIRBULK_METHOD_OTHER = 0,
+  FHIRBULK_METHOD_GET,
+  FHIRBULK_METHOD_HEAD,
+  FHIRBULK_METHOD_POST,
+  FHIRBULK_METHOD_DELETE
 } fhirbulk_method_e;
 
 typedef struct {
-    fhirbulk_method_e  method;
-    fhirbulk_str_t     path;          /* path below the base, "" or starting with '/' */
-    fhirbulk_str_t     query;         /* raw query string, undecoded, without '?' */
-    fhirbulk_str_t     accept;        /* header values; empty when absent */
-    fhirbulk_str_t     prefer;
-    fhirbulk_str_t     content_type;
-    fhirbulk_str_t     body;          /* request body (POST), may be empty */
-    fhirbulk_str_t     client_id;     /* authenticated client; empty: authorization off */
+  fhirbulk_method_e method;
+  fhirbulk_str_t path;   /* path below the base, "" or starting with '/' */
+  fhirbulk_str_t query;  /* raw query string, undecoded, without '?' */
+  fhirbulk_str_t accept; /* header values; empty when absent */
+  fhirbulk_str_t prefer;
+  fhirbulk_str_t content_type;
+  fhirbulk_str_t body;      /* request body (POST), may be empty */
+  fhirbulk_str_t client_id; /* authenticated client; empty: authorization off */
 } fhirbulk_request_t;
 
 #define FHIRBULK_MAX_HEADERS 8
 
 typedef struct {
-    char   *name;
-    char   *value;
+  char* name;
+  char* value;
 } fhirbulk_header_t;
 
 typedef struct {
-    int                 status;        /* HTTP status */
-    char               *content_type;  /* NULL for no body */
-    char               *body;
-    size_t              body_len;
-    fhirbulk_header_t   headers[FHIRBULK_MAX_HEADERS];
-    int                 nheaders;
-    char               *log_message;   /* for the error log, never the client; or NULL */
+  int status;         /* HTTP status */
+  char* content_type; /* NULL for no body */
+  char* body;
+  size_t body_len;
+  fhirbulk_header_t headers[FHIRBULK_MAX_HEADERS];
+  int nheaders;
+  char* log_message; /* for the error log, never the client; or NULL */
 } fhirbulk_response_t;
 
 typedef enum {
-    FHIRBULK_DONE = 0,        /* *response is filled in */
-    FHIRBULK_NEEDS_BLOCKING   /* call fhirbulk_handle_blocking() from a thread pool */
+  FHIRBULK_DONE = 0,      /* *response is filled in */
+  FHIRBULK_NEEDS_BLOCKING /* call fhirbulk_handle_blocking() from a thread pool */
 } fhirbulk_dispatch_e;
 
 /* Non-blocking part of request handling: routing, validation, documents that need no
  * database. Never fails: errors become OperationOutcome responses. */
-FHIRBULK_EXPORT fhirbulk_dispatch_e fhirbulk_handle_fast(
-    const fhirbulk_server_t *server, const fhirbulk_request_t *request,
-    fhirbulk_response_t *response);
+FHIRBULK_EXPORT fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
+                                                         const fhirbulk_request_t* request,
+                                                         fhirbulk_response_t* response);
 
 /* Blocking part: database work. Call only after fhirbulk_handle_fast() returned
  * FHIRBULK_NEEDS_BLOCKING for the same request. Never fails: a database that is down
  * yields 503 with Retry-After and an OperationOutcome. */
-FHIRBULK_EXPORT void fhirbulk_handle_blocking(
-    const fhirbulk_server_t *server, const fhirbulk_request_t *request,
-    fhirbulk_response_t *response);
+FHIRBULK_EXPORT void fhirbulk_handle_blocking(const fhirbulk_server_t* server,
+                                              const fhirbulk_request_t* request,
+                                              fhirbulk_response_t* response);
 
 /* A complete response for a condition the module detects itself (e.g. a full thread-pool
  * queue): status plus an OperationOutcome with the given issue code and diagnostics, and
  * Retry-After when retry_after > 0. */
-FHIRBULK_EXPORT void fhirbulk_error_response(int status, const char *issue_code,
-    const char *diagnostics, int retry_after, fhirbulk_response_t *response);
+FHIRBULK_EXPORT void fhirbulk_error_response(int status, const char* issue_code,
+                                             const char* diagnostics, int retry_after,
+                                             fhirbulk_response_t* response);
 
-FHIRBULK_EXPORT void fhirbulk_response_free(fhirbulk_response_t *response);
+FHIRBULK_EXPORT void fhirbulk_response_free(fhirbulk_response_t* response);
 
 /* Library version string, e.g. "0.1.0". */
-FHIRBULK_EXPORT const char *fhirbulk_version(void);
+FHIRBULK_EXPORT const char* fhirbulk_version(void);
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 #endif
 
-#endif  /* FHIRBULK_FHIRBULK_H_ */
+#endif /* FHIRBULK_FHIRBULK_H_ */

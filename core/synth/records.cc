@@ -131,6 +131,26 @@ void RecordWriter::Begin(const char* type, const Uuid& id, int64_t clinical_time
   BeginResource(&json_, type, id, LastUpdated(clinical_time), static_cast<int>(rng_->Below(1000)));
 }
 
+// The part of a Claim both kinds share, up to and including `priority`.
+void RecordWriter::BeginClaim(const Uuid& claim_id, const EncounterCtx& e, const char* type_code) {
+  JsonOut* j = &json_;
+  Begin("Claim", claim_id, e.end);
+  j->KeyPlain("status", "active");
+  j->Key("type");
+  SimpleConcept(j, kClaimType, type_code);
+  j->KeyPlain("use", "claim");
+  j->Key("patient");
+  Reference(j, "Patient", person_->id, person_->plain);
+  j->Key("billablePeriod");
+  Period(j, e.start, e.end);
+  j->Key("created");
+  DateTime(j, e.end);
+  j->Key("provider");
+  Reference(j, "Organization", e.facility->organization_id, e.facility->name);
+  j->Key("priority");
+  SimpleConcept(j, "http://terminology.hl7.org/CodeSystem/processpriority", "normal");
+}
+
 void RecordWriter::Emit(Kind kind) {
   json_.EndObject();
   if (!status_.ok()) return;
@@ -560,21 +580,7 @@ void RecordWriter::WriteMedicationRequest(const EncounterCtx& e, const Code& med
 
   // The pharmacy claim for it.
   Uuid claim_id = NewUuid(rng_);
-  Begin("Claim", claim_id, e.end);
-  j->KeyPlain("status", "active");
-  j->Key("type");
-  SimpleConcept(j, kClaimType, "pharmacy");
-  j->KeyPlain("use", "claim");
-  j->Key("patient");
-  Reference(j, "Patient", person_->id, person_->plain);
-  j->Key("billablePeriod");
-  Period(j, e.start, e.end);
-  j->Key("created");
-  DateTime(j, e.end);
-  j->Key("provider");
-  Reference(j, "Organization", e.facility->organization_id, e.facility->name);
-  j->Key("priority");
-  SimpleConcept(j, "http://terminology.hl7.org/CodeSystem/processpriority", "normal");
+  BeginClaim(claim_id, e, "pharmacy");
   j->Key("prescription");
   Reference(j, "MedicationRequest", id);
   j->Key("insurance");
@@ -964,21 +970,7 @@ void RecordWriter::WriteClaimAndEob(const EncounterCtx& e) {
   // Sequence numbers per kind of line, in the order the lines were added.
   int info_seq = 0, diag_seq = 0, proc_seq = 0;
 
-  Begin("Claim", claim_id, e.end);
-  j->KeyPlain("status", "active");
-  j->Key("type");
-  SimpleConcept(j, kClaimType, "institutional");
-  j->KeyPlain("use", "claim");
-  j->Key("patient");
-  Reference(j, "Patient", person_->id, person_->plain);
-  j->Key("billablePeriod");
-  Period(j, e.start, e.end);
-  j->Key("created");
-  DateTime(j, e.end);
-  j->Key("provider");
-  Reference(j, "Organization", f.organization_id, f.name);
-  j->Key("priority");
-  SimpleConcept(j, "http://terminology.hl7.org/CodeSystem/processpriority", "normal");
+  BeginClaim(claim_id, e, "institutional");
   static const struct {
     ClaimLine::Type type;
     const char* key;

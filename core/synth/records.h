@@ -154,6 +154,7 @@ class RecordWriter {
  private:
   int64_t LastUpdated(int64_t clinical_time);
   void Begin(const char* type, const Uuid& id, int64_t clinical_time);
+  void BeginClaim(const Uuid& claim_id, const EncounterCtx& e, const char* type_code);
   void Emit(Kind kind);
   void SubjectAndEncounter(const EncounterCtx& e, const char* subject_key = "subject");
   void Participant(const EncounterCtx& e);

@@ -25,18 +25,20 @@ status_url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
     tr -d '\r' | sed -n 's/^[Cc]ontent-[Ll]ocation: //p')
 echo "202 Accepted, status at $status_url"
 
-start=$(date +%s.%N)
+# Poll as a well-behaved client does: wait as long as Retry-After says (202 and 429 alike).
 while :; do
     code=$(curl -sS -o var/run/manifest.json -D var/run/status.headers -w '%{http_code}' \
         "$status_url")
-    [ "$code" != 202 ] && break
+    [ "$code" != 202 ] && [ "$code" != 429 ] && break
     sed -n 's/^[Xx]-[Pp]rogress: /  progress: /p' var/run/status.headers | tr -d '\r'
-    sleep 0.2
+    wait=$(tr -d '\r' <var/run/status.headers | sed -n 's/^[Rr]etry-[Aa]fter: //p')
+    sleep "${wait:-1}"
 done
 [ "$code" = 200 ] || { echo "the export failed ($code):"; cat var/run/manifest.json; exit 1; }
-elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+job=${status_url##*/}
+elapsed=$(psql "$PG_CONNINFO" -X -Atc "SELECT round(extract(epoch FROM finished_at - created_at)::numeric, 2) FROM export_job WHERE job_id = '$job'")
 
-echo "200 OK after ${elapsed}s; the manifest:"
+echo "200 OK; the export itself took ${elapsed}s (kick-off to completed job). The manifest:"
 perl -MJSON::PP -e '
     my $m = decode_json(do { local $/; <STDIN> });
     my (%n, %f, $total);

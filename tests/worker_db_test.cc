@@ -29,6 +29,7 @@
 #include "export/type_filter_sql.h"
 #include "export/unit_runner.h"
 #include "test_db.h"
+#include "test_gzip.h"
 
 namespace fhirbulk {
 namespace {
@@ -111,26 +112,6 @@ TEST(WorkerCopyParserTest, RejectsGarbageAndStopsOnCallbackError) {
   EXPECT_EQ(calls, 1);
   CopyBinaryParser r;
   EXPECT_EQ(r.Feed(stream + "x", ok).code(), Status::Code::kCorruption);  // after the trailer
-}
-
-// What zlib's inflate makes of a whole gzip file; "<error>" unless it is one complete member.
-std::string Gunzip(const std::string& gz) {
-  z_stream z{};
-  if (inflateInit2(&z, 15 + 16) != Z_OK) return "<error>";
-  std::string out;
-  char buf[65536];
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof(buf);
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buf, sizeof(buf) - z.avail_out);
-  }
-  const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
-  inflateEnd(&z);
-  return whole ? out : "<error>";
 }
 
 std::string ReadFile(const std::string& path) {

@@ -104,6 +104,26 @@ class PgConnection {
 // Maps a libpq error (result may be null) to a Status with a useful message.
 Status PgStatusFromResult(PGconn* conn, const PGresult* res);
 
+// A PostgreSQL array literal ({"a","b\"c"}) for a text[] parameter; any container of
+// string-like values.
+template <typename Strings = std::vector<std::string>>
+std::string PgTextArrayLiteral(const Strings& values) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& v : values) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    for (char ch : std::string_view(v)) {
+      if (ch == '"' || ch == '\\') out.push_back('\\');
+      out.push_back(ch);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
 // Runs body() inside BEGIN/COMMIT; rolls back on a non-OK Status.
 template <typename F>
 Status PgTransaction(PgConnection* conn, F&& body, std::string_view begin = "BEGIN") {

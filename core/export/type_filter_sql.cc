@@ -185,21 +185,6 @@ Status CriterionSql(std::string_view type, const FilterCriterion& c, Binder* b, 
 
 }  // namespace
 
-std::string PgTextArrayLiteral(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.push_back('"');
-    for (char ch : values[i]) {
-      if (ch == '"' || ch == '\\') out.push_back('\\');
-      out.push_back(ch);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 std::string PgTimestampParam(int64_t us) {
   if (us == std::numeric_limits<int64_t>::min()) return "-infinity";
   if (us == std::numeric_limits<int64_t>::max()) return "infinity";

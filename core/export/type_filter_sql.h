@@ -47,6 +47,7 @@
 #include <string_view>
 #include <vector>
 
+#include "db/pg.h"  // PgTextArrayLiteral, used with these expressions
 #include "export/export_request.h"
 #include "util/status.h"
 
@@ -60,9 +61,6 @@ std::vector<TypeFilterQuery> TypeFilterQueriesFor(const std::vector<TypeFilterQu
 // Sets *sql to the expression and appends its parameter values to *params.
 Status TypeFilterSql(const std::vector<TypeFilterQuery>& queries_for_type, int first_param_number,
                      std::string* sql, std::vector<std::string>* params);
-
-// A PostgreSQL array literal ({"a","b\"c"}) for a text[] parameter.
-std::string PgTextArrayLiteral(const std::vector<std::string>& values);
 
 // A timestamptz parameter value: FormatInstant, or -infinity / infinity for INT64_MIN / MAX.
 std::string PgTimestampParam(int64_t us);

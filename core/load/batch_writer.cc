@@ -63,19 +63,6 @@ bool IsRetryable(const Status& s) {
 
 // A text[] literal. Every element is quoted (an id may be "NULL"); FHIR ids and type names
 // contain neither quotes nor backslashes.
-template <typename Strings>
-std::string ArrayLiteral(const Strings& values) {
-  std::string out = "{";
-  for (const auto& v : values) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    out += v;
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 // bytea in the server's hex output form.
 std::string HashHex(const ContentHash& h) {
   static const char kHex[] = "0123456789abcdef";
@@ -211,7 +198,7 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
     std::unordered_map<std::string_view, Row> rows;
     PgResult stored;
     if (!ids.empty()) {
-      auto r = conn_->Exec(kLookupSql, {type_str, ArrayLiteral(ids)});
+      auto r = conn_->Exec(kLookupSql, {type_str, PgTextArrayLiteral(ids)});
       if (!r.ok()) return r.status();
       stored = std::move(r.value());
       rows.reserve(static_cast<size_t>(stored.rows()));
@@ -239,7 +226,7 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
       if (batch.writes[i].is_group) clear_groups.push_back(res.id);
     }
     if (!changed.empty()) {
-      auto del = conn_->Exec(kDeleteChangedSql, {type_str, ArrayLiteral(changed)});
+      auto del = conn_->Exec(kDeleteChangedSql, {type_str, PgTextArrayLiteral(changed)});
       if (!del.ok()) return del.status();
       if (std::string_view(del->affected()) != std::to_string(changed.size())) {
         return Status::Aborted("a concurrent writer changed " + type_str + " resources");
@@ -259,7 +246,7 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
       if (type == "Group") clear_groups.push_back(id);
     }
     if (!doomed.empty()) {
-      auto del = conn_->Exec(kTombstoneSql, {type_str, ArrayLiteral(doomed), last_updated});
+      auto del = conn_->Exec(kTombstoneSql, {type_str, PgTextArrayLiteral(doomed), last_updated});
       if (!del.ok()) return del.status();
       if (std::string_view(del->affected()) != std::to_string(doomed.size())) {
         return Status::Aborted("a concurrent writer changed " + type_str + " resources");
@@ -307,7 +294,7 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
 
   if (!clear_groups.empty()) {
     auto del = conn_->Exec("DELETE FROM group_member WHERE group_id = ANY($1::text[])",
-                           {ArrayLiteral(clear_groups)});
+                           {PgTextArrayLiteral(clear_groups)});
     if (!del.ok()) return del.status();
     bool any_member = false;
     for (size_t i = 0; i < batch.writes.size(); i++) {

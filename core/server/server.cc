@@ -250,12 +250,7 @@ Status Server::ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& 
     }
   }
   if (request.patients.empty()) return Status::OK();
-  std::string list = "{";
-  for (size_t i = 0; i < request.patients.size(); i++) {
-    if (i > 0) list += ',';
-    list += '"' + request.patients[i] + '"';  // ids are [A-Za-z0-9.-]: no escaping needed
-  }
-  list += '}';
+  std::string list = PgTextArrayLiteral(request.patients);
   Result<PgResult> missing = Status::Internal("unset");
   if (request.level == ExportLevel::kGroup) {
     // active members as of now: not inactive, period (if any) covering now

@@ -23,7 +23,7 @@ core: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 module: core
-	scripts/build-module.sh
+	BUILD=$(abspath $(BUILD)) scripts/build-module.sh
 
 deps:
 	@scripts/deps.sh

@@ -6,7 +6,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$REPO/build
+BUILD=${BUILD:-$REPO/build}
+export FHIR_BULK_CORE_LIB=$BUILD/libfhirbulk_core.a
 SRC=$BUILD/nginx-src
 OBJS=$BUILD/nginx
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -87,6 +88,25 @@ Result<bool> WaitForOlderTransactions(PgConnection* conn, const std::string& job
 Status MakeDirectory(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
     return Status::IOError("creating the job directory: " + std::string(std::strerror(errno)));
+  }
+  return Status::OK();
+}
+
+// "<dir>/.owner" holds the client_id, so that whoever serves the files (any nginx with the
+// directory, no database) can tell the owner. Written to a temporary name and renamed: a
+// reader sees the whole id or no file.
+Status WriteJobOwner(const std::string& dir, const std::string& client_id) {
+  const std::string final_path = dir + "/" + std::string(kJobOwnerFile);
+  const std::string tmp_path = final_path + ".tmp";
+  FILE* f = std::fopen(tmp_path.c_str(), "w");
+  if (f == nullptr) {
+    return Status::IOError("writing the job owner file: " + std::string(std::strerror(errno)));
+  }
+  bool ok = std::fwrite(client_id.data(), 1, client_id.size(), f) == client_id.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok || std::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+    std::remove(tmp_path.c_str());
+    return Status::IOError("writing the job owner file: " + std::string(std::strerror(errno)));
   }
   return Status::OK();
 }
@@ -300,7 +320,8 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
       "AND (planner_lease IS NULL OR planner_lease < now()) ORDER BY created_at LIMIT 1 "
       "FOR UPDATE SKIP LOCKED) "
       "RETURNING job_id::text, request::text, "
-      "(extract(epoch FROM transaction_time) * 1000000)::bigint, xmax_at_kickoff::text",
+      "(extract(epoch FROM transaction_time) * 1000000)::bigint, xmax_at_kickoff::text, "
+      "client_id",
       {o.worker_id, std::to_string(o.lease_seconds)});
   if (!claim.ok()) return claim.status();
   if (claim->rows() == 0) return false;
@@ -308,6 +329,7 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
   const std::string request_json = claim->str(0, 1);
   const int64_t transaction_time_us = claim->int64(0, 2);
   const std::string xmax_at_kickoff = claim->str(0, 3);
+  const std::string client_id = claim->str(0, 4);
 
   auto request = ExportRequestFromJson(request_json);
   if (!request.ok()) {
@@ -362,6 +384,7 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
     }
     if (!units.empty()) {
       FHIRBULK_RETURN_IF_ERROR(MakeDirectory(JobDirectory(o.export_dir, job_id)));
+      FHIRBULK_RETURN_IF_ERROR(WriteJobOwner(JobDirectory(o.export_dir, job_id), client_id));
     }
     units_planned = static_cast<int>(units.size());
     return RecordPlan(conn, job_id, units, o);

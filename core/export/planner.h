@@ -7,7 +7,8 @@
 //     and renewing the planner lease, so that no row with last_updated <= transactionTime
 //     can still appear;
 //  2. in ONE transaction that re-checks the lease under a row lock: resolves the type set,
-//     splits it into units, creates "<export_dir>/<job_id>/", inserts the export_unit rows and
+//     splits it into units, creates "<export_dir>/<job_id>/" with its ".owner" file (the
+//     client_id, for file serving without the database), inserts the export_unit rows and
 //     marks the job running with units_total (or completed at once when there is nothing to
 //     do, e.g. an empty Group). A crash before COMMIT leaves the job accepted; once the lease
 //     runs out another worker plans it again (mkdir is idempotent).
@@ -90,6 +91,9 @@ struct PlannerOptions {
 
 // The job directory: <export_dir>/<job_id>.
 std::string JobDirectory(const std::string& export_dir, const std::string& job_id);
+
+// Name of the file in a job directory that holds the owning client_id (written at planning).
+inline constexpr std::string_view kJobOwnerFile = ".owner";
 
 // The partition holding `type`'s rows: resource_<lower(type)> when that table exists, else
 // resource_other (sql/0001).

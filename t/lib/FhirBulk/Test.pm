@@ -29,8 +29,9 @@ use Time::HiRes qw(sleep time);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../../..');
 our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-our $MODULE = $ENV{FHIR_BULK_MODULE} || "$REPO/build/nginx/ngx_http_fhir_bulk_module.so";
-our $BIN = $ENV{FHIR_BULK_BIN} || "$REPO/build/bin/fhir-bulk";
+our $BUILD = $ENV{FHIR_BULK_BUILD} || "$REPO/build";
+our $MODULE = $ENV{FHIR_BULK_MODULE} || "$BUILD/nginx/ngx_http_fhir_bulk_module.so";
+our $BIN = $ENV{FHIR_BULK_BIN} || "$BUILD/bin/fhir-bulk";
 
 sub new {
     my ($class, %opt) = @_;

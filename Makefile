@@ -6,7 +6,7 @@
 #   make down     stop what `make up` started
 #   make demo     deps + build + up + a demonstration against the running server
 #   make test     deps + build + unit tests (ctest) + integration tests (prove)
-#   make bench    benchmarks (see benchmarks/README.md)
+#   make bench    benchmarks (results: benchmarks/RESULTS.md)
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)

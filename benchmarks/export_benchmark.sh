@@ -1,74 +1,324 @@
 #!/usr/bin/env bash
-# export_benchmark.sh: end-to-end export time (kick-off to completed job) of a generated
-# population against a raw COPY of the same stored JSON, measured in the same run on the same
-# database (issue: export time <= 1.5 x the baseline).
+# export_benchmark.sh: end-to-end export time of generated populations, each figure beside a
+# baseline measured in the same run on the same database (issue: system export <= 1.5 x the
+# baseline, cost per resource flat from 1,000 to 10,000 patients, a Group export costing its
+# share of the data, worker and nginx memory flat).
 #
-#   benchmarks/export_benchmark.sh [PATIENTS] [RUNS]       defaults: 1000 patients, 3 runs
+#   benchmarks/export_benchmark.sh [SIZES] [RUNS]
 #
-# Runs its own stack (PostgreSQL, nginx with the module, one worker) under build/bench-var,
-# so it never touches `make up`'s var/. Export time is the job's finished_at - created_at as
-# recorded by the database (no polling granularity in the figure). Prints medians.
+#   SIZES  comma-separated patient counts; default 100,1000, plus 10000 with BENCH_LARGE=1
+#          (~4M resources, 5 GB of JSON: ~10 min to load, ~20 min in all, ~25 GB of disk)
+#   RUNS   runs of each measurement (default 3); medians are reported
+#
+# Environment: BUILD (build directory, default build/), BENCH_THREADS (worker threads, default
+# 2 as `make up`), BENCH_MD=FILE (append the results as Markdown tables to FILE),
+# BENCH_COMPARE_BIN=PATH (also measure another build's fhir-bulk worker, interleaved),
+# BENCH_KEEP=1 (keep the database under $BUILD/bench-var afterwards; by default it is removed),
+# BENCH_REUSE=1 (reuse a kept database whose population already has the size: no reload).
+#
+# Each size gets a fresh population (fhir-bulk synth --seed 1 --load, VACUUM ANALYZE), its own
+# PostgreSQL, nginx (with the module, authorization off) and worker under $BUILD/bench-var.
+# For each of RUNS rounds, in this order (interleaved, so that the machine's drift hits every
+# series alike):
+#   baseline   COPY (SELECT body FROM resource WHERE NOT deleted) TO STDOUT (FORMAT binary),
+#              via psql to /dev/null
+#   system     GET $export with the worker's default gzip twins (level 1), then without them
+#              (--gzip-level 0, the same bytes as the baseline: no compression)
+#   group      the same for the population's "10% sample" Group, against the COPY of exactly
+#              the resources it exports (its members' compartments, without the Group itself,
+#              plus the Practitioner/Organization/Location/Medication they reference)
+# An export's time is from sending the kick-off to receiving the 200 manifest (the job's state
+# is watched over one database session every 20 ms, then the status URL is fetched once, so
+# the figure carries at most ~20 ms of polling delay and no status-throttling wait). Every
+# export's resource count is checked against its baseline's. Memory: VmHWM (peak RSS) of the
+# worker process and of each nginx worker process, all restarted for each size, read after
+# its last export.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PATIENTS=${1:-1000}
+BUILD=${BUILD:-$ROOT/build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+if [ -n "${1:-}" ]; then
+    SIZES=$1
+elif [ "${BENCH_LARGE:-0}" = 1 ]; then
+    SIZES=100,1000,10000
+else
+    SIZES=100,1000
+fi
 RUNS=${2:-3}
-export FHIR_BULK_VAR=$ROOT/build/bench-var
-BIN=$ROOT/build/bin/fhir-bulk
+THREADS=${BENCH_THREADS:-2}
+BIN=$BUILD/bin/fhir-bulk
+MODULE=$BUILD/nginx/ngx_http_fhir_bulk_module.so
+NGINX=${NGINX:-/usr/sbin/nginx}
+VAR=$BUILD/bench-var
+[ -x "$BIN" ] && [ -f "$MODULE" ] || { echo "build first: make BUILD=$BUILD" >&2; exit 1; }
 
-"$ROOT/scripts/services.sh" down >/dev/null 2>&1 || true
-rm -rf "$FHIR_BULK_VAR"
-"$ROOT/scripts/services.sh" up >/dev/null
-trap '"$ROOT/scripts/services.sh" down >/dev/null 2>&1 || true' EXIT
+worker_pid="" nginx_started=0
+stop_worker() {
+    if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+        kill -TERM "$worker_pid"
+        wait "$worker_pid" 2>/dev/null || true
+    fi
+    worker_pid=""
+}
+stop_nginx() {
+    if [ "$nginx_started" = 1 ] && [ -f "$VAR/nginx/nginx.pid" ]; then
+        local pid
+        pid=$(cat "$VAR/nginx/nginx.pid")
+        kill -QUIT "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    nginx_started=0
+}
+cleanup() {
+    stop_worker
+    stop_nginx
+    "$ROOT/scripts/pg-cluster.sh" stop "$VAR/pg" >/dev/null 2>&1 || true
+    if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$VAR"; fi
+}
+trap cleanup EXIT
+
+if [ "${BENCH_REUSE:-0}" != 1 ]; then rm -rf "$VAR"; fi
+mkdir -p "$VAR/nginx/conf" "$VAR/nginx/logs" "$VAR/nginx/temp" "$VAR/exports" "$VAR/log"
+if [ "$(id -u)" = 0 ]; then  # nginx workers run as nobody and read the export files
+    chgrp nogroup "$VAR/exports"
+    chmod 2775 "$VAR/exports"
+fi
+"$ROOT/scripts/pg-cluster.sh" start "$VAR/pg" >/dev/null
 # shellcheck disable=SC1091
-. "$FHIR_BULK_VAR/run/env"
+. "$VAR/pg/env"
+"$BIN" migrate --quiet --db "$PG_CONNINFO" >/dev/null
 sql() { psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -Atc "$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+spread() { sort -g | awk 'NR == 1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
+now() { date +%s.%N; }
 
-echo "generating and loading $PATIENTS patients ..."
-"$BIN" synth --patients "$PATIENTS" --seed 1 --load --quiet
-sql "VACUUM ANALYZE"
-resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
-bytes=$(sql "SELECT sum(octet_length(body)) FROM resource WHERE NOT deleted")
-group=$(sql "SELECT res_id FROM resource WHERE res_type = 'Group' AND body::jsonb ->> 'name' LIKE '%10\% sample'")
-members="(SELECT array_agg(patient_id) FROM group_member WHERE group_id = '$group')"
-group_resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted AND patients && $members")
-
-copy_time() {  # seconds for COPY (query) TO STDOUT (FORMAT binary) > /dev/null
-    local start end
-    start=$(date +%s.%N)
-    psql "$PG_CONNINFO" -X -q -c "COPY ($1) TO STDOUT (FORMAT binary)" >/dev/null
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
+start_nginx() {
+    local port auth=""
+    port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
+        LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or die; print $s->sockport')
+    install -m 600 "$VAR/pg/nginx-conninfo" "$VAR/nginx/conf/conninfo"
+    # A build with SMART authorization (on by default) is measured without it: the tokens'
+    # cost is another benchmark's.
+    if grep -qa fhir_bulk_auth "$MODULE"; then auth="fhir_bulk_auth off;"; fi
+    local user_line=""
+    [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+    cat >"$VAR/nginx/conf/nginx.conf" <<CONF
+load_module $MODULE;
+$user_line
+worker_processes 2;
+pid $VAR/nginx/nginx.pid;
+error_log $VAR/nginx/logs/error.log warn;
+thread_pool fhir_bulk threads=4 max_queue=512;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $VAR/nginx/temp/body;
+    proxy_temp_path $VAR/nginx/temp/proxy;
+    fastcgi_temp_path $VAR/nginx/temp/fastcgi;
+    uwsgi_temp_path $VAR/nginx/temp/uwsgi;
+    scgi_temp_path $VAR/nginx/temp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        $auth
+        location /fhir {
+            fhir_bulk_api;
+            fhir_bulk_base_url http://127.0.0.1:$port/fhir;
+            fhir_bulk_pg_conninfo_file $VAR/nginx/conf/conninfo;
+            fhir_bulk_thread_pool fhir_bulk;
+            fhir_bulk_export_dir $VAR/exports;
+            fhir_bulk_max_active_exports 0;
+        }
+        location /fhir/\$export-files/ {
+            fhir_bulk_files $VAR/exports;
+            sendfile on;
+        }
+    }
+}
+CONF
+    "$NGINX" -p "$VAR/nginx" -c "$VAR/nginx/conf/nginx.conf" -e "$VAR/nginx/logs/error.log"
+    nginx_started=1
+    FHIR_BASE=http://127.0.0.1:$port/fhir
+    for _ in $(seq 50); do
+        curl -fsS -o /dev/null "$FHIR_BASE/metadata" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nginx does not answer (see $VAR/nginx/logs/error.log)" >&2
+    exit 1
 }
 
-export_time() {  # seconds from kick-off to the completed job, from the job's own timestamps
-    local url job
+# What is measured: "label" and "binary gzip-level"; BENCH_COMPARE_BIN adds another build's
+# worker (e.g. the last commit's), interleaved with this one's.
+VARIANTS=("gzip twins" "no gzip")
+VARIANT_ARGS=("$BIN 1" "$BIN 0")
+if [ -n "${BENCH_COMPARE_BIN:-}" ]; then
+    VARIANTS+=("compared, gzip twins" "compared, no gzip")
+    VARIANT_ARGS+=("$BENCH_COMPARE_BIN 1" "$BENCH_COMPARE_BIN 0")
+fi
+
+worker_hwm_kb=0
+start_worker() {  # start_worker GZIP_LEVEL [BINARY]
+    stop_worker
+    "${2:-$BIN}" worker --db "$PG_CONNINFO" --export-dir "$VAR/exports" --threads "$THREADS" \
+        --gzip-level "$1" >>"$VAR/log/worker.log" 2>&1 &
+    worker_pid=$!
+}
+note_worker_hwm() {
+    local kb
+    kb=$(awk '/^VmHWM/ {print $2}' "/proc/$worker_pid/status" 2>/dev/null || echo 0)
+    [ "${kb:-0}" -gt "$worker_hwm_kb" ] && worker_hwm_kb=$kb
+    return 0
+}
+nginx_hwm_kb() {  # the largest VmHWM among the nginx worker processes
+    local master kb max=0
+    master=$(cat "$VAR/nginx/nginx.pid")
+    for p in $(pgrep -P "$master"); do
+        kb=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        [ "${kb:-0}" -gt "$max" ] && max=$kb
+    done
+    echo "$max"
+}
+
+copy_time() {  # COPY (query) TO STDOUT (FORMAT binary) > /dev/null: "seconds"
+    local t0 t1
+    t0=$(now)
+    psql "$PG_CONNINFO" -X -q -c "COPY ($1) TO STDOUT (FORMAT binary)" >/dev/null
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
+}
+
+export_time() {  # export_time PATH: "seconds resources" from kick-off to the 200 manifest
+    local t0 t1 url job code resources
+    t0=$(now)
     url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
         -H 'Prefer: respond-async' "$FHIR_BASE/$1" | tr -d '\r' |
         sed -n 's/^[Cc]ontent-[Ll]ocation: //p')
     job=${url##*/}
-    while [ "$(sql "SELECT state FROM export_job WHERE job_id = '$job'")" != completed ]; do
-        sleep 0.05
-    done
-    sql "SELECT round(extract(epoch FROM finished_at - created_at)::numeric, 3) FROM export_job WHERE job_id = '$job'"
+    # One session watches the job (a new connection per poll would cost CPU the export needs).
+    psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+        WHILE (SELECT state FROM export_job WHERE job_id = '$job') NOT IN
+              ('completed', 'failed', 'cancelled') LOOP
+            PERFORM pg_sleep(0.02);
+        END LOOP; END \$\$" >/dev/null
+    code=$(curl -sS -o "$VAR/manifest.json" -w '%{http_code}' "$url")
+    t1=$(now)
+    if [ "$code" != 200 ]; then
+        echo "export $1: status $code: $(head -c 500 "$VAR/manifest.json")" >&2
+        exit 1
+    fi
+    resources=$(sql "SELECT resources_written FROM export_job WHERE job_id = '$job'")
     curl -fsS -X DELETE -o /dev/null "$url"
+    rm -rf "$VAR/exports/$job" "$VAR/exports/.cancelled-$job"
+    awk -v a="$t0" -v b="$t1" -v n="$resources" 'BEGIN { printf "%.3f %d\n", b - a, n }'
 }
 
-declare -a base_sys exp_sys base_grp exp_grp
-for i in $(seq "$RUNS"); do
-    base_sys+=("$(copy_time "SELECT body FROM resource WHERE NOT deleted")")
-    exp_sys+=("$(export_time '$export')")
-    base_grp+=("$(copy_time "SELECT body FROM resource WHERE NOT deleted AND patients && $members")")
-    exp_grp+=("$(export_time "Group/$group/\$export")")
+MD=""
+md() { MD+="$*"$'\n'; }
+md "| patients | export | resources | baseline s | export s | ratio | µs/resource | time vs system export | share of the resources |"
+md "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+MEM_MD="| patients | worker VmHWM MB | nginx worker VmHWM MB (largest) |"$'\n'"|---:|---:|---:|"$'\n'
+SUMMARY=""
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg); worker threads: $THREADS; medians of $RUNS runs"
+for N in ${SIZES//,/ }; do
+    echo
+    echo "== $N patients"
+    stop_worker
+    stop_nginx
+    if [ "${BENCH_REUSE:-0}" = 1 ] && [ "$(sql "SELECT count(*) FROM resource WHERE res_type = 'Patient'")" = "$N" ]; then
+        echo "reusing the loaded population"
+    else
+        sql "TRUNCATE resource, group_member; DELETE FROM export_job"
+        t0=$(now)
+        "$BIN" synth --patients "$N" --seed 1 --load --quiet --db "$PG_CONNINFO"
+        sql "VACUUM ANALYZE"
+        echo "generated and loaded in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s"
+    fi
+    sql "CHECKPOINT"
+    resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
+    mb=$(sql "SELECT sum(octet_length(body)) / 1000000 FROM resource WHERE NOT deleted")
+    group=$(sql "SELECT res_id FROM resource WHERE res_type = 'Group' AND body::jsonb ->> 'name' LIKE '%10\% sample'")
+    members="(SELECT array_agg(patient_id) FROM group_member WHERE group_id = '$group' AND NOT inactive)"
+    sys_q="SELECT body FROM resource WHERE NOT deleted"
+    grp_q="SELECT body FROM resource WHERE NOT deleted AND res_type <> 'Group' AND patients && $members
+UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication', 'Organization', 'Practitioner')
+ AND NOT deleted AND res_type || '/' || res_id IN (SELECT unnest(outrefs) FROM resource
+ WHERE NOT deleted AND res_type <> 'Group' AND patients && $members)"
+    grp_resources=$(sql "SELECT count(*) FROM ($grp_q) g")
+    echo "$resources resources, $mb MB of JSON; group '10% sample': $grp_resources resources"
+
+    start_nginx
+    worker_hwm_kb=0
+    declare -A T=()  # T[<series>,<run>]: seconds
+    for i in $(seq "$RUNS"); do
+        line="run $i:"
+        for kind in system group; do
+            if [ "$kind" = system ]; then q=$sys_q path='$export' want=$resources; else q=$grp_q path="Group/$group/\$export" want=$grp_resources; fi
+            T[$kind-baseline,$i]=$(copy_time "$q")
+            line+=" $kind baseline ${T[$kind-baseline,$i]}"
+            for v in "${!VARIANTS[@]}"; do
+                read -r vbin vgz <<<"${VARIANT_ARGS[$v]}"
+                start_worker "$vgz" "$vbin"
+                read -r t n < <(export_time "$path")
+                [ "$n" = "$want" ] || { echo "$kind export (${VARIANTS[$v]}) wrote $n resources, expected $want" >&2; exit 1; }
+                T[$kind-$v,$i]=$t
+                line+=", ${VARIANTS[$v]} $t"
+                [ "$vbin" = "$BIN" ] && note_worker_hwm
+            done
+            [ "$kind" = system ] && line+=";"
+        done
+        echo "$line"
+    done
+    stop_worker
+    nginx_kb=$(nginx_hwm_kb)
+    stop_nginx
+
+    series() { for i in $(seq "$RUNS"); do echo "${T[$1,$i]}"; done; }
+    share=$(awk -v g="$grp_resources" -v n="$resources" 'BEGIN { printf "%.3f", g / n }')
+    echo
+    printf '%-34s %10s %10s %7s %12s %12s\n' "$N patients, medians of $RUNS" "baseline s" "export s" "ratio" "µs/resource" "range s"
+    for kind in system group; do
+        if [ "$kind" = system ]; then n=$resources; else n=$grp_resources; fi
+        base=$(series "$kind-baseline" | median)
+        awk -v l="COPY baseline ($kind)" -v b="$base" -v n="$n" -v r="$(series "$kind-baseline" | spread)" \
+            'BEGIN { printf "%-34s %10.3f %10s %7s %12.2f %12s\n", l, b, "", "", b / n * 1e6, r }'
+        for v in "${!VARIANTS[@]}"; do
+            e=$(series "$kind-$v" | median)
+            sys_e=$(series "system-$v" | median)
+            awk -v l="$kind export, ${VARIANTS[$v]}" -v b="$base" -v e="$e" -v n="$n" -v r="$(series "$kind-$v" | spread)" \
+                'BEGIN { printf "%-34s %10.3f %10.3f %7.2f %12.2f %12s\n", l, b, e, e / b, e / n * 1e6, r }'
+            if [ "$kind" = system ]; then
+                frac="" sh="$mb MB of JSON"
+                SUMMARY+="$(awk -v N="$N" -v l="${VARIANTS[$v]}" -v b="$base" -v e="$e" -v n="$n" \
+                    'BEGIN { printf "%6d patients, %-22s system export %.2f x baseline, %.1f µs/resource (baseline %.1f)", N, l ":", e / b, e / n * 1e6, b / n * 1e6 }')"$'\n'
+            else
+                frac=$(awk -v a="$e" -v b="$sys_e" 'BEGIN { printf "%.1f%%", a / b * 100 }')
+                sh=$(awk -v s="$share" 'BEGIN { printf "%.1f%%", s * 100 }')
+            fi
+            md "$(awk -v N="$N" -v l="$kind, ${VARIANTS[$v]}" -v b="$base" -v e="$e" -v n="$n" -v f="$frac" -v s="$sh" \
+                'BEGIN { printf "| %d | %s | %d | %.2f | %.2f | %.2f | %.1f | %s | %s |", N, l, n, b, e, e / b, e / n * 1e6, f, s }')"
+        done
+    done
+    for v in "${!VARIANTS[@]}"; do
+        awk -v l="${VARIANTS[$v]}" -v s="$share" -v g="$(series "group-$v" | median)" -v x="$(series "system-$v" | median)" \
+            'BEGIN { printf "group (%s): %.1f%% of the resources, %.1f%% of the system export'"'"'s time\n", l, s * 100, g / x * 100 }'
+    done
+    awk -v w="$worker_hwm_kb" -v x="$nginx_kb" 'BEGIN {
+        printf "peak RSS (VmHWM): worker %.1f MB, nginx worker %.1f MB (the larger of the two)\n", w / 1024, x / 1024 }'
+    MEM_MD+="$(awk -v N="$N" -v w="$worker_hwm_kb" -v x="$nginx_kb" 'BEGIN { printf "| %d | %.1f | %.1f |", N, w / 1024, x / 1024 }')"$'\n'
+
 done
-bs=$(printf '%s\n' "${base_sys[@]}" | median)
-es=$(printf '%s\n' "${exp_sys[@]}" | median)
-bg=$(printf '%s\n' "${base_grp[@]}" | median)
-eg=$(printf '%s\n' "${exp_grp[@]}" | median)
+
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $PATIENTS patients, $resources resources, $((bytes / 1000000)) MB of JSON; medians of $RUNS runs"
-printf '%-28s %10s %10s %8s %14s\n' "" "baseline s" "export s" "ratio" "export res/s"
-awk -v b="$bs" -v e="$es" -v n="$resources" 'BEGIN { printf "%-28s %10.3f %10.3f %8.2f %14.0f\n", "system export", b, e, e / b, n / e }'
-awk -v b="$bg" -v e="$eg" -v n="$group_resources" 'BEGIN { printf "%-28s %10.3f %10.3f %8.2f %14.0f\n", "group export (10% sample)", b, e, e / b, n / e }'
-echo "baseline: COPY (SELECT body ...) TO STDOUT (FORMAT binary) of the same resources, via psql to /dev/null"
-echo "export: kick-off to completed job (planning, files written and fsynced, manifest ready); group export also adds referenced Practitioner/Organization/Location"
+echo "== summary (goal: system export <= 1.5 x baseline; µs/resource flat from 1,000 to 10,000 patients)"
+printf '%s' "$SUMMARY"
+echo "baseline: COPY (SELECT body ...) TO STDOUT (FORMAT binary) of the same resources via psql to /dev/null, in the same run"
+echo "export: kick-off to the 200 manifest (planning, files written and fdatasynced, published); worker threads: $THREADS"
+if [ -n "${BENCH_MD:-}" ]; then
+    {
+        echo "Medians of $RUNS interleaved runs; $(nproc) cores, load average at the start $(cut -d' ' -f1-3 /proc/loadavg); worker threads: $THREADS."
+        echo
+        printf '%s' "$MD"
+        echo
+        printf '%s' "$MEM_MD"
+    } >>"$BENCH_MD"
+fi

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # run.sh (make bench): every benchmark, each printing its figure beside its same-run baseline.
-#   BENCH_PATIENTS (default 1000): population of the end-to-end export benchmark.
+#   BUILD (default build): the build directory to measure.
+#   BENCH_LARGE=1: the end-to-end export benchmark also runs 10,000 patients (~4M resources;
+#   ~25 min more and ~25 GB of disk), e.g. `make bench BENCH_LARGE=1`.
+#   BENCH_PATIENTS: its populations instead (comma-separated, e.g. 1000 or 100,1000,10000).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 echo "== micro-benchmarks (Google Benchmark)"
-build/bin/fhirbulk_bench --benchmark_min_time=0.2
+"${BUILD:-build}/bin/fhirbulk_bench" --benchmark_min_time=0.2
 echo
 echo "== loader vs raw COPY of the same NDJSON (Synthea sample)"
 benchmarks/load_benchmark.sh
 echo
 echo "== end-to-end export vs raw COPY of the same stored JSON"
-benchmarks/export_benchmark.sh "${BENCH_PATIENTS:-1000}" 3
+BUILD=${BUILD:-build} benchmarks/export_benchmark.sh "${BENCH_PATIENTS:-}" 3
+echo
+echo "== HTTP: downloads, status polls and kick-offs, token endpoint vs plain nginx in the same server"
+benchmarks/http_benchmark.sh

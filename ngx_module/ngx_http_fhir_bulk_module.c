@@ -39,10 +39,25 @@ typedef struct {
     ngx_flag_t            strict_headers;
     ngx_msec_t            min_poll_interval;
     ngx_str_t             files_dir;
+    ngx_flag_t            auth;
+    ngx_str_t             token_key_file;
+    ngx_int_t             token_lifetime;
+    ngx_flag_t            jwks_allow_insecure;
+    ngx_str_t             signed_url_key_file;
+    ngx_int_t             signed_url_lifetime;
 
     ngx_thread_pool_t    *thread_pool;
     fhirbulk_server_t    *server;
+    fhirbulk_files_t     *files;
 } ngx_http_fhir_bulk_loc_conf_t;
+
+
+/* per download, for the audit record written in the log phase */
+typedef struct {
+    fhirbulk_files_t     *files;
+    ngx_str_t             target;
+    char                  client[257];
+} ngx_http_fhir_bulk_download_ctx_t;
 
 
 typedef struct {
@@ -71,6 +86,8 @@ static ngx_int_t ngx_http_fhir_bulk_send_error(ngx_http_request_t *r,
 
 static ngx_int_t ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fhir_bulk_valid_file_path(ngx_str_t *rel);
+static ngx_int_t ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_loc_conf_t *flcf, ngx_str_t *rel, ngx_uint_t *allowed);
 static ngx_int_t ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
     ngx_str_t *path, ngx_open_file_info_t *of);
 
@@ -88,6 +105,12 @@ static char *ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf,
 static char *ngx_http_fhir_bulk_read_conninfo_file(ngx_conf_t *cf,
     ngx_http_fhir_bulk_loc_conf_t *conf);
 static void ngx_http_fhir_bulk_cleanup_server(void *data);
+static void ngx_http_fhir_bulk_cleanup_files(void *data);
+static char *ngx_http_fhir_bulk_create_files(ngx_conf_t *cf,
+    ngx_http_fhir_bulk_loc_conf_t *conf);
+static ngx_int_t ngx_http_fhir_bulk_full_name(ngx_conf_t *cf, ngx_str_t *name);
+static ngx_int_t ngx_http_fhir_bulk_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_fhir_bulk_log_handler(ngx_http_request_t *r);
 
 
 static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
@@ -169,13 +192,55 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       offsetof(ngx_http_fhir_bulk_loc_conf_t, strict_headers),
       NULL },
 
+    { ngx_string("fhir_bulk_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, auth),
+      NULL },
+
+    { ngx_string("fhir_bulk_token_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, token_key_file),
+      NULL },
+
+    { ngx_string("fhir_bulk_token_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, token_lifetime),
+      NULL },
+
+    { ngx_string("fhir_bulk_jwks_allow_insecure"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, jwks_allow_insecure),
+      NULL },
+
+    { ngx_string("fhir_bulk_signed_url_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, signed_url_key_file),
+      NULL },
+
+    { ngx_string("fhir_bulk_signed_url_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, signed_url_lifetime),
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_fhir_bulk_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_fhir_bulk_postconfiguration,  /* postconfiguration */
 
     NULL,                                  /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -366,6 +431,15 @@ ngx_http_fhir_bulk_init_request(ngx_http_request_t *r,
                            (const char *) r->headers_in.content_type->value.data;
         req->content_type.len = r->headers_in.content_type->value.len;
     }
+
+    if (r->headers_in.authorization) {
+        req->authorization.data =
+                          (const char *) r->headers_in.authorization->value.data;
+        req->authorization.len = r->headers_in.authorization->value.len;
+    }
+
+    req->remote_addr.data = (const char *) r->connection->addr_text.data;
+    req->remote_addr.len = r->connection->addr_text.len;
 
     if (r->method == NGX_HTTP_POST
         && ngx_http_fhir_bulk_read_body(r, &req->body) != NGX_OK)
@@ -678,7 +752,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
     ngx_int_t                       rc;
     ngx_str_t                       rel, path;
     ngx_buf_t                      *b;
-    ngx_uint_t                      gzip;
+    ngx_uint_t                      gzip, allowed;
     ngx_chain_t                     out;
     ngx_table_elt_t                *h;
     ngx_open_file_info_t            of;
@@ -712,6 +786,14 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
 
     if (ngx_http_fhir_bulk_valid_file_path(&rel) != NGX_OK) {
         goto not_found;
+    }
+
+    if (flcf->files) {
+        rc = ngx_http_fhir_bulk_authorize_file(r, flcf, &rel, &allowed);
+
+        if (!allowed) {
+            return rc;
+        }
     }
 
     /* "<dir>/<job>/<file>" plus room for ".gz" */
@@ -853,6 +935,66 @@ not_found:
 
 
 /*
+ * Who may have the file is the core's decision (bearer token of the job's
+ * owner with a scope for the file's type, or a signed URL), taken without
+ * the database.  *allowed: go on; otherwise the refusal has been sent and
+ * the return value is the handler's.  Either way the request is remembered
+ * for the audit record.
+ */
+
+static ngx_int_t
+ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_loc_conf_t *flcf, ngx_str_t *rel, ngx_uint_t *allowed)
+{
+    ngx_int_t                           rc;
+    fhirbulk_str_t                      job, file, authorization, query;
+    fhirbulk_response_t                 resp;
+    ngx_http_fhir_bulk_download_ctx_t  *ctx;
+
+    *allowed = 0;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_bulk_download_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->files = flcf->files;
+    ctx->target = *rel;
+    ngx_http_set_ctx(r, ctx, ngx_http_fhir_bulk_module);
+
+    job.data = (const char *) rel->data;
+    job.len = 36;
+    file.data = (const char *) rel->data + 37;
+    file.len = rel->len - 37;
+    query.data = (const char *) r->args.data;
+    query.len = r->args.len;
+
+    authorization.data = NULL;
+    authorization.len = 0;
+
+    if (r->headers_in.authorization) {
+        authorization.data =
+                          (const char *) r->headers_in.authorization->value.data;
+        authorization.len = r->headers_in.authorization->value.len;
+    }
+
+    ngx_memzero(&resp, sizeof(fhirbulk_response_t));
+
+    if (fhirbulk_files_authorize(flcf->files, job, file, authorization, query,
+                                 ctx->client, sizeof(ctx->client), &resp))
+    {
+        *allowed = 1;
+        return NGX_OK;
+    }
+
+    rc = ngx_http_fhir_bulk_send(r, &resp);
+    fhirbulk_response_free(&resp);
+
+    return rc;
+}
+
+
+/*
  * "<job id>/<name>": a lower-case UUID, then a file name made of letters,
  * digits and dots, not starting with a dot, ending in ".ndjson".
  */
@@ -977,6 +1119,10 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
     conf->max_active_exports = NGX_CONF_UNSET;
     conf->strict_headers = NGX_CONF_UNSET;
     conf->min_poll_interval = NGX_CONF_UNSET_MSEC;
+    conf->auth = NGX_CONF_UNSET;
+    conf->token_lifetime = NGX_CONF_UNSET;
+    conf->jwks_allow_insecure = NGX_CONF_UNSET;
+    conf->signed_url_lifetime = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -1008,6 +1154,35 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->strict_headers, prev->strict_headers, 1);
     ngx_conf_merge_msec_value(conf->min_poll_interval, prev->min_poll_interval,
                               1000);
+
+    /* secure by default: authorization is on unless switched off */
+    ngx_conf_merge_value(conf->auth, prev->auth, 1);
+    ngx_conf_merge_str_value(conf->token_key_file, prev->token_key_file, "");
+    ngx_conf_merge_value(conf->token_lifetime, prev->token_lifetime, 300);
+    ngx_conf_merge_value(conf->jwks_allow_insecure, prev->jwks_allow_insecure,
+                         0);
+    ngx_conf_merge_str_value(conf->signed_url_key_file,
+                             prev->signed_url_key_file, "");
+    ngx_conf_merge_value(conf->signed_url_lifetime, prev->signed_url_lifetime,
+                         3600);
+
+    if (conf->token_lifetime < 1 || conf->token_lifetime > 300) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_token_lifetime\" must be from 1s to "
+                           "300s (SMART access tokens are short-lived)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->signed_url_lifetime < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_signed_url_lifetime\" must be at "
+                           "least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->files_dir.len) {
+        return ngx_http_fhir_bulk_create_files(cf, conf);
+    }
 
     if (!conf->api) {
         return NGX_CONF_OK;
@@ -1059,7 +1234,13 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                        conf->export_dir.len) == 0
         && prev->max_active_exports == conf->max_active_exports
         && prev->strict_headers == conf->strict_headers
-        && prev->min_poll_interval == conf->min_poll_interval)
+        && prev->min_poll_interval == conf->min_poll_interval
+        && prev->auth == conf->auth
+        && prev->token_key_file.data == conf->token_key_file.data
+        && prev->token_lifetime == conf->token_lifetime
+        && prev->jwks_allow_insecure == conf->jwks_allow_insecure
+        && prev->signed_url_key_file.data == conf->signed_url_key_file.data
+        && prev->signed_url_lifetime == conf->signed_url_lifetime)
     {
         conf->server = prev->server;
         return NGX_CONF_OK;
@@ -1076,6 +1257,23 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.max_active_exports = (int) conf->max_active_exports;
     opts.strict_kickoff_headers = (int) conf->strict_headers;
     opts.min_poll_interval_ms = (int) conf->min_poll_interval;
+    opts.auth_enabled = (int) conf->auth;
+    opts.token_lifetime = (int) conf->token_lifetime;
+    opts.jwks_allow_insecure = (int) conf->jwks_allow_insecure;
+    opts.signed_url_lifetime = (int) conf->signed_url_lifetime;
+
+    if (ngx_http_fhir_bulk_full_name(cf, &conf->token_key_file) != NGX_OK
+        || ngx_http_fhir_bulk_full_name(cf, &conf->signed_url_key_file)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    opts.token_key_file.data = (const char *) conf->token_key_file.data;
+    opts.token_key_file.len = conf->token_key_file.len;
+    opts.signed_url_key_file.data =
+                                (const char *) conf->signed_url_key_file.data;
+    opts.signed_url_key_file.len = conf->signed_url_key_file.len;
 
     err[0] = '\0';
     conf->server = fhirbulk_server_create(&opts, err, sizeof(err));
@@ -1320,4 +1518,130 @@ static void
 ngx_http_fhir_bulk_cleanup_server(void *data)
 {
     fhirbulk_server_destroy(data);
+}
+
+
+/* an absolute path, NUL-terminated; empty stays empty */
+
+static ngx_int_t
+ngx_http_fhir_bulk_full_name(ngx_conf_t *cf, ngx_str_t *name)
+{
+    if (name->len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_conf_full_name(cf->cycle, name, 1);
+}
+
+
+/*
+ * A files location gets its own authorizer: it may live in another server
+ * block, or on an edge nginx with only the URL key and no database.
+ */
+
+static char *
+ngx_http_fhir_bulk_create_files(ngx_conf_t *cf,
+    ngx_http_fhir_bulk_loc_conf_t *conf)
+{
+    char                       err[512];
+    ngx_pool_cleanup_t        *cln;
+    fhirbulk_files_options_t   opts;
+
+    if (conf->conninfo.len == 0 && conf->conninfo_file.len
+        && ngx_http_fhir_bulk_read_conninfo_file(cf, conf) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_fhir_bulk_full_name(cf, &conf->token_key_file) != NGX_OK
+        || ngx_http_fhir_bulk_full_name(cf, &conf->signed_url_key_file)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&opts, sizeof(fhirbulk_files_options_t));
+    opts.auth_enabled = (int) conf->auth;
+    opts.token_key_file.data = (const char *) conf->token_key_file.data;
+    opts.token_key_file.len = conf->token_key_file.len;
+    opts.signed_url_key_file.data =
+                                (const char *) conf->signed_url_key_file.data;
+    opts.signed_url_key_file.len = conf->signed_url_key_file.len;
+    opts.export_dir.data = (const char *) conf->files_dir.data;
+    opts.export_dir.len = conf->files_dir.len;
+    opts.conninfo.data = (const char *) conf->conninfo.data;
+    opts.conninfo.len = conf->conninfo.len;
+
+    err[0] = '\0';
+    conf->files = fhirbulk_files_create(&opts, err, sizeof(err));
+
+    if (conf->files == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_bulk_files: invalid configuration: %s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        fhirbulk_files_destroy(conf->files);
+        conf->files = NULL;
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_fhir_bulk_cleanup_files;
+    cln->data = conf->files;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_fhir_bulk_cleanup_files(void *data)
+{
+    fhirbulk_files_destroy(data);
+}
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_fhir_bulk_log_handler;
+
+    return NGX_OK;
+}
+
+
+/* every download that reached authorization goes to the audit trail */
+
+static ngx_int_t
+ngx_http_fhir_bulk_log_handler(ngx_http_request_t *r)
+{
+    fhirbulk_str_t                      target, addr;
+    ngx_http_fhir_bulk_download_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_bulk_module);
+
+    if (ctx == NULL || ctx->files == NULL) {
+        return NGX_OK;
+    }
+
+    target.data = (const char *) ctx->target.data;
+    target.len = ctx->target.len;
+    addr.data = (const char *) r->connection->addr_text.data;
+    addr.len = r->connection->addr_text.len;
+
+    fhirbulk_files_audit(ctx->files, ctx->client, target,
+                         (int) r->headers_out.status, addr);
+
+    return NGX_OK;
 }

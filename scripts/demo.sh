@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh (make demo): start the local stack, generate a population, export it, show the result.
+# demo.sh (make demo): start the local stack, generate a population, export it with the
+# bulk data client (fhir-bulk export), show the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,42 +19,38 @@ curl -fsS "$FHIR_BASE/metadata" | perl -MJSON::PP -e '
     printf "%s %s, FHIR %s, instantiates %s\n", $cs->{resourceType}, $cs->{software}{name},
         $cs->{fhirVersion}, join(", ", @{ $cs->{instantiates} });'
 
-echo
-echo "== kick-off: GET $FHIR_BASE/\$export"
-status_url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
-    -H 'Prefer: respond-async' "$FHIR_BASE/\$export" |
-    tr -d '\r' | sed -n 's/^[Cc]ontent-[Ll]ocation: //p')
-echo "202 Accepted, status at $status_url"
+# A server that publishes a SMART configuration wants SMART Backend Services: register a
+# demo client with a freshly generated ES384 key (the public JWK Set from the client itself).
+auth=()
+if curl -fsS -o /dev/null "$FHIR_BASE/.well-known/smart-configuration" 2>/dev/null; then
+    echo
+    echo "== a SMART Backend Services client: a new P-384 key, registered (fhir-bulk client add)"
+    key=var/run/demo-client.pem
+    rm -f "$key" var/run/demo-client.jwks
+    (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$key" 2>/dev/null)
+    "$FHIR_BULK_BIN" export --key "$key" --print-jwks >var/run/demo-client.jwks
+    client_id=$("$FHIR_BULK_BIN" client add --name "make demo" --jwks var/run/demo-client.jwks \
+        --scope 'system/*.read')
+    echo "client_id $client_id, private key $key"
+    auth=(--client-id "$client_id" --key "$key")
+fi
 
-# Poll as a well-behaved client does: wait as long as Retry-After says (202 and 429 alike).
-while :; do
-    code=$(curl -sS -o var/run/manifest.json -D var/run/status.headers -w '%{http_code}' \
-        "$status_url")
-    [ "$code" != 202 ] && [ "$code" != 429 ] && break
-    sed -n 's/^[Xx]-[Pp]rogress: /  progress: /p' var/run/status.headers | tr -d '\r'
-    wait=$(tr -d '\r' <var/run/status.headers | sed -n 's/^[Rr]etry-[Aa]fter: //p')
-    sleep "${wait:-1}"
-done
-[ "$code" = 200 ] || { echo "the export failed ($code):"; cat var/run/manifest.json; exit 1; }
+out=var/run/demo-export
+rm -rf "$out"
+echo
+echo "== fhir-bulk export --fhir-url $FHIR_BASE --out $out ${auth[*]}"
+# kick-off, polling as told (Retry-After), parallel downloads validated line by line
+"$FHIR_BULK_BIN" export --fhir-url "$FHIR_BASE" --out "$out" "${auth[@]}"
+
+status_url=$(perl -MJSON::PP -e 'print decode_json(do { local $/; <STDIN> })->{statusUrl}' \
+    <"$out/job.json")
 job=${status_url##*/}
 elapsed=$(psql "$PG_CONNINFO" -X -Atc "SELECT round(extract(epoch FROM finished_at - created_at)::numeric, 2) FROM export_job WHERE job_id = '$job'")
+echo "The export itself took ${elapsed}s on the server (kick-off to completed job)."
 
-echo "200 OK; the export itself took ${elapsed}s (kick-off to completed job). The manifest:"
-perl -MJSON::PP -e '
-    my $m = decode_json(do { local $/; <STDIN> });
-    my (%n, %f, $total);
-    for my $o (@{ $m->{output} }) { $n{$o->{type}} += $o->{count}; $f{$o->{type}}++; $total += $o->{count}; }
-    printf "  transactionTime %s\n  request %s\n", $m->{transactionTime}, $m->{request};
-    printf "  %-22s %9d resources in %d file(s)\n", $_, $n{$_}, $f{$_} for sort keys %n;
-    printf "  %-22s %9d resources, %d files, %d errors\n", "total", $total,
-        scalar @{ $m->{output} }, scalar @{ $m->{error} };
-    print "  first file: $m->{output}[0]{url}\n";' <var/run/manifest.json
-
-first=$(perl -MJSON::PP -e 'print decode_json(do { local $/; <STDIN> })->{output}[0]{url}' \
-    <var/run/manifest.json)
 echo
-echo "== its first line (GET, served by nginx with sendfile)"
-curl -fsS "$first" | head -c 300
+echo "== the first line of $out/Patient.1.ndjson"
+head -c 300 "$out/Patient.1.ndjson"
 echo " ..."
 echo
 echo "The stack keeps running ('make down' stops it); . var/run/env for FHIR_BASE and PG_CONNINFO."

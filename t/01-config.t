@@ -27,7 +27,16 @@ sub conf_with {
 }
 
 my $good = 'fhir_bulk_api; fhir_bulk_base_url %%BASE_URL%%; '
-         . 'fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%;';
+         . 'fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%; fhir_bulk_auth off;';
+my $with_auth = 'fhir_bulk_api; fhir_bulk_base_url %%BASE_URL%%; '
+         . 'fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%; '
+         . 'fhir_bulk_token_key_file %%TESTDIR%%/token.key;';
+open($fh, '>', $t->dir . '/token.key') or die;
+print $fh "# rotated 2026-11\nk2 0123456789abcdef0123456789abcdef01\nk1 fedcba9876543210fedcba9876543210fe\n";
+close $fh;
+open($fh, '>', $t->dir . '/short.key') or die;
+print $fh "k1 tooshort\n";
+close $fh;
 
 my @cases = (
     [ 'a valid configuration', $good, undef ],
@@ -63,6 +72,20 @@ my @cases = (
       qr/invalid value "soon" in "fhir_bulk_retry_after"/ ],
     [ 'an undeclared thread pool', "$good fhir_bulk_thread_pool nope;",
       qr/unknown thread pool "nope"/ ],
+    [ 'authorization with a token key (rotation: two keys)', $with_auth, undef ],
+    [ 'authorization on by default without a token key',
+      'fhir_bulk_api; fhir_bulk_base_url %%BASE_URL%%; fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%;',
+      qr/fhir_bulk_token_key_file/ ],
+    [ 'a missing token key file',
+      'fhir_bulk_api; fhir_bulk_base_url %%BASE_URL%%; fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%; '
+      . 'fhir_bulk_token_key_file %%TESTDIR%%/nope.key;', qr/token key file/ ],
+    [ 'a token key too short',
+      'fhir_bulk_api; fhir_bulk_base_url %%BASE_URL%%; fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%; '
+      . 'fhir_bulk_token_key_file %%TESTDIR%%/short.key;', qr/at least 32 characters/ ],
+    [ 'a token lifetime over 300 s', "$with_auth fhir_bulk_token_lifetime 301s;",
+      qr/"fhir_bulk_token_lifetime" must be from 1s to 300s/ ],
+    [ 'a signed URL key file that does not exist',
+      "$with_auth fhir_bulk_signed_url_key_file %%TESTDIR%%/nope.key;", qr/URL key file/ ],
 );
 
 for my $c (@cases) {

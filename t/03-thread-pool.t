@@ -28,11 +28,17 @@ is($t->get('/fhir/_health')->{status}, 200, 'healthy');
 my $locker = fork;
 die "fork: $!" unless defined $locker;
 if ($locker == 0) {
-    exec('psql', $t->conninfo, '-X', '-q', '-c',
-         'BEGIN; LOCK TABLE schema_version IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;');
+    { exec('psql', $t->conninfo, '-X', '-q', '-c',
+           'BEGIN; LOCK TABLE schema_version IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;'); }
     POSIX::_exit(127);
 }
-sleep 0.5;
+# wait until the lock is really held (a loaded machine may take a while to start psql)
+my $lock_deadline = time + 20;
+until ($t->psql("SELECT count(*) FROM pg_locks WHERE relation = 'schema_version'::regclass "
+                . "AND mode = 'AccessExclusiveLock' AND granted") eq '1') {
+    die "the lock was not taken\n" if time > $lock_deadline;
+    sleep 0.05;
+}
 
 # Six concurrent requests: one runs (blocked), one waits in the queue, the rest overflow.
 my @kids;

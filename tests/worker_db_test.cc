@@ -114,6 +114,17 @@ TEST(WorkerCopyParserTest, RejectsGarbageAndStopsOnCallbackError) {
   EXPECT_EQ(r.Feed(stream + "x", ok).code(), Status::Code::kCorruption);  // after the trailer
 }
 
+// The names in a directory, sorted, space-separated.
+std::string Listing(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    names.insert(f.path().filename().string());
+  }
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : " ") + n;
+  return out;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -307,6 +318,7 @@ class WorkerDbTest : public ::testing::Test {
     if (fs::exists(dir_ + "/" + job)) {
       for (const auto& f : fs::directory_iterator(dir_ + "/" + job)) {
         const std::string name = f.path().filename().string();
+        if (name == kJobOwnerFile) continue;  // written at planning (planner.h)
         const bool twin = name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0 &&
                           listed.count(name.substr(0, name.size() - 3));
         EXPECT_TRUE(listed.count(name) || twin) << "unlisted file " << name;
@@ -574,6 +586,88 @@ TEST_F(WorkerDbTest, LargeTypesAreSplitIntoPageRanges) {
             "t");
 }
 
+TEST_F(WorkerDbTest, UnitsAreSizedByTableBytesAndNumberedLargestFirst) {
+  // Observations of ~3 KB each: most of their bytes live in TOAST, so the heap alone would
+  // make one unit of them. Pseudo-random text, so that compression keeps them large.
+  Exec(
+      "INSERT INTO resource (res_type, res_id, version, last_updated, body, patients) "
+      "SELECT 'Observation', 'o' || g, 1, clock_timestamp() - interval '1 day', "
+      "'{\"resourceType\":\"Observation\",\"id\":\"o' || g || '\",\"note\":\"' || "
+      "(SELECT string_agg(md5(g::text || ':' || i), '') FROM generate_series(1, 100) i) || "
+      "'\"}', ARRAY['p1'] FROM generate_series(1, 1000) g");
+  for (int i = 0; i < 30; i++) Put("Condition", "c" + std::to_string(i), {"p1"});
+  Put("Patient", "p1", {"p1"});
+  Exec("ANALYZE resource_observation, resource_condition, resource_patient");
+  WorkerOptions o = Options();
+  o.target_unit_bytes = 256 << 10;
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  auto w = MakeWorker(o);
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->PlanOne().ok());
+  const int64_t obs_units = std::stoll(Scalar(
+      "SELECT count(*) FROM export_unit WHERE job_id = $1::uuid AND res_type = 'Observation'",
+      {job}));
+  // ~3.3 MB of table (~15 heap pages, the rest TOAST) in 256 KB units, at most one a heap
+  // page; 1000 rows alone would make one.
+  EXPECT_GE(obs_units, 8);
+  // The Observation ranges come first, in page order, and cover the table without gaps.
+  EXPECT_EQ(Scalar("SELECT string_agg(DISTINCT res_type, ',') FROM export_unit "
+                   "WHERE job_id = $1::uuid AND unit_no <= $2::int",
+                   {job, std::to_string(obs_units)}),
+            "Observation");
+  EXPECT_EQ(Scalar("SELECT bool_and(page_lo IS NOT DISTINCT FROM prev) FROM (SELECT page_lo, "
+                   "lag(page_hi) OVER (ORDER BY unit_no) AS prev FROM export_unit "
+                   "WHERE job_id = $1::uuid AND res_type = 'Observation') s",
+                   {job}),
+            "t");
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  ASSERT_EQ(State(job), "completed");
+  Exported e = ReadExport(job);
+  EXPECT_EQ(e.output.size(), 1031u);
+  EXPECT_EQ(std::set<std::string>(e.output.begin(), e.output.end()).size(), 1031u);
+}
+
+TEST_F(WorkerDbTest, GroupMembersAndSupportingIdsAreFixedAtPlanning) {
+  StandardData();
+  ExportRequest r = Request(ExportLevel::kGroup);
+  r.group_id = "g1";
+  const std::string job = NewJob(r);
+  auto w = MakeWorker(Options());
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->PlanOne().ok());
+  EXPECT_EQ(Scalar("SELECT patient_scope::text FROM export_job WHERE job_id = $1::uuid", {job}),
+            "{p1}");
+  EXPECT_EQ(Scalar("SELECT string_agg(res_type || '=' || res_ids::text, ' ' ORDER BY res_type) "
+                   "FROM export_unit WHERE job_id = $1::uuid AND res_ids IS NOT NULL",
+                   {job}),
+            "Organization={} Practitioner={dr1}");
+  // The Group is rewritten while the export runs: p1 leaves, p2 becomes active.
+  Exec("DELETE FROM group_member WHERE group_id = 'g1'");
+  Member("g1", 0, "p2");
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output, Set({"Patient/p1", "Observation/o1", "Observation/o2",
+                                         "Condition/c1", "Practitioner/dr1"}));
+}
+
+TEST_F(WorkerDbTest, UnitsPlannedWithoutScopeColumnsStillSelectTheirRows) {
+  // A job planned by a worker that predates sql/0004 has neither patient_scope nor res_ids:
+  // its units work both out as they always did.
+  StandardData();
+  ExportRequest r = Request(ExportLevel::kGroup);
+  r.group_id = "g1";
+  const std::string job = NewJob(r);
+  auto w = MakeWorker(Options());
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->PlanOne().ok());
+  Exec("UPDATE export_job SET patient_scope = NULL WHERE job_id = $1::uuid", {job});
+  Exec("UPDATE export_unit SET res_ids = NULL WHERE job_id = $1::uuid", {job});
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_EQ(ReadExport(job).output, Set({"Patient/p1", "Observation/o1", "Observation/o2",
+                                         "Condition/c1", "Practitioner/dr1"}));
+}
+
 TEST_F(WorkerDbTest, ConsistentAsOfTransactionTime) {
   StandardData();
   Put("Observation", "future", {"p1"}, {}, "-1 hour");
@@ -696,7 +790,7 @@ TEST_F(WorkerDbTest, CancellationStopsTheUnitAndLeavesNoFiles) {
   EXPECT_EQ(beats, 3);
   EXPECT_EQ(Scalar("SELECT count(*) FROM export_file WHERE job_id = $1::uuid", {job}), "0");
   ASSERT_TRUE(fs::exists(dir_ + "/" + job));
-  EXPECT_TRUE(fs::is_empty(dir_ + "/" + job));  // temp files deleted
+  EXPECT_EQ(Listing(dir_ + "/" + job), ".owner");  // temp files deleted
 
   auto w = MakeWorker(Options());
   ASSERT_TRUE(w->RunJanitor().ok());
@@ -872,7 +966,7 @@ TEST_F(WorkerDbTest, StopHandsUnitsBackWithoutCountingTheAttempt) {
                    "FROM export_unit WHERE job_id = $1::uuid",
                    {job}),
             "pending 0 -");
-  EXPECT_TRUE(fs::is_empty(dir_ + "/" + job));
+  EXPECT_EQ(Listing(dir_ + "/" + job), ".owner");
   RunAll(Options());  // another worker finishes it
   EXPECT_EQ(State(job), "completed");
   EXPECT_EQ(ReadExport(job).output.size(), 30u);

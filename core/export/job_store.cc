@@ -90,15 +90,17 @@ Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
   return job;
 }
 
-Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id,
-                       const std::string& client_id) {
+Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std::string& client_id,
+                       bool require_enabled_client) {
   if (!IsValidJobId(job_id)) return Status::NotFound("no export job " + job_id);
   auto r = conn->Exec(
       "SELECT state, request::text, request_url, " + Micros("transaction_time") + ", " +
           Micros("expires_at") +
           ", units_total, units_done, resources_written, error::text, error_transient "
-          "FROM export_job WHERE job_id = $1::uuid AND client_id = $2 AND state <> 'cancelled'",
-      {job_id, client_id});
+          "FROM export_job WHERE job_id = $1::uuid AND client_id = $2 AND state <> 'cancelled' "
+          "AND (NOT $3::bool OR EXISTS (SELECT 1 FROM auth_client a "
+          "WHERE a.client_id = $2 AND a.enabled))",
+      {job_id, client_id, require_enabled_client ? "true" : "false"});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return Status::NotFound("no export job " + job_id);
   JobInfo job;

@@ -61,7 +61,10 @@ Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
 
 // The job if it exists, belongs to client_id and is not cancelled; else NotFound.
 // Files are filled in for completed jobs.
-Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std::string& client_id);
+// NotFound unless the job exists, belongs to client_id and is not cancelled; with
+// require_enabled_client also unless the client is registered and enabled (auth_client).
+Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std::string& client_id,
+                       bool require_enabled_client = false);
 
 // Cancels the job (any state but cancelled): marks it cancelled so workers stop, and deletes
 // its rows of units and files. NotFound as GetJob. Removing the files on disk is the caller's

@@ -72,7 +72,8 @@ std::vector<const JobFile*> FilesOfKind(const JobInfo& job, std::string_view kin
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void WriteFileList(Writer* w, const char* key, const std::vector<const JobFile*>& files,
-                   const std::string& url_prefix) {
+                   const std::string& url_prefix,
+                   const std::function<std::string(const std::string&)>& url_query) {
   w->Key(key);
   w->StartArray();
   for (const JobFile* f : files) {
@@ -80,7 +81,8 @@ void WriteFileList(Writer* w, const char* key, const std::vector<const JobFile*>
     w->Key("type");
     w->String(f->res_type);
     w->Key("url");
-    w->String(url_prefix + f->file_name);
+    w->String(url_query ? url_prefix + f->file_name + "?" + url_query(f->file_name)
+                        : url_prefix + f->file_name);
     w->Key("count");
     w->Int64(f->resources);
     w->EndObject();
@@ -91,7 +93,8 @@ void WriteFileList(Writer* w, const char* key, const std::vector<const JobFile*>
 }  // namespace
 
 std::string ManifestJson(const JobInfo& job, const std::string& base_url,
-                         bool requires_access_token) {
+                         bool requires_access_token,
+                         const std::function<std::string(const std::string&)>& url_query) {
   std::string base = base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   const std::string url_prefix = base + "/$export-files/" + job.job_id + "/";
@@ -113,9 +116,9 @@ std::string ManifestJson(const JobInfo& job, const std::string& base_url,
   w.String(job.request_url);
   w.Key("requiresAccessToken");
   w.Bool(requires_access_token);
-  WriteFileList(&w, "output", output, url_prefix);
-  if (list_deleted) WriteFileList(&w, "deleted", deleted, url_prefix);
-  WriteFileList(&w, "error", errors, url_prefix);
+  WriteFileList(&w, "output", output, url_prefix, url_query);
+  if (list_deleted) WriteFileList(&w, "deleted", deleted, url_prefix, url_query);
+  WriteFileList(&w, "error", errors, url_prefix, url_query);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }

@@ -24,14 +24,18 @@
 #ifndef FHIRBULK_EXPORT_MANIFEST_H_
 #define FHIRBULK_EXPORT_MANIFEST_H_
 
+#include <functional>
 #include <string>
 
 #include "export/job_store.h"
 
 namespace fhirbulk {
 
+// `url_query`, when set, gives the query string (without '?') appended to a file's URL, e.g.
+// a signature (auth/signed_url.h); it is called with the file name.
 std::string ManifestJson(const JobInfo& job, const std::string& base_url,
-                         bool requires_access_token);
+                         bool requires_access_token,
+                         const std::function<std::string(const std::string&)>& url_query = {});
 
 std::string ProgressText(const JobInfo& job);
 

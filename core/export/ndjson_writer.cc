@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <zlib.h>
+#ifdef FHIRBULK_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -47,24 +50,47 @@ void StartWritebackOf(int fd, int64_t written, int64_t* offset) {
 #endif
 }
 
-bool ParseSmallInt(std::string_view s, int* out) {
-  if (s.empty() || s.size() > 9) return false;
-  int v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  *out = v;
-  return true;
+// Starts writing out everything from `offset` to the end of the file, before a fdatasync.
+void StartWritebackOfRest(int fd, int64_t offset) {
+#ifdef __linux__
+  ::sync_file_range(fd, offset, 0, SYNC_FILE_RANGE_WRITE);
+#else
+  (void)fd, (void)offset;
+#endif
 }
 
 }  // namespace
 
 // ---- Deflater ---------------------------------------------------------------------------
 
+// zlib, or at level 1 ISA-L's igzip when built with it (see the header).
 struct Deflater::Stream {
   z_stream z;
   bool allocated = false;  // deflateInit2 succeeded: deflateEnd is due
+#ifdef FHIRBULK_HAVE_ISAL
+  bool isal = false;  // this stream is igzip's
+  std::unique_ptr<isal_zstream> iz;
+  std::vector<uint8_t> level_buf;
+#endif
+
+  // The output cursor of whichever library runs this stream.
+  size_t avail_out() const {
+#ifdef FHIRBULK_HAVE_ISAL
+    if (isal) return iz->avail_out;
+#endif
+    return z.avail_out;
+  }
+  void set_out(char* p, size_t n) {
+#ifdef FHIRBULK_HAVE_ISAL
+    if (isal) {
+      iz->next_out = reinterpret_cast<uint8_t*>(p);
+      iz->avail_out = static_cast<uint32_t>(n);
+      return;
+    }
+#endif
+    z.next_out = reinterpret_cast<Bytef*>(p);
+    z.avail_out = static_cast<uInt>(n);
+  }
 };
 
 Deflater::Deflater() : z_(new Stream) { std::memset(&z_->z, 0, sizeof(z_->z)); }
@@ -82,23 +108,37 @@ Status Deflater::Init(int level) {
     z_->allocated = false;
   }
   std::memset(&z, 0, sizeof(z));
+  if (out_.size() != kDeflateOutBytes) out_.resize(kDeflateOutBytes);
+#ifdef FHIRBULK_HAVE_ISAL
+  z_->isal = level == 1;
+  if (z_->isal) {
+    if (z_->iz == nullptr) z_->iz = std::make_unique<isal_zstream>();
+    isal_zstream* iz = z_->iz.get();
+    ::isal_deflate_init(iz);
+    iz->gzip_flag = IGZIP_GZIP;  // gzip header and CRC-32/length trailer
+    iz->level = 1;
+    z_->level_buf.resize(ISAL_DEF_LVL1_DEFAULT);
+    iz->level_buf = z_->level_buf.data();
+    iz->level_buf_size = static_cast<uint32_t>(z_->level_buf.size());
+    iz->flush = NO_FLUSH;
+    z_->set_out(out_.data(), out_.size());
+    active_ = true;
+    return Status::OK();
+  }
+#endif
   // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
   if (::deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     return Status::Internal("deflateInit2 failed");
   }
   z_->allocated = true;
-  if (out_.size() != kDeflateOutBytes) out_.resize(kDeflateOutBytes);
-  z.next_out = reinterpret_cast<Bytef*>(out_.data());
-  z.avail_out = static_cast<uInt>(out_.size());
+  z_->set_out(out_.data(), out_.size());
   active_ = true;
   return Status::OK();
 }
 
 Status Deflater::Drain(const Sink& sink) {
-  z_stream& z = z_->z;
-  const size_t n = out_.size() - z.avail_out;
-  z.next_out = reinterpret_cast<Bytef*>(out_.data());
-  z.avail_out = static_cast<uInt>(out_.size());
+  const size_t n = out_.size() - z_->avail_out();
+  z_->set_out(out_.data(), out_.size());
   if (n == 0) return Status::OK();
   Status s = sink(out_.data(), n);
   if (!s.ok()) active_ = false;
@@ -107,6 +147,28 @@ Status Deflater::Drain(const Sink& sink) {
 
 Status Deflater::Compress(std::string_view data, const Sink& sink) {
   if (!active_) return Status::Internal("Deflater: Compress without Init");
+#ifdef FHIRBULK_HAVE_ISAL
+  if (z_->isal) {
+    isal_zstream* iz = z_->iz.get();
+    while (!data.empty()) {
+      const size_t chunk = std::min<size_t>(data.size(), 1u << 30);  // avail_in is 32 bits
+      iz->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(data.data()));
+      iz->avail_in = static_cast<uint32_t>(chunk);
+      iz->end_of_stream = 0;
+      // igzip keeps whatever input it has not encoded yet in its own history buffer, so
+      // `data` may be reused once avail_in is 0.
+      while (iz->avail_in > 0) {
+        if (iz->avail_out == 0) FHIRBULK_RETURN_IF_ERROR(Drain(sink));
+        if (::isal_deflate(iz) != COMP_OK) {
+          active_ = false;
+          return Status::Internal("isal_deflate failed");
+        }
+      }
+      data.remove_prefix(chunk);
+    }
+    return Status::OK();
+  }
+#endif
   z_stream& z = z_->z;
   while (!data.empty()) {
     const size_t chunk = std::min<size_t>(data.size(), 1u << 30);  // avail_in is 32 bits
@@ -126,6 +188,24 @@ Status Deflater::Compress(std::string_view data, const Sink& sink) {
 
 Status Deflater::Finish(const Sink& sink) {
   if (!active_) return Status::Internal("Deflater: Finish without Init");
+#ifdef FHIRBULK_HAVE_ISAL
+  if (z_->isal) {
+    isal_zstream* iz = z_->iz.get();
+    iz->next_in = nullptr;
+    iz->avail_in = 0;
+    iz->end_of_stream = 1;
+    while (iz->internal_state.state != ZSTATE_END) {
+      if (iz->avail_out == 0) FHIRBULK_RETURN_IF_ERROR(Drain(sink));
+      if (::isal_deflate(iz) != COMP_OK) {
+        active_ = false;
+        return Status::Internal("isal_deflate failed");
+      }
+    }
+    Status s = Drain(sink);
+    active_ = false;
+    return s;
+  }
+#endif
   z_stream& z = z_->z;
   z.next_in = nullptr;
   z.avail_in = 0;
@@ -166,10 +246,18 @@ class GzipTwin {
 
   Status Write(std::string_view data) { return deflater_.Compress(data, sink_); }
 
-  // Completes the stream (trailer), fdatasyncs when `sync` and closes.
-  Status Close(bool sync) {
+  // Completes the stream (trailer) and, when `sync`, hands the rest to writeback, so that
+  // the plain file's fdatasync and this twin's overlap.
+  Status Finish(bool sync) {
     Status s = deflater_.Finish(sink_);
-    if (s.ok() && sync && ::fdatasync(fd_) != 0) s = ErrnoStatus("syncing", name_, errno);
+    if (s.ok() && sync) StartWritebackOfRest(fd_, writeback_offset_);
+    return s;
+  }
+
+  // fdatasyncs when `sync` and closes. REQUIRES: Finish.
+  Status Close(bool sync) {
+    Status s;
+    if (sync && ::fdatasync(fd_) != 0) s = ErrnoStatus("syncing", name_, errno);
     if (::close(fd_) != 0 && s.ok()) s = ErrnoStatus("closing", name_, errno);
     fd_ = -1;
     return s;
@@ -271,7 +359,10 @@ void NdjsonWriter::StartWriteback() {
 Status NdjsonWriter::CloseFile(bool sync) {
   if (fd_ < 0) return Status::OK();
   Status s = Flush();
+  if (s.ok() && twin_ != nullptr) s = twin_->Finish(sync);
   // fdatasync before the rename makes the rename publish complete contents after a crash.
+  // Both files' writeback starts before either sync waits.
+  if (s.ok() && sync) StartWritebackOfRest(fd_, synced_offset_);
   if (s.ok() && sync && ::fdatasync(fd_) != 0)
     s = ErrnoStatus("syncing", files_.back().name, errno);
   if (::close(fd_) != 0 && s.ok()) s = ErrnoStatus("closing", files_.back().name, errno);
@@ -371,35 +462,6 @@ void NdjsonWriter::Cancel() {
     if (options_.gzip_level > 0) ::unlink(TwinTempPath(f).c_str());
   }
   finished_ = true;
-}
-
-std::optional<ExportFileName> ParseExportFileName(std::string_view name) {
-  // <type>.<unit>.<seq>.ndjson[.gz][.tmp.<id>]
-  std::string_view parts[3];
-  for (std::string_view& part : parts) {
-    size_t dot = name.find('.');
-    if (dot == std::string_view::npos) return std::nullopt;
-    part = name.substr(0, dot);
-    name.remove_prefix(dot + 1);
-  }
-  ExportFileName out;
-  if (parts[0].empty() || !ParseSmallInt(parts[1], &out.unit_no) ||
-      !ParseSmallInt(parts[2], &out.seq)) {
-    return std::nullopt;
-  }
-  constexpr std::string_view kNdjson = "ndjson", kGz = ".gz", kTmp = ".tmp.";
-  if (name.substr(0, kNdjson.size()) != kNdjson) return std::nullopt;
-  name.remove_prefix(kNdjson.size());
-  if (name.substr(0, kGz.size()) == kGz && (name.size() == kGz.size() || name[kGz.size()] == '.')) {
-    out.gzip = true;
-    name.remove_prefix(kGz.size());
-  }
-  if (!name.empty()) {
-    if (name.size() <= kTmp.size() || name.substr(0, kTmp.size()) != kTmp) return std::nullopt;
-    out.temp = true;
-  }
-  out.type = std::string(parts[0]);
-  return out;
 }
 
 }  // namespace fhirbulk

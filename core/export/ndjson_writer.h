@@ -12,11 +12,12 @@
 // "<final name>.gz<temp_suffix>") that the HTTP side sends as-is to clients accepting gzip,
 // so no request ever compresses. The twin is compressed while streaming, from the same
 // buffers the plain file is written from (never by reading the file back), on the writer's
-// thread: level 1 deflates FHIR JSON at ~400 MB/s to ~10% of its size, overlapping with the
-// database producing the next rows (export wall time stayed within the 10% run-to-run noise;
-// a second compressing thread per unit measured slower on two cores). Plain file and twin
-// are synced, published (twin first) and cancelled together; files() lists the plain files
-// only, and their bytes are the plain sizes.
+// thread (a second compressing thread per unit measured slower on two cores). Level 1, the
+// default, uses ISA-L's igzip when the build found it (FHIRBULK_HAVE_ISAL): ~1.8 GB/s on
+// FHIR JSON to ~8.7% of its size, where zlib's level 1 gave 150-230 MB/s and ~9.6%, which
+// made compression a third of the export's CPU (benchmarks/RESULTS.md); levels 2..9 are
+// zlib's. Plain file and twin are synced, published (twin first) and cancelled together;
+// files() lists the plain files only, and their bytes are the plain sizes.
 //
 // Life cycle: Append* -> Seal (flush + fdatasync every file; still invisible) -> Publish
 // (rename each temp file to its final name, then fsync the directory) or Cancel (delete the
@@ -64,9 +65,10 @@ struct NdjsonFile {
   int64_t bytes = 0;
 };
 
-// Gzip (RFC 1952: header, deflate data, CRC-32 and length trailer) of a byte stream with
-// zlib. Compressed bytes go to `sink` in chunks of up to 256 KB, whenever the output buffer
-// fills and at Finish. After an error the Deflater is unusable.
+// Gzip (RFC 1952: one member: header, deflate data, CRC-32 and length trailer) of a byte
+// stream, with ISA-L's igzip at level 1 when built with it, else with zlib. Compressed bytes
+// go to `sink` in chunks of up to 256 KB, whenever the output buffer fills and at Finish.
+// After an error the Deflater is unusable.
 class Deflater {
  public:
   using Sink = std::function<Status(const char* data, size_t n)>;
@@ -151,6 +153,7 @@ struct ExportFileName {
   bool gzip = false;
   bool temp = false;
 };
+// Defined in export_file_name.cc, so that using it does not link the writer.
 std::optional<ExportFileName> ParseExportFileName(std::string_view name);
 
 }  // namespace fhirbulk

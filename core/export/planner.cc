@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "export/type_filter_sql.h"
+#include "export/unit_runner.h"
 #include "fhir/resource_types.h"
 #include "server/outcome.h"
 #include "util/fhir_time.h"
@@ -115,15 +116,43 @@ std::string OptionalInt(const std::optional<int64_t>& v) {
   return v ? std::to_string(*v) : std::string();
 }
 
+// Records the supporting units' resource ids (export_unit.res_ids): one query over the
+// compartment rows the job's units select, kept in the database (never through the worker).
+Status RecordSupportingIds(PgConnection* conn, const std::string& job_id,
+                           const ExportRequest& request, int64_t transaction_time_us,
+                           const std::vector<std::string>& types,
+                           const std::vector<UnitPlan>& units) {
+  std::vector<std::string> supporting;
+  for (const UnitPlan& u : units) {
+    if (u.res_ids) supporting.push_back(u.res_type);
+  }
+  if (supporting.empty()) return Status::OK();
+  auto refs = SupportingRefsSql(conn, request, transaction_time_us,
+                                PatientScopeSql(conn, request, job_id, transaction_time_us), types,
+                                supporting);
+  if (!refs.ok()) return refs.status();
+  // ORDER BY id: the unit then reads its rows in primary key order.
+  auto r = conn->Exec("WITH refs AS MATERIALIZED (" + *refs +
+                          ") "
+                          "UPDATE export_unit u SET res_ids = coalesce((SELECT array_agg(substr("
+                          "r.ref, length(u.res_type) + 2) ORDER BY r.ref) FROM refs r WHERE "
+                          "split_part(r.ref, '/', 1) = u.res_type), '{}') "
+                          "WHERE u.job_id = $1::uuid AND u.kind = 'output' "
+                          "AND u.res_type = ANY($2::text[])",
+                      {job_id, PgTextArrayLiteral(supporting)});
+  return r.ok() ? Status::OK() : r.status();
+}
+
 // Inserts the units and marks the job running (or completed when there are none).
-Status RecordPlan(PgConnection* conn, const std::string& job_id, const std::vector<UnitPlan>& units,
-                  const PlannerOptions& o) {
+Status RecordPlan(PgConnection* conn, const std::string& job_id, const ExportRequest& request,
+                  int64_t transaction_time_us, const std::vector<std::string>& types,
+                  const std::vector<UnitPlan>& units, const PlannerOptions& o) {
   if (!units.empty()) {
-    std::vector<std::string> nos, kinds, types, los, his;
+    std::vector<std::string> nos, kinds, types_of, los, his;
     for (const UnitPlan& u : units) {
       nos.push_back(std::to_string(u.unit_no));
       kinds.push_back(UnitKindName(u.kind));
-      types.push_back(u.res_type);
+      types_of.push_back(u.res_type);
       los.push_back(OptionalInt(u.page_lo));
       his.push_back(OptionalInt(u.page_hi));
     }
@@ -133,9 +162,11 @@ Status RecordPlan(PgConnection* conn, const std::string& job_id, const std::vect
         "NULLIF(hi, '')::bigint "
         "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
         "AS u(n, k, t, lo, hi)",
-        {job_id, PgTextArrayLiteral(nos), PgTextArrayLiteral(kinds), PgTextArrayLiteral(types),
+        {job_id, PgTextArrayLiteral(nos), PgTextArrayLiteral(kinds), PgTextArrayLiteral(types_of),
          PgTextArrayLiteral(los), PgTextArrayLiteral(his)});
     if (!ins.ok()) return ins.status();
+    FHIRBULK_RETURN_IF_ERROR(
+        RecordSupportingIds(conn, job_id, request, transaction_time_us, types, units));
     auto upd = conn->Exec(
         "UPDATE export_job SET state = 'running', started_at = now(), units_total = $2::int, "
         "planner = NULL, planner_lease = NULL WHERE job_id = $1::uuid",
@@ -240,75 +271,94 @@ std::string PatientFilterArraySql(PgConnection* conn, const ExportRequest& reque
   return "";
 }
 
+std::string PatientScopeSql(PgConnection* conn, const ExportRequest& request,
+                            const std::string& job_id, int64_t transaction_time_us) {
+  const std::string live = PatientFilterArraySql(conn, request, transaction_time_us);
+  if (live.empty()) return "";
+  // coalesce evaluates the fallback (an init plan) only when patient_scope is NULL.
+  return "coalesce((SELECT s.patient_scope FROM export_job s WHERE s.job_id = " +
+         conn->QuoteLiteral(job_id) + "::uuid), " + live + ")";
+}
+
 Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,
                                         const std::vector<std::string>& types,
-                                        int64_t target_unit_resources) {
-  std::vector<UnitPlan> units;
+                                        int64_t target_unit_resources, int64_t target_unit_bytes) {
   const bool patient_list = request.level == ExportLevel::kGroup ||
                             (request.level == ExportLevel::kPatient && !request.patients.empty());
-  // Sizes of every type's partition, in one round trip.
-  std::vector<std::string> split_types;
-  for (const std::string& type : types) {
-    if (RoleOf(request, type) != TypeRole::kSupporting && !patient_list) {
-      split_types.push_back(type);
-    }
-  }
-  std::map<std::string, std::pair<int64_t, int64_t>> sizes;  // type -> (rows, pages)
-  if (!split_types.empty()) {
+  target_unit_resources = std::max<int64_t>(1, target_unit_resources);
+  target_unit_bytes = std::max<int64_t>(1, target_unit_bytes);
+  // Sizes of every type's partition (rows, heap pages, heap + TOAST bytes), in one round trip.
+  // resource_other holds several types; its size still bounds the work of each.
+  struct Size {
+    int64_t rows = -1, pages = 0, bytes = 0;
+  };
+  std::map<std::string, Size> sizes;
+  if (!types.empty()) {
     auto stats = conn->Exec(
         "SELECT t, c.reltuples::bigint, pg_relation_size(c.oid) / "
-        "current_setting('block_size')::bigint FROM unnest($1::text[]) AS t "
-        "JOIN pg_class c ON c.oid = "
+        "current_setting('block_size')::bigint, pg_relation_size(c.oid) + "
+        "CASE WHEN c.reltoastrelid <> 0 THEN pg_relation_size(c.reltoastrelid) ELSE 0 END "
+        "FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = "
         "coalesce(to_regclass('resource_' || lower(t)), 'resource_other'::regclass)",
-        {PgTextArrayLiteral(split_types)});
+        {PgTextArrayLiteral(types)});
     if (!stats.ok()) return stats.status();
     for (int i = 0; i < stats->rows(); i++) {
-      sizes[stats->str(i, 0)] = {stats->int64(i, 1), stats->int64(i, 2)};
+      sizes[stats->str(i, 0)] = {stats->int64(i, 1), stats->int64(i, 2), stats->int64(i, 3)};
     }
   }
-  int next = 1;
+  std::vector<UnitPlan> output, supporting, tail;
   for (const std::string& type : types) {
+    const Size size = sizes.count(type) ? sizes[type] : Size();
     const TypeRole role = RoleOf(request, type);
     if (role == TypeRole::kSupporting || patient_list) {
       UnitPlan u;
-      u.unit_no = next++;
       u.res_type = type;
-      units.push_back(u);
+      u.cost_bytes = size.bytes;  // an upper bound; what matters is the order
+      if (role == TypeRole::kSupporting) {
+        u.res_ids = true;
+        supporting.push_back(u);
+      } else {
+        output.push_back(u);
+      }
       continue;
     }
-    // Page ranges of the type's partition (resource_other holds several types; its size
-    // still bounds the work).
-    auto size = sizes.find(type);
-    int64_t rows = size != sizes.end() ? size->second.first : -1;
-    int64_t pages = size != sizes.end() ? size->second.second : 0;
-    if (rows < 0) rows = pages * 8;  // never analyzed: assume ~1 KB rows
-    int64_t n = std::max<int64_t>(
-        1, (rows + target_unit_resources - 1) / std::max<int64_t>(1, target_unit_resources));
-    n = std::min(n, std::max<int64_t>(1, pages));
+    const int64_t rows = size.rows >= 0 ? size.rows : size.pages * 8;  // never analyzed
+    const int64_t by_rows = (rows + target_unit_resources - 1) / target_unit_resources;
+    const int64_t by_bytes = (size.bytes + target_unit_bytes - 1) / target_unit_bytes;
+    const int64_t n =
+        std::min(std::max<int64_t>({1, by_rows, by_bytes}), std::max<int64_t>(1, size.pages));
     for (int64_t i = 0; i < n; i++) {
       UnitPlan u;
-      u.unit_no = next++;
       u.res_type = type;
-      if (i > 0) u.page_lo = pages * i / n;
-      if (i < n - 1) u.page_hi = pages * (i + 1) / n;
-      units.push_back(u);
+      if (i > 0) u.page_lo = size.pages * i / n;
+      if (i < n - 1) u.page_hi = size.pages * (i + 1) / n;
+      u.cost_bytes = size.bytes / n;  // equal within a type: the stable sort keeps page order
+      output.push_back(u);
     }
   }
+  std::stable_sort(output.begin(), output.end(), [](const UnitPlan& a, const UnitPlan& b) {
+    return a.cost_bytes > b.cost_bytes;
+  });
   if (request.since_us) {
     for (const std::string& type : types) {
       if (RoleOf(request, type) == TypeRole::kSupporting) continue;
       UnitPlan u;
-      u.unit_no = next++;
       u.kind = UnitKind::kDeleted;
       u.res_type = type;
-      units.push_back(u);
+      tail.push_back(u);
     }
   }
   if (!request.ignored.empty()) {
     UnitPlan u;
-    u.unit_no = next++;
     u.kind = UnitKind::kError;
-    units.push_back(u);
+    tail.push_back(u);
+  }
+  std::vector<UnitPlan> units;
+  for (auto* part : {&output, &supporting, &tail}) {
+    for (UnitPlan& u : *part) {
+      u.unit_no = static_cast<int>(units.size()) + 1;
+      units.push_back(std::move(u));
+    }
   }
   return units;
 }
@@ -364,16 +414,19 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
 
     auto types = ResolveExportTypes(conn, *request);
     if (!types.ok()) return types.status();
+    // The patients covered, fixed for every unit (NULL: all of them).
     bool nobody = false;
-    if (request->level == ExportLevel::kGroup) {
-      auto members = conn->Exec("SELECT cardinality(" +
-                                PatientFilterArraySql(conn, *request, transaction_time_us) + ")");
-      if (!members.ok()) return members.status();
-      nobody = members->int64(0, 0) == 0;
-    }
+    const std::string scope = PatientFilterArraySql(conn, *request, transaction_time_us);
+    auto fixed = conn->Exec(
+        "UPDATE export_job SET patient_scope = " + (scope.empty() ? std::string("NULL") : scope) +
+            " WHERE job_id = $1::uuid RETURNING cardinality(patient_scope)",
+        {job_id});
+    if (!fixed.ok()) return fixed.status();
+    if (request->level == ExportLevel::kGroup) nobody = fixed->int64(0, 0) == 0;
     std::vector<UnitPlan> units;
     if (!nobody) {
-      auto planned = PlanUnits(conn, *request, *types, o.target_unit_resources);
+      auto planned =
+          PlanUnits(conn, *request, *types, o.target_unit_resources, o.target_unit_bytes);
       if (!planned.ok()) return planned.status();
       units = std::move(planned).value();
     } else if (!request->ignored.empty()) {
@@ -387,7 +440,7 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
       FHIRBULK_RETURN_IF_ERROR(WriteJobOwner(JobDirectory(o.export_dir, job_id), client_id));
     }
     units_planned = static_cast<int>(units.size());
-    return RecordPlan(conn, job_id, units, o);
+    return RecordPlan(conn, job_id, *request, transaction_time_us, *types, units, o);
   });
   if (s.code() == Status::Code::kAborted) return true;   // someone else has it now
   if (s.code() == Status::Code::kUnavailable) return s;  // lease runs out; replanned later

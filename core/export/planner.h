@@ -7,11 +7,13 @@
 //     and renewing the planner lease, so that no row with last_updated <= transactionTime
 //     can still appear;
 //  2. in ONE transaction that re-checks the lease under a row lock: resolves the type set,
-//     splits it into units, creates "<export_dir>/<job_id>/" with its ".owner" file (the
-//     client_id, for file serving without the database), inserts the export_unit rows and
-//     marks the job running with units_total (or completed at once when there is nothing to
-//     do, e.g. an empty Group). A crash before COMMIT leaves the job accepted; once the lease
-//     runs out another worker plans it again (mkdir is idempotent).
+//     fixes the patient scope (export_job.patient_scope, sql/0004), splits the work into
+//     units, creates "<export_dir>/<job_id>/" with its ".owner" file (the client_id, for file
+//     serving without the database), inserts the export_unit rows, records the supporting
+//     units' resource ids (export_unit.res_ids) and marks the job running with units_total
+//     (or completed at once when there is nothing to do, e.g. an empty Group). A crash before
+//     COMMIT leaves the job accepted; once the lease runs out another worker plans it again
+//     (mkdir is idempotent).
 //
 // Type set (ResolveExportTypes):
 //  - _type given: those types. Otherwise: system level: every R4 type with rows (tombstones
@@ -22,23 +24,31 @@
 //    Practitioner).
 //  - Patient/Group level: a type outside the Patient compartment is a *supporting* type: only
 //    its resources referenced (`outrefs`, sql/0001) by the exported compartment resources are
-//    exported, whatever their age (the IG allows it), and it gets no deleted unit.
+//    exported, whatever their age (the IG allows it), and it gets no deleted unit. The
+//    referenced ids are collected at planning, by one query over the compartment rows the
+//    job's units select (SupportingRefsSql), into each supporting unit's res_ids.
 //  - Group level: members are group_member rows of the Group that are not inactive and whose
-//    period covers transactionTime; the `patient` parameter intersects. No member left: the
-//    job completes with empty output (the error unit still runs if there is one).
-//    Each unit reads the membership again (group_member keeps no history), so a Group
-//    rewritten during the export changes the units read after it. _since applies to every
-//    member alike (older data of members who joined after _since is not added).
+//    period covers transactionTime; the `patient` parameter intersects. They are fixed at
+//    planning in export_job.patient_scope (a Patient export's `patient` list too), so every
+//    unit reads the same patients even when the Group is rewritten during the export. No
+//    member left: the job completes with empty output (the error unit still runs if there is
+//    one). _since applies to every member alike (older data of members who joined after
+//    _since is not added).
 // Units (PlanUnits):
 //  - output, compartment or system type, no patient list: heap page ranges of the type's
-//    partition sized for ~target_unit_resources rows each (from pg_class.reltuples; 8 rows a
-//    page when the table was never analyzed); the first range starts at page 0 and the last
-//    is open-ended (NULL), so rows on pages added later are still read.
+//    partition, as many as it takes for each to hold at most ~target_unit_resources rows
+//    (pg_class.reltuples; 8 rows a page when the table was never analyzed) and at most
+//    ~target_unit_bytes of table (heap plus TOAST: bodies over ~2 KB live in TOAST, so a
+//    type of large resources has few heap pages but much to read). The first range starts
+//    at page 0 and the last is open-ended (NULL), so rows on pages added later are still read.
 //  - output, Group or patient-list export, and supporting types: one unit per type (the GIN
-//    index on `patients` narrows the read).
+//    index on `patients`, or the primary key for res_ids, narrows the read).
 //  - deleted: one per non-supporting type when _since is given.
 //  - error: one when the request carries `ignored` issues.
-//  Unit numbers start at 1.
+//  Unit numbers start at 1 and follow the estimated cost (cost_bytes), largest first:
+//  workers claim the lowest number, so the long units start first and the short ones fill
+//  in at the end, and parallel threads finish together (a 176 MB type as the 10th of 22
+//  units left one thread working alone for seconds). Then supporting, deleted and error units.
 //
 // FailJob marks a job failed with an OperationOutcome and removes its directory.
 //
@@ -69,6 +79,8 @@ struct UnitPlan {
   std::string res_type;            // empty for the error unit
   std::optional<int64_t> page_lo;  // heap block range [page_lo, page_hi); nullopt = open
   std::optional<int64_t> page_hi;
+  int64_t cost_bytes = 0;  // the planner's estimate of the table bytes the unit reads
+  bool res_ids = false;    // a supporting unit whose ids were recorded at planning
 };
 
 // How a type is selected at Patient/Group level.
@@ -85,6 +97,7 @@ struct PlannerOptions {
   int lease_seconds = 30;
   int64_t retention_seconds = 86400;
   int64_t target_unit_resources = 75000;
+  int64_t target_unit_bytes = 64LL << 20;
   const std::atomic<bool>* stop = nullptr;  // set: give the lease back and return
   std::function<void(const std::string&)> log;
 };
@@ -104,15 +117,22 @@ Result<std::vector<std::string>> ResolveExportTypes(PgConnection* conn,
                                                     const ExportRequest& request);
 
 // SQL text[] expression of the patients whose compartments a Group or patient-list export
-// covers (an uncorrelated subquery or an ARRAY literal; values quoted with QuoteLiteral), or
-// "" when every patient is exported (system and plain Patient level).
+// covers, worked out from group_member and the request (an uncorrelated subquery or an ARRAY
+// literal; values quoted with QuoteLiteral), or "" when every patient is exported (system and
+// plain Patient level). Planning fixes it in export_job.patient_scope.
 std::string PatientFilterArraySql(PgConnection* conn, const ExportRequest& request,
                                   int64_t transaction_time_us);
 
-// The units for `types`.
+// What units read instead: the job's patient_scope, or "" as above. A job planned before
+// sql/0004 has no patient_scope; its units fall back to PatientFilterArraySql.
+std::string PatientScopeSql(PgConnection* conn, const ExportRequest& request,
+                            const std::string& job_id, int64_t transaction_time_us);
+
+// The units for `types`, numbered as described above.
 Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,
                                         const std::vector<std::string>& types,
-                                        int64_t target_unit_resources);
+                                        int64_t target_unit_resources,
+                                        int64_t target_unit_bytes = 64LL << 20);
 
 // Claims and plans one job. False when no job was waiting.
 Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& options);

@@ -115,6 +115,7 @@ struct ClaimedUnit {
   int attempts = 0;
   std::string request_json;
   int64_t transaction_time_us = 0;
+  std::string partition;  // the table of res_type's rows
 };
 
 Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunnerOptions& o) {
@@ -130,7 +131,9 @@ Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunner
       "AND j.job_id = u.job_id "
       "RETURNING u.job_id::text, u.unit_no, u.kind, coalesce(u.res_type, ''), u.page_lo, "
       "u.page_hi, u.attempts, j.request::text, "
-      "(extract(epoch FROM j.transaction_time) * 1000000)::bigint",
+      "(extract(epoch FROM j.transaction_time) * 1000000)::bigint, u.res_ids IS NOT NULL, "
+      "coalesce(to_regclass('resource_' || lower(u.res_type)), "
+      "'resource_other'::regclass)::text",
       {o.worker_id, std::to_string(o.lease_seconds)});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return std::optional<ClaimedUnit>();
@@ -146,6 +149,8 @@ Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunner
   u.attempts = static_cast<int>(r->int64(0, 6));
   u.request_json = r->str(0, 7);
   u.transaction_time_us = r->int64(0, 8);
+  u.plan.res_ids = r->get(0, 9) == "t";
+  u.partition = r->str(0, 10);  // as PartitionOf, without a round trip of its own
   return std::optional<ClaimedUnit>(std::move(u));
 }
 
@@ -266,53 +271,49 @@ Result<std::vector<std::string>> JobOutputTypes(PgConnection* control, const std
   return types;
 }
 
-// Records the unit's files and publishes them (see the header).
+// Records the unit's files and publishes them (see the header). One statement between BEGIN
+// and COMMIT: round trips are what a unit's end costs besides the syncs, and on a busy
+// machine each one waits for the backend to be scheduled.
 Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* writer,
                 const UnitRunnerOptions& o) {
-  const std::string unit_no = std::to_string(u.plan.unit_no);
-  const std::string resources = std::to_string(writer->total_resources());
+  std::vector<std::string> names, seqs, counts, sizes;
+  for (const NdjsonFile& f : writer->files()) {
+    names.push_back(f.name);
+    seqs.push_back(std::to_string(f.seq));
+    counts.push_back(std::to_string(f.resources));
+    sizes.push_back(std::to_string(f.bytes));
+  }
   return PgTransaction(control, [&]() -> Status {
-    // Durable: the files become visible with this commit.
-    auto durable = control->Exec("SET LOCAL synchronous_commit = on");
-    if (!durable.ok()) return durable.status();
-    auto done = control->Exec(
-        "UPDATE export_unit SET state = 'done', resources = $4::bigint, lease_until = NULL "
-        "WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 AND state = 'running' "
-        "RETURNING 1",
-        {u.job_id, unit_no, o.worker_id, resources});
-    if (!done.ok()) return done.status();
-    if (done->rows() == 0) return Status::Aborted("the unit's lease was lost");
-    auto job = control->Exec(
-        "UPDATE export_job SET units_done = units_done + 1, "
-        "resources_written = resources_written + $2::bigint "
-        "WHERE job_id = $1::uuid AND state = 'running' RETURNING units_done, units_total",
-        {u.job_id, resources});
-    if (!job.ok()) return job.status();
-    if (job->rows() == 0) return Status::Aborted("the job is no longer running");
-    if (!writer->files().empty()) {
-      std::vector<std::string> names, seqs, counts, sizes;
-      for (const NdjsonFile& f : writer->files()) {
-        names.push_back(f.name);
-        seqs.push_back(std::to_string(f.seq));
-        counts.push_back(std::to_string(f.resources));
-        sizes.push_back(std::to_string(f.bytes));
-      }
-      auto ins = control->Exec(
-          "INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, resources, "
-          "bytes) SELECT $1::uuid, n, $2, $3, $4::int, s::int, c::bigint, b::bigint "
-          "FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS f(n, s, c, b)",
-          {u.job_id, UnitKindName(u.plan.kind), FileTypeOf(u.plan), unit_no,
-           PgTextArrayLiteral(names), PgTextArrayLiteral(seqs), PgTextArrayLiteral(counts),
-           PgTextArrayLiteral(sizes)});
-      if (!ins.ok()) return ins.status();
-    }
-    if (job->int64(0, 0) >= job->int64(0, 1)) {
-      auto fin = control->Exec(
-          "UPDATE export_job SET state = 'completed', finished_at = now(), "
-          "expires_at = now() + $2::bigint * interval '1 second' WHERE job_id = $1::uuid",
-          {u.job_id, std::to_string(o.retention_seconds)});
-      if (!fin.ok()) return fin.status();
-    }
+    // The unit is done if it is still ours; the job (row-locked by the UPDATE, so concurrent
+    // completions count one after the other) counts it if it is still running, and completes
+    // with its last unit; the files are listed only then. synchronous_commit: the files
+    // become visible with this commit, so it must be durable.
+    auto r = control->Exec(
+        "WITH done AS (UPDATE export_unit SET state = 'done', resources = $4::bigint, "
+        "lease_until = NULL WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 "
+        "AND state = 'running' RETURNING 1), "
+        "job AS (UPDATE export_job SET units_done = units_done + 1, "
+        "resources_written = resources_written + $4::bigint, "
+        "state = CASE WHEN units_done + 1 >= units_total THEN 'completed' ELSE state END, "
+        "finished_at = CASE WHEN units_done + 1 >= units_total THEN now() "
+        "ELSE finished_at END, "
+        "expires_at = CASE WHEN units_done + 1 >= units_total "
+        "THEN now() + $5::bigint * interval '1 second' ELSE expires_at END "
+        "WHERE job_id = $1::uuid AND state = 'running' AND EXISTS (SELECT 1 FROM done) "
+        "RETURNING 1), "
+        "files AS (INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, "
+        "resources, bytes) SELECT $1::uuid, n, $6, $7, $2::int, s::int, c::bigint, b::bigint "
+        "FROM unnest($8::text[], $9::text[], $10::text[], $11::text[]) AS f(n, s, c, b) "
+        "WHERE EXISTS (SELECT 1 FROM job)) "
+        "SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM job), "
+        "set_config('synchronous_commit', 'on', true)",
+        {u.job_id, std::to_string(u.plan.unit_no), o.worker_id,
+         std::to_string(writer->total_resources()), std::to_string(o.retention_seconds),
+         UnitKindName(u.plan.kind), FileTypeOf(u.plan), PgTextArrayLiteral(names),
+         PgTextArrayLiteral(seqs), PgTextArrayLiteral(counts), PgTextArrayLiteral(sizes)});
+    if (!r.ok()) return r.status();
+    if (r->int64(0, 0) == 0) return Status::Aborted("the unit's lease was lost");
+    if (r->int64(0, 1) == 0) return Status::Aborted("the job is no longer running");
     // Last: the files become visible only if everything above holds; a failed COMMIT leaves
     // them for the unit's next attempt to delete.
     return writer->Publish();
@@ -346,17 +347,15 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
       FHIRBULK_RETURN_IF_ERROR(writer.Append(OperationOutcomeJson({issue})));
     }
   } else {
-    auto partition = PartitionOf(control, u.plan.res_type);
-    if (!partition.ok()) return partition.status();
     std::vector<std::string> job_types;
-    if (u.plan.kind == UnitKind::kOutput &&
+    if (u.plan.kind == UnitKind::kOutput && !u.plan.res_ids &&
         RoleOf(*request, u.plan.res_type) == TypeRole::kSupporting) {
-      auto types = JobOutputTypes(control, u.job_id);
+      auto types = JobOutputTypes(control, u.job_id);  // planned before sql/0004
       if (!types.ok()) return types.status();
       job_types = std::move(types).value();
     }
-    auto sql =
-        BuildUnitCopySql(data, *request, u.transaction_time_us, u.plan, *partition, job_types);
+    auto sql = BuildUnitCopySql(data, *request, u.job_id, u.transaction_time_us, u.plan,
+                                u.partition, job_types);
     if (!sql.ok()) return sql.status();
 
     CopyBinaryParser::RowFn on_row;
@@ -426,15 +425,60 @@ Result<std::string> InlineSqlParams(PgConnection* conn, std::string_view sql,
   return out;
 }
 
+Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& request,
+                                      int64_t transaction_time_us, const std::string& scope_sql,
+                                      const std::vector<std::string>& job_types,
+                                      const std::vector<std::string>& ref_types) {
+  // The referencing rows are selected as their own units select them.
+  std::string referencing;
+  std::vector<std::string> unfiltered;
+  for (const std::string& ct : job_types) {
+    if (RoleOf(request, ct) != TypeRole::kCompartment) continue;
+    auto queries = TypeFilterQueriesFor(request.type_filters, ct);
+    if (queries.empty()) {
+      unfiltered.push_back(ct);
+      continue;
+    }
+    std::string filter;
+    std::vector<std::string> params;
+    FHIRBULK_RETURN_IF_ERROR(TypeFilterSql(queries, 1, &filter, &params));
+    auto inlined = InlineSqlParams(conn, filter, params);
+    if (!inlined.ok()) return inlined.status();
+    if (!referencing.empty()) referencing += " OR ";
+    referencing += "(c.res_type = " + conn->QuoteLiteral(ct) + " AND (" + *inlined + "))";
+  }
+  if (!unfiltered.empty()) {
+    if (!referencing.empty()) referencing += " OR ";
+    referencing +=
+        "c.res_type = ANY(" + conn->QuoteLiteral(PgTextArrayLiteral(unfiltered)) + "::text[])";
+  }
+  if (referencing.empty()) referencing = "false";  // no compartment type exported
+  std::string c_changed;
+  if (request.since_us) {
+    c_changed += " AND c.last_updated > " + TimestampLiteral(conn, *request.since_us);
+  }
+  if (request.until_us) {
+    c_changed += " AND c.last_updated < " + TimestampLiteral(conn, *request.until_us);
+  }
+  return "SELECT DISTINCT ref FROM resource c CROSS JOIN LATERAL unnest(c.outrefs) AS ref "
+         "WHERE split_part(ref, '/', 1) = ANY(" +
+         conn->QuoteLiteral(PgTextArrayLiteral(ref_types)) +
+         "::text[]) AND NOT c.deleted AND c.last_updated <= " +
+         TimestampLiteral(conn, transaction_time_us) + c_changed +
+         (scope_sql.empty() ? " AND cardinality(c.patients) > 0"
+                            : " AND c.patients && " + scope_sql) +
+         " AND (" + referencing + ")";
+}
+
 Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& request,
-                                     int64_t transaction_time_us, const UnitPlan& unit,
-                                     const std::string& partition,
+                                     const std::string& job_id, int64_t transaction_time_us,
+                                     const UnitPlan& unit, const std::string& partition,
                                      const std::vector<std::string>& job_types) {
   if (unit.kind == UnitKind::kError) return Status::InvalidArgument("the error unit reads no rows");
   const std::string& type = unit.res_type;
   const TypeRole role = RoleOf(request, type);
   const std::string t = TimestampLiteral(conn, transaction_time_us);
-  const std::string patients = PatientFilterArraySql(conn, request, transaction_time_us);
+  const std::string patients = PatientScopeSql(conn, request, job_id, transaction_time_us);
   std::string changed;  // _since / _until
   if (request.since_us)
     changed += " AND last_updated > " + TimestampLiteral(conn, *request.since_us);
@@ -468,46 +512,18 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
     }
   } else if (role == TypeRole::kAll) {
     sql += changed;
-  } else {
+  } else if (unit.res_ids) {
     // Supporting type: the rows the exported compartment resources reference, whatever their
-    // own age. The referencing rows are selected as their own units select them.
-    std::string referencing;
-    std::vector<std::string> unfiltered;
-    for (const std::string& ct : job_types) {
-      if (RoleOf(request, ct) != TypeRole::kCompartment) continue;
-      auto queries = TypeFilterQueriesFor(request.type_filters, ct);
-      if (queries.empty()) {
-        unfiltered.push_back(ct);
-        continue;
-      }
-      std::string filter;
-      std::vector<std::string> params;
-      FHIRBULK_RETURN_IF_ERROR(TypeFilterSql(queries, 1, &filter, &params));
-      auto inlined = InlineSqlParams(conn, filter, params);
-      if (!inlined.ok()) return inlined.status();
-      if (!referencing.empty()) referencing += " OR ";
-      referencing += "(c.res_type = " + conn->QuoteLiteral(ct) + " AND (" + *inlined + "))";
-    }
-    if (!unfiltered.empty()) {
-      if (!referencing.empty()) referencing += " OR ";
-      referencing +=
-          "c.res_type = ANY(" + conn->QuoteLiteral(PgTextArrayLiteral(unfiltered)) + "::text[])";
-    }
-    if (referencing.empty()) referencing = "false";  // no compartment type exported
-    std::string c_changed;
-    if (request.since_us) {
-      c_changed += " AND c.last_updated > " + TimestampLiteral(conn, *request.since_us);
-    }
-    if (request.until_us) {
-      c_changed += " AND c.last_updated < " + TimestampLiteral(conn, *request.until_us);
-    }
-    const std::string prefix = type + "/";
-    sql +=
-        " AND res_id IN (SELECT substr(ref, " + std::to_string(prefix.size() + 1) +
-        ") FROM resource c CROSS JOIN LATERAL unnest(c.outrefs) AS ref WHERE starts_with(ref, " +
-        conn->QuoteLiteral(prefix) + ") AND NOT c.deleted AND c.last_updated <= " + t + c_changed +
-        (patients.empty() ? " AND cardinality(c.patients) > 0" : " AND c.patients && " + patients) +
-        " AND (" + referencing + "))";
+    // own age, as recorded at planning (primary key lookups).
+    // (The cast makes the subquery one array value, not a set to compare with.)
+    sql += " AND res_id = ANY((SELECT s.res_ids FROM export_unit s WHERE s.job_id = " +
+           conn->QuoteLiteral(job_id) + "::uuid AND s.unit_no = " + std::to_string(unit.unit_no) +
+           ")::text[])";
+  } else {
+    auto refs = SupportingRefsSql(conn, request, transaction_time_us, patients, job_types, {type});
+    if (!refs.ok()) return refs.status();
+    sql += " AND res_id IN (SELECT substr(r.ref, " + std::to_string(type.size() + 2) + ") FROM (" +
+           *refs + ") r)";
   }
   auto queries = TypeFilterQueriesFor(request.type_filters, type);
   if (!queries.empty()) {

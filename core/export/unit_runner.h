@@ -69,14 +69,25 @@ struct UnitRunnerOptions {
 // False when no unit was claimable.
 Result<bool> RunNextUnit(PgConnection* control, PgConnection* data, const UnitRunnerOptions& o);
 
-// The COPY statement of an output or deleted unit. `partition` is the type's table
-// (PartitionOf); `job_types` every type of the job's output units (the supporting types'
-// selection needs the compartment ones). Values are spliced as QuoteLiteral literals: COPY
-// takes no parameters.
+// The COPY statement of an output or deleted unit of job `job_id`. `partition` is the type's
+// table (PartitionOf). Patients come from the job's patient_scope (PatientScopeSql), a
+// supporting unit's ids from its res_ids (unit.res_ids); a supporting unit planned without
+// them (before sql/0004) selects its references itself, which needs `job_types`, every type
+// of the job's output units. Values are spliced as QuoteLiteral literals: COPY takes no
+// parameters.
 Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& request,
-                                     int64_t transaction_time_us, const UnitPlan& unit,
-                                     const std::string& partition,
-                                     const std::vector<std::string>& job_types);
+                                     const std::string& job_id, int64_t transaction_time_us,
+                                     const UnitPlan& unit, const std::string& partition,
+                                     const std::vector<std::string>& job_types = {});
+
+// A query with one column `ref`: the distinct references "Type/id" to any of `ref_types`
+// made by the compartment resources that a Patient or Group export's output units select
+// (`job_types`: the job's output types; `scope_sql`: PatientScopeSql). The planner records
+// its result in the supporting units' res_ids.
+Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& request,
+                                      int64_t transaction_time_us, const std::string& scope_sql,
+                                      const std::vector<std::string>& job_types,
+                                      const std::vector<std::string>& ref_types);
 
 // Replaces $1, $2 ... in `sql` by QuoteLiteral(params[n - 1]). InvalidArgument for a
 // placeholder without a value.

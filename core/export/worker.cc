@@ -100,6 +100,14 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.gzip_level < 0 || options.gzip_level > 9) {
     return Status::InvalidArgument("--gzip-level must be between 0 and 9");
   }
+  if (options.target_unit_resources < 1) {
+    return Status::InvalidArgument("--target-unit-resources must be positive");
+  }
+  if (options.target_unit_bytes < 1) return Status::InvalidArgument("unit size must be positive");
+  if (options.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be >= 1");
+  if (options.janitor_interval_seconds < 1) {
+    return Status::InvalidArgument("--janitor-interval-seconds must be >= 1");
+  }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId();
   if (!options.log) {
     options.log = [](const std::string& msg) {
@@ -161,6 +169,7 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     po.lease_seconds = options_.lease_seconds;
     po.retention_seconds = options_.retention_seconds;
     po.target_unit_resources = options_.target_unit_resources;
+    po.target_unit_bytes = options_.target_unit_bytes;
     po.stop = &stop_;
     po.log = options_.log;
     did = PlanNextJob(t->control.get(), po);

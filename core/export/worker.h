@@ -52,6 +52,8 @@ struct WorkerOptions {
   int janitor_interval_seconds = 30;
   int max_attempts = 5;  // per unit, then the job fails (transient)
   int64_t target_unit_resources = 75000;
+  // A unit reads at most ~this much of a table (heap + TOAST; planner.h).
+  int64_t target_unit_bytes = 64LL << 20;
   int64_t check_every_rows = 10000;  // heartbeat / cancellation check, or every second
   int gzip_level = 1;                // gzip twin "<file>.gz" of every file; 0: none, 1..9
   std::string worker_id;             // default: <host>-<pid>-<random>

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "fhirbulk/fhirbulk.h"
+#include "server/file_access.h"
 #include "server/outcome.h"
 #include "server/server.h"
 
@@ -16,6 +17,10 @@ const char* SoftwareVersion();
 
 struct fhirbulk_server_s {
   std::unique_ptr<fhirbulk::Server> server;
+};
+
+struct fhirbulk_files_s {
+  std::unique_ptr<fhirbulk::FileAccess> access;
 };
 
 namespace {
@@ -71,7 +76,8 @@ HttpRequest FromC(const fhirbulk_request_t* r) {
   req.prefer = ToView(r->prefer);
   req.content_type = ToView(r->content_type);
   req.body = ToView(r->body);
-  req.client_id = ToView(r->client_id);
+  req.authorization = ToView(r->authorization);
+  req.remote_addr = ToView(r->remote_addr);
   return req;
 }
 
@@ -125,6 +131,15 @@ fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* optio
     o.strict_kickoff_headers = options->strict_kickoff_headers != 0;
     o.poll_retry_after = options->poll_retry_after;
     o.min_poll_interval_ms = options->min_poll_interval_ms;
+    o.auth_enabled = options->auth_enabled != 0;
+    o.token_key_file = ToString(options->token_key_file);
+    if (options->token_lifetime > 0) o.token_lifetime_seconds = options->token_lifetime;
+    o.jwks_allow_insecure = options->jwks_allow_insecure != 0;
+    o.signed_url_key_file = ToString(options->signed_url_key_file);
+    o.signed_urls = !o.signed_url_key_file.empty();
+    if (options->signed_url_lifetime > 0) {
+      o.signed_url_lifetime_seconds = options->signed_url_lifetime;
+    }
     auto server = fhirbulk::Server::Create(std::move(o));
     if (!server.ok()) {
       WriteError(err, err_len, server.status().message());
@@ -197,6 +212,63 @@ void fhirbulk_response_free(fhirbulk_response_t* response) {
     std::free(response->headers[i].value);
   }
   std::memset(response, 0, sizeof(*response));
+}
+
+fhirbulk_files_t* fhirbulk_files_create(const fhirbulk_files_options_t* options, char* err,
+                                        size_t err_len) {
+  try {
+    fhirbulk::FileAccessOptions o;
+    o.auth_enabled = options->auth_enabled != 0;
+    o.token_key_file = ToString(options->token_key_file);
+    o.signed_url_key_file = ToString(options->signed_url_key_file);
+    o.export_dir = ToString(options->export_dir);
+    o.conninfo = ToString(options->conninfo);
+    auto access = fhirbulk::FileAccess::Create(std::move(o));
+    if (!access.ok()) {
+      WriteError(err, err_len, access.status().message());
+      return nullptr;
+    }
+    auto* handle = new fhirbulk_files_s;
+    handle->access = std::move(access).value();
+    return handle;
+  } catch (const std::exception& e) {
+    WriteError(err, err_len, e.what());
+  } catch (...) {
+    WriteError(err, err_len, "unknown error");
+  }
+  return nullptr;
+}
+
+void fhirbulk_files_destroy(fhirbulk_files_t* files) { delete files; }
+
+int fhirbulk_files_authorize(const fhirbulk_files_t* files, fhirbulk_str_t job_id,
+                             fhirbulk_str_t file_name, fhirbulk_str_t authorization,
+                             fhirbulk_str_t query, char* client, size_t client_len,
+                             fhirbulk_response_t* response) {
+  try {
+    std::string who;
+    HttpResponse denial;
+    bool ok = files->access->Authorize(ToView(job_id), ToView(file_name), ToView(authorization),
+                                       ToView(query), &who, &denial);
+    WriteError(client, client_len, who);
+    if (!ok) ToC(denial, response);
+    return ok ? 1 : 0;
+  } catch (...) {
+    WriteError(client, client_len, "");
+    fhirbulk_response_free(response);
+    InternalError(response);
+    return 0;
+  }
+}
+
+void fhirbulk_files_audit(const fhirbulk_files_t* files, const char* client, fhirbulk_str_t target,
+                          int status, fhirbulk_str_t remote_addr) {
+  try {
+    files->access->AuditDownload(client ? client : "", ToString(target), status,
+                                 ToString(remote_addr), "");
+  } catch (...) {
+    // An audit event that cannot even be queued is not worth failing a download for.
+  }
 }
 
 const char* fhirbulk_version(void) { return fhirbulk::SoftwareVersion(); }

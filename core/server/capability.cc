@@ -98,6 +98,44 @@ void WriteExportRest(Writer& w) {
   w.EndArray();
 }
 
+// SMART App Launch 2.0 still describes this section (deprecated in favour of
+// .well-known/smart-configuration, which is authoritative); older clients read it.
+void WriteSecurity(Writer& w, const std::string& token_url) {
+  w.Key("security");
+  w.StartObject();
+  w.Key("service");
+  w.StartArray();
+  w.StartObject();
+  w.Key("coding");
+  w.StartArray();
+  w.StartObject();
+  w.Key("system");
+  w.String("http://terminology.hl7.org/CodeSystem/restful-security-service");
+  w.Key("code");
+  w.String("SMART-on-FHIR");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.Key("extension");
+  w.StartArray();
+  w.StartObject();
+  w.Key("url");
+  w.String("http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+  w.Key("extension");
+  w.StartArray();
+  w.StartObject();
+  w.Key("url");
+  w.String("token");
+  w.Key("valueUri");
+  w.String(token_url);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+}
+
 }  // namespace
 
 std::string CapabilityStatementJson(const CapabilityOptions& o) {
@@ -144,6 +182,7 @@ std::string CapabilityStatementJson(const CapabilityOptions& o) {
   w.StartObject();
   w.Key("mode");
   w.String("server");
+  if (!o.token_url.empty()) WriteSecurity(w, o.token_url);
   if (o.exports) {
     WriteExportRest(w);
   } else {
@@ -152,6 +191,29 @@ std::string CapabilityStatementJson(const CapabilityOptions& o) {
   }
   w.EndObject();
   w.EndArray();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string SmartConfigurationJson(const std::string& token_url) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  auto strings = [&w](const char* key, std::initializer_list<const char*> values) {
+    w.Key(key);
+    w.StartArray();
+    for (const char* v : values) w.String(v);
+    w.EndArray();
+  };
+  w.StartObject();
+  w.Key("token_endpoint");
+  w.String(token_url);
+  strings("grant_types_supported", {"client_credentials"});
+  strings("token_endpoint_auth_methods_supported", {"private_key_jwt"});
+  strings("token_endpoint_auth_signing_alg_values_supported", {"RS384", "ES384"});
+  strings("scopes_supported", {"system/*.read", "system/*.rs", "system/*.r", "system/Patient.read",
+                               "system/Patient.rs", "system/Group.read", "system/Group.rs"});
+  strings("capabilities", {"client-confidential-asymmetric", "permission-v1", "permission-v2"});
+  strings("code_challenge_methods_supported", {"S256"});
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }

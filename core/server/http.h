@@ -21,8 +21,10 @@ struct HttpRequest {
   std::string_view prefer;
   std::string_view content_type;
   std::string_view body;
-  // The authenticated client (from the access token), or empty when authorization is off.
-  std::string_view client_id;
+  // The Authorization header ("Bearer <token>"), empty when absent.
+  std::string_view authorization;
+  // The peer address, for the audit trail.
+  std::string_view remote_addr;
 };
 
 struct HttpResponse {

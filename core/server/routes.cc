@@ -22,6 +22,10 @@ Route MatchRoute(std::string_view path) {
     r.kind = Route::kMetadata;
   } else if (path == "/_health") {
     r.kind = Route::kHealth;
+  } else if (path == kSmartConfigurationPath) {
+    r.kind = Route::kSmartConfiguration;
+  } else if (path == kTokenPath) {
+    r.kind = Route::kToken;
   } else if (path == "/$export") {
     r.kind = Route::kExportKickoff;
     r.level = ExportLevel::kSystem;

@@ -2,6 +2,8 @@
 //
 //   /metadata                          kMetadata
 //   /_health                           kHealth
+//   /.well-known/smart-configuration   kSmartConfiguration
+//   /auth/token                        kToken (the OAuth token endpoint)
 //   /$export                           kExportKickoff (system level)
 //   /Patient/$export                   kExportKickoff (patient level)
 //   /Group/<id>/$export                kExportKickoff (group level; id a valid FHIR id)
@@ -19,13 +21,26 @@
 namespace fhirbulk {
 
 struct Route {
-  enum Kind { kNotFound, kMetadata, kHealth, kExportKickoff, kExportStatus } kind = kNotFound;
+  enum Kind {
+    kNotFound,
+    kMetadata,
+    kHealth,
+    kSmartConfiguration,
+    kToken,
+    kExportKickoff,
+    kExportStatus
+  } kind = kNotFound;
   ExportLevel level = ExportLevel::kSystem;  // kExportKickoff
   std::string group_id;                      // kExportKickoff at group level
   std::string job_id;                        // kExportStatus
 };
 
 Route MatchRoute(std::string_view path);
+
+inline constexpr std::string_view kSmartConfigurationPath = "/.well-known/smart-configuration";
+inline constexpr std::string_view kTokenPath = "/auth/token";
+// Below the base: "/$export-files/<job id>/<file name>" (served by the module).
+inline constexpr std::string_view kFilesPath = "/$export-files/";
 
 // The path of a job's status URL below the base: "/$export-status/<job id>".
 std::string StatusPath(std::string_view job_id);

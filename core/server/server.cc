@@ -1,14 +1,20 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 
+#include "auth/client_store.h"
+#include "auth/jwks_fetcher.h"
+#include "auth/signed_url.h"
+#include "auth/token_endpoint.h"
 #include "db/migrate.h"
 #include "export/job_store.h"
 #include "export/manifest.h"
+#include "server/access.h"
 #include "server/capability.h"
 #include "server/outcome.h"
 #include "util/fhir_time.h"
@@ -59,6 +65,40 @@ HttpResponse KickoffError(const Status& s) {
   return r;
 }
 
+// 401 (RFC 6750): the challenge says what failed; the body is an OperationOutcome.
+HttpResponse Unauthorized(const std::string& realm, const Status& why, bool token_sent) {
+  HttpResponse r = OutcomeResponse(401, "login", why.message());
+  std::string challenge = "Bearer realm=\"" + realm + "\"";
+  if (token_sent) challenge += ", error=\"invalid_token\"";
+  r.AddHeader("WWW-Authenticate", challenge);
+  return r;
+}
+
+HttpResponse Forbidden(const std::string& realm, const Status& why) {
+  HttpResponse r = OutcomeResponse(403, "forbidden", why.message());
+  r.AddHeader("WWW-Authenticate", "Bearer realm=\"" + realm + "\", error=\"insufficient_scope\"");
+  return r;
+}
+
+// Every read scope: what a caller has when authorization is off.
+const ScopeSet& ReadEverything() {
+  static const ScopeSet* all = new ScopeSet(ScopeSet::Parse("system/*.read").value());
+  return *all;
+}
+
+int64_t NowSeconds() { return NowMicros() / 1000000; }
+
+// How stale a cached poll answer may be (see server/status_cache.h), and how many jobs.
+constexpr int64_t kStatusCacheTtlUs = 1000000;
+constexpr size_t kStatusCacheEntries = 10000;
+
+HttpResponse Throttled(int wait_seconds) {
+  HttpResponse r = OutcomeResponse(429, "throttled",
+                                   "polling faster than the server allows; wait for Retry-After");
+  r.AddHeader("Retry-After", std::to_string(wait_seconds));
+  return r;
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
@@ -84,19 +124,82 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   while (options.export_dir.size() > 1 && options.export_dir.back() == '/') {
     options.export_dir.pop_back();
   }
+  options.token_lifetime_seconds =
+      std::clamp(options.token_lifetime_seconds, 1, kMaxTokenLifetimeSeconds);
+  if (options.signed_url_lifetime_seconds <= 0) options.signed_url_lifetime_seconds = 3600;
   std::unique_ptr<Server> server(new Server(std::move(options)));
-  const std::string& u = server->options_.base_url;
+  const ServerOptions& o = server->options_;
+  const std::string& u = o.base_url;
   server->base_path_ = path_start == std::string::npos ? "" : u.substr(path_start);
+  if (o.auth_enabled) {
+    if (o.token_key_file.empty()) {
+      return Status::InvalidArgument(
+          "authorization is on but no token key file is set (fhir_bulk_token_key_file)");
+    }
+    auto ring = KeyRing::LoadFile(o.token_key_file);
+    if (!ring.ok()) return Status::InvalidArgument("token key file: " + ring.status().message());
+    server->token_keys_ = std::make_shared<const KeyRing>(std::move(ring).value());
+    server->token_url_ = u + std::string(kTokenPath);
+    server->smart_configuration_json_ = SmartConfigurationJson(server->token_url_);
+    FetchJwksGlobalInit();  // now, while the process has one thread
+  }
+  if (o.signed_urls) {
+    if (o.signed_url_key_file.empty()) {
+      return Status::InvalidArgument(
+          "signed URLs are on but no URL key file is set (fhir_bulk_signed_url_key_file)");
+    }
+    auto ring = KeyRing::LoadFile(o.signed_url_key_file);
+    if (!ring.ok()) return Status::InvalidArgument("URL key file: " + ring.status().message());
+    server->url_keys_ = std::make_shared<const KeyRing>(std::move(ring).value());
+  }
+  if (!o.conninfo.empty()) server->audit_ = AuditLog::ForConninfo(o.conninfo);
+  server->status_cache_ = std::make_unique<StatusCache>(kStatusCacheTtlUs, kStatusCacheEntries);
   CapabilityOptions cap;
   cap.base_url = u;
   cap.software_version = kVersion;
-  cap.exports = !server->options_.export_dir.empty();
+  cap.exports = !o.export_dir.empty();
+  cap.token_url = server->token_url_;
   server->capability_json_ = CapabilityStatementJson(cap);
   return server;
 }
 
-std::string Server::ClientId(const HttpRequest& req) const {
-  return req.client_id.empty() ? kAnonymousClient : std::string(req.client_id);
+std::optional<Principal> Server::Authenticate(const HttpRequest& req, HttpResponse* resp) const {
+  if (!options_.auth_enabled) {
+    Principal p;
+    p.client_id = kAnonymousClient;
+    p.scopes = ReadEverything();
+    return p;
+  }
+  std::string_view token = BearerToken(req.authorization);
+  if (token.empty()) {
+    *resp = Unauthorized(options_.base_url,
+                         Status::Unauthenticated("a bearer token is required (SMART Backend "
+                                                 "Services; token endpoint " +
+                                                 token_url_ + ")"),
+                         false);
+    return std::nullopt;
+  }
+  auto p = VerifyAccessToken(*token_keys_, token, NowSeconds());
+  if (!p.ok()) {
+    *resp = Unauthorized(options_.base_url,
+                         Status::Unauthenticated("invalid access token: " + p.status().message()),
+                         true);
+    return std::nullopt;
+  }
+  return std::move(p).value();
+}
+
+void Server::Audit(const HttpRequest& req, const char* action, const std::string& client_id,
+                   std::string target, const HttpResponse& resp, std::string detail) const {
+  if (audit_ == nullptr) return;
+  AuditEvent e;
+  e.client_id = client_id;
+  e.action = action;
+  e.target = std::move(target);
+  e.result = resp.status;
+  e.detail = std::move(detail);
+  e.remote_addr = std::string(req.remote_addr);
+  audit_->Submit(std::move(e));
 }
 
 bool Server::HandleFast(const HttpRequest& req, HttpResponse* resp) const {
@@ -118,20 +221,52 @@ bool Server::HandleFast(const HttpRequest& req, HttpResponse* resp) const {
         return true;
       }
       return false;  // needs the database
+    case Route::kSmartConfiguration:
+      if (token_url_.empty()) break;  // authorization off: nothing to discover
+      if (!get_like) {
+        *resp = MethodNotAllowed("smart-configuration", "GET, HEAD");
+        return true;
+      }
+      resp->status = 200;
+      resp->content_type = "application/json";
+      resp->body = smart_configuration_json_;
+      resp->AddHeader("Cache-Control", "max-age=3600");
+      return true;
+    case Route::kToken: {
+      if (token_url_.empty()) break;
+      if (req.method != HttpMethod::kPost) {
+        *resp = MethodNotAllowed("the token endpoint", "POST");
+        return true;
+      }
+      auto early = PrecheckTokenRequest(req.content_type, req.body);
+      if (!early) return false;  // the rest needs the client registry
+      *resp = std::move(early->response);
+      Audit(req, "token", "", "", *resp, early->detail);
+      return true;
+    }
     case Route::kExportKickoff: {
       if (options_.export_dir.empty()) break;  // exports not configured: unknown route
       if (req.method != HttpMethod::kGet && req.method != HttpMethod::kPost) {
         *resp = MethodNotAllowed("$export", "GET, POST");
         return true;
       }
+      auto principal = Authenticate(req, resp);
+      if (!principal) {
+        Audit(req, "kickoff", "", std::string(req.path), *resp, "no valid access token");
+        return true;
+      }
       auto parsed = ParseKickoff(req, route);
-      if (!parsed.ok()) {
-        *resp = KickoffError(parsed.status());
+      Status s =
+          parsed.ok() ? AuthorizeKickoff(principal->scopes, &*parsed, true) : parsed.status();
+      if (!s.ok()) {
+        *resp = s.code() == Status::Code::kPermissionDenied ? Forbidden(options_.base_url, s)
+                                                            : KickoffError(s);
+        Audit(req, "kickoff", principal->client_id, std::string(req.path), *resp, s.message());
         return true;
       }
       return false;  // valid: the job is created in the blocking half
     }
-    case Route::kExportStatus:
+    case Route::kExportStatus: {
       if (options_.export_dir.empty()) break;
       if (!get_like && req.method != HttpMethod::kDelete) {
         *resp = MethodNotAllowed("the status URL", "GET, DELETE");
@@ -141,7 +276,15 @@ bool Server::HandleFast(const HttpRequest& req, HttpResponse* resp) const {
         *resp = OutcomeResponse(404, "not-found", "no export job " + route.job_id);
         return true;
       }
-      return false;
+      auto principal = Authenticate(req, resp);
+      if (!principal) {
+        if (req.method == HttpMethod::kDelete) {
+          Audit(req, "cancel", "", route.job_id, *resp, "no valid access token");
+        }
+        return true;
+      }
+      return get_like && StatusFromCache(route, *principal, resp);
+    }
     case Route::kNotFound:
       break;
   }
@@ -157,6 +300,9 @@ void Server::HandleBlocking(const HttpRequest& req, HttpResponse* resp) const {
   switch (route.kind) {
     case Route::kHealth:
       HandleHealth(resp);
+      return;
+    case Route::kToken:
+      HandleToken(req, resp);
       return;
     case Route::kExportKickoff:
       HandleKickoff(req, route, resp);
@@ -227,6 +373,29 @@ void Server::HandleHealth(HttpResponse* resp) const {
   resp->AddHeader("Cache-Control", "no-store");
 }
 
+void Server::HandleToken(const HttpRequest& req, HttpResponse* resp) const {
+  TokenEndpointOptions o;
+  o.token_url = token_url_;
+  o.keys = token_keys_;
+  o.token_lifetime_seconds = options_.token_lifetime_seconds;
+  o.allow_insecure_jwks = options_.jwks_allow_insecure;
+  TokenResult result;
+  Status s = WithConnection([&](PgConnection* c) -> Status {
+    auto r = HandleTokenRequest(c, o, req.content_type, req.body, NowSeconds());
+    if (!r.ok()) return r.status();
+    result = std::move(r).value();
+    return Status::OK();
+  });
+  if (!s.ok()) {
+    *resp = StatusResponse(s, options_.retry_after_unavailable);
+    Audit(req, "token", "", "", *resp, "server error");
+    return;
+  }
+  *resp = std::move(result.response);
+  if (resp->status != 200) resp->log_message = "token request refused: " + result.detail;
+  Audit(req, "token", result.client_id, "", *resp, result.detail);
+}
+
 Result<ExportRequest> Server::ParseKickoff(const HttpRequest& req, const Route& route) const {
   ExportParseOptions o;
   o.base_url = options_.base_url;
@@ -286,25 +455,51 @@ Status Server::ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& 
 }
 
 void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
+  const std::string target(req.path);
+  auto principal = Authenticate(req, resp);
+  if (!principal) {
+    Audit(req, "kickoff", "", target, *resp, "no valid access token");
+    return;
+  }
   auto parsed = ParseKickoff(req, route);
-  if (!parsed.ok()) {
-    *resp = KickoffError(parsed.status());
+  Status checked =
+      parsed.ok() ? AuthorizeKickoff(principal->scopes, &*parsed, true) : parsed.status();
+  if (!checked.ok()) {
+    *resp = checked.code() == Status::Code::kPermissionDenied
+                ? Forbidden(options_.base_url, checked)
+                : KickoffError(checked);
+    Audit(req, "kickoff", principal->client_id, target, *resp, checked.message());
     return;
   }
   JobInfo job;
   CreateJobOptions create;
   create.max_active_per_client = options_.max_active_exports_per_client;
   Status s = WithConnection([&](PgConnection* c) -> Status {
+    if (options_.auth_enabled) {
+      auto policy = EnabledClientPolicy(c, principal->client_id);
+      if (!policy.ok()) return policy.status();
+      if (!policy->has_value()) return Status::Unauthenticated("the client is disabled");
+      FHIRBULK_RETURN_IF_ERROR(
+          AuthorizeGroupPolicy((*policy)->group_restricted, (*policy)->allowed_groups, *parsed));
+    }
     FHIRBULK_RETURN_IF_ERROR(ValidateAgainstDatabase(c, *parsed));
-    auto created = CreateJob(c, ClientId(req), *parsed, create);
+    auto created = CreateJob(c, principal->client_id, *parsed, create);
     if (!created.ok()) return created.status();
     job = std::move(created).value();
     return Status::OK();
   });
   if (!s.ok()) {
-    *resp = StatusResponse(s, s.code() == Status::Code::kResourceExhausted
-                                  ? options_.poll_retry_after * 5
-                                  : options_.retry_after_unavailable);
+    if (s.code() == Status::Code::kUnauthenticated) {
+      *resp = Unauthorized(options_.base_url, s, true);
+    } else if (s.code() == Status::Code::kPermissionDenied) {
+      *resp = Forbidden(options_.base_url, s);
+    } else {
+      *resp = StatusResponse(s, s.code() == Status::Code::kResourceExhausted
+                                    ? options_.poll_retry_after * 5
+                                    : options_.retry_after_unavailable);
+    }
+    Audit(req, "kickoff", principal->client_id, target, *resp,
+          s.code() == Status::Code::kUnavailable ? "database unavailable" : s.message());
     return;
   }
   resp->status = 202;
@@ -316,18 +511,55 @@ void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpRespo
   info.diagnostics = "export accepted; poll the Content-Location URL for its status";
   resp->content_type = kFhirJson;
   resp->body = OperationOutcomeJson({info});
+  Audit(req, "kickoff", principal->client_id, job.job_id, *resp, job.request_url);
+}
+
+Result<JobInfo> Server::AccessibleJob(PgConnection* conn, const std::string& job_id,
+                                      const Principal& principal, ExportRequest* request) const {
+  auto job = GetJob(conn, job_id, principal.client_id, options_.auth_enabled);
+  if (!job.ok()) return job.status();
+  // "Protected like the kick-off": the token must still cover what the job exports.
+  auto parsed = ExportRequestFromJson(job->request_json);
+  if (!parsed.ok()) return parsed.status();
+  FHIRBULK_RETURN_IF_ERROR(AuthorizeJobAccess(principal.scopes, *parsed));
+  *request = std::move(parsed).value();
+  return job;
+}
+
+bool Server::StatusFromCache(const Route& route, const Principal& principal,
+                             HttpResponse* resp) const {
+  std::shared_ptr<const StatusCache::Entry> entry;
+  int wait = 0;
+  switch (status_cache_->Get(route.job_id, principal.client_id, NowMicros(),
+                             options_.min_poll_interval_ms, &entry, &wait)) {
+    case StatusCache::Hit::kMiss:
+      return false;
+    case StatusCache::Hit::kThrottled:
+      *resp = Throttled(wait);
+      return true;
+    case StatusCache::Hit::kAnswer:
+      break;
+  }
+  Status s = AuthorizeJobAccess(principal.scopes, entry->request);
+  *resp = s.ok() ? entry->response : Forbidden(options_.base_url, s);
+  return true;
 }
 
 void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
+  auto principal = Authenticate(req, resp);
+  if (!principal) return;
   JobInfo job;
+  ExportRequest request;
   Status s = WithConnection([&](PgConnection* c) -> Status {
-    auto got = GetJob(c, route.job_id, ClientId(req));
+    auto got = AccessibleJob(c, route.job_id, *principal, &request);
     if (!got.ok()) return got.status();
     job = std::move(got).value();
     return Status::OK();
   });
   if (!s.ok()) {
-    *resp = StatusResponse(s, options_.retry_after_unavailable);
+    *resp = s.code() == Status::Code::kPermissionDenied
+                ? Forbidden(options_.base_url, s)
+                : StatusResponse(s, options_.retry_after_unavailable);
     return;
   }
   switch (job.state) {
@@ -345,40 +577,67 @@ void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpRespon
         return;
       }
       if (wait > 0) {
-        *resp = OutcomeResponse(429, "throttled",
-                                "polling faster than the server allows; wait for Retry-After");
-        resp->AddHeader("Retry-After", std::to_string(wait));
+        *resp = Throttled(wait);
         return;
       }
       resp->status = 202;
       resp->AddHeader("X-Progress", ProgressText(job));
       resp->AddHeader("Retry-After", std::to_string(options_.poll_retry_after));
       resp->AddHeader("Cache-Control", "no-store");
-      return;
+      break;
     }
     case JobState::kCompleted:
       resp->status = 200;
       resp->content_type = "application/json";
-      resp->body = ManifestJson(job, options_.base_url, options_.requires_access_token);
+      if (url_keys_ != nullptr) {
+        // A link outlives neither the files nor its configured lifetime.
+        int64_t expires = NowSeconds() + options_.signed_url_lifetime_seconds;
+        if (job.expires_at_us) expires = std::min(expires, *job.expires_at_us / 1000000);
+        resp->body = ManifestJson(job, options_.base_url, false, [&](const std::string& file) {
+          return SignFileQuery(*url_keys_, job.job_id, file, job.client_id, expires);
+        });
+      } else {
+        resp->body = ManifestJson(job, options_.base_url, options_.auth_enabled);
+      }
       if (job.expires_at_us) resp->AddHeader("Expires", FormatHttpDate(*job.expires_at_us));
       resp->AddHeader("Cache-Control", "no-store");
-      return;
+      break;
     case JobState::kFailed:
       *resp = OutcomeResponse(500, job.error_transient ? "transient" : "exception",
                               "the export failed");
       if (!job.error_json.empty()) resp->body = job.error_json;
-      return;
+      break;
     case JobState::kCancelled:
       *resp = OutcomeResponse(404, "not-found", "no export job " + job.job_id);
       return;
   }
+  StatusCache::Entry entry;
+  entry.client_id = principal->client_id;
+  entry.request = std::move(request);
+  entry.running = job.state == JobState::kAccepted || job.state == JobState::kRunning;
+  entry.response = *resp;
+  status_cache_->Put(job.job_id, std::move(entry), NowMicros());
 }
 
 void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
-  Status s = WithConnection(
-      [&](PgConnection* c) -> Status { return CancelJob(c, route.job_id, ClientId(req)); });
+  auto principal = Authenticate(req, resp);
+  if (!principal) {
+    Audit(req, "cancel", "", route.job_id, *resp, "no valid access token");
+    return;
+  }
+  status_cache_->Erase(route.job_id);
+  Status s = WithConnection([&](PgConnection* c) -> Status {
+    ExportRequest request;
+    auto job = AccessibleJob(c, route.job_id, *principal, &request);
+    if (!job.ok()) return job.status();
+    return CancelJob(c, route.job_id, principal->client_id);
+  });
   if (!s.ok()) {
-    *resp = StatusResponse(s, options_.retry_after_unavailable);
+    *resp = s.code() == Status::Code::kPermissionDenied
+                ? Forbidden(options_.base_url, s)
+                : StatusResponse(s, options_.retry_after_unavailable);
+    Audit(req, "cancel", principal->client_id, route.job_id, *resp,
+          s.code() == Status::Code::kUnavailable ? "database unavailable" : s.message());
     return;
   }
   // Its files must stop being served now, not when a worker gets to it: move the directory
@@ -395,6 +654,7 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
   info.diagnostics = "export cancelled; its files are deleted";
   resp->content_type = kFhirJson;
   resp->body = OperationOutcomeJson({info});
+  Audit(req, "cancel", principal->client_id, route.job_id, *resp, "");
 }
 
 const char* SoftwareVersion() { return kVersion; }

@@ -14,12 +14,18 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "auth/access_token.h"
+#include "auth/audit.h"
+#include "auth/key_ring.h"
 #include "db/pg.h"
 #include "export/export_request.h"
+#include "export/job_store.h"
 #include "server/http.h"
 #include "server/routes.h"
+#include "server/status_cache.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -35,8 +41,19 @@ struct ServerOptions {
   int max_active_exports_per_client = 4;  // 0 = unlimited; beyond it a kick-off gets 429
   bool strict_kickoff_headers = true;     // require Accept: fhir+json and Prefer: respond-async
   int poll_retry_after = 2;               // Retry-After (s) on 202 status answers
-  bool requires_access_token = false;     // the manifest's requiresAccessToken
   int min_poll_interval_ms = 1000;        // polls of a running job faster than this: 429
+
+  // SMART Backend Services (core/auth/). Off: every request acts as client "anonymous" with
+  // read access to everything (for tests and closed networks; `make up` turns it on).
+  bool auth_enabled = false;
+  std::string token_key_file;        // KeyRing file signing access tokens; required when enabled
+  int token_lifetime_seconds = 300;  // capped at 300
+  bool jwks_allow_insecure = false;  // clients' jwks_url may be http:// on private addresses
+  // Manifest file URLs carry an expiring signature (auth/signed_url.h) instead of needing the
+  // bearer token (requiresAccessToken false).
+  bool signed_urls = false;
+  std::string signed_url_key_file;
+  int signed_url_lifetime_seconds = 3600;
 };
 
 class Server {
@@ -47,6 +64,7 @@ class Server {
   void HandleBlocking(const HttpRequest& request, HttpResponse* response) const;
 
   const std::string& base_url() const { return options_.base_url; }
+  const std::string& token_url() const { return token_url_; }
   // The path part of base_url ("/fhir"), or "" for a base at the root.
   const std::string& base_path() const { return base_path_; }
 
@@ -58,18 +76,35 @@ class Server {
   Status WithConnection(const std::function<Status(PgConnection*)>& fn) const;
 
   void HandleHealth(HttpResponse* response) const;
+  void HandleToken(const HttpRequest& request, HttpResponse* response) const;
+  // The caller of a protected route: from the bearer token, or "anonymous" with every read
+  // scope when authorization is off. On failure *response is the 401.
+  std::optional<Principal> Authenticate(const HttpRequest& request, HttpResponse* response) const;
+  void Audit(const HttpRequest& request, const char* action, const std::string& client_id,
+             std::string target, const HttpResponse& response, std::string detail) const;
   void HandleKickoff(const HttpRequest& request, const Route& route, HttpResponse* response) const;
   void HandleStatus(const HttpRequest& request, const Route& route, HttpResponse* response) const;
   void HandleCancel(const HttpRequest& request, const Route& route, HttpResponse* response) const;
+  // The caller's job, when it is theirs (NotFound otherwise, as if it did not exist) and their
+  // token still covers what it exports (PermissionDenied).
+  Result<JobInfo> AccessibleJob(PgConnection* conn, const std::string& job_id,
+                                const Principal& principal, ExportRequest* request) const;
+  // A poll answered from status_cache_ (true), or false to ask the database.
+  bool StatusFromCache(const Route& route, const Principal& principal, HttpResponse* resp) const;
   Result<ExportRequest> ParseKickoff(const HttpRequest& request, const Route& route) const;
   // Checks what only the database knows: the Group exists (404), the `patient` references
   // exist and, at group level, are members (400).
   Status ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& request) const;
-  std::string ClientId(const HttpRequest& request) const;
 
   ServerOptions options_;
   std::string base_path_;
   std::string capability_json_;
+  std::string token_url_;
+  std::string smart_configuration_json_;
+  std::shared_ptr<const KeyRing> token_keys_;
+  std::shared_ptr<const KeyRing> url_keys_;
+  AuditLog* audit_ = nullptr;
+  std::unique_ptr<StatusCache> status_cache_;
 };
 
 }  // namespace fhirbulk

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -23,6 +24,9 @@ int RunWorker(int argc, char** argv) {
   long long retention_seconds = 86400;
   long long grace_seconds = 3600;
   long long gzip_level = 1;
+  long long target_unit_resources = 75000;
+  long long max_attempts = 5;
+  long long janitor_interval_seconds = 30;
   bool once = false;
   FlagParser flags(
       "fhir-bulk worker [--db CONNINFO] --export-dir DIR [options]",
@@ -48,6 +52,14 @@ int RunWorker(int argc, char** argv) {
                "(1 fastest .. 9 smallest; 0: no twins), which nginx sends to clients accepting "
                "gzip",
                "N");
+  flags.AddInt("target-unit-resources", &target_unit_resources,
+               "rows of a type's table per work unit, roughly: smaller units spread one export "
+               "over more workers and redo less after a crash");
+  flags.AddInt("max-attempts", &max_attempts,
+               "attempts per work unit (worker crashes, database outages) before its export "
+               "fails with a transient OperationOutcome");
+  flags.AddInt("janitor-interval-seconds", &janitor_interval_seconds,
+               "how often expired, cancelled and failed exports are cleaned up", "S");
   flags.AddBool("once", &once, "run what is claimable now, clean up once, and exit");
   Status s = flags.Parse(argc, argv);
   if (flags.help_requested()) {
@@ -69,6 +81,11 @@ int RunWorker(int argc, char** argv) {
   options.max_file_bytes = max_file_bytes;
   options.retention_seconds = retention_seconds;
   options.grace_seconds = grace_seconds;
+  options.target_unit_resources = target_unit_resources;
+  // Clamped, not wrapped: Worker::Create rejects what is out of range.
+  options.max_attempts = static_cast<int>(std::clamp(max_attempts, -1LL, 1000000LL));
+  options.janitor_interval_seconds =
+      static_cast<int>(std::clamp(janitor_interval_seconds, -1LL, 1000000LL));
   // Out of range stays out of range (Worker::Create rejects it) instead of wrapping.
   options.gzip_level = gzip_level >= 0 && gzip_level <= 9 ? static_cast<int>(gzip_level) : -1;
   auto worker = Worker::Create(options);

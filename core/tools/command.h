@@ -28,6 +28,8 @@ int RunMigrate(int argc, char** argv);
 int RunSynth(int argc, char** argv);
 int RunLoad(int argc, char** argv);
 int RunWorker(int argc, char** argv);
+int RunExport(int argc, char** argv);
+int RunClient(int argc, char** argv);
 
 }  // namespace fhirbulk
 

@@ -23,6 +23,8 @@ const Command kCommands[] = {
     {"synth", "generate a realistic synthetic population", RunSynth},
     {"load", "load FHIR resources (NDJSON, Bundles, JSON files, .gz)", RunLoad},
     {"worker", "run export jobs (the export engine daemon)", RunWorker},
+    {"export", "export data from a Bulk Data server (the client)", RunExport},
+    {"client", "register and manage SMART clients; make client keys", RunClient},
 };
 
 void PrintUsage(FILE* out) {

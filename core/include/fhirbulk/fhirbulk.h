@@ -53,6 +53,18 @@ typedef struct {
   int poll_retry_after;
   /* Polls of a running job closer than this (ms) get 429; 0 = no limit. */
   int min_poll_interval_ms;
+  /* Non-zero: SMART Backend Services authorization (token endpoint, bearer tokens). */
+  int auth_enabled;
+  /* Key file signing access tokens (core/auth/key_ring.h); required with auth_enabled. */
+  fhirbulk_str_t token_key_file;
+  /* Access token lifetime in seconds, 1..300; 0 = 300. */
+  int token_lifetime;
+  /* Non-zero: clients' jwks_url may be http:// and resolve to private addresses (tests). */
+  int jwks_allow_insecure;
+  /* Non-empty: manifest URLs are signed with this key file (requiresAccessToken false). */
+  fhirbulk_str_t signed_url_key_file;
+  /* Lifetime of signed URLs in seconds; 0 = 3600. */
+  int signed_url_lifetime;
 } fhirbulk_server_options_t;
 
 /* Returns NULL and writes a message into err on invalid options. */
@@ -79,8 +91,9 @@ typedef struct {
   fhirbulk_str_t accept; /* header values; empty when absent */
   fhirbulk_str_t prefer;
   fhirbulk_str_t content_type;
-  fhirbulk_str_t body;      /* request body (POST), may be empty */
-  fhirbulk_str_t client_id; /* authenticated client; empty: authorization off */
+  fhirbulk_str_t body;          /* request body (POST), may be empty */
+  fhirbulk_str_t authorization; /* Authorization header; empty when absent */
+  fhirbulk_str_t remote_addr;   /* peer address, for the audit trail */
 } fhirbulk_request_t;
 
 #define FHIRBULK_MAX_HEADERS 8
@@ -126,6 +139,37 @@ FHIRBULK_EXPORT void fhirbulk_error_response(int status, const char* issue_code,
                                              fhirbulk_response_t* response);
 
 FHIRBULK_EXPORT void fhirbulk_response_free(fhirbulk_response_t* response);
+
+/*
+ * Export file downloads (the module serves the bytes; the core decides who may have them,
+ * without the database: bearer token + the job's owner file, or a signed URL).
+ */
+
+typedef struct fhirbulk_files_s fhirbulk_files_t;
+
+typedef struct {
+  int auth_enabled;
+  fhirbulk_str_t token_key_file;      /* required with auth_enabled */
+  fhirbulk_str_t signed_url_key_file; /* empty: signed URLs are refused */
+  fhirbulk_str_t export_dir;
+  fhirbulk_str_t conninfo; /* empty: downloads are not written to the audit trail */
+} fhirbulk_files_options_t;
+
+FHIRBULK_EXPORT fhirbulk_files_t* fhirbulk_files_create(const fhirbulk_files_options_t* options,
+                                                        char* err, size_t err_len);
+FHIRBULK_EXPORT void fhirbulk_files_destroy(fhirbulk_files_t* files);
+
+/* Non-zero when the download may proceed. Either way the identified client (or "") is
+ * written NUL-terminated into client; on refusal *response is the answer (401/403/404). */
+FHIRBULK_EXPORT int fhirbulk_files_authorize(const fhirbulk_files_t* files, fhirbulk_str_t job_id,
+                                             fhirbulk_str_t file_name, fhirbulk_str_t authorization,
+                                             fhirbulk_str_t query, char* client, size_t client_len,
+                                             fhirbulk_response_t* response);
+
+/* Records a download (any outcome) in the audit trail; never blocks. */
+FHIRBULK_EXPORT void fhirbulk_files_audit(const fhirbulk_files_t* files, const char* client,
+                                          fhirbulk_str_t target, int status,
+                                          fhirbulk_str_t remote_addr);
 
 /* Library version string, e.g. "0.1.0". */
 FHIRBULK_EXPORT const char* fhirbulk_version(void);

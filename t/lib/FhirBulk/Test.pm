@@ -226,13 +226,23 @@ EOF
     return $self;
 }
 
-# The standard FHIR endpoint configuration.
+# The standard FHIR endpoint configuration. Authorization is off unless auth => 1 (then
+# the token key is %%TESTDIR%%/token.key, see FhirBulk::Auth); server_extra goes to the
+# server block, so both locations inherit it.
 sub default_http_conf {
     my (%opt) = @_;
     my $extra = $opt{location_extra} // '';
+    my $server_extra = $opt{server_extra} // '';
+    my $auth = $opt{auth}
+        ? "fhir_bulk_auth on;\n        fhir_bulk_token_key_file %%TESTDIR%%/token.key;\n"
+          . "        fhir_bulk_jwks_allow_insecure on;\n"
+          . "        fhir_bulk_pg_conninfo_file %%CONNINFO_FILE%%;"
+        : 'fhir_bulk_auth off;';
     return <<"EOF";
     server {
         listen 127.0.0.1:%%PORT%%;
+        $auth
+        $server_extra
         location /fhir {
             fhir_bulk_api;
             fhir_bulk_base_url %%BASE_URL%%;
@@ -374,6 +384,329 @@ sub is_outcome {
         && (!defined $code || $res->{json}{issue}[0]{code} eq $code);
     ok($ok, $name) or diag("got $res->{status}: " . ($res->{content} // ''));
     return $ok;
+}
+
+# --- more than one node, faults, load (t/2*.t) ---------------------------------------------
+
+# Generates and loads a synthetic population (`fhir-bulk synth --patients N --load`).
+sub synth {
+    my ($self, $patients, @args) = @_;
+    my $status = $self->run_tool('synth', '--patients', $patients, '--load', '--quiet', @args);
+    die "fhir-bulk synth --patients $patients failed ($status)\n" if $status != 0;
+    return $self;
+}
+
+# Calls $cond every $interval seconds (default 0.1) until it returns true or $timeout seconds
+# (default 30) have passed; returns its last value.
+sub wait_until {
+    my ($self, $cond, $timeout, $interval) = @_;
+    my $deadline = time + ($timeout // 30);
+    while (1) {
+        my $v = $cond->();
+        return $v if $v || time > $deadline;
+        sleep($interval // 0.1);
+    }
+}
+
+# Another nginx node: its own port, directory, nginx.conf, pid and logs, sharing this object's
+# PostgreSQL, connection file and export directory ($http_body as for write_conf, with the
+# node's %%PORT%% and %%BASE_URL%%). The node has the HTTP and nginx methods (get, kickoff,
+# poll, download_all, start_nginx, stop_nginx, reload_nginx, finish ...); start workers and
+# PostgreSQL on $self, and finish the node before $self.
+sub add_node {
+    my ($self, $http_body, %opt) = @_;
+    my $n = ++$self->{nodes_added};
+    my $dir = "$self->{dir}/node$n";
+    mkdir $dir or die "$dir: $!";
+    chmod 0755, $dir;
+    my $port = free_port();
+    my $node = bless {
+        dir => $dir,
+        port => $port,
+        base_url => "http://127.0.0.1:$port/fhir",
+        conninfo => $self->{conninfo},
+        http => HTTP::Tiny->new(timeout => 30, max_redirect => 0, keep_alive => 0),
+        owner_pid => $$,
+    }, ref $self;
+    (my $body = $http_body) =~ s/%%PORT%%/$port/g;
+    $body =~ s/%%BASE_URL%%/$node->{base_url}/g;
+    # expanded by $self: the shared export directory and connection file
+    $node->write_conf($self->expand($body), main => $self->expand($opt{main} // ''));
+    return $node;
+}
+
+# A URL of one node as the same URL on another (base URLs differ only by port).
+sub on_node {
+    my ($self, $url) = @_;
+    $url =~ s{^http://127\.0\.0\.1:\d+/}{http://127.0.0.1:$self->{port}/};
+    return $url;
+}
+
+# The children of a process (from /proc), e.g. nginx's worker processes; zombies excluded.
+sub children_of {
+    my ($ppid) = @_;
+    my @kids;
+    opendir(my $d, '/proc') or return ();
+    for my $pid (grep { /^\d+$/ } readdir $d) {
+        open(my $fh, '<', "/proc/$pid/stat") or next;
+        my $stat = <$fh> // '';
+        close $fh;
+        # "pid (comm) state ppid ...": the last ')' ends comm, which may hold anything
+        push @kids, $pid if $stat =~ /^.*\) (\S) (\d+) /s && $2 == $ppid && $1 ne 'Z';
+    }
+    closedir $d;
+    return sort { $a <=> $b } @kids;
+}
+
+# True while the process exists and is not a zombie.
+sub process_alive {
+    my ($pid) = @_;
+    open(my $fh, '<', "/proc/$pid/stat") or return 0;
+    my $stat = <$fh> // '';
+    close $fh;
+    return $stat =~ /^.*\) (\S) /s && $1 ne 'Z' ? 1 : 0;
+}
+
+sub nginx_worker_pids {
+    my ($self) = @_;
+    my $master = $self->nginx_pid or return ();
+    return children_of($master);
+}
+
+# Reloads nginx (SIGHUP to the master) and waits until $count (default 2) worker processes
+# started after the signal are running. Returns the pids of the workers from before, which
+# exit once their requests are done.
+sub reload_nginx {
+    my ($self, $count) = @_;
+    $count //= 2;
+    my $master = $self->nginx_pid or die "nginx is not running\n";
+    my %old = map { $_ => 1 } $self->nginx_worker_pids;
+    kill 'HUP', $master or die "cannot signal nginx: $!";
+    my $ok = $self->wait_until(
+        sub { (grep { !$old{$_} } $self->nginx_worker_pids) >= $count }, 30);
+    die "nginx did not start new worker processes after a reload\n" unless $ok;
+    return sort { $a <=> $b } keys %old;
+}
+
+# VmRSS and VmHWM (peak RSS) of a process in kB; () when it is gone.
+sub rss_kb {
+    my ($pid) = @_;
+    open(my $fh, '<', "/proc/$pid/status") or return ();
+    my ($rss, $hwm) = (0, 0);
+    while (<$fh>) {
+        $rss = $1 if /^VmRSS:\s+(\d+)/;
+        $hwm = $1 if /^VmHWM:\s+(\d+)/;
+    }
+    close $fh;
+    return ($rss, $hwm);
+}
+
+# Holds a lock in a psql session of its own until release_lock($handle), e.g.
+# 'LOCK TABLE export_file IN EXCLUSIVE MODE' keeps every unit from completing. Returns once
+# the lock is held.
+sub hold_lock {
+    my ($self, $lock_sql) = @_;
+    my $name = 'fhir-bulk-test-lock-' . $$ . '-' . ++$self->{locks_held};
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open(STDOUT, '>', '/dev/null');
+        open(STDERR, '>', '/dev/null');
+        $ENV{PGAPPNAME} = $name;
+        { exec('psql', $self->{conninfo}, '-X', '-q', '-c',
+               "BEGIN; $lock_sql; SELECT pg_sleep(3600); COMMIT;"); }
+        POSIX::_exit(127);
+    }
+    my $held = $self->wait_until(sub {
+        $self->psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = '$name' "
+                    . "AND wait_event = 'PgSleep'");
+    }, 30);
+    die "the lock ($lock_sql) was not taken\n" unless $held;
+    return { name => $name, pid => $pid };
+}
+
+sub release_lock {
+    my ($self, $lock) = @_;
+    $self->psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                . "WHERE application_name = '$lock->{name}'");
+    waitpid($lock->{pid}, 0);
+    return $self;
+}
+
+# Export units per worker process: { pid => units } over the units of $job_id (all jobs when
+# undefined) in the given states (default: done). A thread's id ends in -<pid>-<hex>-t<n>.
+sub units_by_worker_pid {
+    my ($self, $job_id, @states) = @_;
+    @states = ('done') unless @states;
+    my $where = 'state IN (' . join(',', map { "'$_'" } @states) . ')';
+    $where .= " AND job_id = '$job_id'" if defined $job_id;
+    my %by;
+    for (split /\n/, $self->psql("SELECT worker FROM export_unit WHERE $where")) {
+        $by{ /-(\d+)-[0-9a-f]{4}-t\d+$/ ? $1 : $_ }++;
+    }
+    return \%by;
+}
+
+# "Type/id" of each NDJSON line. Lines as stored start {"resourceType":..,"id":..}; anything
+# else (e.g. _elements output) is parsed.
+sub resource_keys {
+    my @keys;
+    for (@_) {
+        if (/^\{"resourceType":"([A-Za-z]+)","id":"([^"\\]+)"/) {
+            push @keys, "$1/$2";
+        } else {
+            my $r = decode_json($_);
+            push @keys, "$r->{resourceType}/$r->{id}";
+        }
+    }
+    return @keys;
+}
+
+# Downloads every file of a manifest section without decoding it fully. Returns
+# { keys => { "Type/id" => times seen }, types => { type => lines }, errors => [...] }: an
+# error for a status other than 200, a line count other than the item's count, or a line of
+# another type than the item's.
+sub download_keys {
+    my ($self, $items) = @_;
+    my %out = (keys => {}, types => {}, errors => []);
+    for my $item (@{ $items || [] }) {
+        my $res = $self->request('GET', $item->{url});
+        if ($res->{status} != 200) {
+            push @{ $out{errors} }, "GET $item->{url}: $res->{status}";
+            next;
+        }
+        my @keys = resource_keys(split /\n/, $res->{content});
+        push @{ $out{errors} }, "$item->{url}: " . scalar(@keys) . " lines, count $item->{count}"
+            if @keys != $item->{count};
+        my @wrong = grep { !m{^\Q$item->{type}\E/} } @keys;
+        push @{ $out{errors} }, "$item->{url}: $wrong[0] in a $item->{type} file" if @wrong;
+        $out{keys}{$_}++ for @keys;
+        $out{types}{ $item->{type} } += @keys;
+    }
+    return \%out;
+}
+
+# Stored resources per type (not deleted): { type => count }.
+sub db_counts {
+    my ($self) = @_;
+    return { map { split /\|/ } split /\n/, $self->psql(
+        "SELECT res_type || '|' || count(*) FROM resource WHERE NOT deleted GROUP BY res_type") };
+}
+
+# Files under a job's directory (names, sorted); () when there is no directory.
+sub job_files {
+    my ($self, $job_id) = @_;
+    opendir(my $d, $self->export_dir . "/$job_id") or return ();
+    my @names = sort grep { $_ ne '.' && $_ ne '..' } readdir $d;
+    closedir $d;
+    return @names;
+}
+
+# request() without HTTP::Tiny's silent retry of an idempotent request whose connection was
+# closed before the response (RFC 2616 8.1.4): a request the server dropped is a 599 here.
+sub request_once {
+    my ($self, $method, $path, $headers, $body) = @_;
+    my $url = $path =~ m{^https?://} ? $path : "http://127.0.0.1:$self->{port}$path";
+    my %o = (headers => $headers // {});
+    $o{content} = $body if defined $body;
+    my $res = eval { $self->{http}->_request($method, $url, \%o) };
+    if (my $e = $@) {
+        $res = ref $e eq 'HASH' && exists $e->{status}
+            ? $e
+            : { url => $url, status => 599, reason => 'Internal Exception', content => "$e",
+                headers => {} };
+    }
+    if (length($res->{content} // '')) {
+        $res->{json} = eval { decode_json($res->{content}) };
+    }
+    return $res;
+}
+
+my @CLIENT_PIDS;  # [pid, owner]: stopped at exit if still running
+
+# Client processes for concurrency tests: $n children, each calling $body->($i, $record) in a
+# loop until stop_clients; $record->(what, status, detail) notes the result of one request.
+sub start_clients {
+    my ($self, $n, $body) = @_;
+    my $stop = "$self->{dir}/clients.stop";
+    unlink $stop;
+    my $parent = $$;
+    for my $i (1 .. $n) {
+        my $log = "$self->{dir}/client-" . ++$self->{clients_started} . '.log';
+        my $pid = fork;
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            srand($$ ^ int(time * 1000));
+            open(my $fh, '>', $log) or POSIX::_exit(1);
+            $fh->autoflush(1);
+            my $record = sub {
+                my ($what, $status, $detail) = @_;
+                ($detail //= '') =~ s/\s+/ /g;
+                printf $fh "%.3f\t%s\t%s\t%s\n", time, $what, $status, substr($detail, 0, 300);
+            };
+            while (!-e $stop && getppid() == $parent) {  # the test may die: stop then too
+                eval { $body->($i, $record); 1 } or $record->('died', 0, $@);
+            }
+            close $fh;
+            POSIX::_exit(0);
+        }
+        push @{ $self->{clients} }, [$pid, $log, $i];
+        push @CLIENT_PIDS, [$pid, $$];
+    }
+    return $self;
+}
+
+# Stops the clients (each finishes its request) and returns every record they made:
+# [time, what, status, detail, client number].
+sub stop_clients {
+    my ($self) = @_;
+    open(my $fh, '>', "$self->{dir}/clients.stop") or die "clients.stop: $!";
+    close $fh;
+    my @records;
+    for my $c (@{ $self->{clients} || [] }) {
+        waitpid($c->[0], 0);
+        @CLIENT_PIDS = grep { $_->[0] != $c->[0] } @CLIENT_PIDS;
+        open(my $lf, '<', $c->[1]) or next;
+        while (<$lf>) {
+            chomp;
+            push @records, [ (split /\t/, $_, 4), $c->[2] ];
+        }
+        close $lf;
+    }
+    $self->{clients} = [];
+    return \@records;
+}
+
+# Mounts a tmpfs of $size (e.g. '6m') on the export directory, before anything writes there.
+# Root only; false when it cannot. Unmounted by umount_export_dir or at exit.
+my @MOUNTED;
+sub mount_export_tmpfs {
+    my ($self, $size) = @_;
+    return 0 if $> != 0;
+    my $d = $self->export_dir;
+    my $gid = getgrnam('nogroup') // 0;
+    system('mount', '-t', 'tmpfs', '-o', "size=$size,mode=2775,uid=0,gid=$gid",
+           'fhir-bulk-test', $d) == 0 or return 0;
+    push @MOUNTED, [$d, $$];
+    return 1;
+}
+
+sub umount_export_dir {
+    my ($self) = @_;
+    my $d = $self->export_dir;
+    for my $m (grep { $_->[0] eq $d } @MOUNTED) {
+        system('umount', $d) == 0 or system('umount', '-l', $d);
+    }
+    @MOUNTED = grep { $_->[0] ne $d } @MOUNTED;
+    return $self;
+}
+
+# Before File::Temp's own END block removes the test directory (END blocks run last first).
+END {
+    kill 'KILL', map { $_->[0] } grep { $_->[1] == $$ } @CLIENT_PIDS;
+    for my $m (grep { $_->[1] == $$ } @MOUNTED) {
+        system('umount', $m->[0]) == 0 or system('umount', '-l', $m->[0]);
+    }
 }
 
 # --- teardown -----------------------------------------------------------------------------

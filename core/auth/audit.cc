@@ -1,0 +1,184 @@
+#include "auth/audit.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <string_view>
+#include <vector>
+
+#include "db/pg.h"
+#include "export/query_string.h"
+#include "util/fhir_time.h"
+
+namespace fhirbulk {
+namespace {
+
+constexpr size_t kMaxQueued = 100000;
+constexpr size_t kMaxBatch = 500;
+constexpr auto kRetryDelay = std::chrono::seconds(1);
+constexpr auto kGatherDelay = std::chrono::milliseconds(50);
+constexpr size_t kGatherEvents = 256;
+constexpr auto kExitFlush = std::chrono::seconds(3);
+
+void WriteToStderr(const AuditEvent& e) {
+  std::fprintf(stderr,
+               "fhir_bulk: audit event not stored: at_us=%lld client=%s action=%s target=%s "
+               "result=%d detail=%s remote=%s\n",
+               static_cast<long long>(e.at_us), e.client_id.c_str(), e.action.c_str(),
+               e.target.c_str(), e.result, e.detail.c_str(), e.remote_addr.c_str());
+}
+
+// Text PostgreSQL can store: NUL bytes and bytes that are not UTF-8 become '?'. Events carry
+// caller-chosen text (a token request's detail quotes the assertion's alg or kid), and one
+// unstorable event would otherwise make its whole batch fail again and again.
+std::string StorableText(std::string_view s) {
+  if (s.find('\0') == std::string_view::npos && IsValidUtf8(s)) return std::string(s);
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (c != 0 && i + len <= s.size() && IsValidUtf8(s.substr(i, len))) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += '?';
+      i++;
+    }
+  }
+  return out;
+}
+
+Status WriteBatch(PgConnection* conn, const std::vector<AuditEvent>& batch) {
+  std::vector<std::string> at, client, action, target, result, detail, remote;
+  for (const AuditEvent& e : batch) {
+    at.push_back(std::to_string(e.at_us));
+    client.push_back(StorableText(e.client_id));
+    action.push_back(StorableText(e.action));
+    target.push_back(StorableText(e.target));
+    result.push_back(std::to_string(e.result));
+    detail.push_back(StorableText(e.detail));
+    remote.push_back(StorableText(e.remote_addr));
+  }
+  auto r = conn->Exec(
+      "INSERT INTO audit_event (at, client_id, action, target, result, detail, remote_addr) "
+      "SELECT to_timestamp(a::bigint / 1e6), NULLIF(c, ''), x, NULLIF(t, ''), r::int, "
+      "NULLIF(d, ''), NULLIF(m, '') "
+      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+      "$7::text[]) AS e(a, c, x, t, r, d, m)",
+      {PgTextArrayLiteral(at), PgTextArrayLiteral(client), PgTextArrayLiteral(action),
+       PgTextArrayLiteral(target), PgTextArrayLiteral(result), PgTextArrayLiteral(detail),
+       PgTextArrayLiteral(remote)});
+  return r.ok() ? Status::OK() : r.status();
+}
+
+}  // namespace
+
+AuditLog* AuditLog::ForConninfo(const std::string& conninfo) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<AuditLog>> logs;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = logs[conninfo];
+  if (!slot) slot = std::make_unique<AuditLog>(conninfo);
+  return slot.get();
+}
+
+AuditLog::AuditLog(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+
+AuditLog::~AuditLog() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (thread_.joinable() && thread_pid_ == ::getpid()) {
+      written_.wait_for(lock, kExitFlush, [this] { return done_ == submitted_; });
+    }
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) {
+    if (thread_pid_ == ::getpid()) {
+      thread_.join();
+    } else {
+      thread_.detach();  // inherited across fork: that thread does not exist here
+    }
+  }
+  for (const AuditEvent& e : queue_) WriteToStderr(e);
+}
+
+void AuditLog::EnsureThread() {
+  if (thread_pid_ == ::getpid()) return;
+  if (thread_.joinable()) thread_.detach();
+  thread_pid_ = ::getpid();
+  thread_ = std::thread([this] { Run(); });
+}
+
+void AuditLog::Submit(AuditEvent event) {
+  if (event.at_us == 0) event.at_us = NowMicros();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= kMaxQueued) {
+      WriteToStderr(event);
+      return;
+    }
+    EnsureThread();
+    queue_.push_back(std::move(event));
+    submitted_++;
+  }
+  wake_.notify_one();
+}
+
+bool AuditLog::Flush(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  uint64_t target = submitted_;
+  return written_.wait_for(lock, timeout, [&] { return done_ >= target; });
+}
+
+void AuditLog::Run() {
+  std::unique_ptr<PgConnection> conn;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    // Gather a batch: one INSERT per few hundred events costs the database far less than one
+    // per wake-up under a stream of downloads; an event waits at most kGatherDelay for it.
+    wake_.wait_for(lock, kGatherDelay, [this] { return stop_ || queue_.size() >= kGatherEvents; });
+    if (queue_.empty()) return;            // stopping with nothing left
+    if (stop_ && conn == nullptr) return;  // no database to flush to; the destructor logs them
+    std::vector<AuditEvent> batch;
+    while (!queue_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.unlock();
+    Status s;
+    if (conn == nullptr || !conn->healthy()) {
+      auto c = PgConnection::Connect(conninfo_);
+      if (c.ok()) {
+        conn = std::move(c).value();
+        auto set = conn->Exec("SET statement_timeout = 10000; SET synchronous_commit = off");
+        if (!set.ok()) conn.reset();
+      }
+      if (conn == nullptr) s = c.ok() ? Status::Unavailable("setup failed") : c.status();
+    }
+    if (conn != nullptr) s = WriteBatch(conn.get(), batch);
+    if (s.code() == Status::Code::kInvalidArgument) {
+      // The database refused the data itself (SQLSTATE class 22), not for its state: trying
+      // the batch again would block the trail behind it forever.
+      for (const AuditEvent& e : batch) WriteToStderr(e);
+      s = Status::OK();
+    }
+    lock.lock();
+    if (s.ok()) {
+      done_ += batch.size();
+      written_.notify_all();
+      continue;
+    }
+    conn.reset();
+    // Put the batch back in front, in order, and wait before trying again.
+    for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue_.push_front(std::move(*it));
+    if (stop_) return;
+    wake_.wait_for(lock, kRetryDelay, [this] { return stop_; });
+  }
+}
+
+}  // namespace fhirbulk

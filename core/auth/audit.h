@@ -1,0 +1,72 @@
+// AuditLog: who did what, when, with what result (sql/0003_auth.sql, audit_event).
+//
+// Submit() never waits on the database, so the nginx event loop can record downloads: events
+// go to an in-memory queue that a background thread writes in batches (one INSERT ... SELECT
+// FROM unnest per batch) over its own connection. While the database is down the queue keeps
+// up to 100,000 events and the thread retries every second; beyond that, events are written
+// to stderr (nginx's error log) instead of being lost silently. Text is stored as UTF-8 (NUL
+// and other bytes PostgreSQL cannot hold become '?'); a batch the database still refuses for
+// its data, not its state, goes to stderr too rather than blocking the queue. Events still
+// queued when a process is killed with SIGKILL are lost; a normal exit flushes (at most 3 s).
+// No event ever carries a token, an assertion or a key: callers pass identifiers and reasons.
+//
+// The thread starts with the first Submit in a process (nginx forks its workers after reading
+// the configuration; a thread started in the master would not survive the fork).
+//
+// Thread-safety: Submit and Flush may be called from any thread.
+
+#ifndef FHIRBULK_AUTH_AUDIT_H_
+#define FHIRBULK_AUTH_AUDIT_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace fhirbulk {
+
+struct AuditEvent {
+  int64_t at_us = 0;      // 0: now
+  std::string client_id;  // empty: unknown
+  std::string action;     // token | kickoff | status | cancel | download
+  std::string target;
+  int result = 0;  // HTTP status
+  std::string detail;
+  std::string remote_addr;
+};
+
+class AuditLog {
+ public:
+  // The process-wide log writing to the database of `conninfo`.
+  static AuditLog* ForConninfo(const std::string& conninfo);
+
+  explicit AuditLog(std::string conninfo);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  void Submit(AuditEvent event);
+  // Waits until every event submitted so far is written; false on timeout.
+  bool Flush(std::chrono::milliseconds timeout);
+
+ private:
+  void Run();
+  void EnsureThread();  // caller holds mu_
+
+  const std::string conninfo_;
+  std::mutex mu_;
+  std::condition_variable wake_, written_;
+  std::deque<AuditEvent> queue_;
+  uint64_t submitted_ = 0, done_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+  int thread_pid_ = 0;
+};
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_AUTH_AUDIT_H_

@@ -1,0 +1,144 @@
+#include "auth/scopes.h"
+
+#include <algorithm>
+
+#include "fhir/resource_types.h"
+
+namespace fhirbulk {
+namespace {
+
+constexpr std::string_view kSystemPrefix = "system/";
+constexpr uint8_t kWholeRead = kScopeRead | kScopeSearch;
+
+Status Refuse(std::string_view scope, const std::string& why) {
+  return Status::InvalidArgument("scope '" + std::string(scope) + "': " + why);
+}
+
+Result<Scope> ParseOne(std::string_view text) {
+  if (text.rfind("patient/", 0) == 0 || text.rfind("user/", 0) == 0) {
+    return Refuse(text, "only system/ scopes are available to backend services");
+  }
+  if (text.rfind(kSystemPrefix, 0) != 0) return Refuse(text, "not a SMART system scope");
+  std::string_view rest = text.substr(kSystemPrefix.size());
+  if (rest.find('?') != std::string_view::npos) {
+    return Refuse(text, "search-parameter restrictions in scopes are not supported");
+  }
+  size_t dot = rest.rfind('.');
+  if (dot == std::string_view::npos) return Refuse(text, "expected <type>.<permission>");
+  Scope s;
+  s.type = std::string(rest.substr(0, dot));
+  std::string_view perm = rest.substr(dot + 1);
+  if (s.type != "*" && !IsR4ResourceType(s.type)) {
+    return Refuse(text, "unknown resource type '" + s.type + "'");
+  }
+  if (perm == "read") {
+    s.letters = kWholeRead;
+    s.v1 = true;
+  } else if (perm == "write" || perm == "*") {
+    return Refuse(text, "write access is not available (this server only exports)");
+  } else if (perm == "r" || perm == "s" || perm == "rs") {
+    for (char c : perm) s.letters |= c == 'r' ? kScopeRead : kScopeSearch;
+  } else if (!perm.empty() && perm.find_first_not_of("cruds") == std::string_view::npos) {
+    // Valid-looking v2 letters: in order they include a write letter; out of order they are
+    // malformed. Either way never read them loosely.
+    bool ordered = std::is_sorted(perm.begin(), perm.end(), [](char a, char b) {
+      return std::string_view("cruds").find(a) < std::string_view("cruds").find(b);
+    });
+    if (!ordered || std::adjacent_find(perm.begin(), perm.end()) != perm.end()) {
+      return Refuse(text, "permission letters must be a subset of \"cruds\" in that order");
+    }
+    return Refuse(text, "write access (c, u, d) is not available (this server only exports)");
+  } else {
+    return Refuse(text, "unknown permission '" + std::string(perm) + "'");
+  }
+  return s;
+}
+
+std::string Format(const Scope& s) {
+  std::string out = std::string(kSystemPrefix) + s.type + ".";
+  if (s.v1 && s.letters == kWholeRead) return out + "read";
+  if (s.letters & kScopeRead) out += 'r';
+  if (s.letters & kScopeSearch) out += 's';
+  return out;
+}
+
+}  // namespace
+
+Result<ScopeSet> ScopeSet::Parse(std::string_view text) {
+  ScopeSet set;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == ' ') {
+      i++;
+      continue;
+    }
+    size_t end = text.find(' ', i);
+    if (end == std::string_view::npos) end = text.size();
+    auto one = ParseOne(text.substr(i, end - i));
+    if (!one.ok()) return one.status();
+    set.Add(std::move(one).value());
+    i = end;
+  }
+  return set;
+}
+
+void ScopeSet::Add(Scope s) {
+  for (Scope& have : scopes_) {
+    if (have.type == s.type) {
+      have.letters |= s.letters;
+      have.v1 = have.v1 && s.v1;
+      return;
+    }
+  }
+  scopes_.push_back(std::move(s));
+}
+
+ScopeSet ScopeSet::Intersect(const ScopeSet& requested, const ScopeSet& allowed) {
+  ScopeSet out;
+  for (const Scope& q : requested.scopes_) {
+    for (const Scope& a : allowed.scopes_) {
+      if (q.type != "*" && a.type != "*" && q.type != a.type) continue;
+      Scope s;
+      s.type = q.type == "*" ? a.type : q.type;
+      s.letters = q.letters & a.letters;
+      s.v1 = q.v1;
+      if (s.letters != 0) out.Add(std::move(s));
+    }
+  }
+  // A type entry whose letters a wildcard entry already grants adds nothing.
+  uint8_t all = 0;
+  for (const Scope& s : out.scopes_) {
+    if (s.type == "*") all = s.letters;
+  }
+  out.scopes_.erase(
+      std::remove_if(out.scopes_.begin(), out.scopes_.end(),
+                     [all](const Scope& s) { return s.type != "*" && (s.letters & ~all) == 0; }),
+      out.scopes_.end());
+  return out;
+}
+
+bool ScopeSet::CanRead(std::string_view type) const {
+  for (const Scope& s : scopes_) {
+    if ((s.type == "*" || s.type == type) && (s.letters & kScopeRead)) return true;
+  }
+  return false;
+}
+
+bool ScopeSet::CanReadAll() const { return CanRead("*"); }
+
+std::string ScopeSet::ToString() const {
+  std::vector<const Scope*> sorted;
+  for (const Scope& s : scopes_) sorted.push_back(&s);
+  std::sort(sorted.begin(), sorted.end(), [](const Scope* a, const Scope* b) {
+    if ((a->type == "*") != (b->type == "*")) return a->type == "*";
+    return a->type < b->type;
+  });
+  std::string out;
+  for (const Scope* s : sorted) {
+    if (!out.empty()) out += ' ';
+    out += Format(*s);
+  }
+  return out;
+}
+
+}  // namespace fhirbulk

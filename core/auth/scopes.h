@@ -1,0 +1,63 @@
+// SMART system scopes (../shared/spec/smart-backend-services.md section 9): parsing,
+// intersection with a client's pre-authorization, and what they let a client read.
+//
+// Accepted: "system/<Type|*>.<perm>" where <perm> is v1 "read" or v2 letters from "rs" in
+// that order ("r", "s", "rs"). Type is an R4 resource type. Refused (InvalidArgument naming
+// the scope): patient/ and user/ scopes, unknown resource types, v1 "write" and "*", v2 c/u/d
+// letters (this server is read-only, and a write scope must never be read loosely), letters
+// out of order or repeated, search-parameter suffixes ("?category=..."), and anything else.
+// Other tokens (e.g. "openid") are refused too: a backend service has no use for them.
+//
+// A ScopeSet is a union: each entry grants letters on one type or on every type ("*").
+// Export needs "r" (reading the resources; "s" alone does not allow it).
+//
+// Thread-safety: values.
+
+#ifndef FHIRBULK_AUTH_SCOPES_H_
+#define FHIRBULK_AUTH_SCOPES_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/status.h"
+
+namespace fhirbulk {
+
+enum ScopeLetter : uint8_t { kScopeRead = 1, kScopeSearch = 2 };
+
+struct Scope {
+  std::string type;     // an R4 type or "*"
+  uint8_t letters = 0;  // kScopeRead | kScopeSearch
+  bool v1 = false;      // written "read" (shown back in v1 syntax)
+};
+
+class ScopeSet {
+ public:
+  static Result<ScopeSet> Parse(std::string_view space_separated);
+
+  // What `requested` may have of `allowed`: per type the common letters, the more specific
+  // type when one side is "*". Entries left with no letter are dropped; v1 spelling is kept
+  // where the requested scope used it and the grant is still whole ("rs").
+  static ScopeSet Intersect(const ScopeSet& requested, const ScopeSet& allowed);
+
+  bool empty() const { return scopes_.empty(); }
+  const std::vector<Scope>& scopes() const { return scopes_; }
+
+  // True when some entry grants "r" on `type` or on "*".
+  bool CanRead(std::string_view type) const;
+  // True when "r" is granted on "*".
+  bool CanReadAll() const;
+
+  // Space-separated, in a canonical order (wildcard first, then types alphabetically).
+  std::string ToString() const;
+
+ private:
+  void Add(Scope s);  // merges with an entry of the same type
+  std::vector<Scope> scopes_;
+};
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_AUTH_SCOPES_H_

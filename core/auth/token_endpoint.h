@@ -1,0 +1,71 @@
+// The OAuth 2.0 token endpoint of SMART Backend Services (client_credentials grant with a
+// private_key_jwt client assertion), validating in the order of
+// ../shared/spec/smart-backend-services.md section 6:
+//   1 POST form (application/x-www-form-urlencoded), no repeated parameter, grant_type,
+//     client_assertion_type, client_assertion and scope present ........ invalid_request
+//   2 grant_type = client_credentials ................................... unsupported_grant_type
+//   3 client_assertion_type = the jwt-bearer URN ........................ invalid_client
+//   4 a compact JWS; alg RS384 or ES384; kid; typ "JWT" (case-insensitive) invalid_client
+//   5 iss, sub, aud, exp, jti (iss and jti UTF-8 text); iss = sub; a registered, enabled
+//     client; a form client_id equal to iss ............................. invalid_client
+//   6 aud = the token URL (or an array containing it) .................. invalid_client
+//   7 now - skew < exp <= now + 300 s + skew; nbf and iat not in the future invalid_client
+//   8 key resolution: jku, when present, must equal the registered JWKS URL; the candidates
+//     are the registered JWK Set or the one fetched from the URL (cached); exactly one key
+//     with the kid and a kty that suits alg; an unknown kid re-fetches a cached URL set once
+//     (at most every 10 s) ............................................... invalid_client
+//   9 signature (auth/jws.h: algorithm allow-list per key type) ........ invalid_client
+//  10 jti not seen for this client while it could be valid (auth_jti, shared by every node),
+//     checked after the signature so forged assertions cannot burn ids .. invalid_client
+//  11 scopes parse (auth/scopes.h) and intersect the client's allowed scopes to something
+//     non-empty ......................................................... invalid_scope
+//  12 a token (auth/access_token.h) with the granted scopes, expires_in <= 300.
+// Errors are {"error","error_description"} with HTTP 400, Cache-Control: no-store; the
+// description is short and never echoes the assertion. `detail` says precisely why, for the
+// audit trail and the log.
+//
+// Thread-safety: stateless; the caller provides the connection.
+
+#ifndef FHIRBULK_AUTH_TOKEN_ENDPOINT_H_
+#define FHIRBULK_AUTH_TOKEN_ENDPOINT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/key_ring.h"
+#include "db/pg.h"
+#include "server/http.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+struct TokenEndpointOptions {
+  std::string token_url;  // absolute; the required assertion aud
+  std::shared_ptr<const KeyRing> keys;
+  int token_lifetime_seconds = 300;
+  int clock_skew_seconds = 60;
+  bool allow_insecure_jwks = false;  // jwks_url may be http:// and on private addresses
+};
+
+struct TokenResult {
+  HttpResponse response;
+  std::string client_id;  // the client the assertion claimed, when it got that far
+  std::string detail;     // why it failed, or the granted scopes
+};
+
+// Steps 1-3 only (no database): an error response, or nullopt to go on.
+std::optional<TokenResult> PrecheckTokenRequest(std::string_view content_type,
+                                                std::string_view body);
+
+// Every step. `now` is seconds since the epoch. A non-OK Status means the database failed
+// (the caller answers 503); every verdict on the request itself is a TokenResult.
+Result<TokenResult> HandleTokenRequest(PgConnection* conn, const TokenEndpointOptions& options,
+                                       std::string_view content_type, std::string_view body,
+                                       int64_t now);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_AUTH_TOKEN_ENDPOINT_H_

@@ -1,0 +1,754 @@
+#include "client/export_client.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "client/display.h"
+#include "client/export_summary.h"
+#include "client/http_status.h"
+#include "client/interrupt.h"
+#include "client/retry_after.h"
+#include "client/signing_key.h"
+#include "client/token_source.h"
+#include "util/fhir_time.h"
+#include "util/progress.h"
+
+namespace fhirbulk {
+namespace client {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kJobFile = "job.json";
+constexpr const char* kLockFile = ".lock";
+
+std::string Join(const std::vector<std::string>& items, const std::string& sep,
+                 std::string (*f)(std::string_view) = nullptr) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += sep;
+    out += f != nullptr ? f(items[i]) : items[i];
+  }
+  return out;
+}
+
+std::string StripSlashes(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+bool IsFhirId(const std::string& id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+  });
+}
+
+bool IsTypeName(const std::string& t) {
+  return !t.empty() && std::isupper(static_cast<unsigned char>(t[0])) &&
+         std::all_of(t.begin(), t.end(),
+                     [](char c) { return std::isalpha(static_cast<unsigned char>(c)); });
+}
+
+// A manifest type as a file name part: letters and digits only.
+std::string SafeName(const std::string& type) {
+  std::string out;
+  for (char c : type) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return out.empty() ? "file" : out;
+}
+
+// X-Progress is free text from the server: printable ASCII, at most 100 characters.
+std::string CleanProgress(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (out.size() == 100) break;
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  return out;
+}
+
+// Owner-only, like the data: a manifest of signed links is as good as a token.
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IOError("cannot write " + tmp + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Status::IOError("write " + tmp + ": " + std::strerror(errno));
+      close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IOError("write " + path + ": " + std::strerror(errno));
+  }
+  return Status::OK();
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// job.json: what --status needs to resume, and where the export came from.
+std::string JobJson(const std::string& status_url, const std::string& kickoff) {
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("statusUrl");
+  w.String(status_url);
+  if (!kickoff.empty()) {
+    w.Key("kickoff");
+    w.String(kickoff);
+    w.Key("acceptedAt");
+    w.String(FormatInstant(NowMicros() / 1000 * 1000));
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+bool Retryable5xx(long code, const std::string& body) {
+  return code == 502 || code == 503 || code == 504 || IsTransientOutcome(body);
+}
+
+}  // namespace
+
+int ExitCodeFor(const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kOk:
+      return kExportOk;
+    case Status::Code::kUnauthenticated:
+    case Status::Code::kPermissionDenied:
+      return kExportAuthFailed;
+    case Status::Code::kCorruption:
+      return kExportInvalidData;
+    case Status::Code::kAborted:
+      return kExportInterrupted;
+    case Status::Code::kIOError:
+      return kExportFailed;
+    case Status::Code::kInvalidArgument:
+      return kExportUsage;
+    default:
+      return kExportServerError;
+  }
+}
+
+Status ValidateOptions(const ExportOptions& o, bool for_cancel) {
+  if (o.out_dir.empty() && !for_cancel) return Status::InvalidArgument("--out DIR is required");
+  if (!o.status_url.empty() && !IsHttpUrl(o.status_url)) {
+    return Status::InvalidArgument("--status wants an http(s) URL");
+  }
+  if (o.status_url.empty() && !IsHttpUrl(o.fhir_base)) {
+    return Status::InvalidArgument("--fhir-url wants the server's http(s) FHIR base URL");
+  }
+  if (!o.fhir_base.empty() && !IsHttpUrl(o.fhir_base)) {
+    return Status::InvalidArgument("--fhir-url wants an http(s) URL");
+  }
+  if (o.level == ExportLevel::kGroup && !IsFhirId(o.group_id)) {
+    return Status::InvalidArgument("--group wants a Group id");
+  }
+  for (const std::string& t : o.types) {
+    if (!IsTypeName(t)) return Status::InvalidArgument("--type: '" + t + "' is not a type");
+  }
+  for (const std::string& e : o.elements) {
+    if (e.empty()) return Status::InvalidArgument("--elements: an empty element");
+  }
+  for (const std::string& f : o.type_filters) {
+    size_t q = f.find('?');
+    if (q == std::string::npos || !IsTypeName(f.substr(0, q))) {
+      return Status::InvalidArgument("--type-filter wants Type?query, got '" + f + "'");
+    }
+  }
+  for (const std::string& p : o.patients) {
+    if (p.rfind("Patient/", 0) != 0 || !IsFhirId(p.substr(8))) {
+      return Status::InvalidArgument("--patient-ref wants Patient/ID, got '" + p + "'");
+    }
+  }
+  for (const auto& [flag, value] :
+       {std::pair<const char*, const std::string&>{"--since", o.since}, {"--until", o.until}}) {
+    if (!value.empty() && !ParseInstant(value).ok()) {
+      return Status::InvalidArgument(std::string(flag) +
+                                     " wants a FHIR instant, e.g. 2024-01-01T00:00:00Z");
+    }
+  }
+  if (o.parallel < 1 || o.parallel > 64) {
+    return Status::InvalidArgument("--parallel wants 1 to 64");
+  }
+  if (o.retries < 0 || o.retries > 100) return Status::InvalidArgument("--retries wants 0 to 100");
+  if (o.client_id.empty() != o.key_file.empty()) {
+    return Status::InvalidArgument("--client-id and --key go together");
+  }
+  if (!o.client_id.empty() && o.token_url.empty() && o.fhir_base.empty()) {
+    return Status::InvalidArgument(
+        "give --fhir-url (to discover the token endpoint) or "
+        "--token-url");
+  }
+  if (!o.token_url.empty() && !IsHttpUrl(o.token_url)) {
+    return Status::InvalidArgument("--token-url wants an http(s) URL");
+  }
+  return Status::OK();
+}
+
+KickoffRequest BuildKickoff(const ExportOptions& o) {
+  KickoffRequest k;
+  k.url = StripSlashes(o.fhir_base);
+  switch (o.level) {
+    case ExportLevel::kSystem:
+      k.url += "/$export";
+      break;
+    case ExportLevel::kPatient:
+      k.url += "/Patient/$export";
+      break;
+    case ExportLevel::kGroup:
+      k.url += "/Group/" + PercentEncode(o.group_id) + "/$export";
+      break;
+  }
+  // `patient` exists only in POST (IG §2.3).
+  if (o.post || !o.patients.empty()) {
+    k.method = "POST";
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    auto param = [&w](const char* name, const char* value_type, const std::string& value) {
+      w.StartObject();
+      w.Key("name");
+      w.String(name);
+      w.Key(value_type);
+      w.String(value);
+      w.EndObject();
+    };
+    w.StartObject();
+    w.Key("resourceType");
+    w.String("Parameters");
+    w.Key("parameter");
+    w.StartArray();
+    // Repeated parameters: v2 servers SHALL read them as one comma list, v4 wants them so.
+    for (const auto& t : o.types) param("_type", "valueString", t);
+    if (!o.since.empty()) param("_since", "valueInstant", o.since);
+    if (!o.until.empty()) param("_until", "valueInstant", o.until);
+    for (const auto& e : o.elements) param("_elements", "valueString", e);
+    for (const auto& f : o.type_filters) param("_typeFilter", "valueString", f);
+    for (const auto& p : o.patients) {
+      w.StartObject();
+      w.Key("name");
+      w.String("patient");
+      w.Key("valueReference");
+      w.StartObject();
+      w.Key("reference");
+      w.String(p);
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    k.body.assign(buf.GetString(), buf.GetSize());
+    return k;
+  }
+  k.method = "GET";
+  std::vector<std::string> params;
+  if (!o.types.empty()) params.push_back("_type=" + Join(o.types, ",", PercentEncode));
+  if (!o.since.empty()) params.push_back("_since=" + PercentEncode(o.since));
+  if (!o.until.empty()) params.push_back("_until=" + PercentEncode(o.until));
+  if (!o.elements.empty()) params.push_back("_elements=" + Join(o.elements, ",", PercentEncode));
+  // Each query URL-encoded whole, so its own '&' '=' ',' stay inside it (IG §2.3).
+  for (const auto& f : o.type_filters) params.push_back("_typeFilter=" + PercentEncode(f));
+  if (!params.empty()) k.url += "?" + Join(params, "&");
+  return k;
+}
+
+ExportClient::ExportClient(ExportOptions options, Display* display, Interrupt* interrupt)
+    : options_(std::move(options)),
+      display_(display),
+      interrupt_(interrupt),
+      http_([this] {
+        HttpOptions h = options_.http;
+        h.interrupt = interrupt_;
+        return h;
+      }()),
+      status_url_(options_.status_url) {
+  options_.http.interrupt = interrupt_;
+}
+
+ExportClient::~ExportClient() {
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+bool ExportClient::Sleep(double seconds) {
+  return interrupt_ == nullptr || interrupt_->SleepFor(seconds);
+}
+
+Status ExportClient::PrepareOutDir() {
+  const std::string& dir = options_.out_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  lock_fd_ = open((dir + "/" + kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) return Status::IOError("cannot write in " + dir + ": " + std::strerror(errno));
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return Status::IOError("another fhir-bulk export is using " + dir);
+  }
+  std::string recorded;
+  if (fs::exists(dir + "/" + kJobFile)) {
+    auto text = ReadFile(dir + "/" + kJobFile);
+    if (!text.ok()) return text.status();
+    rapidjson::Document doc;
+    doc.Parse(text->data(), text->size());
+    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("statusUrl") &&
+        doc["statusUrl"].IsString()) {
+      recorded = doc["statusUrl"].GetString();
+    }
+    if (recorded.empty()) return Status::InvalidArgument(dir + "/" + kJobFile + " is unreadable");
+  }
+  if (!recorded.empty() && options_.status_url.empty()) {
+    return Status::InvalidArgument(dir + " holds the export " + recorded +
+                                   ": resume it with --status, or use another directory");
+  }
+  if (!recorded.empty() && recorded != options_.status_url) {
+    return Status::InvalidArgument(dir + " holds another export (" + recorded + ")");
+  }
+  if (recorded.empty()) {
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      if (entry.path().filename() != kLockFile) {
+        return Status::InvalidArgument(dir +
+                                       " is not empty; exports go to a directory of "
+                                       "their own");
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status ExportClient::SetUpAuth() {
+  if (options_.client_id.empty()) return Status::OK();
+  auto key = SigningKey::LoadFile(options_.key_file, options_.kid);
+  if (!key.ok()) return key.status();
+  std::string token_url = options_.token_url;
+  if (token_url.empty()) {
+    auto found = DiscoverTokenEndpoint(&http_, options_.fhir_base);
+    if (!found.ok()) {
+      return found.status().code() == Status::Code::kNotFound
+                 ? Status::Unauthenticated(found.status().message())
+                 : found.status();
+    }
+    token_url = *found;
+    display_->Log("token endpoint " + token_url + " (from the SMART configuration)");
+  }
+  TokenSourceOptions t;
+  t.client_id = options_.client_id;
+  t.token_url = token_url;
+  t.scope = options_.scope;
+  t.retries = options_.retries;
+  t.http = options_.http;
+  Display* display = display_;
+  t.log = [display](const std::string& m) { display->Log(m); };
+  tokens_ = std::make_unique<TokenSource>(std::move(key).value(), std::move(t));
+  display_->Log("client " + options_.client_id + " signs its assertions with " + options_.key_file);
+  auto first = tokens_->Get();  // refused credentials stop the export before it starts
+  return first.ok() ? Status::OK() : first.status();
+}
+
+Result<std::string> ExportClient::Authorize(Request* req) {
+  if (!tokens_) return std::string();
+  auto token = tokens_->Get();
+  if (!token.ok()) return token.status();
+  req->headers.push_back("Authorization: Bearer " + *token);
+  return token;
+}
+
+Status ExportClient::Kickoff() {
+  const KickoffRequest k = BuildKickoff(options_);
+  display_->Log("kick-off: " + k.method + " " + k.url);
+  Backoff backoff;
+  int failures = 0;
+  bool token_renewed = false;
+  while (true) {
+    if (interrupt_ != nullptr && interrupt_->triggered()) return Status::Aborted("interrupted");
+    Request req;
+    req.method = k.method;
+    req.url = k.url;
+    req.body = k.body;
+    req.headers = {
+        "Accept: application/fhir+json",
+        std::string("Prefer: respond-async") + (options_.lenient ? ", handling=lenient" : "")};
+    if (k.method == "POST") req.headers.push_back("Content-Type: application/fhir+json");
+    auto token = Authorize(&req);
+    if (!token.ok()) return token.status();
+    auto res = http_.Fetch(req);
+    std::optional<int64_t> retry_after;
+    Status failure;
+    if (!res.ok()) {
+      if (res.status().code() != Status::Code::kUnavailable) return res.status();
+      failure = res.status();
+    } else {
+      const long code = res->status;
+      retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros());
+      if (code == 202) {
+        std::string location = res->Header("content-location");
+        if (location.empty()) {
+          return Status::NotSupported("the kick-off was accepted without a Content-Location");
+        }
+        auto url = ResolveUrl(k.url, location);
+        if (!url.ok()) return Status::NotSupported("bad Content-Location: " + location);
+        status_url_ = *url;
+        FHIRBULK_RETURN_IF_ERROR(WriteFileAtomic(options_.out_dir + "/" + kJobFile,
+                                                 JobJson(status_url_, k.method + " " + k.url)));
+        display_->Log("export accepted; status at " + status_url_);
+        return Status::OK();
+      }
+      if (code == 429) {
+        // Too many exports of this client running: wait as told; not a failure.
+        double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+        std::string why = OutcomeText(res->body);
+        display_->Log("kick-off refused for now (429" + (why.empty() ? "" : ": " + why) +
+                      "); trying again in " + Display::Seconds(wait));
+        if (!Sleep(wait)) return Status::Aborted("interrupted");
+        continue;
+      }
+      if (code == 401 && !token->empty() && !token_renewed) {
+        tokens_->Invalidate(*token);
+        token_renewed = true;
+        continue;
+      }
+      Status s = HttpStatusToStatus(code, "kick-off " + k.url, res->body);
+      if (code == 401 && token->empty()) {
+        return Status::Unauthenticated(s.message() +
+                                       "; the server wants authorization (--client-id, --key)");
+      }
+      if (code >= 200 && code < 300) {
+        return Status::NotSupported("the server answered the kick-off with " +
+                                    std::to_string(code) + ", not 202 Accepted");
+      }
+      if (code < 500 || !Retryable5xx(code, res->body)) {
+        if ((code == 400 || code == 422) && !options_.lenient) {
+          return Status::NotSupported(s.message() +
+                                      "; --lenient asks the server to skip what it does not "
+                                      "support");
+        }
+        return s;
+      }
+      failure = s;
+    }
+    if (++failures > options_.retries) return failure;
+    double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+    display_->Warn("kick-off: " + failure.message() + "; retrying in " + Display::Seconds(wait));
+    if (!Sleep(wait)) return Status::Aborted("interrupted");
+  }
+}
+
+Result<ExportClient::Poll> ExportClient::PollUntilDone() {
+  Backoff backoff(1, 60);
+  int failures = 0;
+  bool token_renewed = false;
+  std::string progress = "in progress";
+  const auto start = std::chrono::steady_clock::now();
+  while (true) {
+    if (interrupt_ != nullptr && interrupt_->triggered()) return Status::Aborted("interrupted");
+    Request req;
+    req.url = status_url_;
+    req.headers = {"Accept: application/json"};
+    auto token = Authorize(&req);
+    if (!token.ok()) return token.status();
+    auto res = http_.Fetch(req);
+    std::optional<int64_t> retry_after;
+    Status failure;
+    if (!res.ok()) {
+      if (res.status().code() != Status::Code::kUnavailable) return res.status();
+      failure = res.status();
+    } else {
+      const long code = res->status;
+      retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros());
+      if (code != 401) token_renewed = false;
+      if (code == 200) {
+        display_->Clear();
+        return Poll{std::move(res->body), res->Header("expires")};
+      }
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (code == 202 || code == 429) {
+        failures = 0;
+        if (code == 202 && res->HasHeader("x-progress")) {
+          progress = CleanProgress(res->Header("x-progress"));
+        }
+        // Retry-After 0 would be a busy loop: at least a second.
+        double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+        display_->SetStatus("export " + progress,
+                            (code == 429 ? "polled too often (429), " : std::string()) +
+                                "next poll in " + Display::Seconds(wait) + ", waiting for " +
+                                Progress::Duration(elapsed));
+        if (!Sleep(wait)) return Status::Aborted("interrupted");
+        continue;
+      }
+      if (code == 401 && !token->empty() && !token_renewed) {
+        tokens_->Invalidate(*token);
+        token_renewed = true;
+        continue;
+      }
+      if (code == 404 || code == 410) {
+        return Status::NotFound("no export at " + status_url_ +
+                                " (cancelled, expired, or another client's)");
+      }
+      Status s = HttpStatusToStatus(code, "the export failed", res->body);
+      if (!Retryable5xx(code, res->body)) return s;
+      failure = s;
+    }
+    if (++failures > options_.retries) return failure;
+    double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+    display_->Warn("status: " + failure.message() + "; polling again in " + Display::Seconds(wait));
+    if (!Sleep(wait)) return Status::Aborted("interrupted");
+  }
+}
+
+Result<ExportClient::Poll> ExportClient::FetchManifestOnce() {
+  Request req;
+  req.url = status_url_;
+  req.headers = {"Accept: application/json"};
+  auto token = Authorize(&req);
+  if (!token.ok()) return token.status();
+  auto res = http_.Fetch(req);
+  if (!res.ok()) return res.status();
+  if (res->status != 200) return HttpStatusToStatus(res->status, "manifest", res->body);
+  return Poll{std::move(res->body), res->Header("expires")};
+}
+
+Status ExportClient::UseManifest(const std::string& body, const std::string& expires) {
+  auto m = ParseManifest(body);
+  if (!m.ok()) return Status::NotSupported("unusable manifest: " + m.status().message());
+  manifest_ = std::move(m).value();
+  auto at = ParseHttpDate(expires);
+  expires_us_ = at.ok() ? *at : 0;
+  return Status::OK();
+}
+
+namespace {
+
+const ManifestFile* Find(const Manifest& m, const FileJob& job) {
+  const std::vector<ManifestFile>& files = job.section == "output"    ? m.output
+                                           : job.section == "deleted" ? m.deleted
+                                                                      : m.error;
+  return job.index < files.size() && files[job.index].type == job.item.type ? &files[job.index]
+                                                                            : nullptr;
+}
+
+}  // namespace
+
+Result<std::string> ExportClient::Current(const FileJob& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (expires_us_ != 0 && NowMicros() >= expires_us_) {
+    // The links may have gone stale: ask for fresh ones (IG: clients MAY re-fetch).
+    display_->Log("the manifest's links have expired; fetching it again");
+    auto poll = FetchManifestOnce();
+    Status s = poll.ok() ? UseManifest(poll->body, poll->expires) : poll.status();
+    if (!s.ok()) {
+      // The server SHOULD NOT delete files mid-download: try the links we have.
+      display_->Warn("cannot re-fetch the manifest: " + s.message());
+    }
+    // Not again for every file: from now on only a refused link asks for fresh ones.
+    if (expires_us_ <= NowMicros()) expires_us_ = 0;
+  }
+  const ManifestFile* f = Find(manifest_, job);
+  if (f == nullptr) return Status::NotFound(job.name + " is no longer in the manifest");
+  return f->url;
+}
+
+Result<std::string> ExportClient::Refresh(const FileJob& job, const std::string& failed_url) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const ManifestFile* f = Find(manifest_, job);
+  if (f != nullptr && f->url != failed_url) return f->url;  // another thread refreshed it
+  auto poll = FetchManifestOnce();
+  if (!poll.ok()) return poll.status();
+  FHIRBULK_RETURN_IF_ERROR(UseManifest(poll->body, poll->expires));
+  f = Find(manifest_, job);
+  if (f == nullptr || f->url == failed_url) return Status::NotFound("no fresh link");
+  return f->url;
+}
+
+std::vector<FileJob> ExportClient::PlanDownloads(const Manifest& manifest) const {
+  std::vector<FileJob> jobs;
+  for (const auto& [section, files] :
+       {std::pair<std::string, const std::vector<ManifestFile>*>{"output", &manifest.output},
+        {"deleted", &manifest.deleted},
+        {"error", &manifest.error}}) {
+    std::map<std::string, int> per_type;
+    const std::string sub = section == "output" ? "" : section + "/";
+    for (size_t i = 0; i < files->size(); ++i) {
+      const ManifestFile& f = (*files)[i];
+      FileJob job;
+      job.section = section;
+      job.index = i;
+      job.item = f;
+      job.name = sub + SafeName(f.type) + "." + std::to_string(++per_type[f.type]) + ".ndjson";
+      job.path = options_.out_dir + "/" + job.name;
+      job.send_token = tokens_ != nullptr && manifest.requires_access_token;
+      jobs.push_back(std::move(job));
+    }
+  }
+  return jobs;
+}
+
+std::vector<std::unique_ptr<FileOutcome>> ExportClient::DownloadAll(
+    const std::vector<FileJob>& jobs) {
+  int64_t total_resources = 0;
+  for (const FileJob& job : jobs) {
+    if (!job.item.count) {
+      total_resources = 0;  // no ETA without every count
+      break;
+    }
+    total_resources += *job.item.count;
+  }
+  display_->BeginDownloads(static_cast<int>(jobs.size()), total_resources);
+  std::vector<std::unique_ptr<FileOutcome>> outcomes(jobs.size());
+  std::atomic<size_t> next{0};
+  DownloadPolicy policy;
+  policy.retries = options_.retries;
+  policy.accept_gzip = options_.accept_gzip;
+  auto work = [&] {
+    HttpClient http(options_.http);
+    FileDownloader downloader(&http, tokens_.get(), this, display_, interrupt_, policy);
+    for (size_t i = next++; i < jobs.size(); i = next++) {
+      if (interrupt_ != nullptr && interrupt_->triggered()) break;
+      const FileJob& job = jobs[i];
+      auto out = std::make_unique<FileOutcome>(downloader.Download(job));
+      if (out->status.ok()) {
+        const int64_t n = out->validation.lines();
+        std::string line = job.name + ": " + Progress::Thousands(n) +
+                           (n == 1 ? " line, " : " lines, ") + Progress::Bytes(out->bytes);
+        if (out->from_earlier_run) {
+          line += " (downloaded earlier)";
+        } else if (out->resumed_from > 0) {
+          line += " (resumed after " + Progress::Bytes(out->resumed_from) + ")";
+        }
+        display_->Detail(line);
+        if (out->validation.error_count() > 0) {
+          const ValidationIssue& first = out->validation.issues().front();
+          display_->Warn(job.name + ": " + std::to_string(out->validation.error_count()) +
+                         " validation error(s); " +
+                         (first.line > 0 ? "line " + std::to_string(first.line) + ": " : "") +
+                         first.message);
+        }
+      } else if (out->status.code() != Status::Code::kAborted) {
+        display_->Warn(job.name + " not downloaded: " + out->status.message());
+      }
+      outcomes[i] = std::move(out);
+    }
+  };
+  std::vector<std::thread> threads;
+  const size_t n_threads = std::min<size_t>(static_cast<size_t>(options_.parallel), jobs.size());
+  for (size_t i = 0; i < n_threads; ++i) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  display_->EndDownloads();
+  return outcomes;
+}
+
+Status ExportClient::Run() {
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
+  ExportTimes times;
+  times.started_at_us = NowMicros();
+  const auto t0 = Clock::now();
+  FHIRBULK_RETURN_IF_ERROR(ValidateOptions(options_));
+  FHIRBULK_RETURN_IF_ERROR(PrepareOutDir());
+  FHIRBULK_RETURN_IF_ERROR(SetUpAuth());
+  const bool kicked_off = status_url_.empty();
+  if (kicked_off) {
+    FHIRBULK_RETURN_IF_ERROR(Kickoff());
+  } else {
+    display_->Log("resuming the export at " + status_url_);
+    if (!fs::exists(options_.out_dir + "/" + kJobFile)) {
+      FHIRBULK_RETURN_IF_ERROR(
+          WriteFileAtomic(options_.out_dir + "/" + kJobFile, JobJson(status_url_, "")));
+    }
+  }
+  auto poll = PollUntilDone();
+  if (!poll.ok()) return poll.status();
+  if (kicked_off) times.export_seconds = seconds_since(t0);
+  FHIRBULK_RETURN_IF_ERROR(WriteFileAtomic(options_.out_dir + "/manifest.json", poll->body));
+  Manifest manifest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    FHIRBULK_RETURN_IF_ERROR(UseManifest(poll->body, poll->expires));
+    manifest = manifest_;
+  }
+  display_->Log("export complete (transactionTime " + manifest.transaction_time +
+                "): " + std::to_string(manifest.output.size()) + " output, " +
+                std::to_string(manifest.deleted.size()) + " deleted, " +
+                std::to_string(manifest.error.size()) + " error files" +
+                (manifest.requires_access_token ? "" : "; links need no token"));
+  for (const auto& [sub, files] :
+       {std::pair<const char*, const std::vector<ManifestFile>*>{"deleted", &manifest.deleted},
+        {"error", &manifest.error}}) {
+    if (files->empty()) continue;
+    std::error_code ec;
+    fs::create_directories(options_.out_dir + "/" + sub, ec);
+    if (ec) return Status::IOError("cannot create " + options_.out_dir + "/" + sub);
+  }
+
+  const std::vector<FileJob> jobs = PlanDownloads(manifest);
+  const auto t_download = Clock::now();
+  const auto outcomes = DownloadAll(jobs);
+  times.download_seconds = seconds_since(t_download);
+
+  ExportSummary summary(manifest, status_url_, jobs, outcomes);
+  Status result = summary.status();
+  if (result.code() == Status::Code::kAborted) return result;
+  times.total_seconds = seconds_since(t0);
+  FHIRBULK_RETURN_IF_ERROR(
+      WriteFileAtomic(options_.out_dir + "/summary.json", summary.Json(times)));
+  display_->Clear();
+  std::fputs(summary.Text(times, options_.out_dir).c_str(), stdout);
+  std::fflush(stdout);
+  return result;
+}
+
+Status ExportClient::Cancel() {
+  if (status_url_.empty()) return Status::InvalidArgument("no export to cancel");
+  if (!tokens_) {
+    Status s = SetUpAuth();
+    if (!s.ok()) return s;
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Request req;
+    req.method = "DELETE";
+    req.url = status_url_;
+    req.headers = {"Accept: application/fhir+json"};
+    auto token = Authorize(&req);
+    if (!token.ok()) return token.status();
+    auto res = http_.Fetch(req);
+    if (!res.ok()) return res.status();
+    if (res->status >= 200 && res->status < 300) return Status::OK();
+    if (res->status == 401 && !token->empty() && attempt == 0) {
+      tokens_->Invalidate(*token);
+      continue;
+    }
+    return HttpStatusToStatus(res->status, "DELETE " + status_url_, res->body);
+  }
+  return Status::Unauthenticated("DELETE " + status_url_ + ": refused");
+}
+
+}  // namespace client
+}  // namespace fhirbulk

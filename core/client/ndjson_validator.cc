@@ -1,0 +1,192 @@
+#include "client/ndjson_validator.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
+#include <cstring>
+
+namespace fhirbulk {
+namespace client {
+
+namespace {
+
+constexpr size_t kMaxSamples = 5;
+
+// SAX handler that keeps the top-level resourceType and whether the root is an object;
+// the parse itself checks the JSON (and UTF-8) without building a DOM.
+struct TopLevel : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevel> {
+  int depth = 0;
+  bool root_is_object = false;
+  bool next_is_type = false;
+  bool has_type = false;
+  bool type_is_string = false;
+  std::string type;
+
+  bool Default() {
+    if (next_is_type) has_type = true;  // present, but not a string
+    next_is_type = false;
+    return true;
+  }
+  bool String(const char* s, rapidjson::SizeType len, bool) {
+    if (next_is_type) {
+      has_type = type_is_string = true;
+      type.assign(s, len);
+    }
+    next_is_type = false;
+    return true;
+  }
+  bool Key(const char* s, rapidjson::SizeType len, bool) {
+    next_is_type = depth == 1 && len == 12 && std::memcmp(s, "resourceType", 12) == 0;
+    return true;
+  }
+  bool StartObject() {
+    if (depth == 0) root_is_object = true;
+    Default();
+    depth++;
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    depth--;
+    return true;
+  }
+  bool StartArray() {
+    Default();
+    depth++;
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    depth--;
+    return true;
+  }
+};
+
+std::string Shorten(std::string s, size_t max) {
+  if (s.size() > max) {
+    s.resize(max);
+    s += "...";
+  }
+  return s;
+}
+
+}  // namespace
+
+NdjsonValidator::NdjsonValidator(std::string expected_type, std::optional<int64_t> expected_count,
+                                 size_t max_issues)
+    : expected_type_(std::move(expected_type)),
+      expected_count_(expected_count),
+      max_issues_(max_issues) {}
+
+void NdjsonValidator::Reset() {
+  pending_.clear();
+  lines_ = good_lines_ = error_count_ = 0;
+  issues_.clear();
+  severities_.clear();
+  samples_.clear();
+}
+
+void NdjsonValidator::AddIssue(int64_t line, std::string message) {
+  error_count_++;
+  if (issues_.size() < max_issues_) issues_.push_back({line, std::move(message)});
+}
+
+void NdjsonValidator::Feed(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const char* nl = static_cast<const char*>(std::memchr(bytes.data(), '\n', bytes.size()));
+    if (nl == nullptr) {
+      pending_.append(bytes.data(), bytes.size());
+      return;
+    }
+    const size_t len = static_cast<size_t>(nl - bytes.data());
+    if (pending_.empty()) {
+      CheckLine(bytes.substr(0, len));  // the common case: no copy
+    } else {
+      pending_.append(bytes.data(), len);
+      CheckLine(pending_);
+      pending_.clear();
+    }
+    bytes.remove_prefix(len + 1);
+  }
+}
+
+void NdjsonValidator::Finish() {
+  if (!pending_.empty()) {
+    CheckLine(pending_);
+    pending_.clear();
+  }
+  if (expected_count_ && *expected_count_ != lines_) {
+    AddIssue(0, std::to_string(lines_) + " lines, but the manifest's count is " +
+                    std::to_string(*expected_count_));
+  }
+}
+
+void NdjsonValidator::CheckLine(std::string_view line) {
+  const int64_t n = ++lines_;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.empty()) {
+    AddIssue(n, "empty line");
+    return;
+  }
+  rapidjson::MemoryStream ms(line.data(), line.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+  rapidjson::Reader reader;
+  TopLevel handler;
+  rapidjson::ParseResult ok = reader.Parse<rapidjson::kParseValidateEncodingFlag>(is, handler);
+  if (!ok) {
+    AddIssue(n, std::string("invalid JSON at byte ") + std::to_string(ok.Offset() + 1) + ": " +
+                    rapidjson::GetParseError_En(ok.Code()));
+    return;
+  }
+  if (is.Tell() != line.size()) {  // a NUL byte ended the parse early
+    AddIssue(n, "invalid JSON: a NUL byte at byte " + std::to_string(is.Tell() + 1));
+    return;
+  }
+  if (!handler.root_is_object) {
+    AddIssue(n, "not a JSON object");
+    return;
+  }
+  if (!handler.type_is_string) {
+    AddIssue(n, handler.has_type ? "resourceType is not a string" : "no resourceType");
+    return;
+  }
+  if (handler.type != expected_type_) {
+    AddIssue(n, "resourceType '" + Shorten(handler.type, 64) + "' in a file of " + expected_type_);
+    return;
+  }
+  good_lines_++;
+  if (expected_type_ == "OperationOutcome") TallyOutcome(line);
+}
+
+void NdjsonValidator::TallyOutcome(std::string_view line) {
+  rapidjson::Document doc;
+  doc.Parse(line.data(), line.size());
+  auto issues = doc.FindMember("issue");
+  if (issues == doc.MemberEnd() || !issues->value.IsArray()) return;
+  for (const auto& issue : issues->value.GetArray()) {
+    if (!issue.IsObject()) continue;
+    auto get = [&](const char* name) {
+      auto it = issue.FindMember(name);
+      return it != issue.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString())
+                                                             : std::string();
+    };
+    std::string severity = get("severity");
+    severities_[severity.empty() ? "unknown" : severity]++;
+    if (samples_.size() < kMaxSamples) {
+      std::string text = get("diagnostics");
+      if (text.empty()) {
+        auto details = issue.FindMember("details");
+        if (details != issue.MemberEnd() && details->value.IsObject() &&
+            details->value.HasMember("text") && details->value["text"].IsString()) {
+          text = details->value["text"].GetString();
+        }
+      }
+      samples_.push_back(severity + " " + get("code") + (text.empty() ? "" : ": ") +
+                         Shorten(text, 200));
+    }
+  }
+}
+
+}  // namespace client
+}  // namespace fhirbulk

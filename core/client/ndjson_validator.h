@@ -1,0 +1,77 @@
+// NdjsonValidator: checks an export file line by line while it streams to disk.
+//
+// Bulk Data IG §5: one resource per line, '\n'-separated; §3.1: one type per file, and
+// `count` (when the manifest gives one) is the number of resources in it. Each line must be
+// a JSON object (UTF-8), with a top-level resourceType equal to the manifest item's type;
+// an empty line, bad JSON, a wrong or missing resourceType is an error at that line, and a
+// line total different from `count` is an error of the file. A last line without '\n'
+// counts as a line. Memory is one line (the longest resource), never the file.
+//
+// Files of OperationOutcomes (the manifest's `error` section) are tallied as well: issues
+// per severity, and the first few diagnostics, so the client can report what the server
+// said went wrong.
+//
+// Thread-safety: one thread at a time.
+
+#ifndef FHIRBULK_CLIENT_NDJSON_VALIDATOR_H_
+#define FHIRBULK_CLIENT_NDJSON_VALIDATOR_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fhirbulk {
+namespace client {
+
+struct ValidationIssue {
+  int64_t line;  // 1-based; 0 for the file as a whole
+  std::string message;
+};
+
+class NdjsonValidator {
+ public:
+  NdjsonValidator(std::string expected_type, std::optional<int64_t> expected_count,
+                  size_t max_issues = 20);
+
+  // Bytes of the file, in order, in chunks of any size.
+  void Feed(std::string_view bytes);
+  // The end of the file: checks the last line and the count. Call once.
+  void Finish();
+  // Forget everything fed so far (the download restarts from byte 0).
+  void Reset();
+
+  int64_t lines() const { return lines_; }
+  // Lines holding a valid resource of the expected type.
+  int64_t good_lines() const { return good_lines_; }
+  int64_t error_count() const { return error_count_; }
+  // The first max_issues errors.
+  const std::vector<ValidationIssue>& issues() const { return issues_; }
+
+  // For OperationOutcome files: issue.severity -> number of issues; first diagnostics.
+  const std::map<std::string, int64_t>& outcome_severities() const { return severities_; }
+  const std::vector<std::string>& outcome_samples() const { return samples_; }
+
+ private:
+  void CheckLine(std::string_view line);
+  void AddIssue(int64_t line, std::string message);
+  void TallyOutcome(std::string_view line);
+
+  std::string expected_type_;
+  std::optional<int64_t> expected_count_;
+  size_t max_issues_;
+  std::string pending_;  // an incomplete last line
+  int64_t lines_ = 0;
+  int64_t good_lines_ = 0;
+  int64_t error_count_ = 0;
+  std::vector<ValidationIssue> issues_;
+  std::map<std::string, int64_t> severities_;
+  std::vector<std::string> samples_;
+};
+
+}  // namespace client
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_CLIENT_NDJSON_VALIDATOR_H_

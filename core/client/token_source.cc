@@ -1,0 +1,157 @@
+#include "client/token_source.h"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "client/interrupt.h"
+#include "client/retry_after.h"
+#include "util/fhir_time.h"
+
+namespace fhirbulk {
+namespace client {
+
+namespace {
+
+std::string JsonString(const rapidjson::Value& v, const char* name) {
+  if (!v.IsObject()) return "";
+  auto it = v.FindMember(name);
+  return it != v.MemberEnd() && it->value.IsString()
+             ? std::string(it->value.GetString(), it->value.GetStringLength())
+             : "";
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+TokenSource::TokenSource(SigningKey key, TokenSourceOptions options)
+    : key_(std::move(key)), options_(std::move(options)), http_(options_.http) {}
+
+std::chrono::seconds TokenSource::RenewMargin(std::chrono::seconds lifetime) {
+  return std::clamp(lifetime / 5, std::chrono::seconds(1), std::chrono::seconds(60));
+}
+
+Result<std::string> TokenSource::Get() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (token_.empty() || std::chrono::steady_clock::now() >= renew_at_) {
+    Status s = Fetch();
+    if (!s.ok()) return s;
+  }
+  return token_;
+}
+
+void TokenSource::Invalidate(const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (token == token_) token_.clear();
+}
+
+int TokenSource::tokens_obtained() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return obtained_;
+}
+
+Status TokenSource::Fetch() {
+  const bool renewal = obtained_ > 0;
+  Backoff backoff;
+  Status last;
+  int64_t retry_after = -1;  // seconds the last 429/503 asked for; -1: it did not say
+  for (int attempt = 0; attempt <= options_.retries; ++attempt) {
+    if (attempt > 0) {
+      double wait = retry_after >= 0 ? static_cast<double>(retry_after) : backoff.Next();
+      if (options_.http.interrupt != nullptr && !options_.http.interrupt->SleepFor(wait)) {
+        return Status::Aborted("interrupted");
+      }
+    }
+    retry_after = -1;
+    Request req;
+    req.method = "POST";
+    req.url = options_.token_url;
+    req.headers = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"};
+    // A new assertion per attempt: its jti is single-use.
+    auto assertion =
+        MakeClientAssertion(key_, options_.client_id, options_.token_url, NowMicros() / 1000000);
+    if (!assertion.ok()) return assertion.status();
+    req.body = "grant_type=client_credentials&scope=" + PercentEncode(options_.scope) +
+               "&client_assertion_type=" +
+               PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
+               "&client_assertion=" + PercentEncode(*assertion);
+    const auto sent_at = std::chrono::steady_clock::now();
+    auto res = http_.Fetch(req);
+    if (!res.ok()) {
+      if (res.status().code() != Status::Code::kUnavailable) return res.status();
+      last = res.status();
+      continue;
+    }
+    rapidjson::Document body;
+    body.Parse(res->body.data(), res->body.size());
+    if (res->status == 429 || res->status >= 500) {
+      retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros()).value_or(-1);
+      last = Status::Unavailable("answered " + std::to_string(res->status));
+      continue;
+    }
+    if (res->status != 200) {
+      // RFC 6749 §5.2: {"error", "error_description"}
+      std::string error = JsonString(body, "error");
+      std::string description = JsonString(body, "error_description");
+      std::string msg = "the token endpoint refused client '" + options_.client_id + "' (" +
+                        std::to_string(res->status) + (error.empty() ? "" : " " + error) +
+                        (description.empty() ? "" : ": " + description) + ")";
+      return Status::Unauthenticated(msg);
+    }
+    std::string token = JsonString(body, "access_token");
+    std::string type = JsonString(body, "token_type");
+    if (token.empty() || !EqualsIgnoreCase(type, "bearer")) {
+      return Status::Unauthenticated(
+          "the token endpoint's answer has no access_token of token_type bearer");
+    }
+    // expires_in is required; 300 s is what the profile recommends should it be missing.
+    int64_t lifetime = 300;
+    auto exp = body.IsObject() ? body.FindMember("expires_in") : body.MemberEnd();
+    if (body.IsObject() && exp != body.MemberEnd() && exp->value.IsNumber()) {
+      lifetime = std::max<int64_t>(1, static_cast<int64_t>(exp->value.GetDouble()));
+    }
+    token_ = std::move(token);
+    const std::chrono::seconds life(lifetime);
+    renew_at_ = sent_at + life - RenewMargin(life);
+    obtained_++;
+    if (options_.log) {
+      std::string scope = JsonString(body, "scope");
+      options_.log(std::string(renewal ? "access token renewed" : "access token obtained") +
+                   " (expires in " + std::to_string(lifetime) + " s" +
+                   (scope.empty() ? "" : ", scope " + scope) + ")");
+    }
+    return Status::OK();
+  }
+  return last.WithContext("token endpoint " + options_.token_url);
+}
+
+Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base) {
+  std::string base = fhir_base;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  Request req;
+  req.url = base + "/.well-known/smart-configuration";
+  req.headers = {"Accept: application/json"};
+  auto res = http->Fetch(req);
+  if (!res.ok()) return res.status();
+  if (res->status != 200) {
+    return Status::NotFound(req.url + " answered " + std::to_string(res->status) +
+                            ": no SMART configuration (give --token-url)");
+  }
+  rapidjson::Document doc;
+  doc.Parse(res->body.data(), res->body.size());
+  std::string endpoint = JsonString(doc, "token_endpoint");
+  if (doc.HasParseError() || !IsHttpUrl(endpoint)) {
+    return Status::NotFound(req.url + " has no absolute token_endpoint");
+  }
+  return endpoint;
+}
+
+}  // namespace client
+}  // namespace fhirbulk

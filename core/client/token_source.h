@@ -1,0 +1,77 @@
+// TokenSource: access tokens from a SMART Backend Services token endpoint.
+//
+// Each token request carries a new client assertion (signing_key.h) in a client_credentials
+// grant (SMART App Launch v2, backend services; RFC 7523). The token is cached and renewed
+// before it expires: Get() hands out the cached token while more than RenewMargin() of its
+// lifetime is left, so every request (kick-off, poll, each file and each resumed range of a
+// file) starts with a token the server will still accept, however long the export runs.
+// A request that gets 401 anyway (revoked, clock skew) calls Invalidate() and tries once more.
+//
+// Tokens and assertions are never logged or put in messages.
+//
+// Thread-safety: Get() and Invalidate() may be called from any thread; one token request is
+// in flight at a time and concurrent callers share its result.
+
+#ifndef FHIRBULK_CLIENT_TOKEN_SOURCE_H_
+#define FHIRBULK_CLIENT_TOKEN_SOURCE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "client/http_client.h"
+#include "client/signing_key.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+namespace client {
+
+struct TokenSourceOptions {
+  std::string client_id;
+  std::string token_url;  // the token endpoint; also the assertion's aud
+  std::string scope;      // space-separated, e.g. "system/*.read"
+  int retries = 3;        // for network failures, 5xx and 429 at the token endpoint
+  HttpOptions http;
+  std::function<void(const std::string&)> log;  // progress notes for the user
+};
+
+class TokenSource {
+ public:
+  TokenSource(SigningKey key, TokenSourceOptions options);
+
+  // A bearer token to send now. Unauthenticated when the token endpoint refuses the client
+  // (the OAuth error and its description in the message), Unavailable when it cannot be
+  // reached, Aborted when interrupted.
+  Result<std::string> Get();
+
+  // The server rejected `token` (401): the next Get() requests a new one.
+  void Invalidate(const std::string& token);
+
+  int tokens_obtained() const;
+
+  // How long before its expiry a token with this lifetime is replaced: a fifth of the
+  // lifetime, at least 1 s and at most 60 s.
+  static std::chrono::seconds RenewMargin(std::chrono::seconds lifetime);
+
+ private:
+  Status Fetch();  // REQUIRES: mu_ held
+
+  const SigningKey key_;
+  const TokenSourceOptions options_;
+  mutable std::mutex mu_;
+  HttpClient http_;  // guarded by mu_
+  std::string token_;
+  std::chrono::steady_clock::time_point renew_at_{};
+  int obtained_ = 0;
+};
+
+// The token endpoint from GET <fhir_base>/.well-known/smart-configuration (an absolute URL,
+// SMART App Launch v2 §2). NotFound when the server publishes no configuration.
+Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base);
+
+}  // namespace client
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_CLIENT_TOKEN_SOURCE_H_

@@ -1,0 +1,63 @@
+// FileAccess: who may download "<export_dir>/<job id>/<file>" (served by the module with
+// sendfile), decided with no database access so any node or edge nginx can serve files.
+//
+//  - A request whose query carries `signature` is judged by the signed URL alone
+//    (auth/signed_url.h): valid and unexpired, or 403. Without a URL key configured, 403.
+//  - Otherwise, with authorization on: a valid bearer token (401 otherwise) of the client that
+//    owns the job — the ".owner" file the planner writes into the job directory — or 404 as if
+//    the file did not exist; and scopes that allow reading the file's type (403).
+//  - With authorization on but only a URL key (an edge serving signed URLs), anything else
+//    is 401.
+//  - With authorization off, everyone is "anonymous" and may download.
+// Downloads are recorded in the audit trail (AuditDownload) when a database is configured.
+//
+// Thread-safety: immutable after Create.
+
+#ifndef FHIRBULK_SERVER_FILE_ACCESS_H_
+#define FHIRBULK_SERVER_FILE_ACCESS_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "auth/audit.h"
+#include "auth/key_ring.h"
+#include "server/http.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+struct FileAccessOptions {
+  bool auth_enabled = false;
+  std::string token_key_file;       // with auth_enabled: this or a URL key is required
+  std::string signed_url_key_file;  // optional: accept signed URLs
+  std::string export_dir;
+  std::string conninfo;  // optional: audit trail
+};
+
+class FileAccess {
+ public:
+  static Result<std::unique_ptr<FileAccess>> Create(FileAccessOptions options);
+
+  // True when the download may go ahead; *client is then who downloads. Otherwise *denial is
+  // the answer (401/403/404 with an OperationOutcome) and *client whoever was identified.
+  bool Authorize(std::string_view job_id, std::string_view file_name,
+                 std::string_view authorization, std::string_view query, std::string* client,
+                 HttpResponse* denial) const;
+
+  void AuditDownload(std::string client, std::string target, int status, std::string remote_addr,
+                     std::string detail) const;
+
+ private:
+  explicit FileAccess(FileAccessOptions options) : options_(std::move(options)) {}
+  std::string OwnerOf(std::string_view job_id) const;
+
+  FileAccessOptions options_;
+  std::shared_ptr<const KeyRing> token_keys_;
+  std::shared_ptr<const KeyRing> url_keys_;
+  AuditLog* audit_ = nullptr;
+};
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_SERVER_FILE_ACCESS_H_

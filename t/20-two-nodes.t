@@ -144,11 +144,12 @@ TODO: {
         . 'in opposite orders (deadlock)';
     is($cancel_status, '202', 'node A cancels the running export at the first attempt');
 }
-if ($cancel_status ne '202') {
+for (1 .. 10) {  # the job's other units go on completing, and may deadlock it again
+    last if $cancel_status ne '503';
     sleep 1;
     $cancel_status = $t->request('DELETE', $t->on_node($run_b))->{status};
 }
-is($cancel_status, "202", "node A cancels the running export") or diag(explain($t->request("GET", $t->on_node($run_b))));
+is($cancel_status, '202', 'node A cancels the running export');
 $t->is_outcome($b->get($run_b), 404, 'not-found', 'node B: its status is 404');
 ok(!-e $t->export_dir . "/$run_job", 'its directory left the served tree');
 cmp_ok($t->psql("SELECT count(*) FROM export_job WHERE job_id = '$run_job' AND "

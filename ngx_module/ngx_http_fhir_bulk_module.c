@@ -27,6 +27,10 @@
 #endif
 
 
+/* how often a request waiting for the thread pool re-arms its timer (ms) */
+#define NGX_HTTP_FHIR_BULK_IN_FLIGHT_TICK  60000
+
+
 typedef struct {
     ngx_flag_t            api;
     ngx_str_t             base_url;
@@ -64,6 +68,12 @@ typedef struct {
     fhirbulk_server_t    *server;
     fhirbulk_request_t    request;
     fhirbulk_response_t   response;
+    /*
+     * Armed while the task is queued or running.  A worker shutting down
+     * gracefully (reload, QUIT) exits once no uncancelable timer is left,
+     * and nothing else marks a request waiting for the thread pool as alive.
+     */
+    ngx_event_t           in_flight;
 } ngx_http_fhir_bulk_task_ctx_t;
 
 
@@ -78,6 +88,10 @@ static ngx_int_t ngx_http_fhir_bulk_read_body(ngx_http_request_t *r,
     fhirbulk_str_t *out);
 static void ngx_http_fhir_bulk_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_fhir_bulk_thread_done(ngx_event_t *ev);
+static void ngx_http_fhir_bulk_in_flight_handler(ngx_event_t *ev);
+static void ngx_http_fhir_bulk_delayed_send(ngx_event_t *ev);
+static void ngx_http_fhir_bulk_finish(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_task_ctx_t *ctx);
 static ngx_int_t ngx_http_fhir_bulk_send(ngx_http_request_t *r,
     fhirbulk_response_t *resp);
 static ngx_int_t ngx_http_fhir_bulk_send_error(ngx_http_request_t *r,
@@ -357,6 +371,10 @@ ngx_http_fhir_bulk_process(ngx_http_request_t *r)
     task->event.data = r;
     task->event.handler = ngx_http_fhir_bulk_thread_done;
 
+    ctx->in_flight.data = r;
+    ctx->in_flight.log = r->connection->log;
+    ctx->in_flight.handler = ngx_http_fhir_bulk_in_flight_handler;
+
     if (ngx_thread_task_post(flcf->thread_pool, task) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "fhir_bulk: thread pool \"%V\" queue is full",
@@ -367,11 +385,21 @@ ngx_http_fhir_bulk_process(ngx_http_request_t *r)
                    flcf->retry_after);
     }
 
+    ngx_add_timer(&ctx->in_flight, NGX_HTTP_FHIR_BULK_IN_FLIGHT_TICK);
+
     r->main->blocked++;
     r->aio = 1;
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+static void
+ngx_http_fhir_bulk_in_flight_handler(ngx_event_t *ev)
+{
+    /* the task is still queued or running: keep the worker alive */
+    ngx_add_timer(ev, NGX_HTTP_FHIR_BULK_IN_FLIGHT_TICK);
 }
 
 
@@ -592,19 +620,59 @@ ngx_http_fhir_bulk_thread_handler(void *data, ngx_log_t *log)
 static void
 ngx_http_fhir_bulk_thread_done(ngx_event_t *ev)
 {
-    ngx_int_t                       rc;
-    ngx_connection_t               *c;
     ngx_thread_task_t              *task;
     ngx_http_request_t             *r;
     ngx_http_fhir_bulk_task_ctx_t  *ctx;
 
     r = ev->data;
-    c = r->connection;
 
     /* the event is the first member of the task: recover the task */
     task = (ngx_thread_task_t *) ((u_char *) ev
                                   - offsetof(ngx_thread_task_t, event));
     ctx = task->ctx;
+
+    if (ctx->in_flight.timer_set) {
+        ngx_del_timer(&ctx->in_flight);
+    }
+
+    if (ctx->response.delay_ms > 0 && !r->connection->error) {
+        /*
+         * The core wants the answer held back (a cancel, until no cache
+         * anywhere can still show the job).  The request stays blocked, as
+         * while the task ran, so that nothing frees it under the timer.
+         */
+        ctx->in_flight.handler = ngx_http_fhir_bulk_delayed_send;
+        ngx_add_timer(&ctx->in_flight, (ngx_msec_t) ctx->response.delay_ms);
+        return;
+    }
+
+    ngx_http_fhir_bulk_finish(r, ctx);
+}
+
+
+static void
+ngx_http_fhir_bulk_delayed_send(ngx_event_t *ev)
+{
+    ngx_http_fhir_bulk_task_ctx_t  *ctx;
+
+    ctx = (ngx_http_fhir_bulk_task_ctx_t *)
+              ((u_char *) ev - offsetof(ngx_http_fhir_bulk_task_ctx_t,
+                                        in_flight));
+
+    ngx_http_fhir_bulk_finish(ev->data, ctx);
+}
+
+
+/* sends the task's response and releases the request held for the task */
+
+static void
+ngx_http_fhir_bulk_finish(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_task_ctx_t *ctx)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = r->connection;
 
     r->main->blocked--;
     r->aio = 0;

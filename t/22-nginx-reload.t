@@ -13,13 +13,10 @@ use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_ato
 use Time::HiRes qw(sleep time);
 use FhirBulk::Test;
 
-# KNOWN MODULE DEFECT (reported, ngx_module/ is not ours to change): a worker process that
-# shuts down gracefully (reload, QUIT) exits as soon as no timer is left, and a request
-# waiting for the thread pool has none: the worker exits under it, the client's connection is
-# closed without an answer, and nginx logs "[alert] open socket #N left in connection".
-# Those checks are TODO; they pass once the module keeps such requests alive (e.g. with a
-# timer armed while the task is queued or running).
-my $pool_todo = 'module: graceful shutdown drops requests waiting for the thread pool';
+# A worker process that shuts down gracefully (reload, QUIT) exits as soon as no timer is
+# left; a request waiting for the thread pool keeps one armed (the module's in_flight timer),
+# or the worker would exit under it, close the client's connection without an answer and log
+# "[alert] open socket #N left in connection". The checks below fail without that timer.
 
 my $t = FhirBulk::Test->new;
 $t->start_pg;
@@ -49,15 +46,15 @@ cmp_ok($size{$big}, '>', 4_000_000, "a large file to download slowly ($size{$big
 my @files = sort grep { $size{$_} < 2_000_000 } keys %size;  # the clients' downloads
 cmp_ok(scalar @files, '>=', 5, 'and smaller ones');
 
-# A status request that waits in the thread pool (for a lock in the database) while nginx
-# reloads must still be answered.
-my $db_lock = $t->hold_lock('LOCK TABLE export_job IN ACCESS EXCLUSIVE MODE');
+# A request that waits in the thread pool (for a lock in the database) while nginx reloads
+# must still be answered. _health (never cached, unlike status polls) reads schema_version.
+my $db_lock = $t->hold_lock('LOCK TABLE schema_version IN ACCESS EXCLUSIVE MODE');
 pipe(my $rd, my $wr) or die "pipe: $!";
 my $kid = fork;
 die "fork: $!" unless defined $kid;
 if ($kid == 0) {
     close $rd;
-    my $r = $t->request_once('GET', $done_url);
+    my $r = $t->request_once('GET', '/fhir/_health');
     print $wr "$r->{status} " . ($r->{status} == 599 ? $r->{content} : '') . "\n";
     close $wr;
     POSIX::_exit(0);
@@ -65,8 +62,8 @@ if ($kid == 0) {
 close $wr;
 ok($t->wait_until(sub {
     $t->psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-             . "AND query LIKE '%export_job%' AND application_name <> 'fhir-bulk-worker'") > 0
-}, 30), 'a status request waits in the database');
+             . "AND query LIKE '%schema_version%'") > 0
+}, 30), 'a health request waits in the database');
 my @before = $t->nginx_worker_pids;
 $t->reload_nginx(2);
 sleep 1;
@@ -76,10 +73,7 @@ chomp $held;
 waitpid($kid, 0);
 ok($t->wait_until(sub { !grep { FhirBulk::Test::process_alive($_) } @before }, 20),
    'the workers from before the reload exit');
-TODO: {
-    local $TODO = $pool_todo;
-    like($held, qr/^200 /, 'the status request held in the database during a reload is answered');
-}
+like($held, qr/^200 /, 'the request held in the database during a reload is answered');
 
 # An export that stays running: its units stream their rows, then wait for this lock to
 # record their files. Status polls read the job without waiting (no poll interval is
@@ -239,12 +233,9 @@ cmp_ok(scalar @$records, '>', 50, 'clients made requests throughout: ' . summary
 my @bad = unexpected($records);
 my @bad_files = grep { !$via_pool{ $_->[1] } } @bad;
 is(scalar @bad_files, 0, 'no download failed during the reloads') or diag(explain(first10(@bad_files)));
-TODO: {
-    local $TODO = $pool_todo;
-    my @bad_pool = grep { $via_pool{ $_->[1] } } @bad;
-    is(scalar @bad_pool, 0, 'no status, kick-off or health request failed during the reloads')
-        or diag(explain(first10(@bad_pool)));
-}
+my @bad_pool = grep { $via_pool{ $_->[1] } } @bad;
+is(scalar @bad_pool, 0, 'no status, kick-off or health request failed during the reloads')
+    or diag(explain(first10(@bad_pool)));
 
 # --- graceful restart (QUIT, then start) -----------------------------------------------------
 
@@ -279,12 +270,9 @@ note_kickoffs($records);
 @bad_files = grep { !$via_pool{ $_->[1] } } @bad;
 is(scalar @bad_files, 0, 'graceful restart: downloads fail only by refused or reset connections ('
    . summary($records) . ')') or diag(explain(first10(@bad_files)));
-TODO: {
-    local $TODO = $pool_todo;
-    my @bad_pool = grep { $via_pool{ $_->[1] } } @bad;
-    is(scalar @bad_pool, 0, 'graceful restart: so do requests to the database')
-        or diag(explain(first10(@bad_pool)));
-}
+@bad_pool = grep { $via_pool{ $_->[1] } } @bad;
+is(scalar @bad_pool, 0, 'graceful restart: so do requests to the database')
+    or diag(explain(first10(@bad_pool)));
 
 # --- fast restart (TERM, then start) ---------------------------------------------------------
 
@@ -322,17 +310,6 @@ my $in_db = $t->psql("SELECT count(*) FROM export_job WHERE job_id IN ("
                      . join(',', map { "'$_'" } keys %ids) . ") AND state = 'completed'");
 is($in_db, scalar keys %ids, 'and each is one completed job in the database');
 
-# The known defect's alerts get their own (TODO) test; finish checks the log for any other.
-my $log_path = $t->dir . '/error.log';
-my @log = do { open(my $lf, '<', $log_path) or die; <$lf> };
-my $known = qr/\[alert\].*(open socket #\d+ left in connection|aborting)/;
-open(my $lw, '>', $log_path) or die;
-print $lw grep { !/$known/ } @log;
-close $lw;
-TODO: {
-    local $TODO = $pool_todo;
-    my @alerts = grep { /$known/ } @log;
-    is(scalar @alerts, 0, 'no worker process exited with an open connection') or diag(@alerts);
-}
+# finish fails on any [alert] in the error log, "open socket #N left in connection" included.
 $t->finish;
 done_testing;

@@ -798,6 +798,39 @@ TEST_F(WorkerDbTest, CancellationStopsTheUnitAndLeavesNoFiles) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM export_job WHERE job_id = $1::uuid", {job}), "0");
 }
 
+TEST_F(WorkerDbTest, CancelMeetingACompletingUnitDoesNotDeadlock) {
+  // A cancel locks the job row, then deletes the unit rows; a completing unit must take the
+  // same order, or the two deadlock and PostgreSQL aborts one of them.
+  for (int i = 0; i < 10; i++) Put("Observation", "o" + std::to_string(i), {"p1"});
+  const std::string job = NewJob(Request(ExportLevel::kSystem));
+  auto canceller = PgConnection::Connect(TestConninfo());
+  ASSERT_TRUE(canceller.ok());
+  PgConnection* c = canceller->get();
+  std::thread finish;
+  Status cancel_status = Status::Internal("the cancel did not run");
+  WorkerOptions o = Options();
+  o.threads = 1;
+  o.on_heartbeat = [&](const std::string& id, int, int64_t rows) {
+    if (rows < 10 || finish.joinable()) return;  // the last beat, just before completing
+    ASSERT_TRUE(c->Exec("BEGIN").ok());
+    ASSERT_TRUE(
+        c->Exec("UPDATE export_job SET state = 'cancelled' WHERE job_id = $1::uuid", {id}).ok());
+    finish = std::thread([&, id] {
+      // By now the unit waits for the job row; the old order held its unit row already.
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      auto d = c->Exec("DELETE FROM export_unit WHERE job_id = $1::uuid", {id});
+      cancel_status = d.ok() ? c->Exec("COMMIT").status() : d.status();
+      if (!d.ok()) (void)c->Exec("ROLLBACK");
+    });
+  };
+  RunAll(o);
+  if (finish.joinable()) finish.join();
+  EXPECT_TRUE(cancel_status.ok()) << cancel_status.ToString();
+  EXPECT_EQ(State(job), "cancelled");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_file WHERE job_id = $1::uuid", {job}), "0");
+  EXPECT_EQ(Listing(dir_ + "/" + job), ".owner");  // the unit's files were not published
+}
+
 TEST_F(WorkerDbTest, UnitOfAKilledWorkerIsRedoneWithoutDuplicates) {
   for (int i = 0; i < 10; i++) Put("Observation", "o" + std::to_string(i), {"p1"});
   const std::string job = NewJob(Request(ExportLevel::kSystem));

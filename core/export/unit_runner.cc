@@ -271,7 +271,7 @@ Result<std::vector<std::string>> JobOutputTypes(PgConnection* control, const std
   return types;
 }
 
-// Records the unit's files and publishes them (see the header). One statement between BEGIN
+// Records the unit's files and publishes them (see the header). Two statements between BEGIN
 // and COMMIT: round trips are what a unit's end costs besides the syncs, and on a busy
 // machine each one waits for the backend to be scheduled.
 Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* writer,
@@ -283,37 +283,44 @@ Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* write
     counts.push_back(std::to_string(f.resources));
     sizes.push_back(std::to_string(f.bytes));
   }
+  const std::string unit_no = std::to_string(u.plan.unit_no);
+  const std::string resources = std::to_string(writer->total_resources());
   return PgTransaction(control, [&]() -> Status {
-    // The unit is done if it is still ours; the job (row-locked by the UPDATE, so concurrent
-    // completions count one after the other) counts it if it is still running, and completes
-    // with its last unit; the files are listed only then. synchronous_commit: the files
-    // become visible with this commit, so it must be durable.
-    auto r = control->Exec(
-        "WITH done AS (UPDATE export_unit SET state = 'done', resources = $4::bigint, "
-        "lease_until = NULL WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 "
-        "AND state = 'running' RETURNING 1), "
-        "job AS (UPDATE export_job SET units_done = units_done + 1, "
+    // The job row first, then the unit's: the order of CancelJob, the planner and the
+    // janitor, so that a cancel meeting completing units waits instead of deadlocking. The
+    // row lock also makes concurrent completions count one after the other; the last unit
+    // completes the job. A cancelled job fails the state check once the lock is ours.
+    auto job = control->Exec(
+        "UPDATE export_job SET units_done = units_done + 1, "
         "resources_written = resources_written + $4::bigint, "
         "state = CASE WHEN units_done + 1 >= units_total THEN 'completed' ELSE state END, "
         "finished_at = CASE WHEN units_done + 1 >= units_total THEN now() "
         "ELSE finished_at END, "
         "expires_at = CASE WHEN units_done + 1 >= units_total "
         "THEN now() + $5::bigint * interval '1 second' ELSE expires_at END "
-        "WHERE job_id = $1::uuid AND state = 'running' AND EXISTS (SELECT 1 FROM done) "
-        "RETURNING 1), "
+        "WHERE job_id = $1::uuid AND state = 'running' AND EXISTS (SELECT 1 FROM export_unit "
+        "WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 AND state = 'running') "
+        "RETURNING 1",
+        {u.job_id, unit_no, o.worker_id, resources, std::to_string(o.retention_seconds)});
+    if (!job.ok()) return job.status();
+    if (job->rows() == 0)
+      return Status::Aborted("the job is no longer running or the lease was lost");
+    // The unit is done if it is still ours, and its files are listed. synchronous_commit: the
+    // files become visible with this commit, so it must be durable.
+    auto r = control->Exec(
+        "WITH done AS (UPDATE export_unit SET state = 'done', resources = $4::bigint, "
+        "lease_until = NULL WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 "
+        "AND state = 'running' RETURNING 1), "
         "files AS (INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, "
-        "resources, bytes) SELECT $1::uuid, n, $6, $7, $2::int, s::int, c::bigint, b::bigint "
-        "FROM unnest($8::text[], $9::text[], $10::text[], $11::text[]) AS f(n, s, c, b) "
-        "WHERE EXISTS (SELECT 1 FROM job)) "
-        "SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM job), "
-        "set_config('synchronous_commit', 'on', true)",
-        {u.job_id, std::to_string(u.plan.unit_no), o.worker_id,
-         std::to_string(writer->total_resources()), std::to_string(o.retention_seconds),
-         UnitKindName(u.plan.kind), FileTypeOf(u.plan), PgTextArrayLiteral(names),
-         PgTextArrayLiteral(seqs), PgTextArrayLiteral(counts), PgTextArrayLiteral(sizes)});
+        "resources, bytes) SELECT $1::uuid, n, $5, $6, $2::int, s::int, c::bigint, b::bigint "
+        "FROM unnest($7::text[], $8::text[], $9::text[], $10::text[]) AS f(n, s, c, b) "
+        "WHERE EXISTS (SELECT 1 FROM done)) "
+        "SELECT (SELECT count(*) FROM done), set_config('synchronous_commit', 'on', true)",
+        {u.job_id, unit_no, o.worker_id, resources, UnitKindName(u.plan.kind), FileTypeOf(u.plan),
+         PgTextArrayLiteral(names), PgTextArrayLiteral(seqs), PgTextArrayLiteral(counts),
+         PgTextArrayLiteral(sizes)});
     if (!r.ok()) return r.status();
     if (r->int64(0, 0) == 0) return Status::Aborted("the unit's lease was lost");
-    if (r->int64(0, 1) == 0) return Status::Aborted("the job is no longer running");
     // Last: the files become visible only if everything above holds; a failed COMMIT leaves
     // them for the unit's next attempt to delete.
     return writer->Publish();

@@ -16,13 +16,14 @@
 //    connection renews the lease and reads the job's state; a lost lease, a job no longer
 //    running (cancelled, failed, deleted) or a stop request aborts the COPY and deletes the
 //    temp files. On stop the unit is handed back at once (its attempt does not count).
-//  - Complete, in ONE transaction on the control connection: mark the unit done if it is
-//    still ours (worker = me AND state = 'running'), add resources_written / units_done to
-//    the job if it is still running (row-locking the job), insert the export_file rows,
-//    complete the job when this was its last unit (finished_at, expires_at = now +
-//    retention), rename the temp files into place and fsync the directory, COMMIT. Anything
-//    failing before COMMIT leaves the unit unfinished; its next attempt deletes what this one
-//    renamed.
+//  - Complete, in ONE transaction on the control connection: add resources_written /
+//    units_done to the job if it is still running (row-locking the job first, as cancel, the
+//    planner and the janitor do, so they wait for each other instead of deadlocking) and
+//    complete it when this was its last unit (finished_at, expires_at = now + retention),
+//    mark the unit done if it is still ours (worker = me AND state = 'running'), insert the
+//    export_file rows, rename the temp files into place and fsync the directory, COMMIT.
+//    Anything failing before COMMIT leaves the unit unfinished; its next attempt deletes what
+//    this one renamed.
 //  - Errors: Unavailable (database gone) hands the unit back if possible and returns the
 //    Status (the caller reconnects); any other failure (disk full, I/O error, corrupt data, a
 //    failing statement) fails the job with diagnostics and returns OK (the worker goes on

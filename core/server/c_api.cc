@@ -96,6 +96,7 @@ void InternalError(fhirbulk_response_t* out) {
 void ToC(const HttpResponse& r, fhirbulk_response_t* out) {
   std::memset(out, 0, sizeof(*out));
   out->status = r.status;
+  out->delay_ms = r.delay_ms;
   if (!r.content_type.empty()) {
     out->content_type = CopyString(r.content_type);
     out->body = CopyString(r.body);

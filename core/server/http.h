@@ -35,6 +35,8 @@ struct HttpResponse {
   // For the server's error log, never for the client: internal details such as database
   // errors (the client gets a generic diagnostics text instead).
   std::string log_message;
+  // Hold the answer this long before sending it (the module arms a timer; no thread waits).
+  int delay_ms = 0;
 
   void AddHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

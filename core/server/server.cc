@@ -548,6 +548,9 @@ bool Server::StatusFromCache(const Route& route, const Principal& principal,
 void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
   auto principal = Authenticate(req, resp);
   if (!principal) return;
+  // The cached answer is dated from before the read: it expires no later than `ttl` after
+  // any cancel this read may have missed (see HandleCancel).
+  const int64_t read_started_us = NowMicros();
   JobInfo job;
   ExportRequest request;
   Status s = WithConnection([&](PgConnection* c) -> Status {
@@ -616,7 +619,7 @@ void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpRespon
   entry.request = std::move(request);
   entry.running = job.state == JobState::kAccepted || job.state == JobState::kRunning;
   entry.response = *resp;
-  status_cache_->Put(job.job_id, std::move(entry), NowMicros());
+  status_cache_->Put(job.job_id, std::move(entry), read_started_us);
 }
 
 void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
@@ -654,6 +657,11 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
   info.diagnostics = "export cancelled; its files are deleted";
   resp->content_type = kFhirJson;
   resp->body = OperationOutcomeJson({info});
+  // "Following the delete request, when subsequent requests are made to the polling location,
+  // the server SHALL return a 404": every process on every node may hold this job's status
+  // in its cache for up to the ttl, read before this commit. Answering after the ttl means
+  // no poll the client makes after the answer can find one.
+  resp->delay_ms = static_cast<int>(kStatusCacheTtlUs / 1000);
   Audit(req, "cancel", principal->client_id, route.job_id, *resp, "");
 }
 

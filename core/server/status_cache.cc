@@ -2,18 +2,18 @@
 
 namespace fhirbulk {
 
-void StatusCache::Put(const std::string& job_id, Entry entry, int64_t now_us) {
+void StatusCache::Put(const std::string& job_id, Entry entry, int64_t read_us) {
   std::lock_guard<std::mutex> lock(mu_);
   if (slots_.size() >= max_entries_ && slots_.count(job_id) == 0) {
     for (auto it = slots_.begin(); it != slots_.end();) {
-      it = now_us - it->second.stored_us >= ttl_us_ ? slots_.erase(it) : std::next(it);
+      it = read_us - it->second.stored_us >= ttl_us_ ? slots_.erase(it) : std::next(it);
     }
     if (slots_.size() >= max_entries_) slots_.clear();  // all fresh: a flood; start over
   }
   Slot& s = slots_[job_id];
   s.entry = std::make_shared<const Entry>(std::move(entry));
-  s.stored_us = now_us;
-  s.last_poll_us = now_us;
+  s.stored_us = read_us;
+  s.last_poll_us = read_us;
 }
 
 void StatusCache::Erase(const std::string& job_id) {

@@ -8,8 +8,10 @@
 //  - for a running job, polls faster than the minimum interval get 429 here too. The interval
 //    is tracked per process: with several nginx workers a client may poll each of them once
 //    per interval, which still bounds the load (the database path enforces it across nodes).
-// So a poll sees at most `ttl` of staleness: progress, a cancel or a disabled client on
-// another process or node. A cancel in this process drops the entry at once.
+// So a poll sees at most `ttl` of staleness: progress or a disabled client on another process
+// or node. Entries are dated from before the database read, and a cancel is answered only
+// `ttl` after its commit (Server::HandleCancel), so once the client has its answer no process
+// on any node still holds the cancelled job's status.
 //
 // Thread-safety: all methods may be called concurrently.
 
@@ -38,7 +40,8 @@ class StatusCache {
 
   StatusCache(int64_t ttl_us, size_t max_entries) : ttl_us_(ttl_us), max_entries_(max_entries) {}
 
-  void Put(const std::string& job_id, Entry entry, int64_t now_us);
+  // `read_us`: when the answer's database read started; the entry expires `ttl` after it.
+  void Put(const std::string& job_id, Entry entry, int64_t read_us);
   void Erase(const std::string& job_id);
 
   enum class Hit { kMiss, kAnswer, kThrottled };

@@ -111,6 +111,7 @@ typedef struct {
   fhirbulk_header_t headers[FHIRBULK_MAX_HEADERS];
   int nheaders;
   char* log_message; /* for the error log, never the client; or NULL */
+  int delay_ms;      /* send the response only after this long (without blocking a thread) */
 } fhirbulk_response_t;
 
 typedef enum {

@@ -159,7 +159,7 @@ worker_hwm_kb=0
 start_worker() {  # start_worker GZIP_LEVEL [BINARY]
     stop_worker
     "${2:-$BIN}" worker --db "$PG_CONNINFO" --export-dir "$VAR/exports" --threads "$THREADS" \
-        --gzip-level "$1" >>"$VAR/log/worker.log" 2>&1 &
+        --gzip-level "$1" ${BENCH_WORKER_ARGS:-} >>"$VAR/log/worker.log" 2>&1 &
     worker_pid=$!
 }
 note_worker_hwm() {

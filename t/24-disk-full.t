@@ -58,7 +58,7 @@ my $res = $t->kickoff('/fhir/$export');
 my $big_url = $res->{headers}{'content-location'};
 my ($big_job) = $big_url =~ m{([0-9a-f-]{36})$};
 $res = $t->poll($big_url, 120);
-$t->is_outcome($res, 500, 'exception', 'the export that fills the disk fails with an OperationOutcome');
+$t->is_outcome($res, 500, 'processing', 'the export that fills the disk fails with an OperationOutcome');
 like($res->{json}{issue}[0]{diagnostics} // '', qr/writing the export files failed: .*No space left on device/,
      'saying the disk is full') or diag($res->{content});
 is($t->psql("SELECT state FROM export_job WHERE job_id = '$big_job'"), 'failed', 'the job is failed');
@@ -79,7 +79,7 @@ my $full_url = $res->{headers}{'content-location'};
 my ($full_job) = $full_url =~ m{([0-9a-f-]{36})$};
 small_still_served('while the disk is full');
 $res = $t->poll($full_url, 60);
-$t->is_outcome($res, 500, 'exception', 'an export on a full disk fails with an OperationOutcome');
+$t->is_outcome($res, 500, 'processing', 'an export on a full disk fails with an OperationOutcome');
 like($res->{json}{issue}[0]{diagnostics} // '', qr/No space left on device/, 'saying the disk is full')
     or diag($res->{content});
 ok($t->wait_until(sub { !leftovers($full_job) }, 10), 'and leaves nothing behind')

@@ -464,7 +464,7 @@ Status FailJob(PgConnection* conn, const std::string& export_dir, const std::str
                const std::string& diagnostics, bool transient, int64_t retention_seconds) {
   OutcomeIssue issue;
   issue.severity = "error";
-  issue.code = transient ? "transient" : "exception";
+  issue.code = transient ? "transient" : "processing";
   issue.diagnostics = diagnostics;
   auto r = conn->Exec(
       "UPDATE export_job SET state = 'failed', error = $2::jsonb, error_transient = $3::bool, "

@@ -35,12 +35,17 @@
 //    one). _since applies to every member alike (older data of members who joined after
 //    _since is not added).
 // Units (PlanUnits):
-//  - output, compartment or system type, no patient list: heap page ranges of the type's
-//    partition, as many as it takes for each to hold at most ~target_unit_resources rows
-//    (pg_class.reltuples; 8 rows a page when the table was never analyzed) and at most
+//  - output, compartment or system type, no patient list: the type's partition, split into
+//    heap page ranges only when it holds more than ~target_unit_resources rows
+//    (pg_class.reltuples; 8 rows a page when the table was never analyzed) or more than
 //    ~target_unit_bytes of table (heap plus TOAST: bodies over ~2 KB live in TOAST, so a
 //    type of large resources has few heap pages but much to read). The first range starts
 //    at page 0 and the last is open-ended (NULL), so rows on pages added later are still read.
+//    The defaults are large on purpose: a whole table is a sequential scan, which PostgreSQL
+//    reads through a small ring of buffers, while a page range is a TID range scan, which
+//    (PostgreSQL 15) reads through the shared buffer pool: 3-5 times slower per page here
+//    (benchmarks/RESULTS.md) and it evicts the database's working set. Splitting pays only
+//    when one table would otherwise be most of a big export.
 //  - output, Group or patient-list export, and supporting types: one unit per type (the GIN
 //    index on `patients`, or the primary key for res_ids, narrows the read).
 //  - deleted: one per non-supporting type when _since is given.
@@ -91,13 +96,17 @@ enum class TypeRole {
 };
 TypeRole RoleOf(const ExportRequest& request, std::string_view type);
 
+// How much of a table one unit reads at most, roughly (see "Units" above).
+constexpr int64_t kDefaultTargetUnitResources = 10000000;
+constexpr int64_t kDefaultTargetUnitBytes = 4LL << 30;
+
 struct PlannerOptions {
   std::string export_dir;
   std::string worker_id;  // this thread's id (export_job.planner)
   int lease_seconds = 30;
   int64_t retention_seconds = 86400;
-  int64_t target_unit_resources = 75000;
-  int64_t target_unit_bytes = 64LL << 20;
+  int64_t target_unit_resources = kDefaultTargetUnitResources;
+  int64_t target_unit_bytes = kDefaultTargetUnitBytes;
   const std::atomic<bool>* stop = nullptr;  // set: give the lease back and return
   std::function<void(const std::string&)> log;
 };
@@ -131,15 +140,15 @@ std::string PatientScopeSql(PgConnection* conn, const ExportRequest& request,
 // The units for `types`, numbered as described above.
 Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,
                                         const std::vector<std::string>& types,
-                                        int64_t target_unit_resources,
-                                        int64_t target_unit_bytes = 64LL << 20);
+                                        int64_t target_unit_resources, int64_t target_unit_bytes);
 
 // Claims and plans one job. False when no job was waiting.
 Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& options);
 
 // Marks the job failed (unless it is already finished or cancelled) with an OperationOutcome
-// holding one issue (code "transient" when transient, else "exception") and the diagnostics,
-// sets finished_at and expires_at (= now + retention), and removes the job directory.
+// holding one issue and the diagnostics, sets finished_at and expires_at (= now + retention),
+// and removes the job directory. The issue code is "transient" when transient, else
+// "processing" (final; FHIR files "exception" under transient).
 Status FailJob(PgConnection* conn, const std::string& export_dir, const std::string& job_id,
                const std::string& diagnostics, bool transient, int64_t retention_seconds);
 

@@ -103,7 +103,9 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.target_unit_resources < 1) {
     return Status::InvalidArgument("--target-unit-resources must be positive");
   }
-  if (options.target_unit_bytes < 1) return Status::InvalidArgument("unit size must be positive");
+  if (options.target_unit_bytes < 1) {
+    return Status::InvalidArgument("--target-unit-mb must be positive");
+  }
   if (options.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be >= 1");
   if (options.janitor_interval_seconds < 1) {
     return Status::InvalidArgument("--janitor-interval-seconds must be >= 1");

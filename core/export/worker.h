@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "db/pg.h"
+#include "export/planner.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -51,9 +52,9 @@ struct WorkerOptions {
   int64_t grace_seconds = 3600;       // ... plus this, for downloads in flight
   int janitor_interval_seconds = 30;
   int max_attempts = 5;  // per unit, then the job fails (transient)
-  int64_t target_unit_resources = 75000;
-  // A unit reads at most ~this much of a table (heap + TOAST; planner.h).
-  int64_t target_unit_bytes = 64LL << 20;
+  // A unit reads at most ~this much of a table (rows; heap + TOAST bytes; planner.h).
+  int64_t target_unit_resources = kDefaultTargetUnitResources;
+  int64_t target_unit_bytes = kDefaultTargetUnitBytes;
   int64_t check_every_rows = 10000;  // heartbeat / cancellation check, or every second
   int gzip_level = 1;                // gzip twin "<file>.gz" of every file; 0: none, 1..9
   std::string worker_id;             // default: <host>-<pid>-<random>

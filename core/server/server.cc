@@ -606,7 +606,7 @@ void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpRespon
       resp->AddHeader("Cache-Control", "no-store");
       break;
     case JobState::kFailed:
-      *resp = OutcomeResponse(500, job.error_transient ? "transient" : "exception",
+      *resp = OutcomeResponse(500, job.error_transient ? "transient" : "processing",
                               "the export failed");
       if (!job.error_json.empty()) resp->body = job.error_json;
       break;

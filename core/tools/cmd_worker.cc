@@ -24,7 +24,8 @@ int RunWorker(int argc, char** argv) {
   long long retention_seconds = 86400;
   long long grace_seconds = 3600;
   long long gzip_level = 1;
-  long long target_unit_resources = 75000;
+  long long target_unit_resources = kDefaultTargetUnitResources;
+  long long target_unit_mb = kDefaultTargetUnitBytes >> 20;
   long long max_attempts = 5;
   long long janitor_interval_seconds = 30;
   bool once = false;
@@ -54,7 +55,12 @@ int RunWorker(int argc, char** argv) {
                "N");
   flags.AddInt("target-unit-resources", &target_unit_resources,
                "rows of a type's table per work unit, roughly: smaller units spread one export "
-               "over more workers and redo less after a crash");
+               "over more workers and redo less after a crash, but read a table through "
+               "PostgreSQL's buffer pool instead of a sequential scan (slower)");
+  flags.AddInt("target-unit-mb", &target_unit_mb,
+               "megabytes of a type's table (heap and TOAST) per work unit, roughly (the same "
+               "trade-off)",
+               "N");
   flags.AddInt("max-attempts", &max_attempts,
                "attempts per work unit (worker crashes, database outages) before its export "
                "fails with a transient OperationOutcome");
@@ -82,6 +88,8 @@ int RunWorker(int argc, char** argv) {
   options.retention_seconds = retention_seconds;
   options.grace_seconds = grace_seconds;
   options.target_unit_resources = target_unit_resources;
+  // Clamped, not wrapped or shifted out of range: Worker::Create rejects <= 0.
+  options.target_unit_bytes = std::clamp(target_unit_mb, 0LL, 1LL << 40) << 20;
   // Clamped, not wrapped: Worker::Create rejects what is out of range.
   options.max_attempts = static_cast<int>(std::clamp(max_attempts, -1LL, 1000000LL));
   options.janitor_interval_seconds =

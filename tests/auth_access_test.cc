@@ -324,6 +324,26 @@ TEST_F(AuthFileAccessTest, AnotherClientsFileDoesNotExist) {
             404);
 }
 
+// The owner is read once per process (it never changes); a job whose owner file is not there
+// yet is looked at again on the next request.
+TEST_F(AuthFileAccessTest, OwnerIsReadOnceAndAbsenceIsNotRemembered) {
+  auto fa = Make(true, true, false);
+  ASSERT_NE(fa, nullptr);
+  const std::string owner_file = dir_ + "/export/" + kJob + "/" + std::string(kJobOwnerFile);
+  ASSERT_TRUE(Ask(*fa, kJob, "Patient.1.1.ndjson", Bearer("client-1", "system/*.rs")).allowed);
+  fs::remove(owner_file);
+  EXPECT_TRUE(Ask(*fa, kJob, "Patient.1.1.ndjson", Bearer("client-1", "system/*.rs")).allowed);
+  EXPECT_EQ(Ask(*fa, kJob, "Patient.1.1.ndjson", Bearer("client-2", "system/*.rs")).denial.status,
+            404);
+
+  const std::string other_owner = dir_ + "/export/" + kOtherJob + "/" + std::string(kJobOwnerFile);
+  EXPECT_EQ(
+      Ask(*fa, kOtherJob, "Patient.1.1.ndjson", Bearer("client-2", "system/*.rs")).denial.status,
+      404);
+  Write(other_owner, "client-2");  // planned meanwhile
+  EXPECT_TRUE(Ask(*fa, kOtherJob, "Patient.1.1.ndjson", Bearer("client-2", "system/*.rs")).allowed);
+}
+
 // A token whose subject is empty must not match a job that has no owner file.
 TEST_F(AuthFileAccessTest, EmptySubjectNeverOwnsAJob) {
   auto fa = Make(true, true, false);

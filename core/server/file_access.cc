@@ -14,6 +14,7 @@ namespace fhirbulk {
 namespace {
 
 constexpr size_t kMaxClientId = 256;
+constexpr size_t kMaxRememberedOwners = 10000;  // ~1 MB; cleared when full
 
 HttpResponse Challenge(int status, const std::string& diagnostics, const char* error) {
   HttpResponse r = OutcomeResponse(status, status == 401 ? "login" : "forbidden", diagnostics);
@@ -53,6 +54,21 @@ Result<std::unique_ptr<FileAccess>> FileAccess::Create(FileAccessOptions options
 }
 
 std::string FileAccess::OwnerOf(std::string_view job_id) const {
+  const std::string key(job_id);
+  {
+    std::lock_guard<std::mutex> lock(owners_mu_);
+    auto it = owners_.find(key);
+    if (it != owners_.end()) return it->second;
+  }
+  std::string owner = ReadOwnerFile(job_id);
+  if (owner.empty()) return owner;  // not planned yet, or gone: ask again next time
+  std::lock_guard<std::mutex> lock(owners_mu_);
+  if (owners_.size() >= kMaxRememberedOwners) owners_.clear();
+  owners_.emplace(key, owner);
+  return owner;
+}
+
+std::string FileAccess::ReadOwnerFile(std::string_view job_id) const {
   std::string path =
       options_.export_dir + "/" + std::string(job_id) + "/" + std::string(kJobOwnerFile);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

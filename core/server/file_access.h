@@ -10,15 +10,20 @@
 //    is 401.
 //  - With authorization off, everyone is "anonymous" and may download.
 // Downloads are recorded in the audit trail (AuditDownload) when a database is configured.
+// Owners are remembered per process once read: a job's owner never changes and job ids are
+// never reused, and a file of a cancelled or deleted job is gone from the served tree, so a
+// remembered owner can only let through a request whose file then fails to open (404).
 //
-// Thread-safety: immutable after Create.
+// Thread-safety: safe for concurrent use (the owner memo is locked).
 
 #ifndef FHIRBULK_SERVER_FILE_ACCESS_H_
 #define FHIRBULK_SERVER_FILE_ACCESS_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "auth/audit.h"
 #include "auth/key_ring.h"
@@ -51,8 +56,11 @@ class FileAccess {
  private:
   explicit FileAccess(FileAccessOptions options) : options_(std::move(options)) {}
   std::string OwnerOf(std::string_view job_id) const;
+  std::string ReadOwnerFile(std::string_view job_id) const;
 
   FileAccessOptions options_;
+  mutable std::mutex owners_mu_;
+  mutable std::unordered_map<std::string, std::string> owners_;  // job id -> client id
   std::shared_ptr<const KeyRing> token_keys_;
   std::shared_ptr<const KeyRing> url_keys_;
   AuditLog* audit_ = nullptr;

@@ -29,6 +29,7 @@
 #include "auth/key_ring.h"
 #include "auth/token_endpoint.h"
 #include "auth_test_keys.h"
+#include "client/http_client.h"
 #include "test_db.h"
 #include "util/fhir_time.h"
 
@@ -239,21 +240,6 @@ TEST(AuthJwksFetchTest, SsrfGuard) {
 const char* const kTokenUrl = "https://ehr.example.org/auth/token";
 const char* const kJwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-std::string FormEncode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 class AuthDbTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -349,9 +335,9 @@ class AuthDbTest : public ::testing::Test {
 
   std::string Body(const std::string& assertion,
                    const std::string& scope = "system/Patient.rs system/Observation.rs") {
-    return "grant_type=client_credentials&scope=" + FormEncode(scope) +
-           "&client_assertion_type=" + FormEncode(kJwtBearer) +
-           "&client_assertion=" + FormEncode(assertion);
+    return "grant_type=client_credentials&scope=" + client::PercentEncode(scope) +
+           "&client_assertion_type=" + client::PercentEncode(kJwtBearer) +
+           "&client_assertion=" + client::PercentEncode(assertion);
   }
 
   TokenResult Post(const std::string& body,
@@ -696,15 +682,16 @@ TEST_F(AuthDbTest, RefusesMalformedRequests) {
 TEST_F(AuthDbTest, RefusesOtherGrantsAndAssertionTypes) {
   std::string id = AddKeyClient();
   std::string jwt = Sign(For(id));
-  std::string base = "scope=system%2FPatient.rs&client_assertion=" + FormEncode(jwt);
+  std::string base = "scope=system%2FPatient.rs&client_assertion=" + client::PercentEncode(jwt);
   EXPECT_EQ(Verdict(Post(base + "&grant_type=authorization_code&client_assertion_type=" +
-                         FormEncode(kJwtBearer))),
+                         client::PercentEncode(kJwtBearer))),
             "unsupported_grant_type: only client_credentials is supported");
   // Step 2 comes before step 3.
   EXPECT_EQ(Verdict(Post(base + "&grant_type=password&client_assertion_type=x")),
             "unsupported_grant_type: only client_credentials is supported");
-  EXPECT_EQ(Verdict(Post(base + "&grant_type=client_credentials&client_assertion_type=" +
-                         FormEncode("urn:ietf:params:oauth:client-assertion-type:saml2-bearer"))),
+  EXPECT_EQ(Verdict(Post(
+                base + "&grant_type=client_credentials&client_assertion_type=" +
+                client::PercentEncode("urn:ietf:params:oauth:client-assertion-type:saml2-bearer"))),
             std::string("invalid_client: client_assertion_type must be ") + kJwtBearer);
   // Nothing was recorded: refused before the signature.
   EXPECT_EQ(Scalar("SELECT count(*) FROM auth_jti"), "0");

@@ -76,6 +76,14 @@ TEST(ClientRetryAfterTest, ExponentialBackoff) {
   EXPECT_EQ(slow.Next(), 3);
 }
 
+TEST(ClientRetryAfterTest, TheServersWaitComesFirstButNeverBelowASecond) {
+  Backoff b(2, 60);
+  EXPECT_EQ(b.Next(std::optional<int64_t>(30)), 30);
+  EXPECT_EQ(b.Next(std::optional<int64_t>(0)), 1);  // "Retry-After: 0" is no busy loop
+  EXPECT_EQ(b.Next(std::nullopt), 2);               // the server did not say: back off
+  EXPECT_EQ(b.Next(std::nullopt), 4);
+}
+
 TEST(ClientRetryAfterTest, TokensAreRenewedBeforeTheyExpire) {
   using std::chrono::seconds;
   EXPECT_EQ(TokenSource::RenewMargin(seconds(300)), seconds(60));

@@ -421,7 +421,7 @@ Status ExportClient::Kickoff() {
       }
       if (code == 429) {
         // Too many exports of this client running: wait as told; not a failure.
-        double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+        double wait = backoff.Next(retry_after);
         std::string why = OutcomeText(res->body);
         display_->Log("kick-off refused for now (429" + (why.empty() ? "" : ": " + why) +
                       "); trying again in " + Display::Seconds(wait));
@@ -453,7 +453,7 @@ Status ExportClient::Kickoff() {
       failure = s;
     }
     if (++failures > options_.retries) return failure;
-    double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+    double wait = backoff.Next(retry_after);
     display_->Warn("kick-off: " + failure.message() + "; retrying in " + Display::Seconds(wait));
     if (!Sleep(wait)) return Status::Aborted("interrupted");
   }
@@ -493,8 +493,7 @@ Result<ExportClient::Poll> ExportClient::PollUntilDone() {
         if (code == 202 && res->HasHeader("x-progress")) {
           progress = CleanProgress(res->Header("x-progress"));
         }
-        // Retry-After 0 would be a busy loop: at least a second.
-        double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+        double wait = backoff.Next(retry_after);
         display_->SetStatus("export " + progress,
                             (code == 429 ? "polled too often (429), " : std::string()) +
                                 "next poll in " + Display::Seconds(wait) + ", waiting for " +
@@ -516,7 +515,7 @@ Result<ExportClient::Poll> ExportClient::PollUntilDone() {
       failure = s;
     }
     if (++failures > options_.retries) return failure;
-    double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+    double wait = backoff.Next(retry_after);
     display_->Warn("status: " + failure.message() + "; polling again in " + Display::Seconds(wait));
     if (!Sleep(wait)) return Status::Aborted("interrupted");
   }

@@ -271,7 +271,7 @@ FileOutcome FileDownloader::Download(const FileJob& job) {
           break;
         }
         retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros());
-        double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+        double wait = backoff.Next(retry_after);
         display_->Log(job.name + ": the server asks to slow down (429); waiting " +
                       Display::Seconds(wait));
         if (interrupt_ != nullptr && !interrupt_->SleepFor(wait)) {
@@ -292,7 +292,7 @@ FileOutcome FileDownloader::Download(const FileJob& job) {
                                        " attempts");
       break;
     }
-    double wait = retry_after ? std::max<double>(1, *retry_after) : backoff.Next();
+    double wait = backoff.Next(retry_after);
     display_->Warn(job.name + ": " + failure.message() + "; retrying in " + Display::Seconds(wait) +
                    (offset > 0 ? " from byte " + std::to_string(offset) : ""));
     if (interrupt_ != nullptr && !interrupt_->SleepFor(wait)) {

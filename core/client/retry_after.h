@@ -41,6 +41,11 @@ class Backoff {
 
   // The wait before the next attempt; each call grows the following one.
   double Next();
+  // What the server asked for (at least a second: Retry-After 0 would be a busy loop), or,
+  // when it did not say, Next().
+  double Next(const std::optional<int64_t>& retry_after) {
+    return retry_after ? (*retry_after < 1 ? 1.0 : static_cast<double>(*retry_after)) : Next();
+  }
   void Reset() { next_ = initial_; }
 
  private:

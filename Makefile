@@ -16,10 +16,12 @@ CMAKE_ARGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 all: core module
 
-$(BUILD)/CMakeCache.txt:
+# The generated Makefile, not CMakeCache.txt: a configure that failed half way (a missing
+# package) leaves a cache behind but no Makefile, and must run again.
+$(BUILD)/Makefile:
 	cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
 
-core: $(BUILD)/CMakeCache.txt
+core: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 module: core

@@ -11,6 +11,7 @@ PKGS=(
     libgtest-dev libbenchmark-dev
     postgresql-15 postgresql-client-15
     perl libcrypt-jwt-perl openssl curl wrk procps
+    clang libclang-rt-14-dev
 )
 
 missing=()
@@ -33,7 +34,8 @@ if [ ! -e "$policy" ]; then
     $SUDO chmod 755 "$policy"
     own_policy=1
 fi
-cleanup() { [ "$own_policy" = 1 ] && $SUDO rm -f "$policy"; }
+# An if, not `[ ] &&`: a false test as the trap's last command would become the exit status.
+cleanup() { if [ "$own_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 $SUDO apt-get update -qq

@@ -30,6 +30,13 @@
 /* how often a request waiting for the thread pool re-arms its timer (ms) */
 #define NGX_HTTP_FHIR_BULK_IN_FLIGHT_TICK  60000
 
+/*
+ * A cancelled job's marker: "<export dir>/.cancels/<job id>", written by the
+ * node that acknowledges the DELETE (core/server/server.cc, kCancelMarkerDir)
+ * before its 202; every node refuses the job's files while it exists.
+ */
+#define NGX_HTTP_FHIR_BULK_CANCELS  "/.cancels/"
+
 
 typedef struct {
     ngx_flag_t            api;
@@ -103,7 +110,12 @@ static ngx_int_t ngx_http_fhir_bulk_valid_file_path(ngx_str_t *rel);
 static ngx_int_t ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
     ngx_http_fhir_bulk_loc_conf_t *flcf, ngx_str_t *rel, ngx_uint_t *allowed);
 static ngx_int_t ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
-    ngx_str_t *path, ngx_open_file_info_t *of);
+    ngx_str_t *path, size_t root, ngx_open_file_info_t *of);
+static ngx_int_t ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r,
+    ngx_str_t *dir, ngx_str_t *rel);
+static ngx_int_t ngx_http_fhir_bulk_mask_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_fhir_bulk_add_cancels_path(ngx_conf_t *cf,
+    ngx_str_t *export_dir);
 
 static void *ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -883,7 +895,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         ngx_memcpy(last, ".gz", sizeof(".gz"));
         path.len = last + 3 - path.data;
 
-        rc = ngx_http_fhir_bulk_open_file(r, &path, &of);
+        rc = ngx_http_fhir_bulk_open_file(r, &path, root, &of);
 
         if (rc == NGX_OK) {
             gzip = 1;
@@ -898,7 +910,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         *last = '\0';
         path.len = last - path.data;
 
-        rc = ngx_http_fhir_bulk_open_file(r, &path, &of);
+        rc = ngx_http_fhir_bulk_open_file(r, &path, root, &of);
 
         if (rc == NGX_DECLINED) {
             goto not_found;
@@ -907,6 +919,18 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         if (rc != NGX_OK) {
             return rc;
         }
+    }
+
+    /* checked once the file is open: a cancel acknowledged before now wins */
+
+    rc = ngx_http_fhir_bulk_cancelled(r, &flcf->files_dir, &rel);
+
+    if (rc == NGX_OK) {
+        goto not_found;
+    }
+
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     r->root_tested = !r->error_page;
@@ -1114,11 +1138,16 @@ ngx_http_fhir_bulk_valid_file_path(ngx_str_t *rel)
 }
 
 
-/* NGX_OK, NGX_DECLINED when there is no such regular file, or an error */
+/*
+ * NGX_OK, NGX_DECLINED when there is no such regular file, or an error.
+ * Symbolic links are never followed below the export directory (`root`
+ * bytes of the path): the job directory and the file are opened with
+ * O_NOFOLLOW, so a link planted there is "no such file", logged.
+ */
 
 static ngx_int_t
 ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
-    ngx_open_file_info_t *of)
+    size_t root, ngx_open_file_info_t *of)
 {
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -1133,6 +1162,13 @@ ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
     of->errors = clcf->open_file_cache_errors;
     of->events = clcf->open_file_cache_events;
 
+#if (NGX_HAVE_OPENAT)
+    of->disable_symlinks = NGX_DISABLE_SYMLINKS_ON;
+    of->disable_symlinks_from = root;
+#else
+#error ngx_http_fhir_bulk_module needs openat() to refuse symbolic links
+#endif
+
     if (ngx_open_cached_file(clcf->open_file_cache, path, of, r->pool)
         != NGX_OK)
     {
@@ -1146,6 +1182,22 @@ ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
         case NGX_ENAMETOOLONG:
             return NGX_DECLINED;
 
+        case NGX_ELOOP:
+#if (NGX_HAVE_OPENAT)
+        case NGX_EMLINK:
+#endif
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, of->err,
+                          "fhir_bulk: refused a symbolic link: %s \"%s\"",
+                          of->failed, path->data);
+            return NGX_DECLINED;
+
+        case NGX_EACCES:
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, of->err,
+                          "fhir_bulk: %s \"%s\" failed (the export directory "
+                          "must be readable by nginx's user through a shared "
+                          "group)", of->failed, path->data);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
         default:
             ngx_log_error(NGX_LOG_CRIT, r->connection->log, of->err,
                           "%s \"%s\" failed", of->failed, path->data);
@@ -1158,6 +1210,182 @@ ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * NGX_OK when the job of "<job id>/<file>" has a cancel marker, NGX_DECLINED
+ * when it has none, or an error: a marker that cannot be looked up refuses
+ * the download (a cancel must never be missed).
+ */
+
+static ngx_int_t
+ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r, ngx_str_t *dir,
+    ngx_str_t *rel)
+{
+    u_char           *p, *last;
+    ngx_err_t         err;
+    ngx_file_info_t   fi;
+
+    p = ngx_pnalloc(r->pool, dir->len + sizeof(NGX_HTTP_FHIR_BULK_CANCELS)
+                             + 36);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = ngx_cpymem(p, dir->data, dir->len);
+    last = ngx_cpymem(last, NGX_HTTP_FHIR_BULK_CANCELS,
+                      sizeof(NGX_HTTP_FHIR_BULK_CANCELS) - 1);
+    last = ngx_cpymem(last, rel->data, 36);
+    *last = '\0';
+
+    if (ngx_link_info(p, &fi) == 0) {
+        return NGX_OK;
+    }
+
+    err = ngx_errno;
+
+    if (err == NGX_ENOENT || err == NGX_ENOTDIR) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
+                  "fhir_bulk: cannot look up the cancel marker \"%s\", "
+                  "download refused", p);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/*
+ * Signed file URLs are capabilities: in a files location the request line,
+ * which nginx writes into the access log ($request) and into every error
+ * log line about the request ("request: ..."), gets the value of each
+ * "signature" query parameter replaced by "***".  A parameter whose name is
+ * percent-encoded is masked too.  $request_uri and $args keep the original.
+ */
+
+static ngx_int_t
+ngx_http_fhir_bulk_mask_handler(ngx_http_request_t *r)
+{
+    u_char                         *p, *end, *q, *name, *value, *out, *o;
+    size_t                          n;
+    ngx_uint_t                      masked;
+    ngx_http_fhir_bulk_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_bulk_module);
+
+    if (flcf->files_dir.len == 0 || r->request_line.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    p = r->request_line.data;
+    end = p + r->request_line.len;
+
+    q = ngx_strlchr(p, end, '?');
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* the request line ends with " HTTP/x.y" unless it is HTTP/0.9 */
+
+    for (n = r->request_line.len; n > (size_t) (q - p); n--) {
+        if (p[n - 1] == ' ') {
+            end = p + n - 1;
+            break;
+        }
+    }
+
+    /* "=" becomes "=***": at most 2.5 times "%=" */
+    out = ngx_pnalloc(r->pool, r->request_line.len * 3);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    o = ngx_cpymem(out, p, q + 1 - p);
+    masked = 0;
+    name = q + 1;
+
+    while (name < end) {
+        value = name;
+        while (value < end && *value != '&' && *value != '=') {
+            value++;
+        }
+
+        o = ngx_cpymem(o, name, value - name);
+
+        if (value < end && *value == '=') {
+            q = value + 1;
+            while (q < end && *q != '&') {
+                q++;
+            }
+
+            if (((size_t) (value - name) == sizeof("signature") - 1
+                 && ngx_strncasecmp(name, (u_char *) "signature",
+                                    sizeof("signature") - 1) == 0)
+                || ngx_strlchr(name, value, '%') != NULL)
+            {
+                o = ngx_cpymem(o, "=***", 4);
+                masked = 1;
+
+            } else {
+                o = ngx_cpymem(o, value, q - value);
+            }
+
+            value = q;
+        }
+
+        if (value < end) {
+            *o++ = '&';   /* the '&' */
+        }
+
+        name = value + 1;
+    }
+
+    if (!masked) {
+        return NGX_DECLINED;
+    }
+
+    o = ngx_cpymem(o, end, r->request_line.data + r->request_line.len - end);
+
+    r->request_line.data = out;
+    r->request_line.len = o - out;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * "<export dir>/.cancels": created at start by the nginx master (owned by
+ * the workers' user, mode 0700) like nginx's temporary paths, so that a node
+ * can record a cancel without write access to the export directory.
+ */
+
+static ngx_int_t
+ngx_http_fhir_bulk_add_cancels_path(ngx_conf_t *cf, ngx_str_t *export_dir)
+{
+    u_char      *last;
+    ngx_path_t  *path;
+
+    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (path == NULL) {
+        return NGX_ERROR;
+    }
+
+    path->name.len = export_dir->len + sizeof("/.cancels") - 1;
+    path->name.data = ngx_pnalloc(cf->pool, path->name.len + 1);
+    if (path->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_cpymem(path->name.data, export_dir->data, export_dir->len);
+    last = ngx_cpymem(last, "/.cancels", sizeof("/.cancels") - 1);
+    *last = '\0';
+
+    path->conf_file = cf->conf_file->file.name.data;
+    path->line = cf->conf_file->line;
+
+    return ngx_add_path(cf, &path);
 }
 
 
@@ -1284,6 +1512,13 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
     if (conf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->export_dir.len
+        && ngx_http_fhir_bulk_add_cancels_path(cf, &conf->export_dir)
+           != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -1684,6 +1919,15 @@ ngx_http_fhir_bulk_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_fhir_bulk_log_handler;
+
+    /* before limit_req, limit_conn and access log anything about it */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_fhir_bulk_mask_handler;
 
     return NGX_OK;
 }

@@ -150,7 +150,7 @@ waitpid($kid, 0);
 # lock its unit first, and a cancel meeting completing units deadlocked: 503).
 is($cancel_status, '202', 'node A cancels the running export');
 $t->is_outcome($node_b->get($run_b), 404, 'not-found', 'node B: its status is 404 at once');
-ok(!-e $t->export_dir . "/$run_job", 'its directory left the served tree');
+ok(-e $t->export_dir . "/.cancels/$run_job", 'its cancel marker is written: no node serves its files');
 cmp_ok($t->psql("SELECT count(*) FROM export_job WHERE job_id = '$run_job' AND "
                 . "state = 'cancelled'"), '<=', 1, 'the job is cancelled (or already deleted)');
 

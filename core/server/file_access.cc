@@ -71,7 +71,8 @@ std::string FileAccess::OwnerOf(std::string_view job_id) const {
 std::string FileAccess::ReadOwnerFile(std::string_view job_id) const {
   std::string path =
       options_.export_dir + "/" + std::string(job_id) + "/" + std::string(kJobOwnerFile);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // A link planted in the job directory must not name another job's owner.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return {};
   char buf[kMaxClientId + 1];
   ssize_t n = ::read(fd, buf, sizeof(buf));

@@ -11,8 +11,9 @@
 //  - With authorization off, everyone is "anonymous" and may download.
 // Downloads are recorded in the audit trail (AuditDownload) when a database is configured.
 // Owners are remembered per process once read: a job's owner never changes and job ids are
-// never reused, and a file of a cancelled or deleted job is gone from the served tree, so a
-// remembered owner can only let through a request whose file then fails to open (404).
+// never reused, and a file of a cancelled or deleted job is refused by the module (cancel
+// marker, see server.cc) or gone, so a remembered owner can only let through a request whose
+// file then fails to open (404). The owner file is opened without following a symbolic link.
 //
 // Thread-safety: safe for concurrent use (the owner memo is locked).
 

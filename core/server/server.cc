@@ -1,6 +1,12 @@
 #include "server/server.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -622,20 +628,87 @@ void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpRespon
   status_cache_->Put(job.job_id, std::move(entry), read_started_us);
 }
 
+namespace {
+
+// "<export dir>/.cancels/<job id>" (ngx_module: NGX_HTTP_FHIR_BULK_CANCELS): while it exists
+// no node serves the job's files. The nginx master creates the directory for nginx's user, so
+// recording a cancel needs no write access to the export directory itself, which belongs to
+// the export worker (nginx's user may only read it, through a shared group).
+constexpr const char* kCancelMarkerDir = "/.cancels";
+// Markers outlive their job directory by this much before a cancel sweeps them away.
+constexpr int64_t kCancelMarkerKeepSeconds = 3600;
+constexpr int64_t kCancelMarkerSweepSeconds = 600;
+
+Status WriteCancelMarker(const std::string& export_dir, const std::string& job_id) {
+  const std::string path = export_dir + kCancelMarkerDir + "/" + job_id;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Status::IOError("cannot write the cancel marker " + path + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return Status::OK();
+}
+
+// Removes markers older than kCancelMarkerKeepSeconds whose job directory is gone (the
+// workers deleted it), at most once per kCancelMarkerSweepSeconds per process.
+void SweepCancelMarkers(const std::string& export_dir) {
+  static std::atomic<int64_t> last_sweep{0};
+  const int64_t now = NowMicros() / 1000000;
+  int64_t last = last_sweep.load();
+  if (now - last < kCancelMarkerSweepSeconds || !last_sweep.compare_exchange_strong(last, now)) {
+    return;
+  }
+  const std::string dir = export_dir + kCancelMarkerDir;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (struct dirent* e = ::readdir(d)) {
+    const std::string name(e->d_name);
+    if (!IsValidJobId(name)) continue;
+    struct stat st;
+    if (::lstat((dir + "/" + name).c_str(), &st) != 0 ||
+        now - st.st_mtime < kCancelMarkerKeepSeconds) {
+      continue;
+    }
+    if (::lstat((export_dir + "/" + name).c_str(), &st) == 0 || errno != ENOENT) continue;
+    ::unlink((dir + "/" + name).c_str());
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
 void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
   auto principal = Authenticate(req, resp);
   if (!principal) {
     Audit(req, "cancel", "", route.job_id, *resp, "no valid access token");
     return;
   }
-  status_cache_->Erase(route.job_id);
+  // A cancel is acknowledged only once it holds on every node: the marker that makes every
+  // node refuse the job's files is written after the ownership check and before the commit
+  // (no marker, no cancel). A marker left by a commit that then failed only hides files of
+  // a job its owner asked to cancel.
+  bool marker_failed = false;
   Status s = WithConnection([&](PgConnection* c) -> Status {
     ExportRequest request;
     auto job = AccessibleJob(c, route.job_id, *principal, &request);
     if (!job.ok()) return job.status();
+    Status m = WriteCancelMarker(options_.export_dir, route.job_id);
+    if (!m.ok()) {
+      marker_failed = true;
+      return m;
+    }
     return CancelJob(c, route.job_id, principal->client_id);
   });
+  if (marker_failed) {
+    *resp = OutcomeResponse(500, "exception",
+                            "the export could not be cancelled; it is unchanged, try again later");
+    resp->log_message = "cancel refused: " + s.message();
+    Audit(req, "cancel", principal->client_id, route.job_id, *resp, "cancel marker not written");
+    return;
+  }
   if (!s.ok()) {
+    // Another client's job (or none) ends here, before anything of the job is touched: its
+    // owner's cached status stays (issue 11, row 12).
     *resp = s.code() == Status::Code::kPermissionDenied
                 ? Forbidden(options_.base_url, s)
                 : StatusResponse(s, options_.retry_after_unavailable);
@@ -643,13 +716,8 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
           s.code() == Status::Code::kUnavailable ? "database unavailable" : s.message());
     return;
   }
-  // Its files must stop being served now, not when a worker gets to it: move the directory
-  // out of the served tree (a rename is atomic); workers delete it later.
-  std::string from = options_.export_dir + "/" + route.job_id;
-  std::string to = options_.export_dir + "/.cancelled-" + route.job_id;
-  if (std::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
-    resp->log_message = "cannot move " + from + " away: " + std::strerror(errno);
-  }
+  status_cache_->Erase(route.job_id);
+  SweepCancelMarkers(options_.export_dir);
   resp->status = 202;
   OutcomeIssue info;
   info.severity = "information";

@@ -12,6 +12,15 @@ package FhirBulk::Test;
 #   my $res = $t->get('/fhir/metadata');   # HTTP::Tiny response hash (+ ->{json})
 #   $t->finish;                            # stops everything, checks the error log
 #
+# Every nginx started here is checked for crashes when its test file ends: an nginx worker
+# that exited on a signal fails the file, whether or not the test calls finish (an END block
+# scans the error logs of unfinished test servers). signal_exits returns the findings.
+#
+# Deployment modes (issue 11, row 6): as root, nginx workers run as nobody:nogroup and the
+# export directory is root:nogroup 2750, the export worker's tree, which nginx's user may read
+# (files 0640, directories 0750 with the group inherited) but not write; cancels write their
+# markers into <export dir>/.cancels, which the nginx master creates for nginx's user.
+#
 # TEST_LEAVE=1 keeps the directory; TEST_VERBOSE_LOG=1 prints nginx's error log at finish.
 
 use strict;
@@ -49,7 +58,71 @@ sub new {
         %opt,
     }, $class;
     $self->{base_url} = "http://127.0.0.1:$self->{port}/fhir";
+    $self->watch_error_log;
     return $self;
+}
+
+# --- crashes ------------------------------------------------------------------------------
+
+# error log => { finished => 0|1, expected => { pid => 1 } } for the END block below; per
+# process (a forked client must not check its parent's servers).
+my %WATCHED;
+
+sub watch_error_log {
+    my ($self) = @_;
+    $WATCHED{"$self->{dir}/error.log"} //= { finished => 0, expected => {}, owner => $$ };
+    return $self;
+}
+
+# A worker this test kills on purpose with a signal (so its exit is no finding).
+sub expect_signal_exit {
+    my ($self, $pid) = @_;
+    $WATCHED{"$self->{dir}/error.log"}{expected}{$pid} = 1;
+    return $self;
+}
+
+# The error-log lines saying an nginx process exited on a signal (e.g. "worker process 123
+# exited on signal 11"), except those of processes passed to expect_signal_exit.
+sub signal_exits {
+    my ($self) = @_;
+    return scan_signal_exits("$self->{dir}/error.log");
+}
+
+# signal_exits ignoring expect_signal_exit (for the harness's own test).
+sub scan_signal_exits_unexpected {
+    my ($self) = @_;
+    my $log = "$self->{dir}/error.log";
+    local $WATCHED{$log} = { expected => {} };
+    return scan_signal_exits($log);
+}
+
+sub scan_signal_exits {
+    my ($log) = @_;
+    my $w = $WATCHED{$log} || { expected => {} };
+    open(my $fh, '<', $log) or return ();
+    my @found;
+    while (my $line = <$fh>) {
+        next unless $line =~ /process (\d+) exited on signal/;
+        next if $w->{expected}{$1};
+        chomp $line;
+        push @found, $line;
+    }
+    close $fh;
+    return @found;
+}
+
+# A test file that ends (done_testing, die, exit) without finishing a test server still has
+# its error log checked: runs before Test::More's own END block and File::Temp's cleanup.
+END {
+    for my $log (sort keys %WATCHED) {
+        my $w = $WATCHED{$log};
+        next if $w->{finished} || $w->{owner} != $$;
+        my @crashes = scan_signal_exits($log);
+        next unless @crashes;
+        local $?;
+        Test::More::ok(0, "no nginx worker exited on a signal ($log)");
+        Test::More::diag(join("\n", @crashes));
+    }
 }
 
 sub dir { $_[0]{dir} }
@@ -128,7 +201,8 @@ sub synthea_dir { "$REPO/../shared/data/synthea-r4-100" }
 
 # --- export worker ------------------------------------------------------------------------
 
-# The export directory, writable by the worker and (for cancel) by nginx's workers.
+# The export directory: the export worker's (root here), readable but not writable by nginx's
+# workers (nobody:nogroup) through the group, which setgid passes on to job directories.
 sub export_dir {
     my ($self) = @_;
     my $d = "$self->{dir}/exports";
@@ -137,7 +211,7 @@ sub export_dir {
         if ($> == 0) {
             my $gid = getgrnam('nogroup');
             chown 0, $gid, $d;
-            chmod 02775, $d;
+            chmod 02750, $d;
         }
     }
     return $d;
@@ -202,17 +276,20 @@ sub write_conf {
     mkdir "$d/temp";
     my $main_extra = $self->expand($opt{main} // '');
     my $user = $> == 0 ? 'user nobody nogroup;' : '';
+    my $workers = $opt{workers} // 2;
+    my $level = $opt{error_log_level} // 'info';
+    my $access_log = $self->expand($opt{access_log} // "access_log $d/access.log;");
     $self->export_dir;
     my $conf = <<"EOF";
 load_module $MODULE;
 $user
-worker_processes 2;
+worker_processes $workers;
 pid $d/nginx.pid;
-error_log $d/error.log info;
+error_log $d/error.log $level;
 $main_extra
 events { worker_connections 256; }
 http {
-    access_log $d/access.log;
+    $access_log
     client_body_temp_path $d/temp/body;
     proxy_temp_path $d/temp/proxy;
     fastcgi_temp_path $d/temp/fastcgi;
@@ -428,6 +505,7 @@ sub add_node {
         http => HTTP::Tiny->new(timeout => 30, max_redirect => 0, keep_alive => 0),
         owner_pid => $$,
     }, ref $self;
+    $node->watch_error_log;
     (my $body = $http_body) =~ s/%%PORT%%/$port/g;
     $body =~ s/%%BASE_URL%%/$node->{base_url}/g;
     # expanded by $self: the shared export directory and connection file
@@ -685,7 +763,7 @@ sub mount_export_tmpfs {
     return 0 if $> != 0;
     my $d = $self->export_dir;
     my $gid = getgrnam('nogroup') // 0;
-    system('mount', '-t', 'tmpfs', '-o', "size=$size,mode=2775,uid=0,gid=$gid",
+    system('mount', '-t', 'tmpfs', '-o', "size=$size,mode=2750,uid=0,gid=$gid",
            'fhir-bulk-test', $d) == 0 or return 0;
     push @MOUNTED, [$d, $$];
     return 1;
@@ -720,9 +798,15 @@ sub finish {
     my $log = '';
     if (open(my $fh, '<', "$self->{dir}/error.log")) { local $/; $log = <$fh>; close $fh; }
     diag($log) if $ENV{TEST_VERBOSE_LOG};
-    my @bad = grep { /\[(alert|emerg|crit)\]|exited on signal/ } split /\n/, $log;
+    my $w = $WATCHED{"$self->{dir}/error.log"};
+    my %expected = %{ $w ? $w->{expected} : {} };
+    my @bad = grep { /\[(alert|emerg|crit)\]/ && !(/process (\d+) exited on signal/ && $expected{$1}) }
+              split /\n/, $log;
     ok(!@bad, 'no alerts, crashes or emergencies in the nginx error log')
         or diag(join("\n", @bad));
+    my @crashes = $self->signal_exits;
+    ok(!@crashes, 'no nginx worker exited on a signal') or diag(join("\n", @crashes));
+    $w->{finished} = 1 if $w;
     $self->{finished} = 1;
 }
 

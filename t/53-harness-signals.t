@@ -1,0 +1,80 @@
+#!/usr/bin/perl
+# The harness fails a test file during which an nginx worker exited on a signal (issue 11):
+# FhirBulk::Test scans the error log when the file ends, through finish or, for a file that
+# never calls finish, an END block. Shown here with a worker killed by SIGSEGV: signal_exits
+# reports it, and a child test file that does the same without expect_signal_exit fails.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use FhirBulk::Test;
+
+# No database is needed for /metadata: a connection file that names none.
+sub fake_conninfo {
+    my ($t) = @_;
+    mkdir $t->dir . '/pg';
+    open(my $fh, '>', $t->conninfo_file) or die;
+    print $fh "host=127.0.0.1 port=1 dbname=x\n";
+    close $fh;
+}
+
+my $t = FhirBulk::Test->new;
+fake_conninfo($t);
+$t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
+is($t->get('/fhir/metadata')->{status}, 200, 'nginx answers');
+is_deeply([ $t->signal_exits ], [], 'no signal exits yet');
+
+my ($victim) = $t->nginx_worker_pids;
+ok($victim, "an nginx worker process ($victim)");
+$t->expect_signal_exit($victim);
+kill 'SEGV', $victim;
+ok($t->wait_until(sub { grep { /process $victim exited on signal 11/ }
+                        `cat ${\ $t->dir }/error.log` }, 10),
+   'nginx logs the worker\'s exit on signal 11');
+ok($t->wait_until(sub { $t->get('/fhir/metadata')->{status} == 200 }, 10),
+   'the master starts another worker');
+is_deeply([ $t->signal_exits ], [], 'an expected exit is no finding');
+
+# the same scan without the expectation
+my @found = FhirBulk::Test::scan_signal_exits_unexpected($t);
+is(scalar @found, 1, 'signal_exits finds the crash when it is not expected');
+like($found[0] // '', qr/worker process $victim exited on signal 11/, 'naming the process');
+
+# A child test file that crashes a worker and ends without finish fails (END block), and one
+# that calls finish fails too.
+for my $case ([ 'without finish', '' ], [ 'with finish', '$t->finish;' ]) {
+    my ($name, $end) = @$case;
+    my $child = $t->dir . '/child-' . ($end ? 'finish' : 'plain') . '.t';
+    open(my $fh, '>', $child) or die;
+    print $fh <<"CHILD";
+use strict;
+use warnings;
+use lib '$FindBin::Bin/lib';
+use Test::More;
+use FhirBulk::Test;
+my \$t = FhirBulk::Test->new;
+mkdir \$t->dir . '/pg';
+open(my \$fh, '>', \$t->conninfo_file) or die;
+print \$fh "host=127.0.0.1 port=1 dbname=x\\n";
+close \$fh;
+\$t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
+my (\$w) = \$t->nginx_worker_pids;
+kill 'SEGV', \$w;
+\$t->wait_until(sub { grep { /exited on signal/ } `cat \${\\ \$t->dir }/error.log` }, 10);
+ok(1, 'the child test itself passes');
+$end
+done_testing;
+CHILD
+    close $fh;
+    my $out = `$^X $child 2>&1`;
+    my $status = $? >> 8;
+    isnt($status, 0, "a test file that crashed a worker fails ($name)") or diag($out);
+    like($out, qr/not ok \d+ - no nginx worker exited on a signal/, 'with a failing check')
+        or diag($out);
+    like($out, qr/exited on signal 11/, 'which shows the log line') or diag($out);
+}
+
+$t->finish;
+done_testing;

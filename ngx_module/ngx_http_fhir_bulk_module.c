@@ -901,7 +901,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
             gzip = 1;
 
         } else if (rc != NGX_DECLINED) {
-            return rc;
+            goto failed;
         }
     }
 #endif
@@ -917,7 +917,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         }
 
         if (rc != NGX_OK) {
-            return rc;
+            goto failed;
         }
     }
 
@@ -930,7 +930,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
     }
 
     if (rc != NGX_DECLINED) {
-        return rc;
+        goto failed;
     }
 
     r->root_tested = !r->error_page;
@@ -1023,6 +1023,13 @@ not_found:
     return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
                "no such export file (it may have expired or been cancelled)",
                0);
+
+failed:
+
+    /* the reason is in the error log */
+
+    return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+               "exception", "the export file cannot be served", 0);
 }
 
 

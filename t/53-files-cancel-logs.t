@@ -76,7 +76,6 @@ SKIP: {
     is((stat $exports)[5], scalar getgrnam('nogroup'), 'group nogroup, shared with nginx');
 }
 like($j1->{file}, qr/[?&]signature=[A-Za-z0-9_-]{20,}/, 'the manifest has signed URLs');
-my ($signature) = $j1->{file} =~ /[?&]signature=([^&]+)/;
 is($t->get($j1->{file})->{status}, 200, 'a signed URL downloads');
 is($t->get(unsigned($j1->{file}), bearer($ta))->{status}, 200, 'so does the bearer token');
 is($t->get($j1->{file} =~ s/signature=/signature=x/r)->{status}, 403,
@@ -84,6 +83,13 @@ is($t->get($j1->{file} =~ s/signature=/signature=x/r)->{status}, 403,
 # a refused download is logged at [error] with its request line
 my $tampered = $j1->{file} =~ s{/Patient[^/?]*\.ndjson}{/Nope.ndjson}r;
 is($t->get($tampered)->{status}, 403, 'a signature for another file is 403');
+# requests refused with a bearer token in them
+is($t->kickoff('/fhir/$export?_type=Nope', headers => bearer($ta))->{status}, 400,
+   'a bad kick-off with a token is 400');
+is($t->get(unsigned($j1->{file}), { Authorization => "Bearer ${ta}x" })->{status}, 401,
+   'a download with a damaged token is 401');
+is($t->get($j1->{url}, { Authorization => "Bearer ${tb}x" })->{status}, 401,
+   'a poll with a damaged token is 401');
 
 # --- row 9: symbolic links ---------------------------------------------------------------------
 
@@ -145,6 +151,14 @@ like(scalar `cat ${\ $t->dir }/error.log`, qr/\[error\].*cancel refused: cannot 
      'and logged at [error]');
 is(poll_done($ta, $j3->{url})->{status}, 200, 'the export is unchanged');
 is($t->get($j3->{file})->{status}, 200, 'its files are still served');
+# fail closed: a marker that cannot be looked up refuses the download, logged at [error] with
+# the request line (its signature masked, checked at the end)
+chmod 0000, "$exports/.cancels";
+$res = $t->get($j3->{file});
+$t->is_outcome($res, 500, undef, 'a download whose cancel marker cannot be looked up is refused');
+like(scalar `cat ${\ $t->dir }/error.log`,
+     qr/\[error\].*cannot look up the cancel marker.*request: "GET [^"]*signature=\*\*\*/,
+     'logged at [error], with the signature masked in the request line');
 chmod 0700, "$exports/.cancels";
 
 for my $job ($j3, $j1) {
@@ -171,7 +185,8 @@ for my $log ('error.log', 'access.log') {
     my $text = `cat ${\ $t->dir }/$log`;
     ok(length $text, "$log is not empty");
     for my $secret ([ 'bearer token of A', $ta ], [ 'bearer token of B', $tb ],
-                    [ 'URL signature', $signature ]) {
+                    map { [ 'URL signature', ($_->{file} =~ /[?&]signature=([^&]+)/)[0] ] }
+                        $j1, $j3) {
         my ($what, $value) = @$secret;
         ok(index($text, $value) < 0, "no $what in $log");
         # a token's signature part alone would be enough to replay it

@@ -121,11 +121,12 @@ BASE=$HOST/fhir
 install -m 600 "$DIR/pg/nginx-conninfo" "$DIR/nginx/conf/conninfo"
 
 # The server block exactly as deployed (conf.d/fhir-bulk.conf.template), with the poll
-# interval and the kick-off limit off for the benchmark, plus the baselines.
+# interval, the kick-off limit and the per-address limits (limit_req, limit_conn: wrk runs
+# from one address) off for the benchmark, plus the baselines.
 server_conf=$(cat "$ROOT/conf.d/fhir-bulk.conf.template")
 for kv in "LISTEN=127.0.0.1:$PORT" "BASE_URL=$BASE" "BASE_PATH=/fhir" \
     "CONNINFO_FILE=$DIR/nginx/conf/conninfo" "EXPORT_DIR=$EXPORT_DIR" \
-    "TOKEN_KEY_FILE=$DIR/nginx/conf/token.key"; do
+    "TOKEN_KEY_FILE=$DIR/nginx/conf/token.key" "ACCESS_LOG=off"; do
     server_conf=${server_conf//@${kv%%=*}@/${kv#*=}}
 done
 baselines="
@@ -146,7 +147,8 @@ baselines="
 server_conf=$(printf '%s\n' "$server_conf" | BASELINES=$baselines perl -0pe '
     s/fhir_bulk_max_active_exports\s+\d+;/fhir_bulk_max_active_exports 0;\n        fhir_bulk_min_poll_interval 0;/
         or die "no fhir_bulk_max_active_exports line in the template\n";
-    s/(server_name[^;]*;)/$1\n$ENV{BASELINES}/ or die "no server_name line in the template\n";')
+    s/(server_name[^;]*;)/$1\n$ENV{BASELINES}/ or die "no server_name line in the template\n";
+    s/^[ \t]*limit_(?:req|conn)[ \t][^;]*;\n//mg;')
 cat >"$DIR/nginx/conf/nginx.conf" <<CONF
 load_module $MODULE;
 $(sed -n 's/^thread_pool .*/&/p' "$ROOT/conf.d/mod-http-fhir-bulk.conf.template")

@@ -53,12 +53,15 @@
 //    malformed references or ids) are InvalidArgument in both modes.
 //    Reference values are normalized to "Type/id": a bare id takes the parameter's single
 //    target type (Observation?patient=1 -> Patient/1) or the :[Type] modifier; for a
-//    parameter with several targets it stays a bare id and matches that id under any type
-//    (FHIR's meaning). References under options.base_url are made relative.
+//    parameter with several targets it stays a bare id and matches that id under each of
+//    the parameter's declared R4 target types (fhir/search_params.h BareIdTargetTypes).
+//    References under options.base_url are made relative.
 //    A query whose type is not exported by this request (not in _type; or, at Patient/Group
 //    level without _type, outside the compartment and the supporting types) is dropped in
 //    both modes and reported as an `information` issue in `ignored`, because it cannot
 //    change the output. A query "Type?" (no criteria) is kept and matches every resource.
+//  - Limits (KickoffLimits below): sizes, nesting, counts and the compiled cost of
+//    _typeFilter are bounded; the body is parsed with RapidJSON's iterative parser.
 //  - request_url: options.base_url + request.path, plus "?" + the raw query for a GET with
 //    one (POST: without parameters, as the IG says).
 //

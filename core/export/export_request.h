@@ -138,8 +138,8 @@ struct KickoffLimits {
   size_t max_body_bytes = 1 << 20;       // POST Parameters body
   int max_json_depth = 32;               // nesting of the body (Parameters needs ~4)
   size_t max_query_bytes = 64 << 10;     // GET query string
-  size_t max_parameters = 10000;         // query parameters or Parameters.parameter entries
-  size_t max_value_bytes = 64 << 10;     // one parameter value, raw
+  size_t max_parameters = 20000;         // query parameters or Parameters.parameter entries
+  size_t max_value_bytes = 256 << 10;    // one parameter value, raw
   size_t max_list_items = 1000;          // items of _type, _elements, includeAssociatedData
   size_t max_patients = 10000;           // `patient` references
   size_t max_ignored_issues = 100;       // lenient issues kept (then one summary issue)

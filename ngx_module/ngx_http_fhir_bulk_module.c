@@ -48,6 +48,7 @@ typedef struct {
     ngx_str_t             export_dir;
     ngx_int_t             max_active_exports;
     ngx_flag_t            strict_headers;
+    ngx_int_t             typefilter_max_terms;
     ngx_msec_t            min_poll_interval;
     ngx_str_t             files_dir;
     ngx_flag_t            auth;
@@ -216,6 +217,13 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_fhir_bulk_loc_conf_t, strict_headers),
+      NULL },
+
+    { ngx_string("fhir_bulk_typefilter_max_terms"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, typefilter_max_terms),
       NULL },
 
     { ngx_string("fhir_bulk_auth"),
@@ -1421,6 +1429,7 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
     conf->retry_after = NGX_CONF_UNSET;
     conf->max_active_exports = NGX_CONF_UNSET;
     conf->strict_headers = NGX_CONF_UNSET;
+    conf->typefilter_max_terms = NGX_CONF_UNSET;
     conf->min_poll_interval = NGX_CONF_UNSET_MSEC;
     conf->auth = NGX_CONF_UNSET;
     conf->token_lifetime = NGX_CONF_UNSET;
@@ -1455,6 +1464,8 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->export_dir, prev->export_dir, "");
     ngx_conf_merge_value(conf->max_active_exports, prev->max_active_exports, 4);
     ngx_conf_merge_value(conf->strict_headers, prev->strict_headers, 1);
+    ngx_conf_merge_value(conf->typefilter_max_terms, prev->typefilter_max_terms,
+                         5000);
     ngx_conf_merge_msec_value(conf->min_poll_interval, prev->min_poll_interval,
                               1000);
 
@@ -1544,6 +1555,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                        conf->export_dir.len) == 0
         && prev->max_active_exports == conf->max_active_exports
         && prev->strict_headers == conf->strict_headers
+        && prev->typefilter_max_terms == conf->typefilter_max_terms
         && prev->min_poll_interval == conf->min_poll_interval
         && prev->auth == conf->auth
         && prev->token_key_file.data == conf->token_key_file.data
@@ -1566,6 +1578,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.export_dir.len = conf->export_dir.len;
     opts.max_active_exports = (int) conf->max_active_exports;
     opts.strict_kickoff_headers = (int) conf->strict_headers;
+    opts.typefilter_max_terms = (int) conf->typefilter_max_terms;
     opts.min_poll_interval_ms = (int) conf->min_poll_interval;
     opts.auth_enabled = (int) conf->auth;
     opts.token_lifetime = (int) conf->token_lifetime;

@@ -881,5 +881,245 @@ TEST(ExportRequestTest, JsonRejectsMalformed) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Limits (issue 11): every unbounded input has a limit, checked before the work it bounds.
+
+ExportParseOptions WithLimits(const KickoffLimits& limits) {
+  ExportParseOptions o = Options();
+  o.limits = limits;
+  return o;
+}
+
+void ExpectLimit(const Result<ExportRequest>& result, const std::string& prefix,
+                 const std::string& contains) {
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), Status::Code::kInvalidArgument) << result.status().ToString();
+  EXPECT_EQ(result.status().message().rfind(prefix, 0), 0u) << result.status().message();
+  EXPECT_NE(result.status().message().find(contains), std::string::npos)
+      << result.status().message();
+  EXPECT_LT(result.status().message().size(), 1000u) << "the message quotes too much";
+}
+
+std::string Nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// Issue 11 row 1: ~150,000 nested arrays (~300 KB) crashed the worker (recursive parse).
+TEST(ExportLimitsTest, DeeplyNestedBodyIsRefusedWithoutRecursion) {
+  Req deep = Post({}, "/$export");
+  deep.body = "{\"resourceType\":\"Parameters\",\"parameter\":[" + Nested(150000) + "]}";
+  ExpectLimit(Parse(deep), "body: JSON nested deeper than 32", "limit of 32 levels");
+  // Inside a value of a parameter entry, too.
+  ExpectLimit(
+      Parse(Post({"{\"name\":\"_type\",\"valueString\":\"Patient\",\"part\":" + Nested(40) + "}"})),
+      "body: JSON nested deeper", "32");
+  // Depth 32 is fine (3 levels are the Parameters, its list and the entry); brackets inside
+  // strings do not count.
+  ExportRequest ok =
+      ParseOk(Post({"{\"name\":\"_type\",\"valueString\":\"Patient\",\"part\":" + Nested(29) +
+                    ",\"x\":\"" + std::string(100, '[') + "\\\"\"}"}));
+  EXPECT_EQ(ok.types, Strings{"Patient"});
+  // The depth limit is configurable; a looser one still parses iteratively.
+  KickoffLimits loose;
+  loose.max_json_depth = 1 << 20;
+  Result<ExportRequest> r = Parse(deep, ExportLevel::kSystem, WithLimits(loose));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "Parameters.parameter entry is not an object");
+}
+
+TEST(ExportLimitsTest, BodyAndQuerySize) {
+  KickoffLimits small;
+  small.max_body_bytes = 100;
+  small.max_query_bytes = 30;
+  Req big = Post({Str("_type", std::string(200, 'A'))}, "/$export");
+  Result<ExportRequest> r = Parse(big, ExportLevel::kSystem, WithLimits(small));
+  ExpectLimit(r, "body: too large", "limit of 100 bytes");
+  EXPECT_EQ(KickoffSizeHttpStatus(r.status()), 413);
+  r = Parse(Get("_type=Patient,Observation,Encounter"), ExportLevel::kSystem, WithLimits(small));
+  ExpectLimit(r, "query: too large", "limit of 30 bytes");
+  EXPECT_EQ(KickoffSizeHttpStatus(r.status()), 414);
+  // Other errors keep the usual mapping.
+  EXPECT_EQ(KickoffSizeHttpStatus(Status::InvalidArgument("_type: 'Foo'")), 0);
+  EXPECT_EQ(KickoffSizeHttpStatus(Status::NotSupported("body: too large")), 0);
+  // Defaults: 1 MiB body, 64 KiB query.
+  Req mib = Post({Str("_type", "Patient")}, "/$export");
+  mib.body.insert(1, std::string((1 << 20), ' '));
+  EXPECT_EQ(KickoffSizeHttpStatus(Parse(mib).status()), 413);
+  EXPECT_EQ(
+      KickoffSizeHttpStatus(Parse(Get("_type=Patient&x=" + std::string(65536, 'a'))).status()),
+      414);
+}
+
+TEST(ExportLimitsTest, ParameterCountNameAndValueSize) {
+  KickoffLimits small;
+  small.max_parameters = 3;
+  small.max_value_bytes = 20;
+  const ExportParseOptions o = WithLimits(small);
+  ExpectLimit(Parse(Get("_type=Patient&_type=Patient&_type=Patient&_type=Patient"),
+                    ExportLevel::kSystem, o),
+              "query: 4 parameters", "limit of 3 parameters");
+  ExpectLimit(Parse(Post({Str("_type", "Patient"), Str("_type", "Patient"), Str("_type", "Patient"),
+                          Str("_type", "Patient")}),
+                    ExportLevel::kPatient, o),
+              "Parameters.parameter: 4 entries", "limit of 3 parameters");
+  ExpectLimit(Parse(Get("_type=" + std::string(21, 'A')), ExportLevel::kSystem, o),
+              "_type: the value is 21 bytes", "limit of 20 bytes per value");
+  ExpectLimit(Parse(Post({Str("_typeFilter", "Observation?code=" + std::string(10, 'x'))}),
+                    ExportLevel::kPatient, o),
+              "_typeFilter: the value is 27 bytes", "limit of 20 bytes");
+  // A name longer than any parameter's is refused before it is echoed anywhere, lenient too.
+  const std::string long_name(65, 'n');
+  ExpectLimit(Parse(Lenient(Get(long_name + "=1"))), "parameter name", "limit of 64 bytes");
+  ExpectLimit(Parse(Lenient(Post({Str(long_name, "1")}))), "parameter name", "limit of 64 bytes");
+}
+
+TEST(ExportLimitsTest, ListItemsPatientsAndInstants) {
+  KickoffLimits small;
+  small.max_list_items = 3;
+  small.max_patients = 2;
+  const ExportParseOptions o = WithLimits(small);
+  ExpectLimit(
+      Parse(Get("_type=Patient,Observation&_type=Encounter,Condition"), ExportLevel::kSystem, o),
+      "_type: 4 items", "limit of 3 items");
+  ExpectLimit(Parse(Get("_elements=id,meta,text,status"), ExportLevel::kSystem, o),
+              "_elements: 4 items", "limit of 3 items");
+  ExpectLimit(Parse(Lenient(Get("includeAssociatedData=_a,_b,_c,_d")), ExportLevel::kSystem, o),
+              "includeAssociatedData: 4 items", "limit of 3 items");
+  ExpectLimit(
+      Parse(Post({PatientRef("Patient/1"), PatientRef("Patient/2"), PatientRef("Patient/3")}),
+            ExportLevel::kPatient, o),
+      "patient: 3 references", "limit of 2 patients");
+  EXPECT_TRUE(
+      Parse(Post({PatientRef("Patient/1"), PatientRef("Patient/2")}), ExportLevel::kPatient, o)
+          .ok());
+  ExpectLimit(Parse(Get("_since=2020-01-01T00:00:00" + std::string(60, '0') + "Z")),
+              "_since:", "limit of 64 bytes");
+  // Default item limit: 1000.
+  std::string many = "_type=Patient";
+  for (int i = 0; i < 1000; ++i) many += ",Patient";
+  ExpectLimit(Parse(Get(many)), "_type: 1001 items", "limit of 1000 items");
+}
+
+TEST(ExportLimitsTest, LenientIssuesAreCapped) {
+  std::string query = "_type=Patient";
+  for (int i = 0; i < 150; ++i) query += "&unknown" + std::to_string(i) + "=1";
+  ExportRequest e = ParseOk(Lenient(Get(query)));
+  ASSERT_EQ(e.ignored.size(), 101u);
+  EXPECT_EQ(e.ignored[99].expression, "unknown99");
+  EXPECT_NE(e.ignored[100].diagnostics.find("only the first 100"), std::string::npos);
+  // Long client text is cut in messages.
+  Result<ExportRequest> r = Parse(Get("_type=" + std::string(5000, 'A')));
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(r.status().message().size(), 400u);
+  EXPECT_NE(r.status().message().find("(5000 bytes)"), std::string::npos) << r.status().message();
+}
+
+std::string BareIds(const std::string& prefix, int n) {
+  std::string out = prefix;
+  for (int i = 0; i < n; ++i) out += (i > 0 ? "," : "") + std::string("p") + std::to_string(i);
+  return out;
+}
+
+// Issue 11 row 2: Observation?subject=p0,...,p19999 (129 KB) became ~2.9M SQL keys.
+TEST(ExportLimitsTest, TypeFilterValuesPerParameter) {
+  const std::string attack = BareIds("Observation?subject=", 20000);
+  ASSERT_GT(attack.size(), 128000u);
+  ExpectLimit(Parse(Post({Str("_typeFilter", attack)}, "/$export")), "_typeFilter",
+              "has 20000 values, over the limit of 1000 values per parameter");
+  // Lenient: that query is dropped and reported as too costly; the others stay.
+  ExportRequest e = ParseOk(Lenient(Post(
+      {Str("_typeFilter", attack), Str("_typeFilter", "Encounter?status=finished")}, "/$export")));
+  ASSERT_EQ(e.type_filters.size(), 1u);
+  EXPECT_EQ(e.type_filters[0].type, "Encounter");
+  ASSERT_EQ(e.ignored.size(), 1u);
+  EXPECT_EQ(e.ignored[0].severity, "warning");
+  EXPECT_EQ(e.ignored[0].code, "too-costly");
+  EXPECT_EQ(e.ignored[0].expression, "_typeFilter");
+  EXPECT_NE(e.ignored[0].diagnostics.find("values per parameter"), std::string::npos);
+  EXPECT_LT(e.ignored[0].diagnostics.size(), 600u);
+  // At the limit: accepted.
+  EXPECT_EQ(Criterion(ParseOk(Post({Str("_typeFilter", BareIds("Observation?subject=", 1000))},
+                                   "/$export")),
+                      0, 0)
+                .values.size(),
+            1000u);
+}
+
+TEST(ExportLimitsTest, TypeFilterCriteriaAndQueries) {
+  std::string criteria = "Observation?status=final";
+  for (int i = 0; i < 32; ++i) criteria += "&code=c" + std::to_string(i);
+  ExpectLimit(Parse(Post({Str("_typeFilter", criteria)}, "/$export")), "_typeFilter",
+              "33 criteria, over the limit of 32 criteria per query");
+  std::vector<std::string> queries;
+  for (int i = 0; i < 101; ++i)
+    queries.push_back(Str("_typeFilter", "Observation?code=c" + std::to_string(i)));
+  ExpectLimit(Parse(Post(queries, "/$export")), "_typeFilter 'Observation?code=c100'",
+              "over the limit of 100 queries per kick-off");
+  ExportRequest e = ParseOk(Lenient(Post(queries, "/$export")));
+  EXPECT_EQ(e.type_filters.size(), 100u);
+  ASSERT_EQ(e.ignored.size(), 1u);
+  EXPECT_EQ(e.ignored[0].code, "too-costly");
+  // Queries dropped as not exported still count: the limit is on what the client sends.
+  std::string get = "_type=Patient";
+  for (int i = 0; i < 101; ++i) get += "&_typeFilter=Observation%3Fcode%3Dc" + std::to_string(i);
+  ExpectLimit(Parse(Get(get)), "_typeFilter", "queries per kick-off");
+}
+
+TEST(ExportLimitsTest, TypeFilterCompiledTerms) {
+  // Observation.subject has 4 declared targets: 1000 bare ids are 4000 terms, under 5000.
+  const std::string thousand = BareIds("Observation?subject=", 1000);
+  EXPECT_TRUE(Parse(Post({Str("_typeFilter", thousand)}, "/$export")).ok());
+  // A second such query goes over the kick-off's total.
+  ExpectLimit(Parse(Post({Str("_typeFilter", thousand), Str("_typeFilter", thousand)}, "/$export")),
+              "_typeFilter",
+              "compiles to 4000 search terms (4000 before it), over the limit "
+              "of 5000 terms per kick-off");
+  // Basic.subject targets any type (R4 "Any"): each bare id costs one term per R4 type.
+  ExpectLimit(Parse(Post({Str("_typeFilter", BareIds("Basic?subject=", 40))}, "/$export")),
+              "_typeFilter", "terms per kick-off");
+  // Explicit references cost one term each.
+  std::string typed = "Basic?subject=";
+  for (int i = 0; i < 1000; ++i) typed += (i > 0 ? ",Patient/p" : "Patient/p") + std::to_string(i);
+  EXPECT_TRUE(Parse(Post({Str("_typeFilter", typed)}, "/$export")).ok());
+  // Lenient drops the query that goes over and keeps the rest.
+  ExportRequest e =
+      ParseOk(Lenient(Post({Str("_typeFilter", thousand), Str("_typeFilter", thousand),
+                            Str("_typeFilter", "Observation?code=x")},
+                           "/$export")));
+  EXPECT_EQ(e.type_filters.size(), 2u);
+  ASSERT_EQ(e.ignored.size(), 1u);
+  EXPECT_EQ(e.ignored[0].code, "too-costly");
+  // The term limit is configurable (the nginx directive fhir_bulk_typefilter_max_terms).
+  KickoffLimits tight;
+  tight.max_type_filter_terms = 7;
+  ExpectLimit(Parse(Post({Str("_typeFilter", "Observation?subject=a,b")}, "/$export"),
+                    ExportLevel::kSystem, WithLimits(tight)),
+              "_typeFilter", "compiles to 8 search terms");
+  EXPECT_TRUE(Parse(Post({Str("_typeFilter", "Observation?subject=a&code=x,y,z")}, "/$export"),
+                    ExportLevel::kSystem, WithLimits(tight))
+                  .ok());
+}
+
+TEST(ExportLimitsTest, ZeroLimitsMeanDefaults) {
+  KickoffLimits zero;
+  zero.max_body_bytes = 0;
+  zero.max_json_depth = 0;
+  zero.max_query_bytes = 0;
+  zero.max_parameters = 0;
+  zero.max_value_bytes = 0;
+  zero.max_list_items = 0;
+  zero.max_patients = 0;
+  zero.max_ignored_issues = 0;
+  zero.max_type_filter_queries = 0;
+  zero.max_type_filter_criteria = 0;
+  zero.max_type_filter_values = 0;
+  zero.max_type_filter_terms = 0;
+  const KickoffLimits e = EffectiveKickoffLimits(zero);
+  const KickoffLimits d;
+  EXPECT_EQ(e.max_body_bytes, d.max_body_bytes);
+  EXPECT_EQ(e.max_json_depth, 32);
+  EXPECT_EQ(e.max_type_filter_terms, 5000u);
+  EXPECT_EQ(e.max_type_filter_values, 1000u);
+  EXPECT_TRUE(Parse(Get("_type=Patient"), ExportLevel::kSystem, WithLimits(zero)).ok());
+}
+
 }  // namespace
 }  // namespace fhirbulk

@@ -11,6 +11,7 @@
 
 #include "export/export_request.h"
 #include "fhir/resource_types.h"
+#include "fhir/search_params.h"
 #include "test_db.h"
 #include "util/fhir_time.h"
 
@@ -94,13 +95,81 @@ TEST(TypeFilterSqlTest, ReferencesAndIds) {
             "$2::text[]) AND (res_id = ANY($3::text[]))))");
   EXPECT_EQ(s.params,
             (Strings{"{\"subject=Patient/1\"}", "{\"patient=Patient/7\"}", "{\"a\",\"b\"}"}));
-  // A bare id for a parameter with several target types matches it under every type.
+  // A bare id for a parameter with several target types matches it under each declared R4
+  // target type (Observation.subject: Group, Device, Patient, Location), not every type.
   Sql bare = Translate({"Observation?subject=x1"});
-  ASSERT_EQ(bare.params.size(), 1u);
-  EXPECT_EQ(static_cast<size_t>(std::count(bare.params[0].begin(), bare.params[0].end(), ',')) + 1,
+  EXPECT_EQ(bare.params, Strings{"{\"subject=Device/x1\",\"subject=Group/x1\","
+                                 "\"subject=Location/x1\",\"subject=Patient/x1\"}"});
+  // R4 declares "Any" for Basic.subject: there a bare id still means every type.
+  Sql any = Translate({"Basic?subject=x1"});
+  ASSERT_EQ(any.params.size(), 1u);
+  EXPECT_EQ(static_cast<size_t>(std::count(any.params[0].begin(), any.params[0].end(), ',')) + 1,
             R4ResourceTypes().size());
-  EXPECT_NE(bare.params[0].find("\"subject=Group/x1\""), std::string::npos);
-  EXPECT_NE(bare.params[0].find("\"subject=Patient/x1\""), std::string::npos);
+}
+
+// The declared R4 targets in the search parameter table: real types, sorted, and Patient
+// wherever a parameter puts resources into the Patient compartment.
+TEST(TypeFilterSqlTest, ReferenceParametersDeclareTheirR4Targets) {
+  size_t references = 0;
+  for (const SearchParamDef& def : AllTypeSearchParams()) {
+    if (def.kind != SearchParamKind::kReference) {
+      EXPECT_TRUE(def.targets.empty()) << def.type << "." << def.code;
+      continue;
+    }
+    ++references;
+    const std::vector<std::string_view> types = BareIdTargetTypes(def);
+    ASSERT_FALSE(types.empty()) << def.type << "." << def.code;
+    EXPECT_TRUE(std::is_sorted(types.begin(), types.end())) << def.type << "." << def.code;
+    for (std::string_view t : types) {
+      EXPECT_TRUE(IsR4ResourceType(t)) << def.type << "." << def.code << ": '" << t << "'";
+    }
+    if (!def.target.empty()) {
+      EXPECT_EQ(types, std::vector<std::string_view>{def.target});
+      EXPECT_NE(def.targets.find(def.target), std::string_view::npos) << def.code;
+    }
+    if (def.patient_compartment) {
+      EXPECT_NE(std::find(types.begin(), types.end(), "Patient"), types.end())
+          << def.type << "." << def.code;
+    }
+  }
+  EXPECT_GT(references, 150u);
+  const SearchParamDef* subject = FindSearchParam("Observation", "subject");
+  ASSERT_NE(subject, nullptr);
+  EXPECT_EQ(subject->targets, "Device Group Location Patient");
+  const SearchParamDef* performer = FindSearchParam("Observation", "performer");
+  ASSERT_NE(performer, nullptr);
+  EXPECT_EQ(performer->targets,
+            "CareTeam Organization Patient Practitioner PractitionerRole RelatedPerson");
+  EXPECT_EQ(FindSearchParam("Encounter", "subject")->targets, "Group Patient");
+  EXPECT_TRUE(FindSearchParam("Observation", "code")->targets.empty());
+  EXPECT_TRUE(BareIdTargetTypes(*FindSearchParam("Observation", "code")).empty());
+}
+
+// The kick-off bounds TypeFilterTermCount, so it must count what TypeFilterSql binds: one
+// term per array key, id or date value.
+TEST(TypeFilterSqlTest, TermCountMatchesTheCompiledSql) {
+  const auto keys = [](const Strings& params) {
+    size_t n = 0;
+    for (const std::string& p : params) {
+      n += p.front() == '{' ? static_cast<size_t>(std::count(p.begin(), p.end(), ',')) + 1 : 1;
+    }
+    return n;
+  };
+  for (const char* filter :
+       {"Observation?subject=x1", "Observation?subject=x1,Patient/2,x3&code=a,b,c",
+        "Observation?patient=1,2", "Observation?_id=a,b", "Basic?subject=x1,x2",
+        "Encounter?participant=p1&status=finished", "Observation?_tag=a|b,c|d"}) {
+    const std::vector<TypeFilterQuery> queries = Queries({filter});
+    ASSERT_EQ(queries.size(), 1u) << filter;
+    Sql sql = Translate({filter});
+    EXPECT_EQ(TypeFilterTermCount(queries[0]), keys(sql.params)) << filter;
+  }
+  EXPECT_EQ(TypeFilterTermCount(Queries({"Observation?subject=x1"})[0]), 4u);
+  EXPECT_EQ(TypeFilterTermCount(Queries({"Observation?subject=Patient/1"})[0]), 1u);
+  EXPECT_EQ(TypeFilterTermCount(Queries({"Observation?"})[0]), 1u);
+  EXPECT_EQ(TypeFilterTermCount(Queries({"Observation?date=ge2020,lt2021"})[0]), 2u);
+  EXPECT_EQ(TypeFilterTermCount(Queries({"Observation?code:missing=true"})[0]), 1u);
+  EXPECT_EQ(TypeFilterTermCount(Queries({"Basic?subject=x1"})[0]), R4ResourceTypes().size());
 }
 
 TEST(TypeFilterSqlTest, DatePrefixes) {
@@ -341,7 +410,8 @@ TEST_F(TypeFilterDbTest, NotAndMissing) {
 
 TEST_F(TypeFilterDbTest, References) {
   EXPECT_EQ(Select({"Observation?subject=Patient/p1"}), (Strings{"o1", "o5"}));
-  // A bare id on a multi-target parameter matches any type; on `patient` it means Patient.
+  // A bare id on a multi-target parameter matches its declared target types (o3's subject is
+  // a Group); on `patient` it means Patient.
   EXPECT_EQ(Select({"Observation?subject=p1"}), (Strings{"o1", "o3", "o5"}));
   EXPECT_EQ(Select({"Observation?patient=p1"}), (Strings{"o1", "o5"}));
   EXPECT_EQ(Select({"Observation?subject:Group=p1"}), Strings{"o3"});

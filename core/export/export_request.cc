@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "export/query_string.h"
+#include "export/type_filter_sql.h"
 #include "fhir/resource_index.h"
 #include "fhir/resource_types.h"
 #include "fhir/search_params.h"
@@ -62,7 +63,25 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
   }
 }
 
-std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+// Client text quoted in a message. Long text is cut (at a UTF-8 character boundary): error
+// messages and lenient issues must not grow with the request.
+std::string Quoted(std::string_view s) {
+  constexpr size_t kMaxQuoted = 200;
+  if (s.size() <= kMaxQuoted) return "'" + std::string(s) + "'";
+  size_t cut = kMaxQuoted;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return "'" + std::string(s.substr(0, cut)) + "...' (" + std::to_string(s.size()) + " bytes)";
+}
+
+// "over the limit of N <what>" for limit messages, so each names the limit it hit.
+std::string OverLimit(size_t limit, std::string_view what) {
+  return "over the limit of " + std::to_string(limit) + " " + std::string(what);
+}
+
+constexpr std::string_view kBodyTooLarge = "body: too large";
+constexpr std::string_view kQueryTooLarge = "query: too large";
+constexpr size_t kMaxNameBytes = 64;     // a parameter name; ours are at most 21
+constexpr size_t kMaxInstantBytes = 64;  // _since/_until; an instant is at most 35
 
 bool Contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -215,25 +234,50 @@ Status CheckContentType(std::string_view content_type) {
 
 // In strict mode an unsupported item is the error; in lenient mode it is recorded (one
 // warning issue, for the manifest's error file) and the caller skips it.
+// Issues go to `ignored`, at most max_issues of them plus one saying that more were left out
+// (each issue quotes client text; the list is stored with the job).
 class Leniency {
  public:
-  Leniency(bool lenient, std::vector<OutcomeIssue>* ignored)
-      : lenient_(lenient), ignored_(ignored) {}
+  Leniency(bool lenient, size_t max_issues, std::vector<OutcomeIssue>* ignored)
+      : lenient_(lenient), max_issues_(max_issues), ignored_(ignored) {}
 
   // REQUIRES: `message` starts with the parameter's name.
   Status Unsupported(std::string_view param, std::string message) {
     if (!lenient_) return Status::NotSupported(std::move(message));
-    OutcomeIssue issue;
-    issue.severity = "warning";
-    issue.code = "not-supported";
-    issue.diagnostics = "ignored (Prefer: handling=lenient): " + message;
-    issue.expression = std::string(param);
-    ignored_->push_back(std::move(issue));
+    Record("warning", "not-supported", "ignored (Prefer: handling=lenient): " + message, param);
     return Status::OK();
+  }
+
+  // A part of the request over a cost limit: strict, the error; lenient, the caller drops
+  // that part and it is reported.
+  Status TooCostly(std::string_view param, std::string message) {
+    if (!lenient_) return Status::InvalidArgument(std::move(message));
+    Record("warning", "too-costly", "ignored (Prefer: handling=lenient): " + message, param);
+    return Status::OK();
+  }
+
+  void Record(std::string severity, std::string code, std::string diagnostics,
+              std::string_view param) {
+    if (ignored_->size() > max_issues_) return;
+    OutcomeIssue issue;
+    issue.severity = std::move(severity);
+    issue.code = std::move(code);
+    issue.expression = std::string(param);
+    if (ignored_->size() == max_issues_) {
+      issue.severity = "warning";
+      issue.code = "too-costly";
+      issue.diagnostics =
+          "more issues were found; only the first " + std::to_string(max_issues_) + " are listed";
+      issue.expression.clear();
+    } else {
+      issue.diagnostics = std::move(diagnostics);
+    }
+    ignored_->push_back(std::move(issue));
   }
 
  private:
   bool lenient_;
+  size_t max_issues_;
   std::vector<OutcomeIssue>* ignored_;
 };
 
@@ -263,10 +307,36 @@ Status UnknownParameter(std::string_view name, Leniency* leniency) {
   return leniency->Unsupported(name, std::string(name) + ": unknown parameter for $export");
 }
 
-Status CollectGetParams(std::string_view query, Leniency* leniency, RawParams* raw) {
+// A parameter name or value over its byte limit (checked before anything decodes it).
+Status CheckSizes(std::string_view name, size_t value_bytes, const KickoffLimits& limits) {
+  if (name.size() > kMaxNameBytes) {
+    return Status::InvalidArgument("parameter name " + Quoted(name) + " is " +
+                                   OverLimit(kMaxNameBytes, "bytes"));
+  }
+  if (value_bytes > limits.max_value_bytes) {
+    return Status::InvalidArgument(std::string(name) + ": the value is " +
+                                   std::to_string(value_bytes) + " bytes, " +
+                                   OverLimit(limits.max_value_bytes, "bytes per value"));
+  }
+  return Status::OK();
+}
+
+Status CollectGetParams(std::string_view query, const KickoffLimits& limits, Leniency* leniency,
+                        RawParams* raw) {
+  if (query.size() > limits.max_query_bytes) {
+    return Status::InvalidArgument(std::string(kQueryTooLarge) + ": the query string is " +
+                                   std::to_string(query.size()) + " bytes, " +
+                                   OverLimit(limits.max_query_bytes, "bytes"));
+  }
+  const size_t segments = static_cast<size_t>(std::count(query.begin(), query.end(), '&')) + 1;
+  if (segments > limits.max_parameters) {
+    return Status::InvalidArgument("query: " + std::to_string(segments) + " parameters, " +
+                                   OverLimit(limits.max_parameters, "parameters"));
+  }
   Result<std::vector<QueryParam>> params = SplitQueryString(query);
   if (!params.ok()) return params.status();
   for (QueryParam& p : *params) {
+    FHIRBULK_RETURN_IF_ERROR(CheckSizes(p.name, p.raw_value.size(), limits));
     std::vector<std::string>* values = raw->Find(p.name);
     if (values == nullptr) {
       FHIRBULK_RETURN_IF_ERROR(UnknownParameter(p.name, leniency));
@@ -352,8 +422,44 @@ Result<std::string> ParameterValue(const rapidjson::Value& entry, std::string_vi
   return JsonText(*value, name, member);
 }
 
-Status CollectPostParams(const HttpRequest& request, Leniency* leniency, RawParams* raw) {
+// Rejects JSON nested deeper than max_depth (arrays and objects), in one pass over the bytes
+// without building anything: the DOM is built only for bodies that pass. Strings are
+// skipped (brackets inside them do not count); malformed JSON is left to the parser.
+Status CheckJsonDepth(std::string_view json, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return Status::InvalidArgument("body: JSON nested deeper than " +
+                                       std::to_string(max_depth) + " levels (" +
+                                       OverLimit(max_depth, "levels") + ")");
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return Status::OK();
+}
+
+Status CollectPostParams(const HttpRequest& request, const KickoffLimits& limits,
+                         Leniency* leniency, RawParams* raw) {
   FHIRBULK_RETURN_IF_ERROR(CheckContentType(request.content_type));
+  if (request.body.size() > limits.max_body_bytes) {
+    return Status::InvalidArgument(std::string(kBodyTooLarge) + ": the body is " +
+                                   std::to_string(request.body.size()) + " bytes, " +
+                                   OverLimit(limits.max_body_bytes, "bytes"));
+  }
+  FHIRBULK_RETURN_IF_ERROR(CheckJsonDepth(request.body, limits.max_json_depth));
   if (!request.query.empty()) {
     // Parameters live in the body; a URL query is most likely a client mistake, and merging
     // two sources would make "repeated = one list" ambiguous.
@@ -361,8 +467,11 @@ Status CollectPostParams(const HttpRequest& request, Leniency* leniency, RawPara
         "query", "URL query " + Quoted(request.query) +
                      ": a POST kick-off takes its parameters from the Parameters body only"));
   }
+  // Iterative: the parser's own stack is on the heap, whatever the nesting (defence in depth
+  // behind CheckJsonDepth; this runs in nginx's event loop).
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseValidateEncodingFlag>(request.body.data(), request.body.size());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(
+      request.body.data(), request.body.size());
   if (doc.HasParseError()) return Status::InvalidArgument("body is not valid JSON");
   if (!doc.IsObject()) return Status::InvalidArgument("body is not a FHIR Parameters resource");
   auto rt = doc.FindMember("resourceType");
@@ -374,6 +483,10 @@ Status CollectPostParams(const HttpRequest& request, Leniency* leniency, RawPara
   if (list == doc.MemberEnd()) return Status::OK();
   if (!list->value.IsArray())
     return Status::InvalidArgument("Parameters.parameter is not an array");
+  if (list->value.Size() > limits.max_parameters) {
+    return Status::InvalidArgument("Parameters.parameter: " + std::to_string(list->value.Size()) +
+                                   " entries, " + OverLimit(limits.max_parameters, "parameters"));
+  }
   for (const rapidjson::Value& entry : list->value.GetArray()) {
     if (!entry.IsObject()) {
       return Status::InvalidArgument("Parameters.parameter entry is not an object");
@@ -384,6 +497,7 @@ Status CollectPostParams(const HttpRequest& request, Leniency* leniency, RawPara
     }
     Result<std::string> name = JsonText(name_it->value, "Parameters.parameter", "name");
     if (!name.ok()) return name.status();
+    FHIRBULK_RETURN_IF_ERROR(CheckSizes(*name, 0, limits));
     std::vector<std::string>* values = raw->Find(*name);
     if (values == nullptr) {
       FHIRBULK_RETURN_IF_ERROR(UnknownParameter(*name, leniency));
@@ -391,6 +505,7 @@ Status CollectPostParams(const HttpRequest& request, Leniency* leniency, RawPara
     }
     Result<std::string> value = ParameterValue(entry, *name);
     if (!value.ok()) return value.status();
+    FHIRBULK_RETURN_IF_ERROR(CheckSizes(*name, value->size(), limits));
     values->push_back(std::move(value).value());
   }
   return Status::OK();
@@ -401,7 +516,15 @@ Status CollectPostParams(const HttpRequest& request, Leniency* leniency, RawPara
 
 // Splits a comma list, trimming blanks around items; an empty item is an error.
 Result<std::vector<std::string>> CommaItems(const std::vector<std::string>& values,
-                                            std::string_view param) {
+                                            std::string_view param, size_t max_items) {
+  size_t count = 0;
+  for (const std::string& value : values) {
+    count += static_cast<size_t>(std::count(value.begin(), value.end(), ',')) + 1;
+  }
+  if (count > max_items) {
+    return Status::InvalidArgument(std::string(param) + ": " + std::to_string(count) + " items, " +
+                                   OverLimit(max_items, "items"));
+  }
   std::vector<std::string> items;
   for (const std::string& value : values) {
     for (std::string_view item : Split(value, ',')) {
@@ -440,6 +563,11 @@ Status ApplyOutputFormat(const std::vector<std::string>& values, ExportRequest* 
 // A FHIR instant. A raw '+' in a GET query decodes to ' ' (form encoding); an instant never
 // contains a space, so "...T00:00:00 02:00" is read back as "+02:00" instead of failing.
 Result<int64_t> ParseInstantParam(const std::string& text, std::string_view param) {
+  if (text.size() > kMaxInstantBytes) {
+    return Status::InvalidArgument(std::string(param) + ": the value is " +
+                                   std::to_string(text.size()) + " bytes, " +
+                                   OverLimit(kMaxInstantBytes, "bytes") + " for an instant");
+  }
   Result<int64_t> t = ParseInstant(text);
   if (!t.ok() && text.find(' ') != std::string::npos) {
     std::string repaired = text;
@@ -478,8 +606,9 @@ Status ApplySinceUntil(const RawParams& raw, int64_t now_us, ExportRequest* out)
   return Status::OK();
 }
 
-Status ApplyTypes(const std::vector<std::string>& values, Leniency* leniency, ExportRequest* out) {
-  Result<std::vector<std::string>> items = CommaItems(values, "_type");
+Status ApplyTypes(const std::vector<std::string>& values, const KickoffLimits& limits,
+                  Leniency* leniency, ExportRequest* out) {
+  Result<std::vector<std::string>> items = CommaItems(values, "_type", limits.max_list_items);
   if (!items.ok()) return items.status();
   for (std::string& type : *items) {
     if (!IsR4ResourceType(type)) {
@@ -509,9 +638,9 @@ Status ApplyTypes(const std::vector<std::string>& values, Leniency* leniency, Ex
   return Status::OK();
 }
 
-Status ApplyElements(const std::vector<std::string>& values, Leniency* leniency,
-                     ExportRequest* out) {
-  Result<std::vector<std::string>> items = CommaItems(values, "_elements");
+Status ApplyElements(const std::vector<std::string>& values, const KickoffLimits& limits,
+                     Leniency* leniency, ExportRequest* out) {
+  Result<std::vector<std::string>> items = CommaItems(values, "_elements", limits.max_list_items);
   if (!items.ok()) return items.status();
   for (std::string& item : *items) {
     const std::vector<std::string_view> parts = Split(item, '.');
@@ -554,6 +683,10 @@ Status ApplyPatients(const std::vector<std::string>& values, const ExportParseOp
                                  "patient: only supported at Patient and Group level, not at "
                                  "system level");
   }
+  if (values.size() > options.limits.max_patients) {
+    return Status::InvalidArgument("patient: " + std::to_string(values.size()) + " references, " +
+                                   OverLimit(options.limits.max_patients, "patients"));
+  }
   for (const std::string& value : values) {
     std::string_view ref = value;
     if (!options.base_url.empty() && StartsWith(ref, options.base_url + "/")) {
@@ -569,8 +702,10 @@ Status ApplyPatients(const std::vector<std::string>& values, const ExportParseOp
   return Status::OK();
 }
 
-Status ApplyIncludeAssociatedData(const std::vector<std::string>& values, Leniency* leniency) {
-  Result<std::vector<std::string>> codes = CommaItems(values, "includeAssociatedData");
+Status ApplyIncludeAssociatedData(const std::vector<std::string>& values,
+                                  const KickoffLimits& limits, Leniency* leniency) {
+  Result<std::vector<std::string>> codes =
+      CommaItems(values, "includeAssociatedData", limits.max_list_items);
   if (!codes.ok()) return codes.status();
   for (const std::string& code : *codes) {
     std::string message = "includeAssociatedData: " + Quoted(code);
@@ -720,7 +855,8 @@ Status NormalizeReferenceValue(const std::string& where, const SearchParamDef& d
 // One `name[:modifier]=value` of a query for `type`. NotSupported for what this server cannot
 // evaluate, InvalidArgument for malformed values.
 Status ParseCriterion(std::string_view type, std::string_view query, std::string_view segment,
-                      const std::string& base_url, FilterCriterion* out) {
+                      const std::string& base_url, const KickoffLimits& limits,
+                      FilterCriterion* out) {
   const std::string where = "_typeFilter " + Quoted(query);
   const size_t eq = segment.find('=');
   if (eq == std::string_view::npos) {
@@ -771,6 +907,11 @@ Status ParseCriterion(std::string_view type, std::string_view query, std::string
   }
 
   out->values = SplitEscapedValues(*value);
+  if (out->values.size() > limits.max_type_filter_values) {
+    return Status::ResourceExhausted(
+        where + ": " + Quoted(*name) + " has " + std::to_string(out->values.size()) + " values, " +
+        OverLimit(limits.max_type_filter_values, "values per parameter"));
+  }
   for (const std::string& v : out->values) {
     if (v.empty()) {
       return Status::InvalidArgument(where + ": " + Quoted(*name) + " has an empty value");
@@ -812,9 +953,10 @@ Status ParseCriterion(std::string_view type, std::string_view query, std::string
   return Status::OK();
 }
 
-// One decoded query "Type?a=1&b=2".
+// One decoded query "Type?a=1&b=2". ResourceExhausted when it is over a per-query cost limit
+// (criteria, values per criterion): the caller applies leniency.
 Status ParseTypeFilterQuery(std::string_view query, const std::string& base_url,
-                            TypeFilterQuery* out) {
+                            const KickoffLimits& limits, TypeFilterQuery* out) {
   const size_t q = TypeQueryPrefix(query);
   out->type = std::string(query.substr(0, q));
   if (!IsR4ResourceType(out->type)) {
@@ -823,10 +965,17 @@ Status ParseTypeFilterQuery(std::string_view query, const std::string& base_url,
   }
   const std::string_view search = query.substr(q + 1);
   if (search.empty()) return Status::OK();  // "Type?" matches every resource of the type
+  const size_t segments = static_cast<size_t>(std::count(search.begin(), search.end(), '&')) + 1;
+  if (segments > limits.max_type_filter_criteria) {
+    return Status::ResourceExhausted(
+        "_typeFilter " + Quoted(query) + ": " + std::to_string(segments) + " criteria, " +
+        OverLimit(limits.max_type_filter_criteria, "criteria per query"));
+  }
   for (std::string_view segment : Split(search, '&')) {
     if (segment.empty()) continue;
     FilterCriterion criterion;
-    FHIRBULK_RETURN_IF_ERROR(ParseCriterion(out->type, query, segment, base_url, &criterion));
+    FHIRBULK_RETURN_IF_ERROR(
+        ParseCriterion(out->type, query, segment, base_url, limits, &criterion));
     out->criteria.push_back(std::move(criterion));
   }
   return Status::OK();
@@ -840,31 +989,51 @@ bool TypeIsExported(const ExportRequest& r, std::string_view type) {
 }
 
 Status ApplyTypeFilters(const std::vector<std::string>& values, const std::string& base_url,
-                        Leniency* leniency, ExportRequest* out) {
+                        const KickoffLimits& limits, Leniency* leniency, ExportRequest* out) {
+  size_t query_count = 0;
+  size_t terms = 0;  // TypeFilterTermCount of the queries kept so far
   for (const std::string& raw : values) {
     if (raw.empty()) return Status::InvalidArgument("_typeFilter: empty value");
     std::vector<std::string> queries;
     FHIRBULK_RETURN_IF_ERROR(SplitTypeFilterValue(raw, &queries));
     for (const std::string& text : queries) {
+      if (++query_count > limits.max_type_filter_queries) {
+        FHIRBULK_RETURN_IF_ERROR(leniency->TooCostly(
+            kTypeFilter, "_typeFilter " + Quoted(text) + ": " +
+                             OverLimit(limits.max_type_filter_queries, "queries per kick-off")));
+        continue;
+      }
       TypeFilterQuery query;
-      Status s = ParseTypeFilterQuery(text, base_url, &query);
+      Status s = ParseTypeFilterQuery(text, base_url, limits, &query);
       if (s.code() == Status::Code::kNotSupported) {
         FHIRBULK_RETURN_IF_ERROR(leniency->Unsupported(kTypeFilter, s.message()));
+        continue;
+      }
+      if (s.code() == Status::Code::kResourceExhausted) {
+        FHIRBULK_RETURN_IF_ERROR(leniency->TooCostly(kTypeFilter, s.message()));
         continue;
       }
       FHIRBULK_RETURN_IF_ERROR(s);
       if (!TypeIsExported(*out, query.type)) {
         // Harmless (it selects among resources that are not exported), so never an error;
         // still reported so the client learns its filter had no effect.
-        OutcomeIssue issue;
-        issue.severity = "information";
-        issue.code = "informational";
-        issue.diagnostics = "_typeFilter " + Quoted(text) + ": " + query.type +
-                            " is not exported by this request, so the filter has no effect";
-        issue.expression = std::string(kTypeFilter);
-        out->ignored.push_back(std::move(issue));
+        leniency->Record("information", "informational",
+                         "_typeFilter " + Quoted(text) + ": " + query.type +
+                             " is not exported by this request, so the filter has no effect",
+                         kTypeFilter);
         continue;
       }
+      // The compiled size: a bare reference id costs one term per target type it may name.
+      const size_t query_terms = TypeFilterTermCount(query);
+      if (terms + query_terms > limits.max_type_filter_terms) {
+        FHIRBULK_RETURN_IF_ERROR(leniency->TooCostly(
+            kTypeFilter, "_typeFilter " + Quoted(text) + ": compiles to " +
+                             std::to_string(query_terms) + " search terms (" +
+                             std::to_string(terms) + " before it), " +
+                             OverLimit(limits.max_type_filter_terms, "terms per kick-off")));
+        continue;
+      }
+      terms += query_terms;
       out->type_filters.push_back(std::move(query));
     }
   }
@@ -940,6 +1109,34 @@ Status ReadOptionalInt64(const rapidjson::Value& obj, const char* key,
 
 }  // namespace
 
+KickoffLimits EffectiveKickoffLimits(const KickoffLimits& limits) {
+  const KickoffLimits defaults;
+  KickoffLimits out = limits;
+  auto fill = [](size_t* value, size_t fallback) {
+    if (*value == 0) *value = fallback;
+  };
+  fill(&out.max_body_bytes, defaults.max_body_bytes);
+  if (out.max_json_depth <= 0) out.max_json_depth = defaults.max_json_depth;
+  fill(&out.max_query_bytes, defaults.max_query_bytes);
+  fill(&out.max_parameters, defaults.max_parameters);
+  fill(&out.max_value_bytes, defaults.max_value_bytes);
+  fill(&out.max_list_items, defaults.max_list_items);
+  fill(&out.max_patients, defaults.max_patients);
+  fill(&out.max_ignored_issues, defaults.max_ignored_issues);
+  fill(&out.max_type_filter_queries, defaults.max_type_filter_queries);
+  fill(&out.max_type_filter_criteria, defaults.max_type_filter_criteria);
+  fill(&out.max_type_filter_values, defaults.max_type_filter_values);
+  fill(&out.max_type_filter_terms, defaults.max_type_filter_terms);
+  return out;
+}
+
+int KickoffSizeHttpStatus(const Status& status) {
+  if (status.code() != Status::Code::kInvalidArgument) return 0;
+  if (StartsWith(status.message(), kBodyTooLarge)) return 413;
+  if (StartsWith(status.message(), kQueryTooLarge)) return 414;
+  return 0;
+}
+
 bool IsPatientExportSupportingType(std::string_view type) {
   const auto& types = PatientExportSupportingTypes();
   return std::find(types.begin(), types.end(), type) != types.end();
@@ -959,18 +1156,19 @@ Result<ExportRequest> ParseExportRequest(const HttpRequest& request, ExportLevel
     return Status::InvalidArgument("Prefer: the kick-off must send 'Prefer: respond-async'");
   }
 
+  const KickoffLimits limits = EffectiveKickoffLimits(options.limits);
   ExportRequest out;
   out.level = level;
   if (level == ExportLevel::kGroup) out.group_id = std::move(group_id);
   out.lenient = prefer.lenient;
-  Leniency leniency(out.lenient, &out.ignored);
+  Leniency leniency(out.lenient, limits.max_ignored_issues, &out.ignored);
 
   RawParams raw;
   if (request.method == HttpMethod::kPost) {
-    FHIRBULK_RETURN_IF_ERROR(CollectPostParams(request, &leniency, &raw));
+    FHIRBULK_RETURN_IF_ERROR(CollectPostParams(request, limits, &leniency, &raw));
     out.request_url = options.base_url + std::string(request.path);
   } else if (request.method == HttpMethod::kGet) {
-    FHIRBULK_RETURN_IF_ERROR(CollectGetParams(request.query, &leniency, &raw));
+    FHIRBULK_RETURN_IF_ERROR(CollectGetParams(request.query, limits, &leniency, &raw));
     out.request_url = options.base_url + std::string(request.path);
     if (!request.query.empty()) out.request_url += "?" + std::string(request.query);
   } else {
@@ -980,11 +1178,15 @@ Result<ExportRequest> ParseExportRequest(const HttpRequest& request, ExportLevel
   const int64_t now_us = options.now_us != 0 ? options.now_us : NowMicros();
   FHIRBULK_RETURN_IF_ERROR(ApplyOutputFormat(raw.output_format, &out));
   FHIRBULK_RETURN_IF_ERROR(ApplySinceUntil(raw, now_us, &out));
-  FHIRBULK_RETURN_IF_ERROR(ApplyTypes(raw.types, &leniency, &out));
-  FHIRBULK_RETURN_IF_ERROR(ApplyElements(raw.elements, &leniency, &out));
-  FHIRBULK_RETURN_IF_ERROR(ApplyPatients(raw.patients, options, &leniency, &out));
-  FHIRBULK_RETURN_IF_ERROR(ApplyIncludeAssociatedData(raw.include_associated_data, &leniency));
-  FHIRBULK_RETURN_IF_ERROR(ApplyTypeFilters(raw.type_filters, options.base_url, &leniency, &out));
+  FHIRBULK_RETURN_IF_ERROR(ApplyTypes(raw.types, limits, &leniency, &out));
+  FHIRBULK_RETURN_IF_ERROR(ApplyElements(raw.elements, limits, &leniency, &out));
+  ExportParseOptions effective = options;
+  effective.limits = limits;
+  FHIRBULK_RETURN_IF_ERROR(ApplyPatients(raw.patients, effective, &leniency, &out));
+  FHIRBULK_RETURN_IF_ERROR(
+      ApplyIncludeAssociatedData(raw.include_associated_data, limits, &leniency));
+  FHIRBULK_RETURN_IF_ERROR(
+      ApplyTypeFilters(raw.type_filters, options.base_url, limits, &leniency, &out));
   return out;
 }
 
@@ -1043,7 +1245,7 @@ std::string ExportRequestToJson(const ExportRequest& r) {
 
 Result<ExportRequest> ExportRequestFromJson(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) return Malformed("not a JSON object");
   ExportRequest r;
   std::string level;

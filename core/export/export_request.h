@@ -53,18 +53,22 @@
 //    malformed references or ids) are InvalidArgument in both modes.
 //    Reference values are normalized to "Type/id": a bare id takes the parameter's single
 //    target type (Observation?patient=1 -> Patient/1) or the :[Type] modifier; for a
-//    parameter with several targets it stays a bare id and matches that id under any type
-//    (FHIR's meaning). References under options.base_url are made relative.
+//    parameter with several targets it stays a bare id and matches that id under each of
+//    the parameter's declared R4 target types (fhir/search_params.h BareIdTargetTypes).
+//    References under options.base_url are made relative.
 //    A query whose type is not exported by this request (not in _type; or, at Patient/Group
 //    level without _type, outside the compartment and the supporting types) is dropped in
 //    both modes and reported as an `information` issue in `ignored`, because it cannot
 //    change the output. A query "Type?" (no criteria) is kept and matches every resource.
+//  - Limits (KickoffLimits below): sizes, nesting, counts and the compiled cost of
+//    _typeFilter are bounded; the body is parsed with RapidJSON's iterative parser.
 //  - request_url: options.base_url + request.path, plus "?" + the raw query for a GET with
 //    one (POST: without parameters, as the IG says).
 //
 #ifndef FHIRBULK_EXPORT_EXPORT_REQUEST_H_
 #define FHIRBULK_EXPORT_EXPORT_REQUEST_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -119,11 +123,46 @@ struct ExportRequest {
 const std::vector<std::string_view>& PatientExportSupportingTypes();
 bool IsPatientExportSupportingType(std::string_view type);
 
+// Bounds on what one kick-off may ask for, so parsing it and running its filters cost a
+// known amount whatever the client sends (issue 11). The kick-off is parsed in nginx's
+// event loop: every check runs before the work it bounds (sizes before splitting, nesting
+// before the DOM is built, counts before values are normalized). Over a limit:
+//  - the body size: InvalidArgument starting "body: too large" (KickoffSizeHttpStatus: 413);
+//  - the query size: InvalidArgument starting "query: too large" (KickoffSizeHttpStatus: 414);
+//  - any other: InvalidArgument naming the parameter and the limit (400), in both modes,
+//    except the _typeFilter cost limits: with Prefer: handling=lenient the query that goes
+//    over is dropped and reported in `ignored` (warning, code too-costly), the way other
+//    lenient ignores are reported.
+// A limit of 0 means "use the default" (so a zeroed options struct is safe).
+struct KickoffLimits {
+  size_t max_body_bytes = 1 << 20;       // POST Parameters body
+  int max_json_depth = 32;               // nesting of the body (Parameters needs ~4)
+  size_t max_query_bytes = 64 << 10;     // GET query string
+  size_t max_parameters = 20000;         // query parameters or Parameters.parameter entries
+  size_t max_value_bytes = 256 << 10;    // one parameter value, raw
+  size_t max_list_items = 1000;          // items of _type, _elements, includeAssociatedData
+  size_t max_patients = 10000;           // `patient` references
+  size_t max_ignored_issues = 100;       // lenient issues kept (then one summary issue)
+  size_t max_type_filter_queries = 100;  // _typeFilter queries per kick-off
+  size_t max_type_filter_criteria = 32;  // criteria (param=value) per query
+  size_t max_type_filter_values = 1000;  // ORed values of one criterion
+  size_t max_type_filter_terms = 5000;   // TypeFilterTermCount summed over the kick-off
+};
+
+// The defaults filled in where `limits` has 0.
+KickoffLimits EffectiveKickoffLimits(const KickoffLimits& limits);
+
+// The HTTP status for a kick-off error about the size of the request rather than its
+// content: 413 for a body over max_body_bytes, 414 for a query over max_query_bytes; 0 for
+// every other status (the usual mapping applies).
+int KickoffSizeHttpStatus(const Status& status);
+
 struct ExportParseOptions {
   std::string base_url;                  // absolute, no trailing slash
   bool require_prefer_async = true;      // strict: a kick-off without Prefer: respond-async is 400
   bool require_accept_fhir_json = true;  // strict: Accept must allow application/fhir+json
   int64_t now_us = 0;                    // for "_since in the future"; 0 = the real clock
+  KickoffLimits limits;
 };
 
 // Parses a kick-off. request.path is the request path below the base ("/$export",

@@ -99,17 +99,16 @@ Status DateValuesCondition(const FilterCriterion& c, const std::string& lo, cons
   return Status::OK();
 }
 
-// "Type/id" keys for a reference value; a bare id stands for that id under every type.
+// "Type/id" keys for a reference value; a bare id stands for that id under each type the
+// parameter may point at (BareIdTargetTypes: its declared R4 targets).
 void AddReferenceKeys(const SearchParamDef& def, const std::string& value,
                       std::vector<std::string>* keys) {
   if (value.find('/') != std::string::npos) {
     keys->push_back(Key(def.code, value));
-  } else if (!def.target.empty()) {
-    keys->push_back(Key(def.code, std::string(def.target) + "/" + value));
-  } else {
-    for (std::string_view type : R4ResourceTypes()) {
-      keys->push_back(Key(def.code, std::string(type) + "/" + value));
-    }
+    return;
+  }
+  for (std::string_view type : BareIdTargetTypes(def)) {
+    keys->push_back(Key(def.code, std::string(type) + "/" + value));
   }
 }
 
@@ -189,6 +188,25 @@ std::string PgTimestampParam(int64_t us) {
   if (us == std::numeric_limits<int64_t>::min()) return "-infinity";
   if (us == std::numeric_limits<int64_t>::max()) return "infinity";
   return FormatInstant(us);
+}
+
+size_t TypeFilterTermCount(const TypeFilterQuery& query) {
+  if (query.criteria.empty()) return 1;
+  size_t terms = 0;
+  for (const FilterCriterion& c : query.criteria) {
+    const SearchParamDef* def = FindSearchParam(query.type, c.param);
+    if (c.modifier == "missing" || def == nullptr) {
+      terms += 1;
+    } else if (def->kind == SearchParamKind::kReference) {
+      const size_t bare_expansion = BareIdTargetTypes(*def).size();
+      for (const std::string& v : c.values) {
+        terms += v.find('/') != std::string::npos ? 1 : bare_expansion;
+      }
+    } else {
+      terms += c.values.size();
+    }
+  }
+  return terms;
 }
 
 std::vector<TypeFilterQuery> TypeFilterQueriesFor(const std::vector<TypeFilterQuery>& all,

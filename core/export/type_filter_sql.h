@@ -16,7 +16,8 @@
 //      :not         NOT (tokens && {...}): also true for rows without any value of p
 //                   (FHIR :not); several values mean "none of them".
 //      reference    refs && {"p=Type/id" ...}; a bare id (a parameter with several target
-//                   types) matches that id under every R4 type.
+//                   types) matches that id under each of the parameter's declared R4
+//                   target types (every R4 type only where R4 declares "Any").
 //      :missing     true: no tokens/refs/date value of p; false: at least one.
 //      _id          res_id = ANY($n::text[])
 //      _lastUpdated last_updated compared as the range [t, t]
@@ -43,6 +44,7 @@
 #ifndef FHIRBULK_EXPORT_TYPE_FILTER_SQL_H_
 #define FHIRBULK_EXPORT_TYPE_FILTER_SQL_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +58,12 @@ namespace fhirbulk {
 // The queries of `all` whose type is `type`, in order.
 std::vector<TypeFilterQuery> TypeFilterQueriesFor(const std::vector<TypeFilterQuery>& all,
                                                   std::string_view type);
+
+// The number of terms TypeFilterSql compiles `query` into: one per array key (a bare
+// reference id counts once per target type it expands to), id or date value; one for a
+// :missing test or a query without criteria. The kick-off bounds the sum of this over a
+// request's queries, so a filter's SQL cost is known before any SQL is built.
+size_t TypeFilterTermCount(const TypeFilterQuery& query);
 
 // REQUIRES: every query has the same type; first_param_number >= 1.
 // Sets *sql to the expression and appends its parameter values to *params.

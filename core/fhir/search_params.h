@@ -27,7 +27,8 @@
 //               the key "p=" + value verbatim (code, system|code, |code, system|).
 //   kUri        tokens: "p=" + the exact uri/canonical (query values match verbatim).
 //   kReference  refs: "p=Type/id" (relative references only). A bare-id query value needs
-//               the type prefix; `target` names it when the parameter has a single target.
+//               the type prefix; `target` names it when the parameter has a single target,
+//               otherwise the bare id stands for each of R4's declared `targets`.
 //   kDate       date_params/date_lo/date_hi: the inclusive microsecond range the value covers.
 //   kId         the res_id column.   kLastUpdated  the last_updated column.
 //
@@ -39,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace fhirbulk {
 
@@ -77,6 +79,11 @@ struct SearchParamDef {
   // Patient/<id> value puts the resource into that patient's compartment.
   bool patient_compartment;
   SearchPath paths[kMaxSearchPaths];  // unused entries have an empty path
+  // kReference only: R4's declared target types (SearchParameter.target), sorted and
+  // space-separated ("Device Group Location Patient"). Empty for R4's "Any" (every type) and
+  // for other kinds. Unlike `target` this does not restrict indexing; it bounds what a bare
+  // id in a query can mean (BareIdTargetTypes).
+  std::string_view targets = {};
 
   int path_count() const {
     int n = 0;
@@ -110,6 +117,11 @@ SearchParamRange SearchParamsForType(std::string_view type);
 
 // The Resource-level parameters every R4 type has: _id, _lastUpdated, _profile, _security, _tag.
 SearchParamRange CommonSearchParams();
+
+// The resource types a bare id in a query of reference parameter `def` ("subject=123")
+// stands for: {target} when the parameter has a single indexed target, else its declared R4
+// `targets`, else (R4 "Any") every R4 resource type. Empty for non-reference kinds.
+std::vector<std::string_view> BareIdTargetTypes(const SearchParamDef& def);
 
 // The whole table (type-specific entries only), sorted by (type, code). For capability
 // statements and tests.

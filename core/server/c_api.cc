@@ -130,6 +130,7 @@ fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* optio
     o.export_dir = ToString(options->export_dir);
     o.max_active_exports_per_client = options->max_active_exports;
     o.strict_kickoff_headers = options->strict_kickoff_headers != 0;
+    if (options->typefilter_max_terms > 0) o.typefilter_max_terms = options->typefilter_max_terms;
     o.poll_retry_after = options->poll_retry_after;
     o.min_poll_interval_ms = options->min_poll_interval_ms;
     o.auth_enabled = options->auth_enabled != 0;

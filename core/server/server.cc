@@ -64,6 +64,8 @@ HttpResponse MethodNotAllowed(const char* what, const char* allow) {
 // A 4xx for a kick-off that failed validation: the message names the parameter.
 HttpResponse KickoffError(const Status& s) {
   HttpResponse r = StatusResponse(s, 0);
+  // A body or query over its byte limit: 413 / 414 (the OperationOutcome names the limit).
+  if (const int size_status = KickoffSizeHttpStatus(s); size_status != 0) r.status = size_status;
   // An Accept header the server cannot satisfy is "Not Acceptable".
   if (s.code() == Status::Code::kInvalidArgument && s.message().rfind("Accept", 0) == 0) {
     r.status = 406;
@@ -407,6 +409,7 @@ Result<ExportRequest> Server::ParseKickoff(const HttpRequest& req, const Route& 
   o.base_url = options_.base_url;
   o.require_prefer_async = options_.strict_kickoff_headers;
   o.require_accept_fhir_json = options_.strict_kickoff_headers;
+  o.limits.max_type_filter_terms = static_cast<size_t>(options_.typefilter_max_terms);
   return ParseExportRequest(req, route.level, route.group_id, o);
 }
 

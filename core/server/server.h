@@ -40,6 +40,7 @@ struct ServerOptions {
   std::string export_dir;
   int max_active_exports_per_client = 4;  // 0 = unlimited; beyond it a kick-off gets 429
   bool strict_kickoff_headers = true;     // require Accept: fhir+json and Prefer: respond-async
+  int typefilter_max_terms = 5000;        // KickoffLimits::max_type_filter_terms
   int poll_retry_after = 2;               // Retry-After (s) on 202 status answers
   int min_poll_interval_ms = 1000;        // polls of a running job faster than this: 429
 

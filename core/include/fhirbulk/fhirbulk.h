@@ -49,6 +49,10 @@ typedef struct {
   int max_active_exports;
   /* Non-zero: a kick-off needs Accept: application/fhir+json and Prefer: respond-async. */
   int strict_kickoff_headers;
+  /* A kick-off's _typeFilter queries may compile to at most this many search terms (a bare
+   * reference id counts once per target type); beyond it 400, or the query is dropped with
+   * Prefer: handling=lenient. 0 = default (5000). */
+  int typefilter_max_terms;
   /* Retry-After (seconds) of 202 status answers; 0 = default (2). */
   int poll_retry_after;
   /* Polls of a running job closer than this (ms) get 429; 0 = no limit. */

@@ -47,6 +47,10 @@ typedef struct {
     ngx_int_t             retry_after;
     ngx_str_t             export_dir;
     ngx_int_t             max_active_exports;
+    ngx_int_t             max_retained_exports;
+    off_t                 max_retained_size;
+    off_t                 min_free_space;
+    ngx_int_t             min_free_percent;
     ngx_flag_t            strict_headers;
     ngx_int_t             typefilter_max_terms;
     ngx_msec_t            min_poll_interval;
@@ -203,6 +207,34 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_fhir_bulk_loc_conf_t, max_active_exports),
+      NULL },
+
+    { ngx_string("fhir_bulk_max_retained_exports"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, max_retained_exports),
+      NULL },
+
+    { ngx_string("fhir_bulk_max_retained_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, max_retained_size),
+      NULL },
+
+    { ngx_string("fhir_bulk_min_free_space"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, min_free_space),
+      NULL },
+
+    { ngx_string("fhir_bulk_min_free_percent"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, min_free_percent),
       NULL },
 
     { ngx_string("fhir_bulk_min_poll_interval"),
@@ -1428,6 +1460,10 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
     conf->api = NGX_CONF_UNSET;
     conf->retry_after = NGX_CONF_UNSET;
     conf->max_active_exports = NGX_CONF_UNSET;
+    conf->max_retained_exports = NGX_CONF_UNSET;
+    conf->max_retained_size = NGX_CONF_UNSET;
+    conf->min_free_space = NGX_CONF_UNSET;
+    conf->min_free_percent = NGX_CONF_UNSET;
     conf->strict_headers = NGX_CONF_UNSET;
     conf->typefilter_max_terms = NGX_CONF_UNSET;
     conf->min_poll_interval = NGX_CONF_UNSET_MSEC;
@@ -1463,6 +1499,13 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->retry_after, prev->retry_after, 5);
     ngx_conf_merge_str_value(conf->export_dir, prev->export_dir, "");
     ngx_conf_merge_value(conf->max_active_exports, prev->max_active_exports, 4);
+    ngx_conf_merge_value(conf->max_retained_exports, prev->max_retained_exports,
+                         20);
+    ngx_conf_merge_off_value(conf->max_retained_size, prev->max_retained_size,
+                             (off_t) 10 * 1024 * 1024 * 1024);
+    ngx_conf_merge_off_value(conf->min_free_space, prev->min_free_space,
+                             (off_t) 1024 * 1024 * 1024);
+    ngx_conf_merge_value(conf->min_free_percent, prev->min_free_percent, 5);
     ngx_conf_merge_value(conf->strict_headers, prev->strict_headers, 1);
     ngx_conf_merge_value(conf->typefilter_max_terms, prev->typefilter_max_terms,
                          5000);
@@ -1554,6 +1597,10 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         && ngx_strncmp(prev->export_dir.data, conf->export_dir.data,
                        conf->export_dir.len) == 0
         && prev->max_active_exports == conf->max_active_exports
+        && prev->max_retained_exports == conf->max_retained_exports
+        && prev->max_retained_size == conf->max_retained_size
+        && prev->min_free_space == conf->min_free_space
+        && prev->min_free_percent == conf->min_free_percent
         && prev->strict_headers == conf->strict_headers
         && prev->typefilter_max_terms == conf->typefilter_max_terms
         && prev->min_poll_interval == conf->min_poll_interval
@@ -1577,6 +1624,10 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.export_dir.data = (const char *) conf->export_dir.data;
     opts.export_dir.len = conf->export_dir.len;
     opts.max_active_exports = (int) conf->max_active_exports;
+    opts.max_retained_exports = (int) conf->max_retained_exports;
+    opts.max_retained_bytes = (long long) conf->max_retained_size;
+    opts.min_free_bytes = (long long) conf->min_free_space;
+    opts.min_free_percent = (int) conf->min_free_percent;
     opts.strict_kickoff_headers = (int) conf->strict_headers;
     opts.typefilter_max_terms = (int) conf->typefilter_max_terms;
     opts.min_poll_interval_ms = (int) conf->min_poll_interval;

@@ -19,7 +19,10 @@ $t->mount_export_tmpfs('8m') or plan skip_all => 'cannot mount a tmpfs on the ex
 $t->synth(60);
 my $bytes = $t->psql('SELECT sum(length(body)) FROM resource');
 cmp_ok($bytes, '>', 3 * 8 << 20, "a full export ($bytes bytes) does not fit in 8 MB");
-$t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
+# The kick-off's free-space check is off at first: the worker's side must fail cleanly too
+# (the disk fills after a kick-off, or through other writers).
+$t->write_conf(FhirBulk::Test::default_http_conf(
+    location_extra => 'fhir_bulk_min_free_space 0; fhir_bulk_min_free_percent 0;'))->start_nginx;
 # the default janitor interval (30 s): the cleanup tested is the failing worker's own
 my $worker = $t->start_worker('--threads', 2, '--target-unit-resources', 3000);
 
@@ -59,7 +62,8 @@ my $big_url = $res->{headers}{'content-location'};
 my ($big_job) = $big_url =~ m{([0-9a-f-]{36})$};
 $res = $t->poll($big_url, 120);
 $t->is_outcome($res, 500, 'processing', 'the export that fills the disk fails with an OperationOutcome');
-like($res->{json}{issue}[0]{diagnostics} // '', qr/writing the export files failed: .*No space left on device/,
+like($res->{json}{issue}[0]{diagnostics} // '',
+     qr/^writing the export files failed on the server: No space left on device \(reference [0-9a-f]{8}\)$/,
      'saying the disk is full') or diag($res->{content});
 is($t->psql("SELECT state FROM export_job WHERE job_id = '$big_job'"), 'failed', 'the job is failed');
 ok($t->wait_until(sub { !leftovers($big_job) }, 10), 'its partial files are removed')
@@ -84,6 +88,14 @@ like($res->{json}{issue}[0]{diagnostics} // '', qr/No space left on device/, 'sa
     or diag($res->{content});
 ok($t->wait_until(sub { !leftovers($full_job) }, 10), 'and leaves nothing behind')
     or diag(join "\n", leftovers($full_job));
+
+# With the minimum free space configured, a kick-off on the full volume is refused at once.
+$t->write_conf(FhirBulk::Test::default_http_conf(
+    location_extra => 'fhir_bulk_min_free_space 1m; fhir_bulk_min_free_percent 0;'));
+$t->reload_nginx;
+$res = $t->kickoff('/fhir/$export?_type=Patient');
+$t->is_outcome($res, 503, 'transient', 'below the minimum free space a kick-off is 503');
+like($res->{headers}{'retry-after'} // '', qr/^\d+$/, 'with Retry-After');
 unlink $filler;
 
 # --- space again ----------------------------------------------------------------------------

@@ -216,13 +216,13 @@ class WorkerDbTest : public ::testing::Test {
     Member("g1", 2, "p3", false, "clock_timestamp() - interval '1 hour'");
   }
 
-  std::string NewJob(ExportRequest r) {
+  std::string NewJob(ExportRequest r, const std::string& client = "test-client") {
     r.request_url = "http://fhir.test/fhir/$export";
     return Scalar(
         "INSERT INTO export_job (client_id, request, request_url, transaction_time, "
-        "xmax_at_kickoff) VALUES ('test-client', $1::jsonb, $2, clock_timestamp(), "
+        "xmax_at_kickoff) VALUES ($3, $1::jsonb, $2, clock_timestamp(), "
         "pg_current_xact_id()) RETURNING job_id::text",
-        {ExportRequestToJson(r), r.request_url});
+        {ExportRequestToJson(r), r.request_url, client});
   }
   static ExportRequest Request(ExportLevel level, std::vector<std::string> types = {}) {
     ExportRequest r;
@@ -1002,6 +1002,318 @@ TEST_F(WorkerDbTest, StopHandsUnitsBackWithoutCountingTheAttempt) {
   RunAll(Options());  // another worker finishes it
   EXPECT_EQ(State(job), "completed");
   EXPECT_EQ(ReadExport(job).output.size(), 30u);
+}
+
+// ---- the export tier cannot be stalled (issue 11) ----------------------------------------
+
+// Holds an ACCESS EXCLUSIVE lock on the resource tables from a connection of its own: a unit's
+// statement then waits without returning a row, as a selective filter over a large table does.
+class TableLock {
+ public:
+  TableLock() {
+    auto c = PgConnection::Connect(TestConninfo());
+    EXPECT_TRUE(c.ok());
+    if (!c.ok()) return;
+    conn_ = std::move(c).value();
+    auto pid = conn_->Exec("SELECT pg_backend_pid()");
+    EXPECT_TRUE(pid.ok());
+    if (pid.ok()) pid_ = pid->str(0, 0);
+    EXPECT_TRUE(conn_->Exec("BEGIN; LOCK TABLE resource IN ACCESS EXCLUSIVE MODE").ok());
+  }
+  const std::string& pid() const { return pid_; }
+  ~TableLock() { Release(); }
+  void Release() {
+    if (conn_ != nullptr) (void)conn_->Exec("COMMIT");
+    conn_.reset();
+  }
+
+ private:
+  std::unique_ptr<PgConnection> conn_;
+  std::string pid_;
+};
+
+// The unit statements of worker threads waiting for the lock held by backend `pid`.
+int WaitingUnitStatements(PgConnection* conn, const std::string& pid) {
+  auto r = conn->Exec(
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fhir-bulk-worker' "
+      "AND state = 'active' AND query LIKE 'COPY (SELECT%' "
+      "AND $1::int = ANY(pg_blocking_pids(pid))",
+      {pid});
+  return r.ok() ? static_cast<int>(r->int64(0, 0)) : -1;
+}
+
+template <typename F>
+bool WaitFor(F&& cond, std::chrono::milliseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return cond();
+}
+
+TEST_F(WorkerDbTest, UnitReturningNoRowsKeepsItsLease) {
+  // Row 3: the lease was renewed only between row chunks, so a unit whose query returned no
+  // rows for longer than the lease lost it and another thread ran it again.
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  WorkerOptions o = Options();
+  o.lease_seconds = 2;
+  o.check_every_ms = 200;
+  auto w = MakeWorker(o);
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->PlanOne().ok());
+  ASSERT_EQ(State(job), "running");
+  TableLock lock;
+  Status run_status;
+  std::thread run([&] { run_status = w->RunUntilIdle(); });  // two threads
+  EXPECT_TRUE(WaitFor([&] { return WaitingUnitStatements(conn_.get(), lock.pid()) == 1; },
+                      std::chrono::seconds(5)));
+  // Three leases long without a row: the lease is renewed all along, nobody else claims it.
+  for (int i = 0; i < 12; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(Scalar("SELECT (lease_until > now())::text || ' ' || attempts FROM export_unit "
+                     "WHERE job_id = $1::uuid",
+                     {job}),
+              "true 1")
+        << "after " << (i + 1) * 500 << " ms";
+  }
+  lock.Release();
+  run.join();
+  ASSERT_TRUE(run_status.ok()) << run_status.ToString();
+  EXPECT_EQ(State(job), "completed");
+  EXPECT_EQ(Scalar("SELECT attempts FROM export_unit WHERE job_id = $1::uuid", {job}), "1");
+  EXPECT_EQ(ReadExport(job).output.size(), 6u);
+}
+
+TEST_F(WorkerDbTest, CancelStopsWaitingStatementsOnEveryWorker) {
+  // A cancel must stop the job's statements within seconds on every worker, even statements
+  // that have not returned a row yet.
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation", "Patient"}));
+  WorkerOptions o = Options();
+  o.threads = 1;
+  o.check_every_ms = 200;
+  auto w1 = MakeWorker(o);
+  auto w2 = MakeWorker(o);
+  ASSERT_NE(w1, nullptr);
+  ASSERT_NE(w2, nullptr);
+  ASSERT_TRUE(w1->PlanOne().ok());
+  ASSERT_EQ(Scalar("SELECT units_total FROM export_job WHERE job_id = $1::uuid", {job}), "2");
+  TableLock lock;
+  Status s1, s2;
+  std::thread r1([&] { s1 = w1->RunUntilIdle(); });
+  std::thread r2([&] { s2 = w2->RunUntilIdle(); });
+  ASSERT_TRUE(WaitFor([&] { return WaitingUnitStatements(conn_.get(), lock.pid()) == 2; },
+                      std::chrono::seconds(5)));
+  EXPECT_EQ(Scalar("SELECT count(DISTINCT worker) FROM export_unit WHERE job_id = $1::uuid "
+                   "AND state = 'running'",
+                   {job}),
+            "2");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(CancelJob(conn_.get(), job, "test-client").ok());
+  // Both statements end while the lock is still held: they were cancelled, not finished.
+  EXPECT_TRUE(WaitFor([&] { return WaitingUnitStatements(conn_.get(), lock.pid()) == 0; },
+                      std::chrono::seconds(3)));
+  r1.join();
+  r2.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  lock.Release();
+  EXPECT_TRUE(s1.ok()) << s1.ToString();
+  EXPECT_TRUE(s2.ok()) << s2.ToString();
+  EXPECT_EQ(State(job), "cancelled");
+  EXPECT_EQ(Listing(dir_ + "/" + job), ".owner");
+}
+
+TEST_F(WorkerDbTest, UnitOverTheTimeLimitFailsTheJobCleanly) {
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  const std::string other = NewJob(Request(ExportLevel::kSystem, {"Patient"}));
+  WorkerOptions o = Options();
+  o.unit_timeout_seconds = 1;
+  o.check_every_ms = 200;
+  std::mutex log_mu;
+  std::string log;
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> l(log_mu);
+    log += line + "\n";
+  };
+  auto w = MakeWorker(o);
+  ASSERT_TRUE(w->PlanOne().ok());
+  ASSERT_TRUE(w->PlanOne().ok());
+  // Only the Observation table is locked: the other job goes on.
+  auto locker = PgConnection::Connect(TestConninfo());
+  ASSERT_TRUE(locker.ok());
+  const std::string locker_pid = (*locker)->Exec("SELECT pg_backend_pid()")->str(0, 0);
+  ASSERT_TRUE((*locker)
+                  ->Exec("BEGIN; LOCK TABLE " +
+                         Scalar("SELECT coalesce(to_regclass('resource_observation'), "
+                                "'resource_other'::regclass)::text") +
+                         " IN ACCESS EXCLUSIVE MODE")
+                  .ok());
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = w->RunUntilIdle();
+  auto took = std::chrono::steady_clock::now() - t0;
+  const int still_waiting = WaitingUnitStatements(conn_.get(), locker_pid);
+  (void)(*locker)->Exec("COMMIT");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_EQ(State(job), "failed");
+  const std::string diagnostics = Scalar(
+      "SELECT error->'issue'->0->>'diagnostics' FROM export_job WHERE job_id = $1::uuid", {job});
+  EXPECT_NE(diagnostics.find("longer than the server's limit of 1 seconds"), std::string::npos)
+      << diagnostics;
+  EXPECT_EQ(diagnostics.find("SQLSTATE"), std::string::npos) << diagnostics;
+  EXPECT_EQ(diagnostics.find("cancel"), std::string::npos) << diagnostics;
+  EXPECT_EQ(State(other), "completed");
+  EXPECT_EQ(still_waiting, 0);  // the statement was cancelled, not left waiting
+}
+
+TEST_F(WorkerDbTest, DatabaseErrorsReachTheLogNotTheClient) {
+  // Row 11: the failed job's OperationOutcome carried PostgreSQL's raw message.
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  WorkerOptions o = Options();
+  std::mutex log_mu;
+  std::string log;
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> l(log_mu);
+    log += line + "\n";
+  };
+  auto w = MakeWorker(o);
+  ASSERT_TRUE(w->PlanOne().ok());
+  // Planned; now the unit's statement fails inside PostgreSQL.
+  Exec("ALTER TABLE resource RENAME COLUMN body TO body_secret_name");
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  EXPECT_EQ(State(job), "failed");
+  const std::string diagnostics = Scalar(
+      "SELECT error->'issue'->0->>'diagnostics' FROM export_job WHERE job_id = $1::uuid", {job});
+  EXPECT_EQ(diagnostics.find("body"), std::string::npos) << diagnostics;
+  EXPECT_EQ(diagnostics.find("SQLSTATE"), std::string::npos) << diagnostics;
+  EXPECT_EQ(diagnostics.find("column"), std::string::npos) << diagnostics;
+  const size_t at = diagnostics.find("(reference ");
+  ASSERT_NE(at, std::string::npos) << diagnostics;
+  const std::string ref = diagnostics.substr(at + 11, 8);
+  // The log line with the same reference has the details.
+  std::lock_guard<std::mutex> l(log_mu);
+  const size_t line = log.find("reference " + ref + "): ");
+  ASSERT_NE(line, std::string::npos) << log;
+  EXPECT_NE(log.find("42703", line), std::string::npos) << log;
+}
+
+TEST_F(WorkerDbTest, UnitsAreClaimedFairlyAcrossClients) {
+  // Client A has two big jobs and two units running elsewhere; client B's small job comes
+  // last. B's units are claimed before any more of A's.
+  StandardData();
+  const std::vector<std::string> kTypes = {"Observation", "Patient", "Practitioner",
+                                           "Organization"};
+  const std::string a1 = NewJob(Request(ExportLevel::kSystem, kTypes), "client-a");
+  const std::string a2 = NewJob(Request(ExportLevel::kSystem, kTypes), "client-a");
+  const std::string b = NewJob(Request(ExportLevel::kSystem, {"Patient", "Condition"}), "client-b");
+  WorkerOptions o = Options();
+  o.threads = 1;
+  auto w = MakeWorker(o);
+  for (int i = 0; i < 3; i++) ASSERT_TRUE(w->PlanOne().ok());
+  ASSERT_EQ(Scalar("SELECT string_agg(units_total::text, ',' ORDER BY created_at) FROM export_job"),
+            "4,4,2");
+  Exec(
+      "UPDATE export_unit SET state = 'running', worker = 'elsewhere-t0', attempts = 1, "
+      "lease_until = now() + interval '1 hour' WHERE job_id = $1::uuid AND unit_no <= 2",
+      {a1});
+  for (int i = 0; i < 2; i++) {
+    auto did = w->RunOneUnit();
+    ASSERT_TRUE(did.ok() && *did);
+  }
+  EXPECT_EQ(State(b), "completed");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_unit WHERE job_id = ANY($1::uuid[]) "
+                   "AND state = 'done'",
+                   {"{" + a1 + "," + a2 + "}"}),
+            "0");
+  // With B done, A's jobs share the threads: the job with fewer units running goes first.
+  auto did = w->RunOneUnit();
+  ASSERT_TRUE(did.ok() && *did);
+  EXPECT_EQ(
+      Scalar("SELECT count(*) FROM export_unit WHERE job_id = $1::uuid AND state = 'done'", {a2}),
+      "1");
+}
+
+TEST_F(WorkerDbTest, FilesAndDirectoriesAreGroupReadableOnly) {
+  // Row 6 (worker side): 0640 files and 0750 directories whatever the umask, in the export
+  // directory's group.
+  StandardData();
+  const mode_t old_umask = ::umask(0);
+  gid_t group = ::getegid();
+  if (::geteuid() == 0) {
+    group = 4242;  // root may give the export directory any group
+    ASSERT_EQ(::chown(dir_.c_str(), static_cast<uid_t>(-1), group), 0);
+  }
+  WorkerOptions o = Options();
+  o.gzip_level = 1;
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Patient", "Observation"}));
+  RunAll(o);
+  ::umask(old_umask);
+  ASSERT_EQ(State(job), "completed");
+  struct stat st;
+  ASSERT_EQ(::stat((dir_ + "/" + job).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 02750u) << std::oct << (st.st_mode & 07777);
+  EXPECT_EQ(st.st_gid, group);
+  int files = 0;
+  for (const auto& f : fs::directory_iterator(dir_ + "/" + job)) {
+    ASSERT_EQ(::lstat(f.path().c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << f.path();
+    EXPECT_EQ(st.st_mode & 07777, 0640u) << f.path() << " " << std::oct << (st.st_mode & 07777);
+    EXPECT_EQ(st.st_gid, group) << f.path();
+    files++;
+  }
+  EXPECT_EQ(files, 5);  // .owner, two files and their gzip twins
+}
+
+TEST_F(WorkerDbTest, RetainedExportQuotaCountsJobsAndBytes) {
+  // Row 5: only exports in progress were limited; completed ones kept for 24 h were not.
+  StandardData();
+  const std::string done = NewJob(Request(ExportLevel::kSystem, {"Observation"}), "client-q");
+  RunAll(Options());
+  ASSERT_EQ(State(done), "completed");
+  const long long bytes =
+      std::stoll(Scalar("SELECT bytes_written FROM export_job WHERE job_id = $1::uuid", {done}));
+  EXPECT_EQ(std::to_string(bytes),
+            Scalar("SELECT sum(bytes)::text FROM export_file WHERE job_id = $1::uuid", {done}));
+  ASSERT_GT(bytes, 0);
+
+  ExportRequest r = Request(ExportLevel::kSystem, {"Patient"});
+  r.request_url = "http://fhir.test/fhir/$export";
+  int64_t retry_after = -1;
+  CreateJobOptions by_count;
+  by_count.max_retained_per_client = 1;
+  by_count.retry_after_seconds = &retry_after;
+  auto refused = CreateJob(conn_.get(), "client-q", r, by_count);
+  ASSERT_EQ(refused.status().code(), Status::Code::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("limit is 1"), std::string::npos);
+  // Retry when the completed export expires (retention 24 h by default).
+  EXPECT_GT(retry_after, 86000);
+  EXPECT_TRUE(CreateJob(conn_.get(), "other-client", r, by_count).ok());  // per client
+
+  CreateJobOptions by_bytes;
+  by_bytes.max_retained_bytes_per_client = bytes;
+  EXPECT_EQ(CreateJob(conn_.get(), "client-q", r, by_bytes).status().code(),
+            Status::Code::kResourceExhausted);
+  by_bytes.max_retained_bytes_per_client = bytes + 1;
+  EXPECT_TRUE(CreateJob(conn_.get(), "client-q", r, by_bytes).ok());
+
+  // Expired, failed or cancelled exports do not count.
+  Exec("UPDATE export_job SET expires_at = now() - interval '1 second' WHERE job_id = $1::uuid",
+       {done});
+  Exec(
+      "UPDATE export_job SET state = 'failed' WHERE client_id = 'client-q' AND job_id <> "
+      "$1::uuid",
+      {done});
+  EXPECT_TRUE(CreateJob(conn_.get(), "client-q", r, by_count).ok());
+  EXPECT_EQ(CreateJob(conn_.get(), "client-q", r, by_count).status().code(),
+            Status::Code::kResourceExhausted);
+  auto last =
+      Scalar("SELECT job_id FROM export_job WHERE client_id = 'client-q' AND state = 'accepted'");
+  ASSERT_TRUE(CancelJob(conn_.get(), last, "client-q").ok());
+  EXPECT_TRUE(CreateJob(conn_.get(), "client-q", r, by_count).ok());
 }
 
 }  // namespace

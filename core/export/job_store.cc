@@ -1,5 +1,6 @@
 #include "export/job_store.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace fhirbulk {
@@ -64,6 +65,37 @@ Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
             "this client already has " + std::to_string(active->int64(0, 0)) +
             " exports in progress (the limit is " + std::to_string(options.max_active_per_client) +
             "); retry when one has finished");
+      }
+    }
+    if (options.max_retained_per_client > 0 || options.max_retained_bytes_per_client > 0) {
+      auto retained = conn->Exec(
+          "SELECT count(*), coalesce(sum(bytes_written), 0)::bigint, "
+          "coalesce(ceil(extract(epoch FROM min(expires_at) - now())), 0)::bigint "
+          "FROM export_job WHERE client_id = $1 "
+          "AND state IN ('accepted', 'running', 'completed') "
+          "AND (expires_at IS NULL OR expires_at > now())",
+          {client_id});
+      if (!retained.ok()) return retained.status();
+      const int64_t count = retained->int64(0, 0);
+      const int64_t bytes = retained->int64(0, 1);
+      std::string why;
+      if (options.max_retained_per_client > 0 && count >= options.max_retained_per_client) {
+        why = "this client already has " + std::to_string(count) +
+              " exports in progress or kept for download (the limit is " +
+              std::to_string(options.max_retained_per_client) + ")";
+      } else if (options.max_retained_bytes_per_client > 0 &&
+                 bytes >= options.max_retained_bytes_per_client) {
+        why = "this client's exports kept for download hold " + std::to_string(bytes) +
+              " bytes (the limit is " + std::to_string(options.max_retained_bytes_per_client) + ")";
+      }
+      if (!why.empty()) {
+        if (options.retry_after_seconds != nullptr) {
+          *options.retry_after_seconds = std::max<int64_t>(0, retained->int64(0, 2));
+        }
+        return Status::ResourceExhausted(
+            why +
+            "; delete exports no longer needed (DELETE on their status URL) or retry "
+            "when one has expired");
       }
     }
     // transactionTime first, then (in a later statement) this transaction's xid: every writer

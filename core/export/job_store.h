@@ -52,6 +52,15 @@ struct JobInfo {
 
 struct CreateJobOptions {
   int max_active_per_client = 0;  // 0 = unlimited; otherwise ResourceExhausted beyond it
+  // Retained exports: the client's jobs in progress, or completed and not yet expired (their
+  // files are on disk). A kick-off is ResourceExhausted when the client already has
+  // max_retained_per_client of them, or when their files (export_job.bytes_written, the NDJSON
+  // bytes; gzip twins not counted) reach max_retained_bytes_per_client. 0 = unlimited.
+  int max_retained_per_client = 0;
+  int64_t max_retained_bytes_per_client = 0;
+  // Set with a ResourceExhausted answer: seconds until a retained export expires (when one of
+  // them is completed; at least 1), else 0. Cancelling (DELETE) one frees its share at once.
+  int64_t* retry_after_seconds = nullptr;
 };
 
 // Inserts an accepted job and wakes the workers (NOTIFY fhir_bulk_jobs). The transaction time

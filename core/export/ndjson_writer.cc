@@ -1,6 +1,7 @@
 #include "export/ndjson_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #ifdef FHIRBULK_HAVE_ISAL
@@ -233,8 +234,13 @@ class GzipTwin {
  public:
   static Result<std::unique_ptr<GzipTwin>> Open(const std::string& path, std::string name,
                                                 int level) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kExportFileMode);
     if (fd < 0) return ErrnoStatus("creating", name, errno);
+    if (::fchmod(fd, kExportFileMode) != 0) {  // whatever the umask
+      int err = errno;
+      ::close(fd);
+      return ErrnoStatus("creating", name, err);
+    }
     std::unique_ptr<GzipTwin> t(new GzipTwin(fd, std::move(name)));
     FHIRBULK_RETURN_IF_ERROR(t->deflater_.Init(level));
     return t;
@@ -314,7 +320,13 @@ Status NdjsonWriter::StartFile() {
   f.name = options_.prefix + "." + std::to_string(f.seq) + ".ndjson";
   files_.push_back(f);
   std::string path = TempPath(files_.back());
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kExportFileMode);
+  if (fd_ >= 0 && ::fchmod(fd_, kExportFileMode) != 0) {  // whatever the umask
+    int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    errno = err;
+  }
   if (fd_ < 0) {
     int err = errno;
     files_.pop_back();

@@ -28,6 +28,10 @@
 // the error. The destructor deletes leftover temp files of an unfinished writer (best effort,
 // nothing else).
 //
+// Files are created with mode kExportFileMode (0640, set with fchmod whatever the umask); their
+// group is the directory's (job directories are setgid, planner.h MakeDirectory), so the
+// group shared by the worker and nginx can read them and nobody else on the host can.
+//
 // Errors are IOError with the file's name (not its directory) and strerror text, e.g.
 // "writing Observation.3.1.ndjson: No space left on device".
 //
@@ -35,6 +39,8 @@
 
 #ifndef FHIRBULK_EXPORT_NDJSON_WRITER_H_
 #define FHIRBULK_EXPORT_NDJSON_WRITER_H_
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
@@ -47,6 +53,11 @@
 #include "util/status.h"
 
 namespace fhirbulk {
+
+// Modes of what the worker writes: export files and job directories (setgid: new files get
+// the directory's group).
+inline constexpr mode_t kExportFileMode = 0640;
+inline constexpr mode_t kExportDirMode = 02750;
 
 struct NdjsonWriterOptions {
   std::string dir;          // the job directory; must exist

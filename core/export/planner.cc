@@ -1,6 +1,8 @@
 #include "export/planner.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -11,8 +13,10 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <thread>
 
+#include "export/ndjson_writer.h"
 #include "export/type_filter_sql.h"
 #include "export/unit_runner.h"
 #include "fhir/resource_types.h"
@@ -87,8 +91,25 @@ Result<bool> WaitForOlderTransactions(PgConnection* conn, const std::string& job
 }
 
 Status MakeDirectory(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::IOError("creating the job directory: " + std::string(std::strerror(errno)));
+  }
+  // The group of the export directory (the one shared with nginx), whatever this process's
+  // primary group; then the mode, whatever the umask. setgid: files inherit the group.
+  const std::string parent = path.substr(0, path.find_last_of('/'));
+  struct stat pst;
+  if (!parent.empty() && ::stat(parent.c_str(), &pst) == 0) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && st.st_gid != pst.st_gid &&
+        ::chown(path.c_str(), static_cast<uid_t>(-1), pst.st_gid) != 0) {
+      return Status::IOError("giving the job directory the export directory's group: " +
+                             std::string(std::strerror(errno)) +
+                             " (the worker's user must be a member of that group)");
+    }
+  }
+  if (::chmod(path.c_str(), kExportDirMode) != 0) {
+    return Status::IOError("setting the job directory's mode: " +
+                           std::string(std::strerror(errno)));
   }
   return Status::OK();
 }
@@ -99,15 +120,27 @@ Status MakeDirectory(const std::string& path) {
 Status WriteJobOwner(const std::string& dir, const std::string& client_id) {
   const std::string final_path = dir + "/" + std::string(kJobOwnerFile);
   const std::string tmp_path = final_path + ".tmp";
-  FILE* f = std::fopen(tmp_path.c_str(), "w");
-  if (f == nullptr) {
-    return Status::IOError("writing the job owner file: " + std::string(std::strerror(errno)));
+  int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kExportFileMode);
+  bool ok = fd >= 0 && ::fchmod(fd, kExportFileMode) == 0;
+  size_t done = 0;
+  while (ok && done < client_id.size()) {
+    ssize_t n = ::write(fd, client_id.data() + done, client_id.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
   }
-  bool ok = std::fwrite(client_id.data(), 1, client_id.size(), f) == client_id.size();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+  int err = errno;
+  if (fd >= 0 && ::close(fd) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  if (ok && std::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
     std::remove(tmp_path.c_str());
-    return Status::IOError("writing the job owner file: " + std::string(std::strerror(errno)));
+    return Status::IOError("writing the job owner file: " + std::string(std::strerror(err)));
   }
   return Status::OK();
 }
@@ -383,9 +416,12 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
 
   auto request = ExportRequestFromJson(request_json);
   if (!request.ok()) {
+    const std::string ref = ErrorReference();
+    Log(o, "job " + job_id + ": the stored request cannot be read (reference " + ref +
+               "): " + request.status().ToString());
     Status s = FailJob(conn, o.export_dir, job_id,
-                       "the stored export request cannot be read: " + request.status().message(),
-                       false, o.retention_seconds);
+                       "the export failed on the server (reference " + ref + ")", false,
+                       o.retention_seconds);
     if (!s.ok()) return s;
     return true;
   }
@@ -401,7 +437,8 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
 
   int units_planned = 0;
   Status s = PgTransaction(conn, [&]() -> Status {
-    auto durable = conn->Exec("SET LOCAL synchronous_commit = on");
+    auto durable = conn->Exec("SET LOCAL synchronous_commit = on; SET LOCAL statement_timeout = " +
+                              std::to_string(std::max<int64_t>(0, o.statement_timeout_ms)));
     if (!durable.ok()) return durable.status();
     auto mine = conn->Exec(
         "SELECT 1 FROM export_job WHERE job_id = $1::uuid AND planner = $2 "
@@ -445,9 +482,12 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
   if (s.code() == Status::Code::kAborted) return true;   // someone else has it now
   if (s.code() == Status::Code::kUnavailable) return s;  // lease runs out; replanned later
   if (!s.ok()) {
-    Log(o, "job " + job_id + ": planning failed: " + s.ToString());
-    Status f = FailJob(conn, o.export_dir, job_id, "planning the export failed: " + s.message(),
-                       false, o.retention_seconds);
+    // Details (SQL errors, paths) go to the log only; the client gets a reference.
+    const std::string ref = ErrorReference();
+    Log(o, "job " + job_id + ": planning failed (reference " + ref + "): " + s.ToString());
+    Status f = FailJob(conn, o.export_dir, job_id,
+                       FailureDiagnostics("planning the export", s, ref), false,
+                       o.retention_seconds);
     if (!f.ok()) return f;
     return true;
   }
@@ -477,6 +517,22 @@ Status FailJob(PgConnection* conn, const std::string& export_dir, const std::str
   // A failed job has no manifest: none of its files will ever be served.
   if (r->rows() == 1) RemoveTree(JobDirectory(export_dir, job_id));
   return Status::OK();
+}
+
+std::string ErrorReference() {
+  thread_local std::mt19937 gen(std::random_device{}());
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08x", static_cast<unsigned>(gen()));
+  return buf;
+}
+
+std::string FailureDiagnostics(const std::string& what, const Status& s, const std::string& ref) {
+  std::string out = what + " failed on the server";
+  const char* no_space = std::strerror(ENOSPC);
+  if (s.code() == Status::Code::kIOError && s.message().find(no_space) != std::string::npos) {
+    out += std::string(": ") + no_space;
+  }
+  return out + " (reference " + ref + ")";
 }
 
 bool RemoveTree(const std::string& path) {

@@ -107,6 +107,9 @@ struct PlannerOptions {
   int64_t retention_seconds = 86400;
   int64_t target_unit_resources = kDefaultTargetUnitResources;
   int64_t target_unit_bytes = kDefaultTargetUnitBytes;
+  // Each statement of the planning transaction (e.g. a supporting type's reference query) is
+  // cancelled by the server after this long, failing the job; 0: no limit.
+  int64_t statement_timeout_ms = 30 * 60 * 1000;
   const std::atomic<bool>* stop = nullptr;  // set: give the lease back and return
   std::function<void(const std::string&)> log;
 };
@@ -151,6 +154,15 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& options);
 // "processing" (final; FHIR files "exception" under transient).
 Status FailJob(PgConnection* conn, const std::string& export_dir, const std::string& job_id,
                const std::string& diagnostics, bool transient, int64_t retention_seconds);
+
+// A random reference (8 hex digits) that ties a client's generic diagnostic to the worker log
+// line holding the details (SQL errors and paths are never shown to clients).
+std::string ErrorReference();
+
+// What a client is told of an internal failure `s` while `what` ("writing the export files"):
+// "<what> failed on the server (reference <ref>)"; a full export volume is named
+// (": No space left on device"), other details never are.
+std::string FailureDiagnostics(const std::string& what, const Status& s, const std::string& ref);
 
 // Removes a directory tree (best effort; a missing path is fine). False if anything remains.
 bool RemoveTree(const std::string& path);

@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,6 +24,8 @@ namespace fhirbulk {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kServerTimeoutSlackMs = 10000;
 
 constexpr char kCopySignature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
 
@@ -120,11 +124,16 @@ struct ClaimedUnit {
 
 Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunnerOptions& o) {
   auto r = control->Exec(
-      "WITH c AS (SELECT eu.job_id, eu.unit_no FROM export_unit eu "
+      "WITH busy AS (SELECT r.job_id, rj.client_id, count(*) AS n FROM export_unit r "
+      "JOIN export_job rj ON rj.job_id = r.job_id WHERE rj.state = 'running' "
+      "AND r.state = 'running' AND r.lease_until >= now() GROUP BY r.job_id, rj.client_id), "
+      "c AS (SELECT eu.job_id, eu.unit_no FROM export_unit eu "
       "JOIN export_job j ON j.job_id = eu.job_id "
       "WHERE j.state = 'running' AND eu.state <> 'done' "
       "AND (eu.state = 'pending' OR eu.lease_until < now()) "
-      "ORDER BY eu.unit_no, j.created_at LIMIT 1 FOR UPDATE OF eu SKIP LOCKED) "
+      "ORDER BY (SELECT coalesce(sum(b.n), 0) FROM busy b WHERE b.client_id = j.client_id), "
+      "(SELECT coalesce(sum(b.n), 0) FROM busy b WHERE b.job_id = j.job_id), "
+      "eu.unit_no, j.created_at LIMIT 1 FOR UPDATE OF eu SKIP LOCKED) "
       "UPDATE export_unit u SET state = 'running', worker = $1, "
       "lease_until = now() + $2::int * interval '1 second', attempts = u.attempts + 1 "
       "FROM c, export_job j WHERE u.job_id = c.job_id AND u.unit_no = c.unit_no "
@@ -222,7 +231,8 @@ class Heartbeat {
   int64_t last_rows_ = 0;
 };
 
-// Stops a COPY TO STDOUT early: asks the server to cancel, then drains what is in flight.
+// Stops the data connection's statement early: asks the server to cancel, then drains what
+// is in flight (the cancel makes the server end the statement within milliseconds).
 void AbortCopy(PgConnection* data) {
   PGconn* c = data->raw();
   if (PGcancel* cancel = PQgetCancel(c)) {
@@ -239,24 +249,88 @@ void AbortCopy(PgConnection* data) {
   while (PGresult* r = PQgetResult(c)) PQclear(r);
 }
 
-// Streams the COPY's rows into `on_row`, beating the heart between chunks.
+// Streams the COPY's rows into `on_row`. The statement runs asynchronously: the thread waits
+// on the socket at most until the next heartbeat is due, so the lease is renewed and the job's
+// state read every check_every_ms even while the query returns no rows (a selective filter
+// over a large table), and a cancelled or failed job stops the statement within about that
+// time. A statement running longer than statement_timeout_ms is cancelled here too (besides
+// the server's statement_timeout): ResourceExhausted.
 Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbeat,
-                  const CopyBinaryParser::RowFn& on_row) {
-  FHIRBULK_RETURN_IF_ERROR(data->CopyOutBegin(sql));
+                  const CopyBinaryParser::RowFn& on_row, const UnitRunnerOptions& o) {
+  PGconn* c = data->raw();
+  if (PQsendQuery(c, sql.c_str()) == 0) return PgStatusFromResult(c, nullptr);
+  const auto started = Clock::now();
+  const auto deadline = o.statement_timeout_ms > 0
+                            ? started + std::chrono::milliseconds(o.statement_timeout_ms)
+                            : Clock::time_point::max();
+  const auto beat_every = std::chrono::milliseconds(std::max(1, o.check_every_ms));
+  auto next_beat = started + beat_every;
   CopyBinaryParser parser;
+  bool copying = false;  // the COPY_OUT result arrived; rows follow
+  Status failed;         // the statement's error, once its results are all read
+  auto abort = [&](Status s) {
+    AbortCopy(data);
+    return s;
+  };
   while (true) {
-    auto chunk = data->CopyOutNext();
-    if (!chunk.ok()) return chunk.status();
-    if (chunk->empty()) break;  // end of data, final result collected
-    Status s = parser.Feed(*chunk, on_row);
-    if (s.ok()) s = heartbeat->MaybeBeat(parser.rows());
-    if (!s.ok()) {
-      AbortCopy(data);
-      return s;
+    // Read whatever arrived without blocking.
+    if (!copying) {
+      while (PQisBusy(c) == 0) {
+        PGresult* r = PQgetResult(c);
+        if (r == nullptr) return failed.ok() ? Status::Internal("COPY returned no result") : failed;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_OUT) {
+          PQclear(r);
+          copying = true;
+          break;
+        }
+        if (failed.ok()) failed = PgStatusFromResult(c, r);
+        PQclear(r);
+      }
     }
+    if (copying) {
+      while (true) {
+        char* buf = nullptr;
+        int n = PQgetCopyData(c, &buf, 1);
+        if (n > 0) {
+          Status s = parser.Feed(std::string_view(buf, static_cast<size_t>(n)), on_row);
+          PQfreemem(buf);
+          if (s.ok()) s = heartbeat->MaybeBeat(parser.rows());
+          if (!s.ok()) return abort(s);
+          continue;
+        }
+        if (n == 0) break;  // nothing more buffered: wait on the socket
+        // -1: end of data; -2: error. Either way the final result(s) follow.
+        Status s;
+        while (PGresult* r = PQgetResult(c)) {
+          if (PQresultStatus(r) != PGRES_COMMAND_OK && s.ok()) s = PgStatusFromResult(c, r);
+          PQclear(r);
+        }
+        if (n == -2 && s.ok()) s = PgStatusFromResult(c, nullptr);
+        if (!s.ok()) return s;
+        if (!parser.finished()) return Status::Corruption("binary COPY ended without its trailer");
+        return Status::OK();
+      }
+    }
+    auto now = Clock::now();
+    if (now >= deadline) {
+      return abort(Status::ResourceExhausted("the unit's statement ran longer than " +
+                                             std::to_string(o.statement_timeout_ms / 1000) + " s"));
+    }
+    if (now >= next_beat) {
+      Status s = heartbeat->Beat(parser.rows());
+      if (!s.ok()) return abort(s);
+      next_beat = Clock::now() + beat_every;
+      continue;
+    }
+    auto wait = std::min(next_beat, deadline) - now;
+    int wait_ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1;
+    struct pollfd pfd = {PQsocket(c), POLLIN, 0};
+    int ready = ::poll(&pfd, 1, wait_ms);
+    if (ready < 0 && errno != EINTR) return abort(Status::IOError("poll on the database socket"));
+    if (ready > 0 && PQconsumeInput(c) == 0) return PgStatusFromResult(c, nullptr);
   }
-  if (!parser.finished()) return Status::Corruption("binary COPY ended without its trailer");
-  return Status::OK();
 }
 
 // The job's output types (for a supporting unit's reference selection).
@@ -293,6 +367,7 @@ Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* write
     auto job = control->Exec(
         "UPDATE export_job SET units_done = units_done + 1, "
         "resources_written = resources_written + $4::bigint, "
+        "bytes_written = bytes_written + $6::bigint, "
         "state = CASE WHEN units_done + 1 >= units_total THEN 'completed' ELSE state END, "
         "finished_at = CASE WHEN units_done + 1 >= units_total THEN now() "
         "ELSE finished_at END, "
@@ -301,7 +376,8 @@ Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* write
         "WHERE job_id = $1::uuid AND state = 'running' AND EXISTS (SELECT 1 FROM export_unit "
         "WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 AND state = 'running') "
         "RETURNING 1",
-        {u.job_id, unit_no, o.worker_id, resources, std::to_string(o.retention_seconds)});
+        {u.job_id, unit_no, o.worker_id, resources, std::to_string(o.retention_seconds),
+         std::to_string(writer->total_bytes())});
     if (!job.ok()) return job.status();
     if (job->rows() == 0)
       return Status::Aborted("the job is no longer running or the lease was lost");
@@ -388,7 +464,14 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
         return writer.Append(line);
       };
     }
-    FHIRBULK_RETURN_IF_ERROR(StreamCopy(data, *sql, &heartbeat, on_row));
+    // The server's own limit is a backstop for a worker that died mid-statement (a backend
+    // sending no rows never notices its client is gone); StreamCopy cancels first.
+    auto limit = data->Exec("SET statement_timeout = " +
+                            std::to_string(o.statement_timeout_ms > 0
+                                               ? o.statement_timeout_ms + kServerTimeoutSlackMs
+                                               : 0));
+    if (!limit.ok()) return limit.status();
+    FHIRBULK_RETURN_IF_ERROR(StreamCopy(data, *sql, &heartbeat, on_row, o));
   }
   stats->read_done = Clock::now();
   // A last check before publishing: a job cancelled meanwhile gets no new files.
@@ -649,10 +732,22 @@ Result<bool> RunNextUnit(PgConnection* control, PgConnection* data, const UnitRu
       Log(o, what + ": will be retried: " + s.message());
       return s;
     default: {
-      Log(o, what + ": failed: " + s.ToString());
-      std::string diagnostics = s.code() == Status::Code::kIOError
-                                    ? "writing the export files failed: " + s.message()
-                                    : "the export failed: " + s.message();
+      // The client gets a generic diagnostic and a reference; the details (SQL errors, paths)
+      // go to the worker's log only.
+      const std::string ref = ErrorReference();
+      Log(o, what + ": failed (reference " + ref + "): " + s.ToString());
+      std::string diagnostics;
+      if (s.code() == Status::Code::kResourceExhausted) {
+        diagnostics = "a part of the export ran longer than the server's limit of " +
+                      std::to_string(o.statement_timeout_ms / 1000) +
+                      " seconds; narrow the request (_type, _typeFilter, _since) and start it "
+                      "again";
+        diagnostics += " (reference " + ref + ")";
+      } else if (s.code() == Status::Code::kIOError) {
+        diagnostics = FailureDiagnostics("writing the export files", s, ref);
+      } else {
+        diagnostics = FailureDiagnostics("the export", s, ref);
+      }
       Status f = FailJob(control, o.export_dir, u.job_id, diagnostics, /*transient=*/false,
                          o.retention_seconds);
       if (!f.ok()) return f;

@@ -13,9 +13,14 @@
 //    unit writes one OperationOutcome per ignored request parameter. Memory stays bounded by
 //    the largest row and the write buffer.
 //  - Heartbeat: every check_every_rows rows or check_every_ms (whichever first) the control
-//    connection renews the lease and reads the job's state; a lost lease, a job no longer
-//    running (cancelled, failed, deleted) or a stop request aborts the COPY and deletes the
-//    temp files. On stop the unit is handed back at once (its attempt does not count).
+//    connection renews the lease and reads the job's state, whether rows flow or not (the COPY
+//    runs asynchronously and the thread waits on its socket only until the next beat is due);
+//    a lost lease, a job no longer running (cancelled, failed, deleted) or a stop request
+//    cancels the statement (PQcancel) and deletes the temp files, so a cancel stops a job's
+//    statements on every worker within about check_every_ms. On stop the unit is handed back
+//    at once (its attempt does not count).
+//  - Time limit: a statement running longer than statement_timeout_ms is cancelled and fails
+//    its job with a diagnostic naming the limit.
 //  - Complete, in ONE transaction on the control connection: add resources_written /
 //    units_done to the job if it is still running (row-locking the job first, as cancel, the
 //    planner and the janitor do, so they wait for each other instead of deadlocking) and
@@ -26,8 +31,9 @@
 //    this one renamed.
 //  - Errors: Unavailable (database gone) hands the unit back if possible and returns the
 //    Status (the caller reconnects); any other failure (disk full, I/O error, corrupt data, a
-//    failing statement) fails the job with diagnostics and returns OK (the worker goes on
-//    with other jobs).
+//    failing statement) fails the job and returns OK (the worker goes on with other jobs). The
+//    job's OperationOutcome carries a generic diagnostic and a reference (ErrorReference); the
+//    details (PostgreSQL's message, paths) go to the log line with the same reference.
 //
 // Thread-safety: one thread per pair of connections.
 
@@ -58,6 +64,9 @@ struct UnitRunnerOptions {
   int max_attempts = 5;
   int64_t check_every_rows = 10000;
   int check_every_ms = 1000;
+  // A unit's statement running longer is cancelled and fails its job (0: no limit). The
+  // server's statement_timeout is set a little above it, for a worker that dies mid-statement.
+  int64_t statement_timeout_ms = 30 * 60 * 1000;
   size_t write_buffer_bytes = 1 << 20;
   int gzip_level = 1;  // gzip twins of the files (NdjsonWriterOptions::gzip_level); 0: none
   const std::atomic<bool>* stop = nullptr;

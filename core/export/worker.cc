@@ -106,6 +106,10 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.target_unit_bytes < 1) {
     return Status::InvalidArgument("--target-unit-mb must be positive");
   }
+  if (options.unit_timeout_seconds < 0) {
+    return Status::InvalidArgument("--unit-timeout-seconds must be >= 0");
+  }
+  if (options.check_every_ms < 1) return Status::InvalidArgument("check_every_ms must be >= 1");
   if (options.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be >= 1");
   if (options.janitor_interval_seconds < 1) {
     return Status::InvalidArgument("--janitor-interval-seconds must be >= 1");
@@ -172,6 +176,7 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     po.retention_seconds = options_.retention_seconds;
     po.target_unit_resources = options_.target_unit_resources;
     po.target_unit_bytes = options_.target_unit_bytes;
+    po.statement_timeout_ms = options_.unit_timeout_seconds * 1000;
     po.stop = &stop_;
     po.log = options_.log;
     did = PlanNextJob(t->control.get(), po);
@@ -187,6 +192,8 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     uo.retention_seconds = options_.retention_seconds;
     uo.max_attempts = options_.max_attempts;
     uo.check_every_rows = options_.check_every_rows;
+    uo.check_every_ms = options_.check_every_ms;
+    uo.statement_timeout_ms = options_.unit_timeout_seconds * 1000;
     uo.gzip_level = options_.gzip_level;
     uo.stop = &stop_;
     uo.log = options_.log;

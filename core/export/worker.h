@@ -56,8 +56,11 @@ struct WorkerOptions {
   int64_t target_unit_resources = kDefaultTargetUnitResources;
   int64_t target_unit_bytes = kDefaultTargetUnitBytes;
   int64_t check_every_rows = 10000;  // heartbeat / cancellation check, or every second
-  int gzip_level = 1;                // gzip twin "<file>.gz" of every file; 0: none, 1..9
-  std::string worker_id;             // default: <host>-<pid>-<random>
+  int check_every_ms = 1000;
+  // A unit's statement running longer is cancelled and fails its job; 0: no limit.
+  int64_t unit_timeout_seconds = 1800;
+  int gzip_level = 1;     // gzip twin "<file>.gz" of every file; 0: none, 1..9
+  std::string worker_id;  // default: <host>-<pid>-<random>
   // Log lines; default: stderr, prefixed with the time.
   std::function<void(const std::string&)> log;
   // Test hook, see UnitRunnerOptions::on_heartbeat.

@@ -129,6 +129,10 @@ fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* optio
     o.retry_after_unavailable = options->retry_after_unavailable;
     o.export_dir = ToString(options->export_dir);
     o.max_active_exports_per_client = options->max_active_exports;
+    o.max_retained_exports_per_client = options->max_retained_exports;
+    o.max_retained_bytes_per_client = options->max_retained_bytes;
+    o.min_free_bytes = options->min_free_bytes;
+    o.min_free_percent = options->min_free_percent;
     o.strict_kickoff_headers = options->strict_kickoff_headers != 0;
     if (options->typefilter_max_terms > 0) o.typefilter_max_terms = options->typefilter_max_terms;
     o.poll_retry_after = options->poll_retry_after;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
@@ -51,6 +52,11 @@ constexpr const char* kSetStatementTimeout =
     "SET statement_timeout = 10000; SET synchronous_commit = off";
 
 thread_local ThreadConnection t_conn;
+
+// Kick-offs refused for lack of disk space retry after this; a retained-export quota answer
+// waits until the client's next export expires, at most this long.
+constexpr int kNoSpaceRetryAfterSeconds = 60;
+constexpr int64_t kMaxQuotaRetryAfter = 3600;
 
 bool IsUnavailable(const Status& s) { return s.code() == Status::Code::kUnavailable; }
 
@@ -129,6 +135,12 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   }
   if (options.retry_after_unavailable <= 0) options.retry_after_unavailable = 5;
   if (options.poll_retry_after <= 0) options.poll_retry_after = 2;
+  if (options.max_retained_exports_per_client < 0 || options.max_retained_bytes_per_client < 0 ||
+      options.min_free_bytes < 0 || options.min_free_percent < 0 || options.min_free_percent > 99) {
+    return Status::InvalidArgument(
+        "retained export limits and minimum free space must not be negative, and the minimum "
+        "free percent at most 99");
+  }
   while (options.export_dir.size() > 1 && options.export_dir.back() == '/') {
     options.export_dir.pop_back();
   }
@@ -480,9 +492,22 @@ void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpRespo
     Audit(req, "kickoff", principal->client_id, target, *resp, checked.message());
     return;
   }
+  // The export volume is shared (other sites, logs): below the minimum free space no export
+  // starts. Checked before the database so a full disk costs no connection.
+  if (!ExportVolumeHasRoom()) {
+    *resp = OutcomeResponse(503, "transient",
+                            "the server is short of space for export files; retry later");
+    resp->AddHeader("Retry-After", std::to_string(kNoSpaceRetryAfterSeconds));
+    Audit(req, "kickoff", principal->client_id, target, *resp, "export volume short of space");
+    return;
+  }
   JobInfo job;
   CreateJobOptions create;
   create.max_active_per_client = options_.max_active_exports_per_client;
+  create.max_retained_per_client = options_.max_retained_exports_per_client;
+  create.max_retained_bytes_per_client = options_.max_retained_bytes_per_client;
+  int64_t quota_retry_after = 0;
+  create.retry_after_seconds = &quota_retry_after;
   Status s = WithConnection([&](PgConnection* c) -> Status {
     if (options_.auth_enabled) {
       auto policy = EnabledClientPolicy(c, principal->client_id);
@@ -503,9 +528,12 @@ void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpRespo
     } else if (s.code() == Status::Code::kPermissionDenied) {
       *resp = Forbidden(options_.base_url, s);
     } else {
-      *resp = StatusResponse(s, s.code() == Status::Code::kResourceExhausted
-                                    ? options_.poll_retry_after * 5
-                                    : options_.retry_after_unavailable);
+      // Retained-export quota: retry when one expires (capped: a DELETE frees one sooner).
+      *resp = StatusResponse(
+          s, s.code() != Status::Code::kResourceExhausted ? options_.retry_after_unavailable
+             : quota_retry_after > 0
+                 ? static_cast<int>(std::min<int64_t>(quota_retry_after, kMaxQuotaRetryAfter))
+                 : options_.poll_retry_after * 5);
     }
     Audit(req, "kickoff", principal->client_id, target, *resp,
           s.code() == Status::Code::kUnavailable ? "database unavailable" : s.message());
@@ -521,6 +549,17 @@ void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpRespo
   resp->content_type = kFhirJson;
   resp->body = OperationOutcomeJson({info});
   Audit(req, "kickoff", principal->client_id, job.job_id, *resp, job.request_url);
+}
+
+bool Server::ExportVolumeHasRoom() const {
+  if (options_.min_free_bytes <= 0 && options_.min_free_percent <= 0) return true;
+  struct statvfs vfs;
+  if (::statvfs(options_.export_dir.c_str(), &vfs) != 0) return true;  // the worker will tell
+  const unsigned long long unit = vfs.f_frsize != 0 ? vfs.f_frsize : vfs.f_bsize;
+  const unsigned long long avail = static_cast<unsigned long long>(vfs.f_bavail) * unit;
+  const unsigned long long total = static_cast<unsigned long long>(vfs.f_blocks) * unit;
+  if (avail < static_cast<unsigned long long>(options_.min_free_bytes)) return false;
+  return avail * 100 >= total * static_cast<unsigned long long>(options_.min_free_percent);
 }
 
 Result<JobInfo> Server::AccessibleJob(PgConnection* conn, const std::string& job_id,

@@ -39,10 +39,18 @@ struct ServerOptions {
   // exports.
   std::string export_dir;
   int max_active_exports_per_client = 4;  // 0 = unlimited; beyond it a kick-off gets 429
-  bool strict_kickoff_headers = true;     // require Accept: fhir+json and Prefer: respond-async
-  int typefilter_max_terms = 5000;        // KickoffLimits::max_type_filter_terms
-  int poll_retry_after = 2;               // Retry-After (s) on 202 status answers
-  int min_poll_interval_ms = 1000;        // polls of a running job faster than this: 429
+  // Retained exports per client (in progress, or completed and not expired): at this count or
+  // this many bytes of files a kick-off gets 429 + Retry-After (CreateJobOptions); 0 = no limit.
+  int max_retained_exports_per_client = 20;
+  int64_t max_retained_bytes_per_client = 10LL << 30;
+  // Free space of the export directory's volume (statvfs) below which a kick-off gets 503 +
+  // Retry-After: bytes and percent of the volume; 0 = no check.
+  int64_t min_free_bytes = 1LL << 30;
+  int min_free_percent = 5;
+  bool strict_kickoff_headers = true;  // require Accept: fhir+json and Prefer: respond-async
+  int typefilter_max_terms = 5000;   // KickoffLimits::max_type_filter_terms
+  int poll_retry_after = 2;            // Retry-After (s) on 202 status answers
+  int min_poll_interval_ms = 1000;     // polls of a running job faster than this: 429
 
   // SMART Backend Services (core/auth/). Off: every request acts as client "anonymous" with
   // read access to everything (for tests and closed networks; `make up` turns it on).
@@ -93,6 +101,9 @@ class Server {
   // A poll answered from status_cache_ (true), or false to ask the database.
   bool StatusFromCache(const Route& route, const Principal& principal, HttpResponse* resp) const;
   Result<ExportRequest> ParseKickoff(const HttpRequest& request, const Route& route) const;
+  // False when the export directory's volume has less free space than min_free_bytes or
+  // min_free_percent (statvfs; an unreadable volume counts as roomy: workers report errors).
+  bool ExportVolumeHasRoom() const;
   // Checks what only the database knows: the Group exists (404), the `patient` references
   // exist and, at group level, are members (400).
   Status ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& request) const;

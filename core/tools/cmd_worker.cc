@@ -28,6 +28,7 @@ int RunWorker(int argc, char** argv) {
   long long target_unit_mb = kDefaultTargetUnitBytes >> 20;
   long long max_attempts = 5;
   long long janitor_interval_seconds = 30;
+  long long unit_timeout_seconds = 1800;
   bool once = false;
   FlagParser flags(
       "fhir-bulk worker [--db CONNINFO] --export-dir DIR [options]",
@@ -66,6 +67,10 @@ int RunWorker(int argc, char** argv) {
                "fails with a transient OperationOutcome");
   flags.AddInt("janitor-interval-seconds", &janitor_interval_seconds,
                "how often expired, cancelled and failed exports are cleaned up", "S");
+  flags.AddInt("unit-timeout-seconds", &unit_timeout_seconds,
+               "a work unit's query running longer is cancelled and its export fails with an "
+               "OperationOutcome naming the limit (0: no limit)",
+               "S");
   flags.AddBool("once", &once, "run what is claimable now, clean up once, and exit");
   Status s = flags.Parse(argc, argv);
   if (flags.help_requested()) {
@@ -96,6 +101,7 @@ int RunWorker(int argc, char** argv) {
       static_cast<int>(std::clamp(janitor_interval_seconds, -1LL, 1000000LL));
   // Out of range stays out of range (Worker::Create rejects it) instead of wrapping.
   options.gzip_level = gzip_level >= 0 && gzip_level <= 9 ? static_cast<int>(gzip_level) : -1;
+  options.unit_timeout_seconds = std::clamp(unit_timeout_seconds, -1LL, 1LL << 40);
   auto worker = Worker::Create(options);
   if (!worker.ok()) {
     std::fprintf(stderr, "fhir-bulk worker: %s\n", worker.status().message().c_str());

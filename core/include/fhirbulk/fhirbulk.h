@@ -47,6 +47,14 @@ typedef struct {
   fhirbulk_str_t export_dir;
   /* Concurrent exports per client beyond which a kick-off gets 429 (0 = unlimited). */
   int max_active_exports;
+  /* Per client, exports in progress or kept for download (not yet expired): at this count, or
+   * when their files hold max_retained_bytes, a kick-off gets 429 + Retry-After (0 = unlimited). */
+  int max_retained_exports;
+  long long max_retained_bytes;
+  /* Free space on the export volume below which kick-offs get 503 + Retry-After: bytes, and
+   * percent of the volume (either one short refuses; 0 = no check). */
+  long long min_free_bytes;
+  int min_free_percent;
   /* Non-zero: a kick-off needs Accept: application/fhir+json and Prefer: respond-async. */
   int strict_kickoff_headers;
   /* A kick-off's _typeFilter queries may compile to at most this many search terms (a bare

@@ -760,10 +760,39 @@ ngx_http_fhir_bulk_send(ngx_http_request_t *r, fhirbulk_response_t *resp)
     ngx_table_elt_t  *h;
 
     if (resp->log_message) {
+        u_char  *msg, c;
+
         level = (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR)
                 ? NGX_LOG_ERR : NGX_LOG_INFO;
-        ngx_log_error(level, r->connection->log, 0, "fhir_bulk: %s",
-                      resp->log_message);
+
+        /*
+         * the message may quote client input: control and non-ASCII bytes
+         * are written as \xNN (no forged log lines), at most 2048 bytes
+         * of it; the core does the same, this is defence in depth
+         */
+        len = ngx_min(ngx_strlen(resp->log_message), 2048);
+        msg = ngx_pnalloc(r->pool, len * 4 + 1);
+        if (msg == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = msg;
+        for (i = 0; i < (int) len; i++) {
+            c = (u_char) resp->log_message[i];
+
+            if (c < 0x20 || c >= 0x7f) {
+                *p++ = '\\';
+                *p++ = 'x';
+                *p++ = "0123456789ABCDEF"[c >> 4];
+                *p++ = "0123456789ABCDEF"[c & 0xf];
+
+            } else {
+                *p++ = c;
+            }
+        }
+        *p = '\0';
+
+        ngx_log_error(level, r->connection->log, 0, "fhir_bulk: %s", msg);
     }
 
     r->headers_out.status = resp->status;
@@ -1521,7 +1550,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->signed_url_key_file,
                              prev->signed_url_key_file, "");
     ngx_conf_merge_value(conf->signed_url_lifetime, prev->signed_url_lifetime,
-                         3600);
+                         300);
 
     if (conf->token_lifetime < 1 || conf->token_lifetime > 300) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1530,10 +1559,10 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->signed_url_lifetime < 1) {
+    if (conf->signed_url_lifetime < 1 || conf->signed_url_lifetime > 3600) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"fhir_bulk_signed_url_lifetime\" must be at "
-                           "least 1s");
+                           "\"fhir_bulk_signed_url_lifetime\" must be from 1s "
+                           "to 1h (signed URLs are bearer capabilities)");
         return NGX_CONF_ERROR;
     }
 

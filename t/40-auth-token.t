@@ -88,6 +88,7 @@ open(my $fh, '>', $t->dir . '/keys/jwks.json') or die;
 print $fh jwks_of($url_key);
 close $fh;
 my $url_client = register_client($t, jwks_url => $jwks_url);
+my $first_fetch = time;
 $res = token_request($t, assertion($t, $url_client, $url_key));
 is($res->{status}, 200, 'ES384 assertion, keys by jwks_url: token issued') or diag($res->{content});
 $res = token_request($t, assertion($t, $url_client, $url_key, headers => { jku => $jwks_url }));
@@ -106,6 +107,8 @@ print $fh jwks_of($url_key, $rs_url);
 close $fh;
 $t->psql("UPDATE auth_client SET jwks_fetched_at = now() - interval '1 minute' "
          . "WHERE client_id = '$url_client'");
+# Each nginx process fetches one client's set at most once per 10 s (issue 11 row 13).
+sleep(1) while time < $first_fetch + 11;
 $res = token_request($t, assertion($t, $url_client, $rs_url));
 is($res->{status}, 200, 'a key added to the hosted JWKS is found (re-fetch on unknown kid)')
     or diag($res->{content});
@@ -201,6 +204,46 @@ is($t->run_tool('client', 'disable', $es_client), 0, 'fhir-bulk client disable')
 oauth_error(token_request($t, assertion($t, $es_client, $es)), 'invalid_client', 'disabled client');
 is($t->run_tool('client', 'enable', $es_client), 0, 'fhir-bulk client enable');
 is(token_request($t, assertion($t, $es_client, $es))->{status}, 200, 'enabled again: token issued');
+
+# --- issue 11 row 4: client text cannot forge log lines or audit rows -------------------------
+# The forged lines say [error] rather than [emerg]: finish() fails a file on any "[emerg]" in
+# the error log, and the escaped text of a refused request still contains that word.
+{
+    my $forged_alg = "RS384\n2026/12/07 04:00:00 [error] 1#1: FAKE-ALG";
+    my $hdr = encode_base64url(encode_json({ alg => $forged_alg, typ => 'JWT', kid => $rs->{kid} }));
+    my $pl = encode_base64url(encode_json({ iss => $rs_client, sub => $rs_client, jti => 'forge-1',
+                                            aud => $t->base_url . '/auth/token', exp => time + 60 }));
+    oauth_error(token_request($t, "$hdr.$pl." . encode_base64url('sig')), 'invalid_client',
+                'alg with a newline and a forged log line');
+    oauth_error(token_request($t, assertion($t, $rs_client, $rs,
+                    headers => { kid => "nokey\r\n2026/12/07 04:00:00 [error] 1#1: FAKE-KID" })),
+                'invalid_client', 'kid with CR LF and a forged log line');
+    oauth_error(token_request($t, assertion($t, "who\n2026/12/07 04:00:00 [error] 1#1: FAKE-ISS", $rs)),
+                'invalid_client', 'iss with a newline and a forged log line');
+    my $deadline = time + 10;
+    my $rows = '';
+    while (time < $deadline) {
+        $rows = $t->psql("SELECT string_agg(detail, '|' ORDER BY event_id) FROM audit_event "
+                         . "WHERE action = 'token' AND detail LIKE '%FAKE-%'") // '';
+        last if ($rows =~ tr/|//) >= 2;
+        select(undef, undef, undef, 0.2);
+    }
+    like($rows, qr/alg 'RS384\\x0A2026\/12\/07 04:00:00 \[error\] 1#1: FAKE-ALG' not allowed/,
+         'audit: the forged alg is stored escaped');
+    like($rows, qr/kid 'nokey\\x0D\\x0A2026\/12\/07 04:00:00 \[error\] 1#1: FAKE-KID'/,
+         'audit: the forged kid is stored escaped');
+    like($rows, qr/unknown client who\\x0A2026/, 'audit: the forged iss is stored escaped');
+    is($t->psql("SELECT count(*) FROM audit_event WHERE detail ~ '[\\n\\r]' "
+                . "OR target ~ '[\\n\\r]' OR client_id ~ '[\\n\\r]'"), 0,
+       'audit: no row holds a newline or carriage return');
+    local $/;
+    open(my $e, '<', $t->dir . '/error.log') or die;
+    my $log = <$e> // '';
+    unlike($log, qr/^\S+ \S+ \[error\] 1#1: FAKE/m, 'error log: no forged line');
+    unlike($log, qr/[\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/, 'error log: no control characters');
+    like($log, qr/alg 'RS384\\x0A2026\/12\/07 04:00:00 \[error\] 1#1: FAKE-ALG' not allowed/,
+         'error log: the refusal is logged, escaped');
+}
 
 # --- audit and logs ---------------------------------------------------------------------------
 my $deadline = time + 10;

@@ -13,6 +13,7 @@ use JSON::PP qw(encode_json decode_json);
 use MIME::Base64 ();
 use FhirBulk::Test;
 use FhirBulk::Auth qw(write_token_key new_key jwks_of register_client get_token bearer);
+use Crypt::JWT qw(encode_jwt);
 
 my $t = FhirBulk::Test->new;
 plan skip_all => 'the Synthea sample is not beside the checkout' unless -d $t->synthea_dir;
@@ -99,6 +100,36 @@ $t->is_outcome($t->request('GET', $patient_file->{url}, bearer($tb)), 404, 'not-
 $t->is_outcome($t->request('DELETE', $status_a, bearer($tb)), 404, 'not-found',
                'B cancels A\'s job: 404');
 is(poll_as($ta, $status_a)->{status}, 200, '... and A\'s job is still there');
+
+# --- issue 11 row 10: a token MACed with the real key but with a far expiry --------------------
+{
+    open(my $kf, '<', $t->dir . '/token.key') or die "token.key: $!";
+    my ($kid, $secret) = split ' ', scalar <$kf>;
+    close $kf;
+    my $mint = sub {
+        my ($iat, $exp) = @_;
+        return encode_jwt(payload => { sub => $a, scope => 'system/*.read', iat => $iat,
+                                       exp => $exp, jti => 'minted-' . rand() },
+                          key => $secret, alg => 'HS256',
+                          extra_headers => { typ => 'at+jwt', kid => $kid });
+    };
+    my $now = time;
+    is(poll_as($mint->($now, $now + 300), $status_a)->{status}, 200,
+       'a token minted here with the server key and a 300 s lifetime is accepted (control)');
+    my $res = poll_as($mint->($now, $now + 365 * 86400), $status_a);
+    $t->is_outcome($res, 401, 'login', 'the same token with exp a year ahead: 401');
+    like($res->{content}, qr/lifetime/, '... saying its lifetime is too long');
+    $t->is_outcome(poll_as($mint->($now - 3000, $now + 200), $status_a), 401, 'login',
+                   'an old iat with exp still ahead (lifetime 3200 s): 401');
+    $t->is_outcome(poll_as($mint->($now + 3600, $now + 3700), $status_a), 401, 'login',
+                   'iat an hour in the future: 401');
+    $t->is_outcome(kickoff_as($mint->($now, $now + 365 * 86400), '/fhir/$export'), 401, 'login',
+                   'kick-off with the year-long token: 401');
+    $t->is_outcome($t->request('GET', $patient_file->{url}, bearer($mint->($now, $now + 86400))),
+                   401, 'login', 'download with a day-long token: 401');
+    $t->is_outcome(kickoff_as('e' x 5000, '/fhir/$export'), 401, 'login',
+                   'a 5000-byte bearer token: 401');
+}
 
 # --- scopes -----------------------------------------------------------------------------------
 my $to = get_token($t, $o, $ko);

@@ -69,6 +69,8 @@ class TinyHttpServer {
     ::close(fd_);
   }
 
+  // Answers after `ms` (a slow JWKS host).
+  void Delay(int ms) { delay_ms_ = ms; }
   void Answer(int status, std::string body, std::string extra_headers = "") {
     std::lock_guard<std::mutex> lock(mu_);
     status_ = status;
@@ -99,6 +101,7 @@ class TinyHttpServer {
         if (n <= 0) break;
         req.append(buf, static_cast<size_t>(n));
       }
+      if (delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_.load()));
       std::string resp;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -122,6 +125,7 @@ class TinyHttpServer {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> hits_{0};
+  std::atomic<int> delay_ms_{0};
   std::thread thread_;
   std::mutex mu_;
   int status_ = 200;
@@ -991,6 +995,7 @@ TEST_F(AuthDbTest, JwksUrlFetchCacheAndRotation) {
   TinyHttpServer server;
   server.Answer(200, JwkSet(EcJwk(testkeys::P384(), "ec1")), "Cache-Control: max-age=600\r\n");
   options_.allow_insecure_jwks = true;
+  options_.jwks_min_fetch_interval_seconds = 0;  // the rate limit has its own test
   NewClient c;
   c.name = "by-url";
   c.jwks_url = server.Url();
@@ -1080,6 +1085,7 @@ TEST_F(AuthDbTest, JwksUrlSsrfGuardAtTheTokenEndpoint) {
 TEST_F(AuthDbTest, JwksUrlServingGarbage) {
   TinyHttpServer server;
   options_.allow_insecure_jwks = true;
+  options_.jwks_min_fetch_interval_seconds = 0;
   NewClient c;
   c.name = "garbage";
   c.jwks_url = server.Url();
@@ -1174,6 +1180,133 @@ TEST_F(AuthDbTest, AuditLogSurvivesUnstorableText) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM audit_event WHERE action = 'token' AND "
                    "detail LIKE 'invalid_client: unknown client a%'"),
             "1");
+}
+
+// Issue 11 row 13: a JWKS host that says no-cache, fails or answers slowly cannot make every
+// token request fetch again, nor hold more than a few pool threads.
+TEST_F(AuthDbTest, JwksFetchesAreCachedRateLimitedAndCapped) {
+  TinyHttpServer server;
+  server.Answer(200, JwkSet(EcJwk(testkeys::P384(), "ec1")), "Cache-Control: no-cache\r\n");
+  options_.allow_insecure_jwks = true;
+  auto by_url = [&](const std::string& url) {
+    NewClient c;
+    c.name = "by-url";
+    c.jwks_url = url;
+    c.allow_http = true;
+    c.allowed_scopes = "system/*.rs";
+    return MustAdd(c);
+  };
+  std::string id = by_url(server.Url());
+  EXPECT_EQ(VerdictOf(For(id)), "200");
+  EXPECT_EQ(server.hits(), 1);
+  // no-cache: kept for the minimum cache time anyway.
+  EXPECT_EQ(Scalar("SELECT round(extract(epoch FROM jwks_cache_expires - jwks_fetched_at)) "
+                   "FROM auth_client WHERE client_id = $1",
+                   {id}),
+            "60");
+  for (int i = 0; i < 5; i++) EXPECT_EQ(VerdictOf(For(id)), "200");
+  EXPECT_EQ(server.hits(), 1);
+  // Cache expired (another node's clock, say): within 10 s of the last fetch this process
+  // reuses that fetch instead of asking the host again.
+  Exec(
+      "UPDATE auth_client SET jwks_cache_expires = now() - interval '1 second' "
+      "WHERE client_id = $1",
+      {id});
+  EXPECT_EQ(VerdictOf(For(id)), "200");
+  EXPECT_EQ(server.hits(), 1);
+
+  // A failing host: one fetch per interval, the failure repeated in between.
+  TinyHttpServer failing;
+  failing.Answer(500, "oops");
+  std::string bad = by_url(failing.Url());
+  for (int i = 0; i < 4; i++) {
+    TokenResult t = Post(Body(Sign(For(bad))));
+    EXPECT_EQ(t.detail, "invalid_client: cannot fetch the client's JWKS: JWKS fetch: HTTP 500");
+  }
+  EXPECT_EQ(failing.hits(), 1);
+
+  // A slow host: at most 2 fetches at once per process; the third client is answered at
+  // once with 503 temporarily_unavailable + Retry-After instead of holding a thread.
+  TinyHttpServer slow;
+  slow.Delay(700);
+  slow.Answer(200, JwkSet(EcJwk(testkeys::P384(), "ec1")), "Cache-Control: no-cache\r\n");
+  std::vector<std::string> ids = {by_url(slow.Url()), by_url(slow.Url()), by_url(slow.Url())};
+  std::vector<TokenResult> results(ids.size());
+  std::vector<double> seconds(ids.size());
+  std::vector<std::string> bodies;
+  for (const std::string& c : ids) bodies.push_back(Body(Sign(For(c))));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < ids.size(); i++) {
+    threads.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 * i));
+      auto conn = ConnectTestDb();
+      auto start = std::chrono::steady_clock::now();
+      auto r = HandleTokenRequest(conn.get(), options_, "application/x-www-form-urlencoded",
+                                  bodies[i], Now());
+      seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (r.ok()) results[i] = std::move(r).value();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(results[0].response.status, 200) << results[0].detail;
+  EXPECT_EQ(results[1].response.status, 200) << results[1].detail;
+  EXPECT_EQ(results[2].response.status, 503) << results[2].detail;
+  EXPECT_EQ(results[2].detail,
+            "temporarily_unavailable: the client's JWK Set is being fetched or fetches are at "
+            "their limit; retry shortly");
+  EXPECT_EQ(Header(results[2].response, "Retry-After"), "5");
+  EXPECT_LT(seconds[2], 0.5) << "the refused request did not wait for the slow host";
+  EXPECT_EQ(slow.hits(), 2);
+  // Once the fetches are done, the third client gets its token.
+  EXPECT_EQ(VerdictOf(For(ids[2])), "200");
+  EXPECT_EQ(slow.hits(), 3);
+}
+
+// Issue 11 row 4: client-chosen text in a refusal's detail (alg, kid, iss) is escaped, so the
+// error log and the audit trail never get a forged line.
+TEST_F(AuthDbTest, RefusalDetailsEscapeClientText) {
+  std::string id = AddKeyClient();
+  Assertion a = For(id);
+  a.alg = "RS384\\n2026/12/07 04:00:00 [emerg] 1#1: FAKE";
+  TokenResult t = Post(Body(Sign(a)));
+  EXPECT_EQ(t.detail,
+            "invalid_client: alg 'RS384\\x0A2026/12/07 04:00:00 [emerg] 1#1: FAKE' not allowed");
+  Assertion k = For(id);
+  k.kid = "ec9\\r\\n[emerg] FAKE";
+  t = Post(Body(Sign(k)));
+  EXPECT_EQ(t.detail, "invalid_client: no key with kid 'ec9\\x0D\\x0A[emerg] FAKE' for ES384");
+  Assertion u = For("nobody\\n[emerg] FAKE");
+  t = Post(Body(Sign(u)));
+  EXPECT_EQ(t.detail, "invalid_client: unknown client nobody\\x0A[emerg] FAKE");
+  // Long values are cut.
+  Assertion l = For(id);
+  l.alg = std::string(5000, 'A');
+  t = Post(Body(Sign(l)));
+  EXPECT_EQ(t.detail, "invalid_client: alg '" + std::string(64, 'A') + "...' not allowed");
+  // A scope that does not parse is named escaped.
+  t = Post(Body(Sign(For(id)), "system/Patient.rs\x01x"));
+  EXPECT_EQ(t.detail.find('\x01'), std::string::npos) << t.detail;
+}
+
+TEST_F(AuthDbTest, AuditLogEscapesControlBytes) {
+  AuditLog log(TestConninfo());
+  AuditEvent e;
+  e.action = "token";
+  e.result = 400;
+  e.client_id = "c\n1";
+  e.target = "t\r\n[emerg] FAKE";
+  e.detail = "invalid_client: x\n2026/12/07 [emerg] 1#1: FAKE " + std::string(5000, 'd');
+  log.Submit(e);
+  ASSERT_TRUE(log.Flush(std::chrono::seconds(10)));
+  EXPECT_EQ(Scalar("SELECT client_id FROM audit_event"), "c\\x0A1");
+  EXPECT_EQ(Scalar("SELECT target FROM audit_event"), "t\\x0D\\x0A[emerg] FAKE");
+  EXPECT_EQ(Scalar("SELECT left(detail, 49) FROM audit_event"),
+            "invalid_client: x\\x0A2026/12/07 [emerg] 1#1: FAKE");
+  EXPECT_EQ(Scalar("SELECT length(detail) FROM audit_event"),
+            "2054");  // cut at 2048, the newline is 4 bytes
+  EXPECT_EQ(Scalar("SELECT count(*) FROM audit_event WHERE detail ~ '[\\n\\r]' OR "
+                   "target ~ '[\\n\\r]' OR client_id ~ '[\\n\\r]'"),
+            "0");
 }
 
 }  // namespace

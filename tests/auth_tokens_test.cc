@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -204,6 +205,42 @@ TEST_F(AuthAccessTokenTest, IssuedInTheFuture) {
   EXPECT_EQ(TokenRefusal(ring_, token, kNow - 61), "token issued in the future");
   EXPECT_EQ(TokenRefusal(ring_, Forge(kGoodHeader, ClaimsJson(kNow + 3600, kNow + 3900), kSecretA)),
             "token issued in the future");
+}
+
+// Issue 11 row 10: a token MACed with the real key but minted with a far expiry is refused.
+TEST_F(AuthAccessTokenTest, LifetimeBeyondTheConfiguredOneIsRefused) {
+  const std::string kTooLong = "token lifetime exceeds the server's limit";
+  auto verify = [&](int64_t iat, int64_t exp, int lifetime) {
+    auto p = VerifyAccessToken(ring_, Forge(kGoodHeader, ClaimsJson(iat, exp), kSecretA), kNow,
+                               lifetime);
+    return p.ok() ? std::string("accepted") : p.status().message();
+  };
+  EXPECT_EQ(verify(kNow, kNow + 365 * 86400, 300), kTooLong);  // a year ahead
+  EXPECT_EQ(verify(kNow, kNow + 360, 300), "accepted");        // 300 s + 60 s skew
+  EXPECT_EQ(verify(kNow, kNow + 361, 300), kTooLong);
+  EXPECT_EQ(verify(kNow, kNow + 180, 120), "accepted");  // configured 120 s
+  EXPECT_EQ(verify(kNow, kNow + 181, 120), kTooLong);
+  EXPECT_EQ(verify(kNow, kNow + 361, 3600), kTooLong);  // the configured value is capped at 300
+  // An old iat does not make a long-lived token acceptable.
+  EXPECT_EQ(verify(kNow - 86400, kNow + 10, 300), kTooLong);
+  EXPECT_EQ(verify(INT64_MIN, kNow + 10, 300), kTooLong);  // no overflow (UBSan)
+  EXPECT_EQ(verify(kNow, INT64_MAX, 300), kTooLong);
+  // iat in the future beyond the skew stays refused for its own reason.
+  EXPECT_EQ(verify(kNow + 61, kNow + 300, 300), "token issued in the future");
+  // The default (no lifetime given) is the 300 s cap.
+  EXPECT_EQ(TokenRefusal(ring_, Forge(kGoodHeader, ClaimsJson(kNow, kNow + 3600), kSecretA)),
+            kTooLong);
+}
+
+// Issue 11 (parser limits): a long "token" is refused before any base64 or HMAC work.
+TEST_F(AuthAccessTokenTest, OversizedTokenIsRefusedBeforeParsing) {
+  std::string big =
+      Forge(kGoodHeader,
+            ClaimsJson(kNow, kNow + 300, "system/*.rs" + std::string(kMaxAccessTokenBytes, ' ')),
+            kSecretA);
+  ASSERT_GT(big.size(), kMaxAccessTokenBytes);
+  EXPECT_EQ(TokenRefusal(ring_, big), "token too long");
+  EXPECT_EQ(TokenRefusal(ring_, std::string(1 << 20, 'a')), "token too long");
 }
 
 TEST_F(AuthAccessTokenTest, TamperedClaimsFail) {

@@ -14,8 +14,6 @@
 namespace fhirbulk {
 namespace {
 
-constexpr int64_t kClockSkewSeconds = 60;
-
 bool Int64Member(const rapidjson::Value& obj, const char* name, int64_t* out) {
   auto it = obj.FindMember(name);
   if (it == obj.MemberEnd() || !it->value.IsInt64()) return false;
@@ -68,7 +66,9 @@ std::string IssueAccessToken(const KeyRing& ring, const std::string& client_id,
   return input + "." + Base64UrlEncode(mac);
 }
 
-Result<Principal> VerifyAccessToken(const KeyRing& ring, std::string_view token, int64_t now) {
+Result<Principal> VerifyAccessToken(const KeyRing& ring, std::string_view token, int64_t now,
+                                    int max_lifetime_seconds) {
+  if (token.size() > kMaxAccessTokenBytes) return Status::Unauthenticated("token too long");
   auto jws = ParseCompactJws(token);
   if (!jws.ok()) return Status::Unauthenticated("malformed token");
   if (jws->alg != "HS256" || jws->typ != "at+jwt") {
@@ -90,7 +90,13 @@ Result<Principal> VerifyAccessToken(const KeyRing& ring, std::string_view token,
     return Status::Unauthenticated("token claims incomplete");
   }
   if (p.expires_at <= now) return Status::Unauthenticated("token expired");
-  if (iat > now + kClockSkewSeconds) return Status::Unauthenticated("token issued in the future");
+  const int64_t skew = kAccessTokenClockSkewSeconds;
+  if (iat > now + skew) return Status::Unauthenticated("token issued in the future");
+  // iat <= now + skew here, so the sum cannot overflow (a difference could, for iat near -2^63).
+  const int64_t max_lifetime = std::clamp(max_lifetime_seconds, 1, kMaxTokenLifetimeSeconds);
+  if (p.expires_at > iat + max_lifetime + skew) {
+    return Status::Unauthenticated("token lifetime exceeds the server's limit");
+  }
   p.client_id = sub->value.GetString();
   auto scopes = ScopeSet::Parse(scope->value.GetString());
   if (!scopes.ok()) return Status::Unauthenticated("token scopes unreadable");

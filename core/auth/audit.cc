@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "db/pg.h"
-#include "export/query_string.h"
 #include "util/fhir_time.h"
+#include "util/log_escape.h"
 
 namespace fhirbulk {
 namespace {
@@ -29,25 +29,24 @@ void WriteToStderr(const AuditEvent& e) {
                e.target.c_str(), e.result, e.detail.c_str(), e.remote_addr.c_str());
 }
 
-// Text PostgreSQL can store: NUL bytes and bytes that are not UTF-8 become '?'. Events carry
-// caller-chosen text (a token request's detail quotes the assertion's alg or kid), and one
-// unstorable event would otherwise make its whole batch fail again and again.
-std::string StorableText(std::string_view s) {
-  if (s.find('\0') == std::string_view::npos && IsValidUtf8(s)) return std::string(s);
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (c != 0 && i + len <= s.size() && IsValidUtf8(s.substr(i, len))) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      out += '?';
-      i++;
-    }
-  }
+// Every text field is client-influenced (a token request's detail quotes the assertion's alg,
+// kid or iss; a kick-off's is its URL) and is written here as LogSanitize makes it: control
+// and non-ASCII bytes as \xNN, so the trail holds no forged line, no NUL PostgreSQL refuses
+// and no byte sequence that is not UTF-8; each field is cut to a bound, so the trail cannot be
+// made to grow by megabytes per request.
+constexpr size_t kMaxIdBytes = 256;
+constexpr size_t kMaxTargetBytes = 512;
+constexpr size_t kMaxDetailBytes = 2048;
+
+AuditEvent Sanitized(const AuditEvent& e) {
+  AuditEvent out;
+  out.at_us = e.at_us;
+  out.client_id = LogSanitize(e.client_id, kMaxIdBytes);
+  out.action = LogSanitize(e.action, kMaxIdBytes);
+  out.target = LogSanitize(e.target, kMaxTargetBytes);
+  out.result = e.result;
+  out.detail = LogSanitize(e.detail, kMaxDetailBytes);
+  out.remote_addr = LogSanitize(e.remote_addr, kMaxIdBytes);
   return out;
 }
 
@@ -55,12 +54,12 @@ Status WriteBatch(PgConnection* conn, const std::vector<AuditEvent>& batch) {
   std::vector<std::string> at, client, action, target, result, detail, remote;
   for (const AuditEvent& e : batch) {
     at.push_back(std::to_string(e.at_us));
-    client.push_back(StorableText(e.client_id));
-    action.push_back(StorableText(e.action));
-    target.push_back(StorableText(e.target));
+    client.push_back(e.client_id);
+    action.push_back(e.action);
+    target.push_back(e.target);
     result.push_back(std::to_string(e.result));
-    detail.push_back(StorableText(e.detail));
-    remote.push_back(StorableText(e.remote_addr));
+    detail.push_back(e.detail);
+    remote.push_back(e.remote_addr);
   }
   auto r = conn->Exec(
       "INSERT INTO audit_event (at, client_id, action, target, result, detail, remote_addr) "
@@ -113,7 +112,8 @@ void AuditLog::EnsureThread() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void AuditLog::Submit(AuditEvent event) {
+void AuditLog::Submit(AuditEvent raw) {
+  AuditEvent event = Sanitized(raw);
   if (event.at_us == 0) event.at_us = NowMicros();
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -4,9 +4,11 @@
 // go to an in-memory queue that a background thread writes in batches (one INSERT ... SELECT
 // FROM unnest per batch) over its own connection. While the database is down the queue keeps
 // up to 100,000 events and the thread retries every second; beyond that, events are written
-// to stderr (nginx's error log) instead of being lost silently. Text is stored as UTF-8 (NUL
-// and other bytes PostgreSQL cannot hold become '?'); a batch the database still refuses for
-// its data, not its state, goes to stderr too rather than blocking the queue. Events still
+// to stderr (nginx's error log) instead of being lost silently. Text fields are client-influenced:
+// Submit passes each through LogSanitize (util/log_escape.h: control and non-ASCII bytes become
+// \xNN, so no forged line and nothing PostgreSQL cannot store) and cuts it (ids 256 bytes,
+// target 512, detail 2048); a batch the database still refuses for its data, not its state,
+// goes to stderr too rather than blocking the queue. Events still
 // queued when a process is killed with SIGKILL are lost; a normal exit flushes (at most 3 s).
 // No event ever carries a token, an assertion or a key: callers pass identifiers and reasons.
 //

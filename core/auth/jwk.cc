@@ -8,6 +8,8 @@
 #include <set>
 
 #include "util/base64url.h"
+#include "util/json_depth.h"
+#include "util/log_escape.h"
 
 namespace fhirbulk {
 namespace {
@@ -26,6 +28,8 @@ struct PkeyCtxFree {
 };
 
 constexpr size_t kMaxJwksBytes = 64 * 1024;
+constexpr size_t kMaxJwksKeys = 32;
+constexpr size_t kMaxJwksDepth = 16;
 constexpr int kMinRsaBits = 2048;
 constexpr size_t kP384CoordinateBytes = 48;
 
@@ -130,17 +134,20 @@ Result<Jwk> ParseKey(const rapidjson::Value& k) {
   if (type == "RSA") {
     jwk.kty = KeyType::kRsa;
     if (!jwk.alg.empty() && jwk.alg != "RS384") {
-      return Status::InvalidArgument("alg '" + jwk.alg + "' is not supported for RSA (use RS384)");
+      return Status::InvalidArgument("alg '" + LogEscape(jwk.alg, 32) +
+                                     "' is not supported for RSA (use RS384)");
     }
     key = RsaKey(k);
   } else if (type == "EC") {
     jwk.kty = KeyType::kEc;
     if (!jwk.alg.empty() && jwk.alg != "ES384") {
-      return Status::InvalidArgument("alg '" + jwk.alg + "' is not supported for EC (use ES384)");
+      return Status::InvalidArgument("alg '" + LogEscape(jwk.alg, 32) +
+                                     "' is not supported for EC (use ES384)");
     }
     key = EcKey(k);
   } else {
-    return Status::InvalidArgument("kty '" + std::string(type) + "' is not supported (RSA or EC)");
+    return Status::InvalidArgument("kty '" + LogEscape(type, 32) +
+                                   "' is not supported (RSA or EC)");
   }
   if (!key.ok()) return key.status();
   jwk.key = std::shared_ptr<EVP_PKEY>(std::move(key).value().release(), EvpPkeyFree());
@@ -151,14 +158,22 @@ Result<Jwk> ParseKey(const rapidjson::Value& k) {
 
 Result<std::vector<Jwk>> ParseJwks(std::string_view json, bool skip_unusable_keys) {
   if (json.size() > kMaxJwksBytes) return Status::InvalidArgument("JWK Set larger than 64 KiB");
+  if (!JsonNestingWithin(json, kMaxJwksDepth)) {
+    return Status::InvalidArgument("JWK Set nested too deeply");
+  }
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) {
     return Status::InvalidArgument("JWK Set is not a JSON object");
   }
   auto keys = doc.FindMember("keys");
   if (keys == doc.MemberEnd() || !keys->value.IsArray()) {
     return Status::InvalidArgument("JWK Set has no \"keys\" array");
+  }
+  // Each key costs an OpenSSL key check (~3 ms for RSA): a set is small or it is refused.
+  if (keys->value.Size() > kMaxJwksKeys) {
+    return Status::InvalidArgument("JWK Set has more than " + std::to_string(kMaxJwksKeys) +
+                                   " keys");
   }
   std::vector<Jwk> out;
   std::set<std::string> kids;
@@ -172,7 +187,7 @@ Result<std::vector<Jwk>> ParseJwks(std::string_view json, bool skip_unusable_key
     }
     // A repeated kid in a fetched set is left to key resolution, which refuses ambiguity.
     if (!kids.insert(jwk->kid).second && !skip_unusable_keys) {
-      return KeyError(index, "kid '" + jwk->kid + "' repeated");
+      return KeyError(index, "kid '" + LogEscape(jwk->kid, 64) + "' repeated");
     }
     out.push_back(std::move(jwk).value());
   }

@@ -10,6 +10,7 @@
 //  - an optional alg, which must be RS384 (RSA) or ES384 (EC).
 // Keys of another kty or curve are errors too (InvalidArgument): at registration a key the
 // server cannot use is a mistake worth reporting.
+// Limits (by value and fetched alike): 64 KiB of JSON, nesting depth 16, at most 32 keys.
 //
 // Thread-safety: a Jwk is immutable after parsing; EVP_PKEY verification with a shared key
 // is safe from several threads (OpenSSL 3).

@@ -17,6 +17,9 @@ namespace {
 constexpr size_t kMaxBody = 64 * 1024;
 constexpr int kDefaultMaxAge = 300;
 constexpr int kMaxMaxAge = 3600;
+// A fetch holds a pool thread: a slow host gets 3 s in all (the token endpoint also caps how
+// many fetches run at once and how often one client's set is fetched).
+constexpr long kFetchTimeoutMs = 3000;
 
 struct CurlFree {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
@@ -144,7 +147,7 @@ Result<FetchedJwks> FetchJwks(const std::string& url, bool allow_insecure) {
   curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, kFetchTimeoutMs);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);

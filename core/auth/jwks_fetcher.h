@@ -1,12 +1,13 @@
 // Fetches a client's JWK Set from its registered URL (SMART section 3.4).
 //
 // GET with Accept: application/json; https only unless allow_insecure (then http too); no
-// redirects; 2 s to connect, 5 s in all; at most 64 KiB. Unless allow_insecure, the address
-// actually connected to must be public: loopback, private, link-local, CGNAT, multicast and
-// unspecified addresses (v4 and v6, and IPv6 forms that embed such an IPv4 address: NAT64,
-// 6to4, v4-compatible) are refused, so a registered URL cannot make the server probe its own
-// network (SSRF). The cache lifetime comes from Cache-Control (max-age, or 0 for
-// no-store/no-cache), 300 s when absent, never more than 3600 s.
+// redirects; 2 s to connect, 3 s in all; at most 64 KiB (ParseJwks then allows 32 keys). Unless
+// allow_insecure, the address actually connected to must be public: loopback, private, link-local,
+// CGNAT, multicast and unspecified addresses (v4 and v6, and IPv6 forms that embed such an IPv4
+// address: NAT64, 6to4, v4-compatible) are refused, so a registered URL cannot make the server
+// probe its own network (SSRF). The cache lifetime comes from Cache-Control (max-age, or 0 for
+// no-store/no-cache), 300 s when absent, never more than 3600 s; the token endpoint keeps a
+// set at least 60 s whatever this says (TokenEndpointOptions::jwks_min_cache_seconds).
 //
 // Thread-safety: each call uses its own curl handle; call curl_global_init() once first
 // (FetchJwksGlobalInit) while the process is single-threaded.

@@ -8,11 +8,14 @@
 #include <memory>
 
 #include "util/base64url.h"
+#include "util/json_depth.h"
 
 namespace fhirbulk {
 namespace {
 
 constexpr size_t kMaxTokenBytes = 16 * 1024;
+// JOSE headers and JWT claims are flat objects; a little nesting (aud arrays, cnf) is fine.
+constexpr size_t kMaxJsonDepth = 16;
 constexpr size_t kEs384SignatureBytes = 96;
 
 struct MdCtxFree {
@@ -67,8 +70,12 @@ Result<ParsedJws> ParseCompactJws(std::string_view token) {
       !Base64UrlDecode(token.substr(d2 + 1), &jws.signature)) {
     return Status::InvalidArgument("a JWS part is not base64url");
   }
+  if (!JsonNestingWithin(header_json, kMaxJsonDepth) ||
+      !JsonNestingWithin(payload_json, kMaxJsonDepth)) {
+    return Status::InvalidArgument("JWS JSON nested too deeply");
+  }
   rapidjson::Document header;
-  header.Parse(header_json.data(), header_json.size());
+  header.Parse<rapidjson::kParseIterativeFlag>(header_json.data(), header_json.size());
   if (header.HasParseError() || !header.IsObject()) {
     return Status::InvalidArgument("the JWS header is not a JSON object");
   }
@@ -80,7 +87,7 @@ Result<ParsedJws> ParseCompactJws(std::string_view token) {
   jws.jku = StringMember(header, "jku", nullptr);
   // Critical extensions we do not understand must make the token invalid (RFC 7515 4.1.11).
   if (header.HasMember("crit")) return Status::InvalidArgument("unsupported JWS crit header");
-  jws.claims.Parse(payload_json.data(), payload_json.size());
+  jws.claims.Parse<rapidjson::kParseIterativeFlag>(payload_json.data(), payload_json.size());
   if (jws.claims.HasParseError() || !jws.claims.IsObject()) {
     return Status::InvalidArgument("the JWT claims are not a JSON object");
   }

@@ -32,7 +32,8 @@ struct ParsedJws {
 
 // Three base64url parts, a JSON-object header with a string alg, a JSON-object payload.
 // Nothing is verified. InvalidArgument with a short reason otherwise. Tokens larger than
-// 16 KiB are refused before decoding.
+// 16 KiB are refused before decoding; header or payload JSON nested deeper than 16 levels
+// before parsing (the parse itself is iterative).
 Result<ParsedJws> ParseCompactJws(std::string_view token);
 
 // Verifies jws.signature over jws.signing_input with `key`. The algorithm is jws.alg and must

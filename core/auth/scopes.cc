@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fhir/resource_types.h"
+#include "util/log_escape.h"
 
 namespace fhirbulk {
 namespace {
@@ -11,7 +12,7 @@ constexpr std::string_view kSystemPrefix = "system/";
 constexpr uint8_t kWholeRead = kScopeRead | kScopeSearch;
 
 Status Refuse(std::string_view scope, const std::string& why) {
-  return Status::InvalidArgument("scope '" + std::string(scope) + "': " + why);
+  return Status::InvalidArgument("scope '" + LogEscape(scope) + "': " + why);
 }
 
 Result<Scope> ParseOne(std::string_view text) {
@@ -29,7 +30,7 @@ Result<Scope> ParseOne(std::string_view text) {
   s.type = std::string(rest.substr(0, dot));
   std::string_view perm = rest.substr(dot + 1);
   if (s.type != "*" && !IsR4ResourceType(s.type)) {
-    return Refuse(text, "unknown resource type '" + s.type + "'");
+    return Refuse(text, "unknown resource type '" + LogEscape(s.type) + "'");
   }
   if (perm == "read") {
     s.letters = kWholeRead;
@@ -49,7 +50,7 @@ Result<Scope> ParseOne(std::string_view text) {
     }
     return Refuse(text, "write access (c, u, d) is not available (this server only exports)");
   } else {
-    return Refuse(text, "unknown permission '" + std::string(perm) + "'");
+    return Refuse(text, "unknown permission '" + LogEscape(perm) + "'");
   }
   return s;
 }

@@ -58,6 +58,12 @@ bool HasFileSignature(std::string_view query) {
 
 Result<std::string> VerifyFileQuery(const KeyRing& ring, std::string_view job_id,
                                     std::string_view file, std::string_view query, int64_t now) {
+  if (query.size() > kMaxSignedQueryBytes) return Status::PermissionDenied("signed URL too long");
+  size_t separators = 0;
+  for (char c : query) separators += c == '&' ? 1 : 0;
+  if (separators >= kMaxSignedQueryParams) {
+    return Status::PermissionDenied("signed URL has too many parameters");
+  }
   auto params = SplitQueryString(query);
   if (!params.ok()) return Status::PermissionDenied("malformed signed URL");
   std::string client, expires_text, kid, signature;

@@ -6,13 +6,19 @@
 //   signature = HMAC-SHA256(secret[kid], "fhir-bulk-file-v1\n<job>/<file>\n<client>\n<expires>")
 //
 // The MAC binds job, file, client and expiry: changing any of them, or the kid, fails.
-// Verification compares in constant time and needs no state.
+// Verification compares in constant time and needs no state; a query longer than
+// kMaxSignedQueryBytes or with more than kMaxSignedQueryParams parameters is refused before
+// it is split. Lifetimes (ServerOptions::signed_url_lifetime_seconds) default to 300 s and are
+// at most 1 h: a signed URL is a bearer capability, and state-free verification means a
+// disabled client's URLs stop working only when they expire (new ones need a status poll,
+// which checks the client).
 //
 // Thread-safety: pure functions.
 
 #ifndef FHIRBULK_AUTH_SIGNED_URL_H_
 #define FHIRBULK_AUTH_SIGNED_URL_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -21,6 +27,13 @@
 #include "util/status.h"
 
 namespace fhirbulk {
+
+// Signed URLs are bearer capabilities: they expire on bearer-token timescales (IG 3.0.0).
+constexpr int kDefaultSignedUrlLifetimeSeconds = 300;
+constexpr int kMaxSignedUrlLifetimeSeconds = 3600;
+// The query of a signed URL is ~150 bytes; anything much longer is refused unparsed.
+constexpr size_t kMaxSignedQueryBytes = 2048;
+constexpr size_t kMaxSignedQueryParams = 16;
 
 // The query string (without '?') for `<job>/<file>`.
 std::string SignFileQuery(const KeyRing& ring, std::string_view job_id, std::string_view file,

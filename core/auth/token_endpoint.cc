@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <iterator>
 #include <map>
 #include <mutex>
 
@@ -15,6 +17,7 @@
 #include "auth/jws.h"
 #include "auth/scopes.h"
 #include "export/query_string.h"
+#include "util/log_escape.h"
 
 namespace fhirbulk {
 namespace {
@@ -40,6 +43,15 @@ TokenResult Error(const char* error, std::string description, std::string detail
   t.response.AddHeader("Cache-Control", "no-store");
   t.response.AddHeader("Pragma", "no-cache");
   t.detail = std::string(error) + ": " + (detail.empty() ? description : detail);
+  return t;
+}
+
+// RFC 6749 has no token-endpoint error for overload; temporarily_unavailable (section 4.1.2.1)
+// is what OAuth clients recognise, with a 503 and a Retry-After they can honour.
+TokenResult TemporarilyUnavailable(std::string description, int retry_after_seconds) {
+  TokenResult t = Error("temporarily_unavailable", std::move(description));
+  t.response.status = 503;
+  t.response.AddHeader("Retry-After", std::to_string(retry_after_seconds));
   return t;
 }
 
@@ -72,14 +84,29 @@ std::optional<TokenResult> Precheck(std::string_view content_type, std::string_v
   if (!IsFormContentType(content_type)) {
     return Error("invalid_request", "Content-Type must be application/x-www-form-urlencoded");
   }
+  // Bounded before splitting: a token request is four short fields and one assertion.
+  if (body.size() > kMaxTokenFormBytes) {
+    return Error("invalid_request", "the form body is larger than " +
+                                        std::to_string(kMaxTokenFormBytes / 1024) + " KiB");
+  }
+  if (static_cast<size_t>(std::count(body.begin(), body.end(), '&')) >= kMaxTokenFormFields) {
+    return Error("invalid_request",
+                 "the form body has more than " + std::to_string(kMaxTokenFormFields) + " fields");
+  }
   auto params = SplitQueryString(body);
   if (!params.ok()) return Error("invalid_request", "the form body is malformed");
   for (const QueryParam& p : *params) {
+    if (p.name.size() > kMaxTokenFieldNameBytes) {
+      return Error("invalid_request", "a form field name is too long");
+    }
     auto value = PercentDecode(p.raw_value, true);
+    if (value.ok() && value->size() > kMaxTokenFieldBytes) {
+      return Error("invalid_request", "form field " + LogEscape(p.name, 64) + " is too long");
+    }
     if (!value.ok()) return Error("invalid_request", "the form body is malformed");
     if (value->empty()) continue;  // RFC 6749: an empty parameter is an omitted one
     if (!form->fields.emplace(p.name, std::move(value).value()).second) {
-      return Error("invalid_request", "parameter " + p.name + " is repeated");
+      return Error("invalid_request", "parameter " + LogEscape(p.name, 64) + " is repeated");
     }
   }
   for (const char* required :
@@ -174,6 +201,85 @@ Result<std::vector<Jwk>> ParseJwksMemo(const std::string& json, bool skip_unusab
   return keys;
 }
 
+// Per-process bounds on fetching clients' JWKS (TokenEndpointOptions): a JWKS host that is
+// slow, or says no-cache, or fails, must not turn every token request into a fetch that
+// holds a pool thread for seconds.
+class JwksFetchGate {
+ public:
+  enum class Verdict { kFetched, kReused, kRecentFailure, kInFlight, kBusy };
+
+  static JwksFetchGate& Instance() {
+    static JwksFetchGate gate;
+    return gate;
+  }
+
+  // Fetches `url` for `client_id` if the limits allow; kReused/kRecentFailure repeat the last
+  // fetch of this client within the interval (*body or *error), kInFlight/kBusy fetch nothing.
+  Verdict Fetch(const std::string& client_id, const std::string& url, const TokenEndpointOptions& o,
+                FetchedJwks* out, std::string* error) {
+    const auto now = std::chrono::steady_clock::now();
+    const auto interval = std::chrono::seconds(std::max(0, o.jwks_min_fetch_interval_seconds));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = clients_.find(client_id);
+      if (it != clients_.end()) {
+        const Last& last = it->second;
+        if (last.in_flight) return Verdict::kInFlight;
+        if (now - last.at < interval) {
+          if (!last.ok) {
+            *error = last.error;
+            return Verdict::kRecentFailure;
+          }
+          *out = last.result;
+          return Verdict::kReused;
+        }
+      }
+      if (in_flight_ >= std::max(1, o.jwks_max_concurrent_fetches)) return Verdict::kBusy;
+      if (clients_.size() >= kMaxClients) Prune(now, interval);
+      in_flight_++;
+      Last& last = clients_[client_id];
+      last.in_flight = true;
+      last.at = now;
+    }
+    auto f = FetchJwks(url, o.allow_insecure_jwks);
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_--;
+    Last& last = clients_[client_id];
+    last.in_flight = false;
+    last.at = std::chrono::steady_clock::now();  // the interval runs from the answer
+    last.ok = f.ok();
+    if (f.ok()) {
+      last.result = *f;
+      last.error.clear();
+      *out = std::move(f).value();
+      return Verdict::kFetched;
+    }
+    last.result = FetchedJwks();
+    last.error = f.status().message();
+    *error = last.error;
+    return Verdict::kRecentFailure;
+  }
+
+ private:
+  static constexpr size_t kMaxClients = 4096;
+  struct Last {
+    std::chrono::steady_clock::time_point at;
+    bool in_flight = false;
+    bool ok = false;
+    FetchedJwks result;
+    std::string error;
+  };
+  // Caller holds mu_. Entries older than the interval carry no limit any more.
+  void Prune(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration iv) {
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      it = !it->second.in_flight && now - it->second.at >= iv ? clients_.erase(it) : std::next(it);
+    }
+  }
+  std::mutex mu_;
+  int in_flight_ = 0;
+  std::map<std::string, Last> clients_;
+};
+
 // Keys with the header's kid whose type suits its alg.
 std::vector<Jwk> Candidates(const std::vector<Jwk>& keys, const ParsedJws& jws) {
   KeyType want = jws.alg == "ES384" ? KeyType::kEc : KeyType::kRsa;
@@ -185,8 +291,9 @@ std::vector<Jwk> Candidates(const std::vector<Jwk>& keys, const ParsedJws& jws) 
 }
 
 // Step 8. On success *key is the one key to verify with; a non-OK Status is a database error.
+// *busy: the key set had to be fetched but the fetch limits refused for now (a 503).
 Status ResolveKey(PgConnection* conn, const TokenEndpointOptions& o, const ClientRecord& client,
-                  const ParsedJws& jws, std::optional<Jwk>* key, std::string* why) {
+                  const ParsedJws& jws, std::optional<Jwk>* key, std::string* why, bool* busy) {
   if (!jws.jku.empty() && (client.jwks_url.empty() || jws.jku != client.jwks_url)) {
     *why = "jku does not match the registered JWKS URL";
     return Status::OK();
@@ -201,34 +308,50 @@ Status ResolveKey(PgConnection* conn, const TokenEndpointOptions& o, const Clien
     pool = std::move(keys).value();
   } else {
     // A body the jsonb cache column refuses (not JSON at all: an HTML error page, say) is not
-    // cached; it is the client's problem, not a database failure.
+    // cached; it is the client's problem, not a database failure. Whatever Cache-Control
+    // says, a set is kept at least jwks_min_cache_seconds.
     auto cache = [&](const FetchedJwks& f) -> Status {
-      Status s = StoreJwksCache(conn, client.client_id, f.body, f.max_age_seconds);
+      int max_age = std::max(f.max_age_seconds, o.jwks_min_cache_seconds);
+      Status s = StoreJwksCache(conn, client.client_id, f.body, max_age);
       return s.code() == Status::Code::kInvalidArgument ? Status::OK() : s;
     };
+    JwksFetchGate& gate = JwksFetchGate::Instance();
     bool fetched = false;
     std::string body;
     if (client.jwks_cache_fresh) {
       body = client.jwks_cache;
     } else {
-      auto f = FetchJwks(client.jwks_url, o.allow_insecure_jwks);
-      if (!f.ok()) {
-        *why = "cannot fetch the client's JWKS: " + f.status().message();
-        return Status::OK();
+      FetchedJwks f;
+      std::string error;
+      switch (gate.Fetch(client.client_id, client.jwks_url, o, &f, &error)) {
+        case JwksFetchGate::Verdict::kFetched:
+          FHIRBULK_RETURN_IF_ERROR(cache(f));
+          [[fallthrough]];
+        case JwksFetchGate::Verdict::kReused:
+          body = std::move(f.body);
+          fetched = true;
+          break;
+        case JwksFetchGate::Verdict::kRecentFailure:
+          *why = "cannot fetch the client's JWKS: " + error;
+          return Status::OK();
+        case JwksFetchGate::Verdict::kInFlight:
+        case JwksFetchGate::Verdict::kBusy:
+          *busy = true;
+          return Status::OK();
       }
-      body = f->body;
-      fetched = true;
-      FHIRBULK_RETURN_IF_ERROR(cache(*f));
     }
     auto keys = ParseJwksMemo(body, /*skip_unusable_keys=*/true);
     if (keys.ok()) pool = std::move(keys).value();
-    // A key rotated in since the cache was filled: fetch again, at most every few seconds.
+    // A key rotated in since the cache was filled: fetch again, at most every few seconds
+    // (the gate's interval per process, the cache's age across processes and nodes).
     if (!fetched && Candidates(pool, jws).empty() &&
         client.jwks_cache_age_seconds >= kMinRefetchSeconds) {
-      auto f = FetchJwks(client.jwks_url, o.allow_insecure_jwks);
-      if (f.ok()) {
-        FHIRBULK_RETURN_IF_ERROR(cache(*f));
-        auto again = ParseJwksMemo(f->body, /*skip_unusable_keys=*/true);
+      FetchedJwks f;
+      std::string error;
+      if (gate.Fetch(client.client_id, client.jwks_url, o, &f, &error) ==
+          JwksFetchGate::Verdict::kFetched) {
+        FHIRBULK_RETURN_IF_ERROR(cache(f));
+        auto again = ParseJwksMemo(f.body, /*skip_unusable_keys=*/true);
         if (again.ok()) pool = std::move(again).value();
       }
     }
@@ -239,8 +362,8 @@ Status ResolveKey(PgConnection* conn, const TokenEndpointOptions& o, const Clien
   }
   std::vector<Jwk> matching = Candidates(pool, jws);
   if (matching.size() != 1) {
-    *why = matching.empty() ? "no key with kid '" + jws.kid + "' for " + jws.alg
-                            : "several keys with kid '" + jws.kid + "'";
+    *why = matching.empty() ? "no key with kid '" + LogEscape(jws.kid, 64) + "' for " + jws.alg
+                            : "several keys with kid '" + LogEscape(jws.kid, 64) + "'";
     return Status::OK();
   }
   *key = matching.front();
@@ -294,7 +417,7 @@ Result<TokenResult> HandleTokenRequest(PgConnection* conn, const TokenEndpointOp
   ParsedJws& jws = *parsed;
   if (jws.alg != "RS384" && jws.alg != "ES384") {
     return InvalidClient("client_assertion must be signed with RS384 or ES384",
-                         "alg '" + jws.alg + "' not allowed");
+                         "alg '" + LogEscape(jws.alg, 64) + "' not allowed");
   }
   if (jws.kid.empty()) return InvalidClient("client_assertion header has no kid");
   if (!jws.has_typ || !EqualsIgnoreCase(jws.typ, "JWT")) {
@@ -326,7 +449,8 @@ Result<TokenResult> HandleTokenRequest(PgConnection* conn, const TokenEndpointOp
   }
   auto found = FindClient(conn, iss);
   if (!found.ok()) return found.status();
-  if (!found->has_value()) return InvalidClient("unknown client", "unknown client " + iss);
+  if (!found->has_value())
+    return InvalidClient("unknown client", "unknown client " + LogEscape(iss, 64));
   const ClientRecord& client = **found;
   auto with_client = [&](TokenResult t) {
     t.client_id = client.client_id;
@@ -354,7 +478,13 @@ Result<TokenResult> HandleTokenRequest(PgConnection* conn, const TokenEndpointOp
   // 8, 9: the key and the signature
   std::optional<Jwk> key;
   std::string why;
-  FHIRBULK_RETURN_IF_ERROR(ResolveKey(conn, o, client, jws, &key, &why));
+  bool busy = false;
+  FHIRBULK_RETURN_IF_ERROR(ResolveKey(conn, o, client, jws, &key, &why, &busy));
+  if (busy) {
+    return with_client(TemporarilyUnavailable(
+        "the client's JWK Set is being fetched or fetches are at their limit; retry shortly",
+        std::max(1, o.jwks_min_fetch_interval_seconds / 2)));
+  }
   if (!key) return with_client(InvalidClient("no usable key for client_assertion", why));
   Status verified = VerifyAsymmetric(jws, *key);
   if (!verified.ok()) {

@@ -22,7 +22,14 @@
 //  12 a token (auth/access_token.h) with the granted scopes, expires_in <= 300.
 // Errors are {"error","error_description"} with HTTP 400, Cache-Control: no-store; the
 // description is short and never echoes the assertion. `detail` says precisely why, for the
-// audit trail and the log.
+// audit trail and the log; client-chosen text in it is LogEscape'd (util/log_escape.h).
+// Exception: 503 {"error":"temporarily_unavailable"} + Retry-After when the client's JWKS
+// must be fetched but the fetch limits (TokenEndpointOptions) do not allow it now.
+//
+// Limits on the untrusted input (over them: 400 invalid_request, or invalid_client for the
+// assertion): form body kMaxTokenFormBytes, at most kMaxTokenFormFields fields, each name at
+// most 64 bytes and each value at most kMaxTokenFieldBytes (the assertion: ParseCompactJws's
+// 16 KiB, JSON nesting depth 16); JWK Sets 64 KiB and 32 keys (auth/jwk.h).
 //
 // Thread-safety: stateless; the caller provides the connection.
 
@@ -42,12 +49,24 @@
 
 namespace fhirbulk {
 
+constexpr size_t kMaxTokenFormBytes = 32 * 1024;
+constexpr size_t kMaxTokenFormFields = 16;
+constexpr size_t kMaxTokenFieldNameBytes = 64;
+constexpr size_t kMaxTokenFieldBytes = 16 * 1024 + 64;
+
 struct TokenEndpointOptions {
   std::string token_url;  // absolute; the required assertion aud
   std::shared_ptr<const KeyRing> keys;
   int token_lifetime_seconds = 300;
   int clock_skew_seconds = 60;
   bool allow_insecure_jwks = false;  // jwks_url may be http:// and on private addresses
+  // JWKS by URL (issue 11 row 13): a fetched set is cached at least this long whatever its
+  // Cache-Control says; one client's set is fetched at most once per interval per process
+  // (within it, the last fetch's set is reused or its failure repeated); and at most this many
+  // pool threads of a process fetch at once (beyond: 503 temporarily_unavailable + Retry-After).
+  int jwks_min_cache_seconds = 60;
+  int jwks_min_fetch_interval_seconds = 10;
+  int jwks_max_concurrent_fetches = 2;
 };
 
 struct TokenResult {

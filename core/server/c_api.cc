@@ -10,6 +10,7 @@
 #include "server/file_access.h"
 #include "server/outcome.h"
 #include "server/server.h"
+#include "util/log_escape.h"
 
 namespace fhirbulk {
 const char* SoftwareVersion();
@@ -104,7 +105,8 @@ void ToC(const HttpResponse& r, fhirbulk_response_t* out) {
     out->body_len = r.body.size();
   }
   if (!r.log_message.empty()) {
-    out->log_message = CopyString(r.log_message);
+    // Messages quote client input: no control byte reaches the error log (util/log_escape.h).
+    out->log_message = CopyString(fhirbulk::LogSanitize(r.log_message));
     if (out->log_message == nullptr) throw std::bad_alloc();
   }
   for (const auto& h : r.headers) {

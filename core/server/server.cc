@@ -146,7 +146,12 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   }
   options.token_lifetime_seconds =
       std::clamp(options.token_lifetime_seconds, 1, kMaxTokenLifetimeSeconds);
-  if (options.signed_url_lifetime_seconds <= 0) options.signed_url_lifetime_seconds = 3600;
+  if (options.signed_url_lifetime_seconds <= 0) {
+    options.signed_url_lifetime_seconds = kDefaultSignedUrlLifetimeSeconds;
+  }
+  if (options.signed_url_lifetime_seconds > kMaxSignedUrlLifetimeSeconds) {
+    return Status::InvalidArgument("signed URL lifetime must be at most 1 hour");
+  }
   std::unique_ptr<Server> server(new Server(std::move(options)));
   const ServerOptions& o = server->options_;
   const std::string& u = o.base_url;
@@ -199,7 +204,7 @@ std::optional<Principal> Server::Authenticate(const HttpRequest& req, HttpRespon
                          false);
     return std::nullopt;
   }
-  auto p = VerifyAccessToken(*token_keys_, token, NowSeconds());
+  auto p = VerifyAccessToken(*token_keys_, token, NowSeconds(), options_.token_lifetime_seconds);
   if (!p.ok()) {
     *resp = Unauthorized(options_.base_url,
                          Status::Unauthenticated("invalid access token: " + p.status().message()),

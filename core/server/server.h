@@ -62,7 +62,9 @@ struct ServerOptions {
   // bearer token (requiresAccessToken false).
   bool signed_urls = false;
   std::string signed_url_key_file;
-  int signed_url_lifetime_seconds = 3600;
+  // Signed URLs are capability URLs: IG 3.0.0 has them expire like bearer tokens (default at
+  // most 5 minutes); at most kMaxSignedUrlLifetimeSeconds.
+  int signed_url_lifetime_seconds = 300;
 };
 
 class Server {

@@ -75,7 +75,7 @@ typedef struct {
   int jwks_allow_insecure;
   /* Non-empty: manifest URLs are signed with this key file (requiresAccessToken false). */
   fhirbulk_str_t signed_url_key_file;
-  /* Lifetime of signed URLs in seconds; 0 = 3600. */
+  /* Lifetime of signed URLs in seconds, 1..3600; 0 = 300 (IG 3.0.0: bearer-token timescales). */
   int signed_url_lifetime;
 } fhirbulk_server_options_t;
 

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "client/bounded_json.h"
 #include "client/display.h"
 #include "client/export_summary.h"
 #include "client/http_status.h"
@@ -316,8 +317,7 @@ Status ExportClient::PrepareOutDir() {
     auto text = ReadFile(dir + "/" + kJobFile);
     if (!text.ok()) return text.status();
     rapidjson::Document doc;
-    doc.Parse(text->data(), text->size());
-    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("statusUrl") &&
+    if (ParseBoundedJson(*text, &doc) && doc.IsObject() && doc.HasMember("statusUrl") &&
         doc["statusUrl"].IsString()) {
       recorded = doc["statusUrl"].GetString();
     }
@@ -470,12 +470,17 @@ Result<ExportClient::Poll> ExportClient::PollUntilDone() {
     Request req;
     req.url = status_url_;
     req.headers = {"Accept: application/json"};
+    req.max_body = options_.manifest_limits.max_bytes;  // a 200 carries the manifest
     auto token = Authorize(&req);
     if (!token.ok()) return token.status();
     auto res = http_.Fetch(req);
     std::optional<int64_t> retry_after;
     Status failure;
     if (!res.ok()) {
+      if (res.status().code() == Status::Code::kResourceExhausted) {
+        return Status::ResourceExhausted("manifest: " + res.status().message() +
+                                         " (--max-manifest-bytes)");
+      }
       if (res.status().code() != Status::Code::kUnavailable) return res.status();
       failure = res.status();
     } else {
@@ -525,6 +530,7 @@ Result<ExportClient::Poll> ExportClient::FetchManifestOnce() {
   Request req;
   req.url = status_url_;
   req.headers = {"Accept: application/json"};
+  req.max_body = options_.manifest_limits.max_bytes;
   auto token = Authorize(&req);
   if (!token.ok()) return token.status();
   auto res = http_.Fetch(req);
@@ -534,7 +540,7 @@ Result<ExportClient::Poll> ExportClient::FetchManifestOnce() {
 }
 
 Status ExportClient::UseManifest(const std::string& body, const std::string& expires) {
-  auto m = ParseManifest(body);
+  auto m = ParseManifest(body, options_.manifest_limits);
   if (!m.ok()) return Status::NotSupported("unusable manifest: " + m.status().message());
   manifest_ = std::move(m).value();
   auto at = ParseHttpDate(expires);
@@ -602,6 +608,7 @@ std::vector<FileJob> ExportClient::PlanDownloads(const Manifest& manifest) const
       job.name = sub + SafeName(f.type) + "." + std::to_string(++per_type[f.type]) + ".ndjson";
       job.path = options_.out_dir + "/" + job.name;
       job.send_token = tokens_ != nullptr && manifest.requires_access_token;
+      job.max_line_bytes = options_.max_line_bytes;
       jobs.push_back(std::move(job));
     }
   }

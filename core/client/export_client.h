@@ -57,6 +57,10 @@ struct ExportOptions {
   int parallel = 4;
   int retries = 5;  // per request, for transient failures
   bool accept_gzip = true;
+  // Limits on what the server sends (client/manifest.h, client/ndjson_validator.h): the
+  // manifest's size and file count, the longest NDJSON line of a downloaded file.
+  ManifestLimits manifest_limits;
+  size_t max_line_bytes = NdjsonValidator::kDefaultMaxLineBytes;
 
   // SMART Backend Services; no client_id: no authorization.
   std::string client_id;

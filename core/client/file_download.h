@@ -41,10 +41,12 @@ struct FileJob {
   std::string path;  // where the file goes
   std::string name;  // path relative to the output directory, for messages
   bool send_token = false;
+  size_t max_line_bytes = NdjsonValidator::kDefaultMaxLineBytes;  // validation's line limit
 };
 
 struct FileOutcome {
-  explicit FileOutcome(const FileJob& job) : validation(job.item.type, job.item.count) {}
+  explicit FileOutcome(const FileJob& job)
+      : validation(job.item.type, job.item.count, 20, job.max_line_bytes) {}
 
   Status status;              // why the file is not (entirely) on disk, else OK
   uint64_t bytes = 0;         // the file's size on disk

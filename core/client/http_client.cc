@@ -84,9 +84,11 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
     return t->sink_status.ok() ? len : 0;  // 0 stops the transfer (CURLE_WRITE_ERROR)
   }
   std::string& body = t->response->body;
-  if (body.size() + len > t->max_body) {
-    if (t->sink != nullptr) {  // an error body: its beginning says enough
-      body.append(data, t->max_body - body.size());
+  const bool success = t->response->status >= 200 && t->response->status < 300;
+  const size_t limit = success ? t->max_body : std::min(t->max_body, HttpClient::kMaxErrorBody);
+  if (body.size() + len > limit) {
+    if (t->sink != nullptr || !success) {  // an error body: its beginning says enough
+      body.append(data, limit - body.size());
       return len;
     }
     t->body_too_large = true;
@@ -147,7 +149,7 @@ HttpClient::~HttpClient() {
 }
 
 Result<Response> HttpClient::Fetch(const Request& request) {
-  return Perform(request, nullptr, kMaxFetchBody);
+  return Perform(request, nullptr, request.max_body != 0 ? request.max_body : kMaxFetchBody);
 }
 
 Result<Response> HttpClient::Stream(const Request& request, const Sink& sink) {

@@ -46,13 +46,18 @@ struct Request {
   std::string body;                  // sent with POST
   bool accept_gzip = false;          // Accept-Encoding: gzip (decoded transparently), else identity
   bool follow_redirects = false;     // curl drops Authorization when a redirect changes host
+  // Fetch: the largest 2xx body kept in memory (0: HttpClient::kMaxFetchBody); a larger one
+  // stops the transfer with ResourceExhausted. Bodies of other statuses are cut (not
+  // refused) at kMaxErrorBody: their beginning says enough.
+  size_t max_body = 0;
 };
 
 struct Response {
   long status = 0;
   // The final response's header fields in order, names lower-cased, values trimmed.
   std::vector<std::pair<std::string, std::string>> headers;
-  // Fetch: the body. Stream: the body of a non-2xx response only (its first kMaxErrorBody).
+  // Fetch: the body (of a non-2xx response its first kMaxErrorBody). Stream: the body of a
+  // non-2xx response only (its first kMaxErrorBody).
   std::string body;
   uint64_t wire_bytes = 0;  // body bytes as received (before gzip decoding)
 
@@ -68,10 +73,12 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  static constexpr size_t kMaxFetchBody = 256u << 20;  // manifests and OperationOutcomes
+  // What a server's answer may make the client hold in memory. Kick-off, status, token and
+  // SMART configuration answers are small; manifests ask for more (Request::max_body).
+  static constexpr size_t kMaxFetchBody = 1u << 20;
   static constexpr size_t kMaxErrorBody = 1u << 20;
 
-  // Sends the request and buffers the whole response body (up to kMaxFetchBody).
+  // Sends the request and buffers the whole response body (up to Request::max_body).
   Result<Response> Fetch(const Request& request);
 
   // Sends the request and hands a 2xx body to `sink` as it arrives (decoded, when gzip),

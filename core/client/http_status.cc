@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "client/bounded_json.h"
+
 namespace fhirbulk {
 namespace client {
 
@@ -17,9 +19,10 @@ std::string Member(const rapidjson::Value& v, const char* name) {
   return it != v.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString()) : "";
 }
 
+// Error bodies come from servers and proxies the client does not control: the parse is
+// iterative and depth-bounded (client/bounded_json.h); their size is capped by HttpClient.
 bool ParseOutcome(std::string_view body, rapidjson::Document* doc) {
-  doc->Parse(body.data(), body.size());
-  return !doc->HasParseError() && doc->IsObject() &&
+  return ParseBoundedJson(body, doc) && doc->IsObject() &&
          Member(*doc, "resourceType") == "OperationOutcome" && doc->HasMember("issue") &&
          (*doc)["issue"].IsArray();
 }

@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 
+#include "client/bounded_json.h"
 #include "client/http_client.h"
 #include "util/fhir_time.h"
 
@@ -10,7 +11,7 @@ namespace client {
 
 namespace {
 
-Status ParseFiles(const rapidjson::Value& doc, const char* name, bool required,
+Status ParseFiles(const rapidjson::Value& doc, const char* name, bool required, size_t* files_left,
                   std::vector<ManifestFile>* out) {
   auto it = doc.FindMember(name);
   if (it == doc.MemberEnd()) {
@@ -19,6 +20,8 @@ Status ParseFiles(const rapidjson::Value& doc, const char* name, bool required,
   if (!it->value.IsArray()) {
     return Status::Corruption(std::string("manifest ") + name + " is not an array");
   }
+  if (it->value.Size() > *files_left) return Status::ResourceExhausted("too many files");
+  *files_left -= it->value.Size();
   int i = 0;
   for (const auto& item : it->value.GetArray()) {
     std::string where = std::string("manifest ") + name + "[" + std::to_string(i++) + "]";
@@ -54,12 +57,18 @@ Status ParseFiles(const rapidjson::Value& doc, const char* name, bool required,
 
 }  // namespace
 
-Result<Manifest> ParseManifest(std::string_view json) {
-  rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return Status::Corruption("the manifest is not a JSON object");
+Result<Manifest> ParseManifest(std::string_view json, const ManifestLimits& limits) {
+  if (json.size() > limits.max_bytes) {
+    return Status::ResourceExhausted("the manifest is larger than " +
+                                     std::to_string(limits.max_bytes) +
+                                     " bytes (--max-manifest-bytes)");
   }
+  rapidjson::Document doc;
+  std::string error;
+  if (!ParseBoundedJson(json, &doc, kMaxJsonDepth, &error)) {
+    return Status::Corruption("the manifest is not JSON: " + error);
+  }
+  if (!doc.IsObject()) return Status::Corruption("the manifest is not a JSON object");
   Manifest m;
   auto tt = doc.FindMember("transactionTime");
   if (tt == doc.MemberEnd() || !tt->value.IsString() || !ParseInstant(tt->value.GetString()).ok()) {
@@ -76,10 +85,18 @@ Result<Manifest> ParseManifest(std::string_view json) {
     return Status::Corruption("manifest requiresAccessToken is missing or not a boolean");
   }
   m.requires_access_token = rat->value.GetBool();
-  FHIRBULK_RETURN_IF_ERROR(ParseFiles(doc, "output", true, &m.output));
-  FHIRBULK_RETURN_IF_ERROR(ParseFiles(doc, "deleted", false, &m.deleted));
-  FHIRBULK_RETURN_IF_ERROR(
-      ParseFiles(doc, doc.HasMember("error") ? "error" : "outcome", false, &m.error));
+  size_t files_left = limits.max_files;
+  Status s = ParseFiles(doc, "output", true, &files_left, &m.output);
+  if (s.ok()) s = ParseFiles(doc, "deleted", false, &files_left, &m.deleted);
+  if (s.ok()) {
+    s = ParseFiles(doc, doc.HasMember("error") ? "error" : "outcome", false, &files_left, &m.error);
+  }
+  if (s.code() == Status::Code::kResourceExhausted) {
+    return Status::ResourceExhausted("the manifest lists more than " +
+                                     std::to_string(limits.max_files) +
+                                     " files (--max-manifest-files)");
+  }
+  if (!s.ok()) return s;
   return m;
 }
 

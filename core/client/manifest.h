@@ -8,11 +8,17 @@
 // is a non-negative integer. Unknown members (extension, link, ...) are ignored. Anything else is
 // Corruption, naming the offending member.
 //
+// Limits (the manifest comes from a server the client does not control): at most
+// ManifestLimits::max_bytes of JSON, nested at most kMaxJsonDepth deep (client/bounded_json.h),
+// listing at most max_files files in output, deleted and error together; beyond them
+// ResourceExhausted, naming the limit and the flag that raises it.
+//
 // Thread-safety: pure function.
 
 #ifndef FHIRBULK_CLIENT_MANIFEST_H_
 #define FHIRBULK_CLIENT_MANIFEST_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,7 +45,12 @@ struct Manifest {
   std::vector<ManifestFile> error;
 };
 
-Result<Manifest> ParseManifest(std::string_view json);
+struct ManifestLimits {
+  size_t max_bytes = 64u << 20;  // `fhir-bulk export --max-manifest-bytes`
+  size_t max_files = 100000;     // `fhir-bulk export --max-manifest-files`
+};
+
+Result<Manifest> ParseManifest(std::string_view json, const ManifestLimits& limits = {});
 
 }  // namespace client
 }  // namespace fhirbulk

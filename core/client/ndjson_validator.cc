@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "client/bounded_json.h"
+
 namespace fhirbulk {
 namespace client {
 
@@ -19,6 +21,7 @@ constexpr size_t kMaxSamples = 5;
 // the parse itself checks the JSON (and UTF-8) without building a DOM.
 struct TopLevel : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevel> {
   int depth = 0;
+  bool too_deep = false;
   bool root_is_object = false;
   bool next_is_type = false;
   bool has_type = false;
@@ -45,8 +48,12 @@ struct TopLevel : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevel> {
   bool StartObject() {
     if (depth == 0) root_is_object = true;
     Default();
-    depth++;
-    return true;
+    return Enter();
+  }
+  bool Enter() {
+    if (++depth <= kMaxJsonDepth) return true;
+    too_deep = true;
+    return false;  // stops the parse
   }
   bool EndObject(rapidjson::SizeType) {
     depth--;
@@ -54,8 +61,7 @@ struct TopLevel : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevel> {
   }
   bool StartArray() {
     Default();
-    depth++;
-    return true;
+    return Enter();
   }
   bool EndArray(rapidjson::SizeType) {
     depth--;
@@ -74,13 +80,15 @@ std::string Shorten(std::string s, size_t max) {
 }  // namespace
 
 NdjsonValidator::NdjsonValidator(std::string expected_type, std::optional<int64_t> expected_count,
-                                 size_t max_issues)
+                                 size_t max_issues, size_t max_line_bytes)
     : expected_type_(std::move(expected_type)),
       expected_count_(expected_count),
-      max_issues_(max_issues) {}
+      max_issues_(max_issues),
+      max_line_bytes_(max_line_bytes) {}
 
 void NdjsonValidator::Reset() {
   pending_.clear();
+  skipped_bytes_ = 0;
   lines_ = good_lines_ = error_count_ = 0;
   issues_.clear();
   severities_.clear();
@@ -95,11 +103,22 @@ void NdjsonValidator::AddIssue(int64_t line, std::string message) {
 void NdjsonValidator::Feed(std::string_view bytes) {
   while (!bytes.empty()) {
     const char* nl = static_cast<const char*>(std::memchr(bytes.data(), '\n', bytes.size()));
+    const size_t len = nl == nullptr ? bytes.size() : static_cast<size_t>(nl - bytes.data());
+    if (skipped_bytes_ > 0 || pending_.size() + len > max_line_bytes_) {
+      // Over the limit: report the line once, then drop its bytes up to its end.
+      if (skipped_bytes_ == 0) skipped_bytes_ = pending_.size();
+      skipped_bytes_ += len;
+      pending_.clear();
+      pending_.shrink_to_fit();
+      if (nl == nullptr) return;
+      SkipLongLine();
+      bytes.remove_prefix(len + 1);
+      continue;
+    }
     if (nl == nullptr) {
       pending_.append(bytes.data(), bytes.size());
       return;
     }
-    const size_t len = static_cast<size_t>(nl - bytes.data());
     if (pending_.empty()) {
       CheckLine(bytes.substr(0, len));  // the common case: no copy
     } else {
@@ -111,7 +130,15 @@ void NdjsonValidator::Feed(std::string_view bytes) {
   }
 }
 
+void NdjsonValidator::SkipLongLine() {
+  const int64_t n = ++lines_;
+  AddIssue(n, "line longer than " + std::to_string(max_line_bytes_) + " bytes (" +
+                  std::to_string(skipped_bytes_) + "; --max-line-bytes)");
+  skipped_bytes_ = 0;
+}
+
 void NdjsonValidator::Finish() {
+  if (skipped_bytes_ > 0) SkipLongLine();
   if (!pending_.empty()) {
     CheckLine(pending_);
     pending_.clear();
@@ -133,7 +160,13 @@ void NdjsonValidator::CheckLine(std::string_view line) {
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
   rapidjson::Reader reader;
   TopLevel handler;
-  rapidjson::ParseResult ok = reader.Parse<rapidjson::kParseValidateEncodingFlag>(is, handler);
+  rapidjson::ParseResult ok =
+      reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(is,
+                                                                                           handler);
+  if (handler.too_deep) {
+    AddIssue(n, "invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return;
+  }
   if (!ok) {
     AddIssue(n, std::string("invalid JSON at byte ") + std::to_string(ok.Offset() + 1) + ": " +
                     rapidjson::GetParseError_En(ok.Code()));
@@ -161,7 +194,7 @@ void NdjsonValidator::CheckLine(std::string_view line) {
 
 void NdjsonValidator::TallyOutcome(std::string_view line) {
   rapidjson::Document doc;
-  doc.Parse(line.data(), line.size());
+  if (!ParseBoundedJson(line, &doc) || !doc.IsObject()) return;
   auto issues = doc.FindMember("issue");
   if (issues == doc.MemberEnd() || !issues->value.IsArray()) return;
   for (const auto& issue : issues->value.GetArray()) {

@@ -7,6 +7,11 @@
 // line total different from `count` is an error of the file. A last line without '\n'
 // counts as a line. Memory is one line (the longest resource), never the file.
 //
+// Limits (the file comes from a server the client does not control): a line longer than
+// max_line_bytes is an error at that line and is skipped, not buffered (memory stays at
+// max_line_bytes, however long the line); a line nested deeper than kMaxJsonDepth
+// (client/bounded_json.h) is invalid JSON. Parsing never recurses.
+//
 // Files of OperationOutcomes (the manifest's `error` section) are tallied as well: issues
 // per severity, and the first few diagnostics, so the client can report what the server
 // said went wrong.
@@ -33,8 +38,10 @@ struct ValidationIssue {
 
 class NdjsonValidator {
  public:
+  static constexpr size_t kDefaultMaxLineBytes = 64u << 20;  // --max-line-bytes
+
   NdjsonValidator(std::string expected_type, std::optional<int64_t> expected_count,
-                  size_t max_issues = 20);
+                  size_t max_issues = 20, size_t max_line_bytes = kDefaultMaxLineBytes);
 
   // Bytes of the file, in order, in chunks of any size.
   void Feed(std::string_view bytes);
@@ -56,13 +63,16 @@ class NdjsonValidator {
 
  private:
   void CheckLine(std::string_view line);
+  void SkipLongLine();  // counts and reports the line that was over max_line_bytes_
   void AddIssue(int64_t line, std::string message);
   void TallyOutcome(std::string_view line);
 
   std::string expected_type_;
   std::optional<int64_t> expected_count_;
   size_t max_issues_;
-  std::string pending_;  // an incomplete last line
+  size_t max_line_bytes_;
+  std::string pending_;       // an incomplete last line
+  size_t skipped_bytes_ = 0;  // > 0: inside a line over max_line_bytes, not buffered
   int64_t lines_ = 0;
   int64_t good_lines_ = 0;
   int64_t error_count_ = 0;

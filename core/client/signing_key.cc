@@ -18,6 +18,7 @@
 #include <sstream>
 #include <vector>
 
+#include "client/bounded_json.h"
 #include "util/base64url.h"
 
 namespace fhirbulk {
@@ -243,8 +244,7 @@ Result<SigningKey> SigningKey::LoadFile(const std::string& path, const std::stri
 
 Result<SigningKey> SigningKey::FromJwk(std::string_view json, const std::string& kid) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  if (!ParseBoundedJson(json, &doc) || !doc.IsObject()) {
     return Status::InvalidArgument("the key is not a JSON object (JWK or JWK Set)");
   }
   const rapidjson::Value* jwk = &doc;

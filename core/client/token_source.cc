@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "client/bounded_json.h"
 #include "client/interrupt.h"
 #include "client/retry_after.h"
 #include "util/fhir_time.h"
@@ -90,7 +91,7 @@ Status TokenSource::Fetch() {
       continue;
     }
     rapidjson::Document body;
-    body.Parse(res->body.data(), res->body.size());
+    (void)ParseBoundedJson(res->body, &body);  // null when not JSON: no members then
     if (res->status == 429 || res->status >= 500) {
       retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros()).value_or(-1);
       last = Status::Unavailable("answered " + std::to_string(res->status));
@@ -145,9 +146,9 @@ Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& f
                             ": no SMART configuration (give --token-url)");
   }
   rapidjson::Document doc;
-  doc.Parse(res->body.data(), res->body.size());
+  const bool parsed = ParseBoundedJson(res->body, &doc);
   std::string endpoint = JsonString(doc, "token_endpoint");
-  if (doc.HasParseError() || !IsHttpUrl(endpoint)) {
+  if (!parsed || !IsHttpUrl(endpoint)) {
     return Status::NotFound(req.url + " has no absolute token_endpoint");
   }
   return endpoint;

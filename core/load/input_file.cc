@@ -11,17 +11,18 @@ namespace {
 constexpr size_t kChunk = 1 << 20;
 }  // namespace
 
-Result<std::unique_ptr<InputFile>> InputFile::Open(const std::string& path) {
+Result<std::unique_ptr<InputFile>> InputFile::Open(const std::string& path, size_t max_line_bytes) {
   gzFile gz = gzopen(path.c_str(), "rb");
   if (gz == nullptr) {
     return Status::IOError("cannot open " + path + ": " +
                            (errno != 0 ? std::strerror(errno) : "out of memory"));
   }
   gzbuffer(gz, 256 * 1024);
-  return std::unique_ptr<InputFile>(new InputFile(gz, path));
+  return std::unique_ptr<InputFile>(new InputFile(gz, path, max_line_bytes));
 }
 
-InputFile::InputFile(void* gz, std::string path) : gz_(gz), path_(std::move(path)) {
+InputFile::InputFile(void* gz, std::string path, size_t max_line_bytes)
+    : gz_(gz), path_(std::move(path)), max_line_bytes_(max_line_bytes) {
   buf_.resize(kChunk);
 }
 
@@ -65,6 +66,7 @@ bool InputFile::Fill() {
 }
 
 bool InputFile::NextLine(std::string_view* line) {
+  line_too_long_ = false;
   size_t scanned = pos_;
   for (;;) {
     const char* start = buf_.data() + pos_;
@@ -73,11 +75,13 @@ bool InputFile::NextLine(std::string_view* line) {
       size_t len = static_cast<const char*>(nl) - start;
       pos_ += len + 1;
       if (len > 0 && start[len - 1] == '\r') len--;
-      *line = std::string_view(start, len);
+      line_too_long_ = len > max_line_bytes_;
+      *line = line_too_long_ ? std::string_view() : std::string_view(start, len);
       line_number_++;
       return true;
     }
     size_t unread = end_ - pos_;
+    if (unread > max_line_bytes_) return SkipLongLine(line);
     if (!Fill()) {
       if (!status_.ok() || end_ == pos_) return false;
       // The last line has no terminator.
@@ -85,7 +89,8 @@ bool InputFile::NextLine(std::string_view* line) {
       size_t len = end_ - pos_;
       pos_ = end_;
       if (len > 0 && s[len - 1] == '\r') len--;
-      *line = std::string_view(s, len);
+      line_too_long_ = len > max_line_bytes_;
+      *line = line_too_long_ ? std::string_view() : std::string_view(s, len);
       line_number_++;
       return true;
     }
@@ -93,12 +98,36 @@ bool InputFile::NextLine(std::string_view* line) {
   }
 }
 
-Status InputFile::ReadRest(std::string* out) {
-  out->append(buf_.data() + pos_, end_ - pos_);
+bool InputFile::SkipLongLine(std::string_view* line) {
+  line_too_long_ = true;
+  line_number_++;
+  *line = std::string_view();
+  pos_ = end_ = 0;  // drop what was read of the line; the buffer does not grow from here
+  while (Fill()) {
+    const void* nl = std::memchr(buf_.data(), '\n', end_);
+    if (nl != nullptr) {
+      pos_ = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1;
+      return true;
+    }
+    pos_ = end_ = 0;
+  }
+  return status_.ok();  // the over-long line was the last one
+}
+
+Status InputFile::ReadRest(std::string* out, size_t max_bytes) {
+  auto append = [&](const char* data, size_t n) {
+    if (out->size() + n > max_bytes) {
+      return Status::ResourceExhausted(path_ + " is larger than " + std::to_string(max_bytes) +
+                                       " bytes");
+    }
+    out->append(data, n);
+    return Status::OK();
+  };
+  FHIRBULK_RETURN_IF_ERROR(append(buf_.data() + pos_, end_ - pos_));
   pos_ = end_ = 0;
   while (!eof_ && status_.ok()) {
     if (!Fill()) break;
-    out->append(buf_.data(), end_);
+    FHIRBULK_RETURN_IF_ERROR(append(buf_.data(), end_));
     pos_ = end_ = 0;
   }
   return status_;

@@ -200,6 +200,14 @@ class Loader::Impl {
   Status Reject(std::string_view type, const Where& where, std::string reason);
   void CountUnchanged(const std::string& type) { report_.by_type[type].unchanged++; }
   std::string ReportType(const ParsedJson& json, const rapidjson::Value& resource) const;
+  std::string LineTooLong() const {
+    return "line longer than " + std::to_string(options_.max_line_bytes) +
+           " bytes (--max-line-bytes)";
+  }
+  std::string DocumentTooLarge() const {
+    return "document larger than " + std::to_string(options_.max_document_bytes) +
+           " bytes (--max-document-bytes)";
+  }
 
   LoadOptions options_;
   Progress progress_;
@@ -299,30 +307,46 @@ Status Loader::Impl::AddDeletionsFile(const std::string& path) {
 // NDJSON streams line by line. Anything else is read whole, except that a file whose first
 // line is a complete JSON object followed by more lines is NDJSON whatever its name.
 Status Loader::Impl::ProcessFile(const std::string& path, Mode mode) {
-  auto file = InputFile::Open(path);
+  bool ndjson = mode == Mode::kDeletions || IsNdjsonName(path);
+  // Until a file is known to be NDJSON its first line may be a whole document.
+  auto file = InputFile::Open(
+      path, ndjson ? options_.max_line_bytes
+                   : std::max(options_.max_line_bytes, options_.max_document_bytes));
   if (!file.ok()) return file.status();
   InputFile& in = **file;
   std::string_view line;
   bool have = false;
-  while ((have = in.NextLine(&line)) && IsBlank(line)) {
+  while ((have = in.NextLine(&line)) && !in.line_too_long() && IsBlank(line)) {
   }
   if (!have) return in.status();                                   // empty (or unreadable) file
   if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // a UTF-8 byte order mark
 
-  bool ndjson = mode == Mode::kDeletions || IsNdjsonName(path);
+  if (!ndjson && in.line_too_long()) {
+    return Reject("?", Where{path}, DocumentTooLarge());
+  }
   if (!ndjson) {
     std::string_view t = Trim(line);
     if (t.size() >= 2 && t.front() == '{' && t.back() == '}') {
       // One complete line: NDJSON when more lines follow, else the whole document.
       std::string first(line);
       uint64_t first_no = in.line_number();
+      in.set_max_line_bytes(options_.max_line_bytes);
       std::string_view next;
       bool more = false;
-      while ((more = in.NextLine(&next)) && IsBlank(next)) {
+      while ((more = in.NextLine(&next)) && !in.line_too_long() && IsBlank(next)) {
       }
       FHIRBULK_RETURN_IF_ERROR(in.status());
-      if (!more) return ProcessText(first, Where{path}, mode);
-      FHIRBULK_RETURN_IF_ERROR(ProcessText(first, Where{path, first_no}, mode));
+      if (!more) {
+        if (first.size() > options_.max_document_bytes) {
+          return Reject("?", Where{path}, DocumentTooLarge());
+        }
+        return ProcessText(first, Where{path}, mode);
+      }
+      if (first.size() > options_.max_line_bytes) {
+        FHIRBULK_RETURN_IF_ERROR(Reject("?", Where{path, first_no}, LineTooLong()));
+      } else {
+        FHIRBULK_RETURN_IF_ERROR(ProcessText(first, Where{path, first_no}, mode));
+      }
       line = next;
       ndjson = true;
     } else {
@@ -331,15 +355,29 @@ Status Loader::Impl::ProcessFile(const std::string& path, Mode mode) {
       text.clear();
       std::error_code ec;
       uintmax_t size = std::filesystem::file_size(path, ec);
+      if (!ec && size > options_.max_document_bytes && !IsGzipName(path)) {
+        return Reject("?", Where{path}, DocumentTooLarge());
+      }
       if (!ec && !IsGzipName(path)) text.reserve(size + 1);  // one allocation, no regrowth
       text.append(line);
       text += '\n';
-      FHIRBULK_RETURN_IF_ERROR(in.ReadRest(&text));
+      Status read = in.ReadRest(&text, options_.max_document_bytes);
+      if (read.code() == Status::Code::kResourceExhausted) {  // a .gz that inflates too far
+        text.clear();
+        text.shrink_to_fit();
+        return Reject("?", Where{path}, DocumentTooLarge());
+      }
+      FHIRBULK_RETURN_IF_ERROR(read);
       return ProcessText(text, Where{path}, mode);
     }
   }
+  in.set_max_line_bytes(options_.max_line_bytes);
   uint64_t count = 0;
   do {
+    if (in.line_too_long()) {
+      FHIRBULK_RETURN_IF_ERROR(Reject("?", Where{path, in.line_number()}, LineTooLong()));
+      continue;
+    }
     if (IsBlank(line)) continue;
     FHIRBULK_RETURN_IF_ERROR(ProcessText(line, Where{path, in.line_number()}, mode));
     if (++count % 256 == 0) progress_.Update(done_bytes_ + in.consumed_bytes());
@@ -349,6 +387,7 @@ Status Loader::Impl::ProcessFile(const std::string& path, Mode mode) {
 
 Status Loader::Impl::AddResourceJson(std::string_view json, std::string_view source,
                                      uint64_t line) {
+  if (json.size() > options_.max_line_bytes) return Reject("?", Where{source, line}, LineTooLong());
   return ProcessText(json, Where{source, line}, Mode::kResources);
 }
 
@@ -375,8 +414,13 @@ Status Loader::Impl::ProcessParsed(const Where& where, Mode mode, bool has_urn_u
 }
 
 Status Loader::Impl::ProcessBundle(rapidjson::Value* bundle, const Where& where, Mode mode) {
-  resolver_.Index(&json_, bundle);
   const rapidjson::Value* entries = FindMember(*bundle, "entry");
+  if (entries != nullptr && entries->IsArray() && entries->Size() > options_.max_bundle_entries) {
+    return Reject("Bundle", where,
+                  "Bundle with " + std::to_string(entries->Size()) + " entries, more than " +
+                      std::to_string(options_.max_bundle_entries) + " (--max-bundle-entries)");
+  }
+  resolver_.Index(&json_, bundle);
   if (entries == nullptr || !entries->IsArray()) return Status::OK();  // an empty Bundle
   rapidjson::Value& list = bundle->FindMember("entry")->value;
   for (rapidjson::SizeType i = 0; i < list.Size(); i++) {

@@ -76,6 +76,16 @@ struct LoadOptions {
   // export escapes that: the export may or may not see it, and the next export with _since =
   // that transactionTime never will.
   bool keep_source_last_updated = false;
+
+  // Input limits, against broken or hostile files: an NDJSON line, or a resource given to
+  // AddResourceJson, longer than max_line_bytes; a whole-file document (a Bundle, a single
+  // resource) larger than max_document_bytes; a Bundle with more than max_bundle_entries
+  // entries — each is rejected whole (a rejection in the report; the load goes on) without
+  // ever being buffered beyond the limit. JSON nested deeper than kMaxJsonDepth
+  // (load/parsed_json.h) is rejected too. `fhir-bulk load` flags of the same names.
+  size_t max_line_bytes = 128u << 20;
+  size_t max_document_bytes = 512u << 20;
+  size_t max_bundle_entries = 1000000;
 };
 
 struct LoadRejection {

@@ -37,7 +37,9 @@ class ParsedJson {
 
   // Parses a copy of `text` as one JSON value; anything but trailing whitespace after it is
   // an error. The previous document, if any, is gone. Errors are InvalidArgument with the
-  // byte offset and RapidJSON's reason. Invalid UTF-8 is an error (bodies are stored as text).
+  // byte offset and RapidJSON's reason. Invalid UTF-8 is an error (bodies are stored as text),
+  // and so is a value nested deeper than kMaxJsonDepth (the parse itself never recurses, and
+  // the loader's recursive walks of the DOM then never go deeper than that).
   // The copy goes into a buffer kept from one document to the next, so that parsing many
   // documents neither allocates nor touches fresh pages once the largest one has been seen.
   Status Parse(std::string_view text);

@@ -77,6 +77,9 @@ int RunExport(int argc, char** argv) {
   std::string group;
   std::vector<std::string> types, elements;
   long long parallel = 4, retries = 5, max_rate = 0, stall_timeout = 60;
+  long long max_manifest_bytes = static_cast<long long>(client::ManifestLimits().max_bytes);
+  long long max_manifest_files = static_cast<long long>(client::ManifestLimits().max_files);
+  long long max_line_bytes = static_cast<long long>(client::NdjsonValidator::kDefaultMaxLineBytes);
   FlagParser flags(
       "fhir-bulk export --fhir-url URL [--system|--patient|--group ID] [options] --out DIR",
       "Runs a FHIR Bulk Data export (IG v2.0.0) against any conformant server: kick-off, "
@@ -124,6 +127,13 @@ int RunExport(int argc, char** argv) {
                "BYTES");
   flags.AddInt("stall-timeout", &stall_timeout,
                "give up on a transfer that receives nothing for this long (default 60)", "S");
+  flags.AddInt("max-manifest-bytes", &max_manifest_bytes,
+               "refuse a manifest larger than this (default 64 MiB)", "BYTES");
+  flags.AddInt("max-manifest-files", &max_manifest_files,
+               "refuse a manifest listing more files than this (default 100000)", "N");
+  flags.AddInt("max-line-bytes", &max_line_bytes,
+               "an NDJSON line longer than this is invalid, not buffered (default 64 MiB)",
+               "BYTES");
   flags.AddString("cacert", &o.http.ca_file, "CA certificates (PEM) instead of the system's",
                   "FILE");
   flags.AddBool("quiet", &quiet, "only warnings and the summary");
@@ -165,6 +175,13 @@ int RunExport(int argc, char** argv) {
   o.parallel = static_cast<int>(std::clamp(parallel, -1LL, 1000LL));
   o.retries = static_cast<int>(std::clamp(retries, -1LL, 1000LL));
   o.accept_gzip = !no_gzip;
+  if (max_manifest_bytes < 1 || max_manifest_files < 1 || max_line_bytes < 1) {
+    std::fprintf(stderr, "fhir-bulk export: the --max-* limits must be positive\n");
+    return kExitUsage;
+  }
+  o.manifest_limits.max_bytes = static_cast<size_t>(max_manifest_bytes);
+  o.manifest_limits.max_files = static_cast<size_t>(max_manifest_files);
+  o.max_line_bytes = static_cast<size_t>(max_line_bytes);
   o.http.stall_timeout_seconds = stall_timeout > 0 ? stall_timeout : 60;
   if (max_rate > 0) {
     // curl limits each transfer; the files in flight share the total

@@ -76,6 +76,10 @@ int RunLoad(int argc, char** argv) {
   std::vector<std::string> deletes;
   bool quiet = false, keep_last_updated = false;
   long long batch = 5000;
+  const LoadOptions defaults;
+  long long max_line_bytes = static_cast<long long>(defaults.max_line_bytes);
+  long long max_document_bytes = static_cast<long long>(defaults.max_document_bytes);
+  long long max_bundle_entries = static_cast<long long>(defaults.max_bundle_entries);
   FlagParser flags(
       "fhir-bulk load [--db CONNINFO] [--delete Type/id ...] [--deletions FILE.ndjson] "
       "[--keep-last-updated] [--quiet] PATH...",
@@ -99,6 +103,12 @@ int RunLoad(int argc, char** argv) {
                 "of the load time; deletions still take the load time. For initial or offline "
                 "imports only: rows written with old timestamps while an export runs can be "
                 "missed by the next export with _since");
+  flags.AddInt("max-line-bytes", &max_line_bytes,
+               "reject an NDJSON line longer than this (default 128 MiB)", "BYTES");
+  flags.AddInt("max-document-bytes", &max_document_bytes,
+               "reject a JSON file (a Bundle) larger than this (default 512 MiB)", "BYTES");
+  flags.AddInt("max-bundle-entries", &max_bundle_entries,
+               "reject a Bundle with more entries than this (default 1000000)", "N");
   flags.AddBool("quiet", &quiet, "no progress line and no summary table");
   Status s = flags.Parse(argc, argv);
   if (flags.help_requested()) {
@@ -116,6 +126,10 @@ int RunLoad(int argc, char** argv) {
   }
   if (batch < 1) {
     std::fprintf(stderr, "fhir-bulk load: --batch must be at least 1\n");
+    return kExitUsage;
+  }
+  if (max_line_bytes < 1 || max_document_bytes < 1 || max_bundle_entries < 1) {
+    std::fprintf(stderr, "fhir-bulk load: the --max-* limits must be positive\n");
     return kExitUsage;
   }
   std::vector<std::pair<std::string, std::string>> delete_keys;
@@ -144,6 +158,9 @@ int RunLoad(int argc, char** argv) {
   options.progress = !quiet;
   options.batch_resources = static_cast<size_t>(batch);
   options.keep_source_last_updated = keep_last_updated;
+  options.max_line_bytes = static_cast<size_t>(max_line_bytes);
+  options.max_document_bytes = static_cast<size_t>(max_document_bytes);
+  options.max_bundle_entries = static_cast<size_t>(max_bundle_entries);
   auto start = std::chrono::steady_clock::now();
   auto loader = Loader::Open(options);
   if (!loader.ok()) {

@@ -26,6 +26,14 @@ $t->write_conf(FhirBulk::Test::default_http_conf(
 # the default janitor interval (30 s): the cleanup tested is the failing worker's own
 my $worker = $t->start_worker('--threads', 2, '--target-unit-resources', 3000);
 
+# A reload, then until the old worker processes have exited (until then they may still accept
+# connections, with the old configuration).
+sub reload_and_wait {
+    my @old = $t->reload_nginx;
+    $t->wait_until(sub { !grep { FhirBulk::Test::process_alive($_) } @old }, 30)
+        or die "old nginx workers did not exit\n";
+}
+
 sub used_bytes {
     my $out = `df -B1 --output=used ${\ $t->export_dir } 2>/dev/null`;
     return ($out =~ /(\d+)\s*$/)[0];
@@ -92,7 +100,7 @@ ok($t->wait_until(sub { !leftovers($full_job) }, 10), 'and leaves nothing behind
 # With the minimum free space configured, a kick-off on the full volume is refused at once.
 $t->write_conf(FhirBulk::Test::default_http_conf(
     location_extra => 'fhir_bulk_min_free_space 1m; fhir_bulk_min_free_percent 0;'));
-$t->reload_nginx;
+reload_and_wait();
 $res = $t->kickoff('/fhir/$export?_type=Patient');
 $t->is_outcome($res, 503, 'transient', 'below the minimum free space a kick-off is 503');
 like($res->{headers}{'retry-after'} // '', qr/^\d+$/, 'with Retry-After');

@@ -18,6 +18,14 @@ $t->write_conf(FhirBulk::Test::default_http_conf(location_extra =>
     'fhir_bulk_max_active_exports 0; fhir_bulk_max_retained_exports 3;'))->start_nginx;
 $t->start_worker('--threads', 2);
 
+# A reload, then until the old worker processes have exited (until then they may still accept
+# connections, with the old configuration).
+sub reload_and_wait {
+    my @old = $t->reload_nginx;
+    $t->wait_until(sub { !grep { FhirBulk::Test::process_alive($_) } @old }, 30)
+        or die "old nginx workers did not exit\n";
+}
+
 # --- count --------------------------------------------------------------------------------
 
 my @urls;
@@ -49,7 +57,7 @@ is($t->poll($res->{headers}{'content-location'})->{status}, 200, 'and that expor
 $t->write_conf(FhirBulk::Test::default_http_conf(location_extra =>
     'fhir_bulk_max_active_exports 0; fhir_bulk_max_retained_exports 0; '
     . 'fhir_bulk_max_retained_size 1k;'));
-$t->reload_nginx;
+reload_and_wait();
 $res = $t->kickoff('/fhir/$export?_type=Patient');
 $t->is_outcome($res, 429, 'throttled', 'the kept files exceed the size limit: 429');
 like($res->{json}{issue}[0]{diagnostics} // '', qr/bytes \(the limit is 1024\)/,
@@ -60,7 +68,7 @@ like($res->{headers}{'retry-after'} // '', qr/^\d+$/, 'with Retry-After');
 
 $t->psql("DELETE FROM export_job");
 $t->write_conf(FhirBulk::Test::default_http_conf());
-$t->reload_nginx;
+reload_and_wait();
 my ($accepted, $refused, $other) = (0, 0, 0);
 my $t0 = time;
 for my $i (1 .. 300) {
@@ -80,7 +88,7 @@ ok($kept <= 20, "at most 20 exports kept ($kept)");
 
 $t->write_conf(FhirBulk::Test::default_http_conf(location_extra =>
     'fhir_bulk_min_free_space 1000000g;'));
-$t->reload_nginx;
+reload_and_wait();
 $res = $t->kickoff('/fhir/$export?_type=Patient');
 $t->is_outcome($res, 503, 'transient', 'an export volume short of space: 503');
 like($res->{headers}{'retry-after'} // '', qr/^\d+$/, 'with Retry-After');
@@ -88,7 +96,7 @@ unlike($res->{content}, qr{/exports|\Q$t->{dir}\E}, 'not naming the directory');
 
 $t->write_conf(FhirBulk::Test::default_http_conf(location_extra =>
     'fhir_bulk_min_free_space 0; fhir_bulk_min_free_percent 99;'));
-$t->reload_nginx;
+reload_and_wait();
 $res = $t->kickoff('/fhir/$export?_type=Patient');
 $t->is_outcome($res, 503, 'transient', 'less than 99 % of the volume free: 503');
 

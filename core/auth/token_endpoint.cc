@@ -214,7 +214,7 @@ class JwksFetchGate {
   }
 
   // Fetches `url` for `client_id` if the limits allow; kReused/kRecentFailure repeat the last
-  // fetch of this client within the interval (*body or *error), kInFlight/kBusy fetch nothing.
+  // fetch of this client within the interval (*out or *error), kInFlight/kBusy fetch nothing.
   Verdict Fetch(const std::string& client_id, const std::string& url, const TokenEndpointOptions& o,
                 FetchedJwks* out, std::string* error) {
     const auto now = std::chrono::steady_clock::now();
@@ -235,7 +235,7 @@ class JwksFetchGate {
         }
       }
       if (in_flight_ >= std::max(1, o.jwks_max_concurrent_fetches)) return Verdict::kBusy;
-      if (clients_.size() >= kMaxClients) Prune(now, interval);
+      Prune(now, interval);  // fetches are rare: keeps only entries that still limit
       in_flight_++;
       Last& last = clients_[client_id];
       last.in_flight = true;
@@ -261,7 +261,6 @@ class JwksFetchGate {
   }
 
  private:
-  static constexpr size_t kMaxClients = 4096;
   struct Last {
     std::chrono::steady_clock::time_point at;
     bool in_flight = false;
@@ -269,7 +268,8 @@ class JwksFetchGate {
     FetchedJwks result;
     std::string error;
   };
-  // Caller holds mu_. Entries older than the interval carry no limit any more.
+  // Caller holds mu_. Entries older than the interval carry no limit any more; dropping them
+  // bounds the memory (a fetched set is up to 64 KiB) by the clients fetched within one interval.
   void Prune(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration iv) {
     for (auto it = clients_.begin(); it != clients_.end();) {
       it = !it->second.in_flight && now - it->second.at >= iv ? clients_.erase(it) : std::next(it);

@@ -209,13 +209,19 @@ TEST(LoaderParsedJsonTest, TellsNumbersFromStringsAndReportsErrors) {
   EXPECT_FALSE(p.Parse("{\"a\":1} x").ok());           // trailing garbage
   EXPECT_FALSE(p.Parse("{\"a\":\"\xff\xfe\"}").ok());  // not UTF-8
   EXPECT_TRUE(p.Parse("  {\"a\":1}  \n").ok());
-  // Hostile nesting neither crashes the parser nor the walks after it.
+  // Hostile nesting neither crashes the parser nor the walks after it: the parse (iterative)
+  // stops past kMaxJsonDepth, and what it accepts the walks can take.
   std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
-  EXPECT_TRUE(p.Parse(deep).ok());
+  s = p.Parse(deep);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("nested deeper than 200 levels"), std::string::npos) << s.message();
   ResourceNormalizer n;
   NormalizedResource r;
-  ASSERT_TRUE(p.Parse(R"({"resourceType":"Basic","id":"b","x":)" + deep + "}").ok());
-  EXPECT_EQ(n.Normalize(p, p.doc(), &r).code(), Status::Code::kInvalidArgument);
+  const std::string at_limit =
+      std::string(kMaxJsonDepth - 1, '[') + "1" + std::string(kMaxJsonDepth - 1, ']');
+  ASSERT_TRUE(p.Parse(R"({"resourceType":"Basic","id":"b","x":)" + at_limit + "}").ok());
+  EXPECT_TRUE(n.Normalize(p, p.doc(), &r).ok());
+  EXPECT_FALSE(p.Parse(R"({"resourceType":"Basic","id":"b","x":[)" + at_limit + "]}").ok());
 }
 
 TEST(LoaderPgCopyTest, EncodesBinaryFields) {

@@ -527,7 +527,10 @@ Status Loader::Impl::AddResource(ParsedJson* json, rapidjson::Value* resource, c
   }
   EncodeIndex(index, &w.index_fields);
   *accepted = true;
-  return Enqueue(std::move(w), bundle_entry && !IsPatientCompartmentType(type));
+  // Decided before the call: `type` refers into `w`, which the call's by-value parameter may
+  // be moved from first (argument order is unspecified; clang goes left to right).
+  const bool hold_back = bundle_entry && !IsPatientCompartmentType(type);
+  return Enqueue(std::move(w), hold_back);
 }
 
 Status Loader::Impl::Delete(std::string_view type, std::string_view id) {

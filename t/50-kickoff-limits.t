@@ -206,5 +206,19 @@ like($warnings[0]{diagnostics} // '', qr/limit of 1000 values per parameter/,
      'naming the limit');
 
 unlike(error_log(), qr/exited on signal/, 'still no worker exited on a signal');
+
+# the compiled-terms limit is an nginx directive
+$t->stop_nginx;
+$t->write_conf(FhirBulk::Test::default_http_conf(
+    location_extra => 'fhir_bulk_typefilter_max_terms 7;'))->start_nginx;
+my $eight = encode_json({ resourceType => 'Parameters', parameter => [
+    { name => '_typeFilter', valueString => 'Observation?subject=a,b' } ] });
+$res = $t->kickoff('/fhir/$export', body => $eight);
+$t->is_outcome($res, 400, undef, 'fhir_bulk_typefilter_max_terms 7: 8 terms are a 400');
+like(diagnostics($res->{json}), qr/compiles to 8 search terms .* limit of 7 terms/,
+     'naming the configured limit');
+$res = $t->kickoff('/fhir/$export', body => encode_json({ resourceType => 'Parameters',
+    parameter => [ { name => '_typeFilter', valueString => 'Observation?subject=Patient/a' } ] }));
+is($res->{status}, 202, 'one explicit reference (1 term) is accepted') or diag($res->{content});
 $t->finish;
 done_testing;

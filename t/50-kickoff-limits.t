@@ -25,7 +25,10 @@ print $fh encode_json({ resourceType => 'Encounter', id => 'e1', status => 'fini
     "\n";
 close $fh;
 $t->load("$dir/data.ndjson");
-$t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
+# nginx's own size limits raised above ours, so that ours answer (413/414 OperationOutcomes)
+$t->write_conf(FhirBulk::Test::default_http_conf(
+    server_extra => "client_max_body_size 4m;\n        large_client_header_buffers 4 256k;"))
+  ->start_nginx;
 
 sub error_log {
     open(my $fh, '<', "$dir/error.log") or return '';
@@ -140,6 +143,15 @@ $res = $t->kickoff('/fhir/$export?_type=' . join(',', ('Patient') x 1001));
 $t->is_outcome($res, 400, undef, '_type with 1,001 items: 400');
 like(diagnostics($res->{json}), qr/limit of 1000 items/, 'it names the list limit');
 
+my $huge = encode_json({ resourceType => 'Parameters', parameter => [
+    { name => '_type', valueString => 'Patient' . (' ' x (1100 * 1024)) } ] });
+$res = $t->kickoff('/fhir/$export', body => $huge);
+$t->is_outcome($res, 413, undef, 'a 1.1 MB body: 413 OperationOutcome');
+like(diagnostics($res->{json}), qr/over the limit of 1048576 bytes/, 'it names the body limit');
+$res = $t->kickoff('/fhir/$export?_type=Patient&_elements=' . join(',', ('id') x 35000));
+$t->is_outcome($res, 414, undef, 'a 105 KB query string: 414 OperationOutcome');
+like(diagnostics($res->{json}), qr/over the limit of 65536 bytes/, 'it names the query limit');
+
 # --- row 2: _typeFilter=Observation?subject=p0,...,p19999 ---------------------------------------
 
 my $ids = join ',', map { "p$_" } 0 .. 19999;
@@ -157,6 +169,11 @@ like(diagnostics($res->{json}), qr/20000 values, over the limit of 1000 values p
      'it names the values-per-parameter limit');
 cmp_ok(length($res->{content}), '<', 4096, 'the OperationOutcome does not echo the 129 KB');
 cmp_ok($elapsed, '<', 5, 'answered quickly');
+# the same filter in a GET query (1,000 values: within the query size limit)
+$res = $t->kickoff('/fhir/$export?_typeFilter=Observation%3Fsubject%3D'
+                   . join('%2C', map { "p$_" } 0 .. 1000));
+$t->is_outcome($res, 400, undef, 'GET: 1,001 values in one _typeFilter parameter is a 400');
+like(diagnostics($res->{json}), qr/1001 values, over the limit of 1000/, 'naming the limit');
 
 # within the value limit but over the compiled-terms limit: Basic.subject targets any type
 my $any = 'Basic?subject=' . join(',', map { "b$_" } 1 .. 40);
@@ -189,5 +206,19 @@ like($warnings[0]{diagnostics} // '', qr/limit of 1000 values per parameter/,
      'naming the limit');
 
 unlike(error_log(), qr/exited on signal/, 'still no worker exited on a signal');
+
+# the compiled-terms limit is an nginx directive
+$t->stop_nginx;
+$t->write_conf(FhirBulk::Test::default_http_conf(
+    location_extra => 'fhir_bulk_typefilter_max_terms 7;'))->start_nginx;
+my $eight = encode_json({ resourceType => 'Parameters', parameter => [
+    { name => '_typeFilter', valueString => 'Observation?subject=a,b' } ] });
+$res = $t->kickoff('/fhir/$export', body => $eight);
+$t->is_outcome($res, 400, undef, 'fhir_bulk_typefilter_max_terms 7: 8 terms are a 400');
+like(diagnostics($res->{json}), qr/compiles to 8 search terms .* limit of 7 terms/,
+     'naming the configured limit');
+$res = $t->kickoff('/fhir/$export', body => encode_json({ resourceType => 'Parameters',
+    parameter => [ { name => '_typeFilter', valueString => 'Observation?subject=Patient/a' } ] }));
+is($res->{status}, 202, 'one explicit reference (1 term) is accepted') or diag($res->{content});
 $t->finish;
 done_testing;

@@ -923,6 +923,10 @@ TEST(ExportLimitsTest, DeeplyNestedBodyIsRefusedWithoutRecursion) {
   Result<ExportRequest> r = Parse(deep, ExportLevel::kSystem, WithLimits(loose));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "Parameters.parameter entry is not an object");
+  // Closing brackets first cannot buy depth for later opening ones.
+  Req unbalanced = Post({}, "/$export");
+  unbalanced.body = std::string(100, ']') + Nested(120);
+  ExpectInvalid(unbalanced, "body is not valid JSON");
 }
 
 TEST(ExportLimitsTest, BodyAndQuerySize) {

@@ -107,6 +107,20 @@ TEST(TypeFilterSqlTest, ReferencesAndIds) {
             R4ResourceTypes().size());
 }
 
+TEST(TypeFilterSqlTest, ManyKeysUseAHashedAny) {
+  std::string filter = "Observation?code=";
+  for (int i = 0; i < 33; ++i) filter += (i > 0 ? ",c" : "c") + std::to_string(i);
+  Sql many = Translate({filter});
+  EXPECT_EQ(many.text,
+            "((EXISTS (SELECT 1 FROM unnest(tokens) AS k(v) WHERE k.v = "
+            "ANY($1::text[]))))");
+  ASSERT_EQ(many.params.size(), 1u);
+  EXPECT_EQ(std::count(many.params[0].begin(), many.params[0].end(), ','), 32);
+  // 32 keys: still the GIN-indexable overlap.
+  Sql few = Translate({"Observation?subject=a,b,c,d,e,f,g,h"});
+  EXPECT_EQ(few.text, "(((refs IS NOT NULL AND refs && $1::text[])))");
+}
+
 // The declared R4 targets in the search parameter table: real types, sorted, and Patient
 // wherever a parameter puts resources into the Patient compartment.
 TEST(TypeFilterSqlTest, ReferenceParametersDeclareTheirR4Targets) {
@@ -417,6 +431,20 @@ TEST_F(TypeFilterDbTest, References) {
   EXPECT_EQ(Select({"Observation?subject:Group=p1"}), Strings{"o3"});
   EXPECT_EQ(Select({"Observation?subject=https://ehr.example.org/fhir/Patient/p2"}), Strings{"o2"});
   EXPECT_EQ(Select({"Observation?subject=Patient/p1,Patient/p2"}), (Strings{"o1", "o2", "o5"}));
+}
+
+// More than 32 keys use the hashed = ANY form; it selects what && would, also under :not.
+TEST_F(TypeFilterDbTest, ManyKeysSelectTheSameRows) {
+  std::string subjects = "Observation?subject=";
+  std::string statuses = "Observation?status:not=";
+  for (int i = 0; i < 40; ++i) {
+    subjects += "q" + std::to_string(i) + ",";
+    statuses += "s" + std::to_string(i) + ",";
+  }
+  EXPECT_EQ(Select({subjects + "p1"}), (Strings{"o1", "o3", "o5"}));
+  EXPECT_EQ(Select({subjects + "Patient/p2"}), Strings{"o2"});
+  EXPECT_EQ(Select({statuses + "final"}), (Strings{"o2", "o3", "o4"}));
+  EXPECT_EQ(Select({statuses + "final,amended"}), (Strings{"o3", "o4"}));
 }
 
 TEST_F(TypeFilterDbTest, IdsAndLastUpdated) {

@@ -233,9 +233,9 @@ Status CheckContentType(std::string_view content_type) {
 // Strict vs lenient.
 
 // In strict mode an unsupported item is the error; in lenient mode it is recorded (one
-// warning issue, for the manifest's error file) and the caller skips it.
-// Issues go to `ignored`, at most max_issues of them plus one saying that more were left out
-// (each issue quotes client text; the list is stored with the job).
+// warning issue, for the manifest's error file) and the caller skips it. Issues go to
+// `ignored`, at most max_issues of them plus one saying that more were left out (each issue
+// quotes client text; the list is stored with the job).
 class Leniency {
  public:
   Leniency(bool lenient, size_t max_issues, std::vector<OutcomeIssue>* ignored)
@@ -441,11 +441,12 @@ Status CheckJsonDepth(std::string_view json, int max_depth) {
     } else if (c == '[' || c == '{') {
       if (++depth > max_depth) {
         return Status::InvalidArgument("body: JSON nested deeper than " +
-                                       std::to_string(max_depth) + " levels (" +
-                                       OverLimit(max_depth, "levels") + ")");
+                                       std::to_string(max_depth) + " levels, " +
+                                       OverLimit(max_depth, "levels"));
       }
     } else if (c == ']' || c == '}') {
-      --depth;
+      // More closing than opening brackets: not JSON (and must not buy depth further on).
+      if (--depth < 0) return Status::InvalidArgument("body is not valid JSON");
     }
   }
   return Status::OK();

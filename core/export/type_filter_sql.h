@@ -10,7 +10,9 @@
 //    can infer every parameter's type.
 //  - The expression is two-valued (never NULL, even on rows whose arrays are NULL), so it
 //    may be negated or combined freely. Positive token/reference tests are `col && $n`
-//    (GIN-indexable, sql/0001 resource_tokens / resource_refs).
+//    (GIN-indexable, sql/0001 resource_tokens / resource_refs) for up to 32 keys; with more,
+//    `EXISTS (SELECT 1 FROM unnest(col) AS k(v) WHERE k.v = ANY($n))`, whose cost does not
+//    grow with the number of keys (&& compares every pair; see Overlaps in the .cc).
 //  - Per kind (keys as fhir/search_params.h and fhir/resource_index.h store them):
 //      token, uri   tokens && {"p=" + value ...}   (value: code, system|code, |code, system|)
 //      :not         NOT (tokens && {...}): also true for rows without any value of p

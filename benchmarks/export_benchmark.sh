@@ -127,6 +127,7 @@ http {
             fhir_bulk_thread_pool fhir_bulk;
             fhir_bulk_export_dir $VAR/exports;
             fhir_bulk_max_active_exports 0;
+            fhir_bulk_max_retained_exports 0;
         }
         location /fhir/\$export-files/ {
             fhir_bulk_files $VAR/exports;

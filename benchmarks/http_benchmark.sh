@@ -30,7 +30,7 @@
 #
 # The stack (PostgreSQL with its defaults as `make up` runs it, nginx from
 # conf.d/fhir-bulk.conf.template with fhir_bulk_min_poll_interval 0 and
-# fhir_bulk_max_active_exports 0, access_log off) runs on free loopback ports and is stopped
+# fhir_bulk_max_active_exports 0, fhir_bulk_max_retained_exports 0, access_log off) runs on free loopback ports and is stopped
 # on exit, whatever happens; its directory is removed after a successful run (kept, minus the
 # big files, after a failure).
 set -euo pipefail
@@ -145,7 +145,7 @@ baselines="
         return 200 \"{}\";
     }"
 server_conf=$(printf '%s\n' "$server_conf" | BASELINES=$baselines perl -0pe '
-    s/fhir_bulk_max_active_exports\s+\d+;/fhir_bulk_max_active_exports 0;\n        fhir_bulk_min_poll_interval 0;/
+    s/fhir_bulk_max_active_exports\s+\d+;/fhir_bulk_max_active_exports 0;\n        fhir_bulk_max_retained_exports 0;\n        fhir_bulk_min_poll_interval 0;/
         or die "no fhir_bulk_max_active_exports line in the template\n";
     s/(server_name[^;]*;)/$1\n$ENV{BASELINES}/ or die "no server_name line in the template\n";
     s/^[ \t]*limit_(?:req|conn)[ \t][^;]*;\n//mg;')

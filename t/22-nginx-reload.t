@@ -24,7 +24,8 @@ $t->synth(60);
 # A second port with a small send buffer, for the slow download: a client that stops
 # reading holds its download open in nginx.
 my $slow_port = FhirBulk::Test::free_port();
-(my $conf = FhirBulk::Test::default_http_conf(location_extra => 'fhir_bulk_max_active_exports 0;'))
+(my $conf = FhirBulk::Test::default_http_conf(location_extra =>
+    'fhir_bulk_max_active_exports 0; fhir_bulk_max_retained_exports 0;'))
     =~ s/(listen 127\.0\.0\.1:%%PORT%%;)/$1\n        listen 127.0.0.1:$slow_port sndbuf=32k;/ or die;
 $t->write_conf($conf)->start_nginx;
 # A long lease: the units held back below (blocked, so not renewing it) stay claimed.

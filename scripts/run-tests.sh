@@ -13,5 +13,11 @@ FUZZ_TEST_SECONDS=${FUZZ_TEST_SECONDS:-10}
 scripts/pg-cluster.sh run sh -c \
     "FHIRBULK_TEST_PG=\"\$PG_CONNINFO\" ctest --test-dir build --output-on-failure -j $JOBS && \
      FHIRBULK_TEST_PG=\"\$PG_CONNINFO\" ctest --test-dir $SAN_BUILD --output-on-failure -j $JOBS"
-JOBS=$JOBS SAN_BUILD=$SAN_BUILD scripts/run-fuzz.sh "$FUZZ_TEST_SECONDS"
+# A fuzz finding fails the run, but only after prove: both results are worth having.
+fuzz=0
+JOBS=$JOBS SAN_BUILD=$SAN_BUILD scripts/run-fuzz.sh "$FUZZ_TEST_SECONDS" || fuzz=$?
 prove -r -j "$JOBS" t/
+if [ "$fuzz" -ne 0 ]; then
+    echo "run-tests: a fuzz target failed (see above; logs in $SAN_BUILD/fuzz-logs/)" >&2
+    exit 1
+fi

@@ -402,7 +402,7 @@ TEST_F(LoaderDbTest, UrnUuidOfAStoredResourceResolvesInALaterLoad) {
 TEST_F(LoaderDbTest, ConcurrentLoadersKeepVersionsConsistent) {
   // Two loaders write different content to the same resources at the same time; the
   // version guard makes one of them retry, so every write is its own version.
-  auto writer = [this](const std::string& gender, Status* status) {
+  auto writer = [](const std::string& gender, Status* status) {
     LoadOptions options;
     options.conninfo = TestConninfo();
     options.batch_resources = 50;

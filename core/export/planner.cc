@@ -485,9 +485,9 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
     // Details (SQL errors, paths) go to the log only; the client gets a reference.
     const std::string ref = ErrorReference();
     Log(o, "job " + job_id + ": planning failed (reference " + ref + "): " + s.ToString());
-    Status f = FailJob(conn, o.export_dir, job_id,
-                       FailureDiagnostics("planning the export", s, ref), false,
-                       o.retention_seconds);
+    Status f =
+        FailJob(conn, o.export_dir, job_id, FailureDiagnostics("planning the export", s, ref),
+                false, o.retention_seconds);
     if (!f.ok()) return f;
     return true;
   }

@@ -55,9 +55,11 @@ struct WorkerOptions {
   // A unit reads at most ~this much of a table (rows; heap + TOAST bytes; planner.h).
   int64_t target_unit_resources = kDefaultTargetUnitResources;
   int64_t target_unit_bytes = kDefaultTargetUnitBytes;
-  int64_t check_every_rows = 10000;  // heartbeat / cancellation check, or every second
+  // Heartbeat / cancellation check: every check_every_rows rows or check_every_ms, whichever
+  // first, also while a unit's query returns no rows (unit_runner.h).
+  int64_t check_every_rows = 10000;
   int check_every_ms = 1000;
-  // A unit's statement running longer is cancelled and fails its job; 0: no limit.
+  // A unit's (or planning) statement running longer is cancelled and fails its job; 0: none.
   int64_t unit_timeout_seconds = 1800;
   int gzip_level = 1;     // gzip twin "<file>.gz" of every file; 0: none, 1..9
   std::string worker_id;  // default: <host>-<pid>-<random>

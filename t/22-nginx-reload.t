@@ -66,7 +66,7 @@ ok($t->wait_until(sub {
              . "AND query LIKE '%schema_version%'") > 0
 }, 30), 'a health request waits in the database');
 my @before = $t->nginx_worker_pids;
-$t->reload_nginx(2);
+$t->reload_nginx(2, wait_old => 0);
 sleep 1;
 $t->release_lock($db_lock);
 my $held = <$rd> // '';
@@ -211,12 +211,12 @@ $t->start_clients(6, $client);
 my $go = $t->dir . '/go-1';
 my @slow = slow_download($big, $go);
 sleep 1;
-my @old = $t->reload_nginx(2);
+my @old = $t->reload_nginx(2, wait_old => 0);
 is_deeply(\@old, \@gen0, 'reload: the workers from before are the old ones');
 my @gen1 = grep { my $p = $_; !grep { $_ == $p } @gen0 } $t->nginx_worker_pids;
 is(scalar @gen1, 2, 'two new worker processes');
 sleep 1;
-$t->reload_nginx(2);
+$t->reload_nginx(2, wait_old => 0);
 ok($t->wait_until(sub { (grep { FhirBulk::Test::process_alive($_) } @gen0, @gen1) == 1 }, 20),
    'old workers exit, except the one still sending the slow download');
 sleep 1;

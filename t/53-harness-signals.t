@@ -10,6 +10,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use FhirBulk::Test;
+use POSIX ();
 
 # No database is needed for /metadata: a connection file that names none.
 sub fake_conninfo {
@@ -41,6 +42,54 @@ is_deeply([ $t->signal_exits ], [], 'an expected exit is no finding');
 my @found = FhirBulk::Test::scan_signal_exits_unexpected($t);
 is(scalar @found, 1, 'signal_exits finds the crash when it is not expected');
 like($found[0] // '', qr/worker process $victim exited on signal 11/, 'naming the process');
+
+# The alert scan reads the level at nginx's line prefix only: client text quoted (escaped) in
+# a lower-level line may contain "[emerg]" or "exited on signal".
+{
+    my $log = join("\n",
+        '2026/12/07 04:00:00 [error] 7#7: *1 alg \'x\\x0A2026/12/07 04:00:00 [emerg] 1#1: FAKE\'',
+        '2026/12/07 04:00:00 [info] 7#7: *2 client sent "[crit] worker process 9 exited on signal 11"',
+        '2026/12/07 04:00:01 [crit] 7#7: *3 open() failed',
+        '2026/12/07 04:00:02 [alert] 6#6: worker process 8 exited on signal 11',
+        '2026/12/07 04:00:03 [alert] 6#6: worker process 9 exited on signal 9');
+    my @bad = FhirBulk::Test::scan_log_alerts($log, { 9 => 1 });
+    is(scalar @bad, 2, 'scan_log_alerts: only nginx\'s own crit/alert lines') or diag(join("\n", @bad));
+    like($bad[0] // '', qr/open\(\) failed/, 'the [crit] line');
+    like($bad[1] // '', qr/process 8 exited/, 'the unexpected signal exit');
+    my $file = $t->dir . '/fake-error.log';
+    open(my $fh, '>', $file) or die;
+    print $fh "$log\n";
+    close $fh;
+    is_deeply([ map { /process (\d+)/ ? $1 : () } FhirBulk::Test::scan_signal_exits($file) ], [ 8, 9 ],
+              'scan_signal_exits: nginx\'s exit lines only, not quoted client text');
+}
+
+# reload_nginx returns only once the workers from before have exited: one of them is held by
+# a request whose header arrives 2 s after the reload.
+{
+    use IO::Socket::INET;
+    use Time::HiRes qw(time sleep);
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port) or die $!;
+    print $sock "GET /fhir/metadata HTTP/1.1\r\n";
+    $sock->flush;
+    sleep 0.5;  # accepted by an old worker
+    my $kid = fork // die;
+    if (!$kid) {
+        sleep 2;
+        print $sock "Host: localhost\r\nConnection: close\r\n\r\n";
+        $sock->flush;
+        my $res = join('', <$sock>);
+        POSIX::_exit($res =~ m{^HTTP/1\.1 200} ? 0 : 1);
+    }
+    my $started = time;
+    my @old = $t->reload_nginx(2);
+    my $took = time - $started;
+    ok(!grep({ FhirBulk::Test::process_alive($_) } @old), 'reload_nginx: no old worker is left');
+    cmp_ok($took, '>=', 1.5, sprintf('it waited for the request in flight (%.1f s)', $took));
+    waitpid($kid, 0);
+    is($? >> 8, 0, 'which the old worker completed');
+    close $sock;
+}
 
 # A child test file that crashes a worker and ends without finish fails (END block), and one
 # that calls finish fails too.

@@ -102,7 +102,8 @@ sub scan_signal_exits {
     open(my $fh, '<', $log) or return ();
     my @found;
     while (my $line = <$fh>) {
-        next unless $line =~ /process (\d+) exited on signal/;
+        # nginx's own line (see scan_log_alerts), not client text quoted in another line
+        next unless $line =~ m{^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[alert\] \d+#\d+: .*?\bprocess (\d+) exited on signal};
         next if $w->{expected}{$1};
         chomp $line;
         push @found, $line;
@@ -552,17 +553,23 @@ sub nginx_worker_pids {
 }
 
 # Reloads nginx (SIGHUP to the master) and waits until $count (default 2) worker processes
-# started after the signal are running. Returns the pids of the workers from before, which
-# exit once their requests are done.
+# started after the signal are running and, unless wait_old => 0, until the workers from
+# before have exited (they finish their requests first), so no later request of the test
+# reaches a worker with the old configuration. Returns the pids of the workers from before.
 sub reload_nginx {
-    my ($self, $count) = @_;
+    my ($self, $count, %opt) = @_;
     $count //= 2;
+    my $wait_old = $opt{wait_old} // 1;
     my $master = $self->nginx_pid or die "nginx is not running\n";
     my %old = map { $_ => 1 } $self->nginx_worker_pids;
     kill 'HUP', $master or die "cannot signal nginx: $!";
     my $ok = $self->wait_until(
         sub { (grep { !$old{$_} } $self->nginx_worker_pids) >= $count }, 30);
     die "nginx did not start new worker processes after a reload\n" unless $ok;
+    if ($wait_old) {
+        $self->wait_until(sub { !grep { process_alive($_) } keys %old }, $opt{timeout} // 60)
+            or die "old nginx worker processes did not exit after a reload\n";
+    }
     return sort { $a <=> $b } keys %old;
 }
 
@@ -787,6 +794,19 @@ END {
     }
 }
 
+# The lines of an nginx error log (text) at level alert, emerg or crit, except signal exits of
+# the pids in %$expected. The level is read where nginx writes it, after the line's time stamp
+# ("2026/01/31 12:00:00 [crit] 123#0: ..."), not anywhere in the line: escaped client text
+# quoted in a lower-level line may well contain "[emerg]".
+sub scan_log_alerts {
+    my ($log, $expected) = @_;
+    $expected ||= {};
+    return grep {
+        m{^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(?:alert|emerg|crit)\] }
+            && !(/process (\d+) exited on signal/ && $expected->{$1})
+    } split /\n/, $log;
+}
+
 # --- teardown -----------------------------------------------------------------------------
 
 # Stops everything and checks the error log for crashes and alerts (one test).
@@ -800,8 +820,7 @@ sub finish {
     diag($log) if $ENV{TEST_VERBOSE_LOG};
     my $w = $WATCHED{"$self->{dir}/error.log"};
     my %expected = %{ $w ? $w->{expected} : {} };
-    my @bad = grep { /\[(alert|emerg|crit)\]/ && !(/process (\d+) exited on signal/ && $expected{$1}) }
-              split /\n/, $log;
+    my @bad = scan_log_alerts($log, \%expected);
     ok(!@bad, 'no alerts, crashes or emergencies in the nginx error log')
         or diag(join("\n", @bad));
     my @crashes = $self->signal_exits;

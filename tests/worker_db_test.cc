@@ -955,6 +955,50 @@ TEST_F(WorkerDbTest, JanitorRemovesExpiredCancelledAndStrayFiles) {
   EXPECT_EQ(State(kept), "completed");
 }
 
+// Cancel markers (written by the HTTP side) go once their job's row and directories are gone,
+// never while the job's files are still on disk or its row may still plan them.
+TEST_F(WorkerDbTest, JanitorRemovesCancelMarkersOnlyAfterTheFiles) {
+  StandardData();
+  WorkerOptions o = Options();
+  o.lease_seconds = 30;
+  auto w = MakeWorker(o);
+  const std::string cancelled = NewJob(Request(ExportLevel::kSystem, {"Patient"}));
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  const std::string queued = NewJob(Request(ExportLevel::kSystem, {"Condition"}));  // no dir yet
+  const std::string markers = dir_ + "/.cancels";
+  ASSERT_TRUE(fs::create_directory(markers));
+  std::ofstream(markers + "/" + cancelled);
+  std::ofstream(markers + "/" + queued);
+  // A job whose row is gone but whose files are not (yet: younger than the lease).
+  const std::string orphan = "0c0c0c0c-0000-4000-8000-000000000000";
+  fs::create_directory(dir_ + "/" + orphan);
+  std::ofstream(dir_ + "/" + orphan + "/Patient.1.1.ndjson") << "x";
+  std::ofstream(markers + "/" + orphan);
+  // A job long gone, and a name that is not a job id.
+  const std::string gone = "0e0e0e0e-0000-4000-8000-000000000000";
+  std::ofstream(markers + "/" + gone);
+  std::ofstream(markers + "/not-a-job");
+  ASSERT_TRUE(CancelJob(conn_.get(), cancelled, "test-client").ok());
+  ASSERT_TRUE(fs::exists(dir_ + "/" + cancelled));
+
+  ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_FALSE(fs::exists(dir_ + "/" + cancelled));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM export_job WHERE job_id = $1::uuid", {cancelled}), "0");
+  EXPECT_FALSE(fs::exists(markers + "/" + cancelled));  // its files went first
+  EXPECT_FALSE(fs::exists(markers + "/" + gone));
+  EXPECT_TRUE(fs::exists(markers + "/" + queued));  // the row may still plan files
+  EXPECT_TRUE(fs::exists(dir_ + "/" + orphan + "/Patient.1.1.ndjson"));
+  EXPECT_TRUE(fs::exists(markers + "/" + orphan));  // its files are still there
+  EXPECT_TRUE(fs::exists(markers + "/not-a-job"));
+
+  struct timeval old_times[2] = {{std::time(nullptr) - 3600, 0}, {std::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimes((dir_ + "/" + orphan).c_str(), old_times), 0);
+  ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_FALSE(fs::exists(dir_ + "/" + orphan));
+  EXPECT_FALSE(fs::exists(markers + "/" + orphan));
+  EXPECT_TRUE(fs::exists(markers + "/" + queued));
+}
+
 TEST_F(WorkerDbTest, RunWakesOnKickOffAndStopsCleanly) {
   StandardData();
   WorkerOptions o = Options();

@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <random>
 #include <thread>
@@ -26,6 +28,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kCancelledPrefix = ".cancelled-";
+// The HTTP side's cancel markers, "<export dir>/.cancels/<job id>" (server.cc): while one
+// exists no node serves that job's files.
+constexpr std::string_view kCancelMarkerDir = "/.cancels";
 
 std::string DefaultWorkerId() {
   char host[256] = {0};
@@ -323,6 +328,7 @@ Status Worker::RunJanitor() {
   }
   Status s = JanitorRows(janitor_conn_.get());
   if (s.ok()) s = JanitorFiles(janitor_conn_.get());
+  if (s.ok()) s = JanitorCancelMarkers(janitor_conn_.get());
   if (!Usable(janitor_conn_)) janitor_conn_.reset();
   return s;
 }
@@ -408,6 +414,45 @@ Status Worker::JanitorFiles(PgConnection* conn) {
     }
     ::closedir(jd);
   }
+  return Status::OK();
+}
+
+Status Worker::JanitorCancelMarkers(PgConnection* conn) {
+  const std::string dir = options_.export_dir + std::string(kCancelMarkerDir);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    // No cancel yet (nginx creates it at start), or only nginx's user may read it; the
+    // HTTP side then sweeps its own markers.
+    if (errno == ENOENT || errno == EACCES) return Status::OK();
+    return Status::IOError("cannot list " + dir + ": " + std::strerror(errno));
+  }
+  std::vector<std::string> markers;
+  while (struct dirent* e = ::readdir(d)) {
+    if (IsValidJobId(e->d_name)) markers.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  if (markers.empty()) return Status::OK();
+  // The row first, then the directories. Only the planner creates a job directory, holding
+  // the job's row locked, and JanitorRows removes the directories before it deletes the row:
+  // once the row is gone no directory of the job can appear again, so a marker whose row and
+  // directories are both gone protects nothing, and one whose files are still on disk stays.
+  auto r = conn->Exec(
+      "SELECT j::text FROM unnest($1::uuid[]) AS j "
+      "WHERE NOT EXISTS (SELECT 1 FROM export_job e WHERE e.job_id = j)",
+      {PgTextArrayLiteral(markers)});
+  if (!r.ok()) return r.status();
+  int removed = 0;
+  for (int i = 0; i < r->rows(); i++) {
+    const std::string id = r->str(i, 0);
+    struct stat st;
+    if (::lstat(JobDirectory(options_.export_dir, id).c_str(), &st) == 0 || errno != ENOENT) {
+      continue;
+    }
+    const std::string renamed = options_.export_dir + "/" + std::string(kCancelledPrefix) + id;
+    if (::lstat(renamed.c_str(), &st) == 0 || errno != ENOENT) continue;
+    if (::unlink((dir + "/" + id).c_str()) == 0) removed++;
+  }
+  if (removed > 0) Log("janitor: removed " + std::to_string(removed) + " cancel markers");
   return Status::OK();
 }
 

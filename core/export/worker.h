@@ -14,7 +14,9 @@
 //  - in the export directory: .cancelled-* directories; directories of failed jobs; of jobs
 //    that no longer exist (once older than the lease); and, in directories of jobs that are
 //    not running, "*.tmp.*" files older than the lease. Names that are not job ids are left
-//    alone.
+//    alone;
+//  - the HTTP side's cancel markers (<export_dir>/.cancels/<job_id>) of jobs whose row and
+//    directories are gone; a marker never goes before its job's files do.
 //
 // Stop() (e.g. from SIGTERM) makes Run() return after the threads finished or handed back
 // their units (see unit_runner.h); a planner waiting for old transactions gives its job back.
@@ -105,6 +107,7 @@ class Worker {
   void Log(const std::string& msg) const;
   Status JanitorRows(PgConnection* conn);
   Status JanitorFiles(PgConnection* conn);
+  Status JanitorCancelMarkers(PgConnection* conn);
 
   WorkerOptions options_;
   std::atomic<bool> stop_{false};

@@ -978,6 +978,14 @@ TEST_F(WorkerDbTest, JanitorRemovesCancelMarkersOnlyAfterTheFiles) {
   const std::string gone = "0e0e0e0e-0000-4000-8000-000000000000";
   std::ofstream(markers + "/" + gone);
   std::ofstream(markers + "/not-a-job");
+  // A marker younger than an hour stays whatever its job (a node may still hold a file of
+  // the job open).
+  const std::string young = "0f0f0f0f-0000-4000-8000-000000000000";
+  std::ofstream(markers + "/" + young);
+  struct timeval old_times[2] = {{std::time(nullptr) - 7200, 0}, {std::time(nullptr) - 7200, 0}};
+  for (const std::string& id : {cancelled, queued, orphan, gone}) {
+    ASSERT_EQ(::utimes((markers + "/" + id).c_str(), old_times), 0);
+  }
   ASSERT_TRUE(CancelJob(conn_.get(), cancelled, "test-client").ok());
   ASSERT_TRUE(fs::exists(dir_ + "/" + cancelled));
 
@@ -990,8 +998,8 @@ TEST_F(WorkerDbTest, JanitorRemovesCancelMarkersOnlyAfterTheFiles) {
   EXPECT_TRUE(fs::exists(dir_ + "/" + orphan + "/Patient.1.1.ndjson"));
   EXPECT_TRUE(fs::exists(markers + "/" + orphan));  // its files are still there
   EXPECT_TRUE(fs::exists(markers + "/not-a-job"));
+  EXPECT_TRUE(fs::exists(markers + "/" + young));
 
-  struct timeval old_times[2] = {{std::time(nullptr) - 3600, 0}, {std::time(nullptr) - 3600, 0}};
   ASSERT_EQ(::utimes((dir_ + "/" + orphan).c_str(), old_times), 0);
   ASSERT_TRUE(w->RunJanitor().ok());
   EXPECT_FALSE(fs::exists(dir_ + "/" + orphan));

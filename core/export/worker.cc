@@ -31,6 +31,10 @@ constexpr std::string_view kCancelledPrefix = ".cancelled-";
 // The HTTP side's cancel markers, "<export dir>/.cancels/<job id>" (server.cc): while one
 // exists no node serves that job's files.
 constexpr std::string_view kCancelMarkerDir = "/.cancels";
+// A marker stays at least this long, whatever else: a file a node opened before the cancel
+// (nginx's open_file_cache may keep its descriptor after the file is deleted) must still meet
+// the marker. The HTTP side's own sweep keeps markers as long (server.cc).
+constexpr int64_t kCancelMarkerMinAgeSeconds = 3600;
 
 std::string DefaultWorkerId() {
   char host[256] = {0};
@@ -427,8 +431,14 @@ Status Worker::JanitorCancelMarkers(PgConnection* conn) {
     return Status::IOError("cannot list " + dir + ": " + std::strerror(errno));
   }
   std::vector<std::string> markers;
+  const time_t now = std::time(nullptr);
   while (struct dirent* e = ::readdir(d)) {
-    if (IsValidJobId(e->d_name)) markers.emplace_back(e->d_name);
+    if (!IsValidJobId(e->d_name)) continue;
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        now - st.st_mtime >= kCancelMarkerMinAgeSeconds) {
+      markers.emplace_back(e->d_name);
+    }
   }
   ::closedir(d);
   if (markers.empty()) return Status::OK();

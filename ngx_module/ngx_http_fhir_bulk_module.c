@@ -68,6 +68,12 @@ typedef struct {
 } ngx_http_fhir_bulk_loc_conf_t;
 
 
+/* the export directories of this configuration, for their ".cancels" */
+typedef struct {
+    ngx_array_t           export_dirs;     /* of ngx_str_t */
+} ngx_http_fhir_bulk_main_conf_t;
+
+
 /* per download, for the audit record written in the log phase */
 typedef struct {
     fhirbulk_files_t     *files;
@@ -119,8 +125,12 @@ static ngx_int_t ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
 static ngx_int_t ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r,
     ngx_str_t *dir, ngx_str_t *rel);
 static ngx_int_t ngx_http_fhir_bulk_mask_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_fhir_bulk_add_cancels_path(ngx_conf_t *cf,
+static ngx_int_t ngx_http_fhir_bulk_add_export_dir(ngx_conf_t *cf,
     ngx_str_t *export_dir);
+static void ngx_http_fhir_bulk_prepare_cancels(ngx_cycle_t *cycle,
+    ngx_str_t *export_dir, ngx_uid_t user);
+static ngx_int_t ngx_http_fhir_bulk_init_module(ngx_cycle_t *cycle);
+static void *ngx_http_fhir_bulk_create_main_conf(ngx_conf_t *cf);
 
 static void *ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -308,7 +318,7 @@ static ngx_http_module_t  ngx_http_fhir_bulk_module_ctx = {
     NULL,                                  /* preconfiguration */
     ngx_http_fhir_bulk_postconfiguration,  /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_fhir_bulk_create_main_conf,   /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -325,7 +335,7 @@ ngx_module_t  ngx_http_fhir_bulk_module = {
     ngx_http_fhir_bulk_commands,           /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_fhir_bulk_init_module,        /* init module */
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -1312,6 +1322,32 @@ ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r, ngx_str_t *dir,
     last = ngx_cpymem(p, dir->data, dir->len);
     last = ngx_cpymem(last, NGX_HTTP_FHIR_BULK_CANCELS,
                       sizeof(NGX_HTTP_FHIR_BULK_CANCELS) - 1);
+
+    /*
+     * ".cancels" itself must be a real directory: markers written through a
+     * planted link would be elsewhere, so a link refuses every download of
+     * the export directory (no cancel is missed); none at all means that no
+     * cancel was ever recorded.
+     */
+
+    last[-1] = '\0';
+
+    if (ngx_link_info(p, &fi) == -1) {
+        err = ngx_errno;
+
+        if (err == NGX_ENOENT) {
+            return NGX_DECLINED;
+        }
+
+        goto failed;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        err = NGX_ENOTDIR;
+        goto failed;
+    }
+
+    last[-1] = '/';
     last = ngx_cpymem(last, rel->data, 36);
     *last = '\0';
 
@@ -1321,9 +1357,11 @@ ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r, ngx_str_t *dir,
 
     err = ngx_errno;
 
-    if (err == NGX_ENOENT || err == NGX_ENOTDIR) {
+    if (err == NGX_ENOENT) {
         return NGX_DECLINED;
     }
+
+failed:
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
                   "fhir_bulk: cannot look up the cancel marker \"%s\", "
@@ -1432,36 +1470,199 @@ ngx_http_fhir_bulk_mask_handler(ngx_http_request_t *r)
 
 
 /*
- * "<export dir>/.cancels": created at start by the nginx master (owned by
- * the workers' user, mode 0700) like nginx's temporary paths, so that a node
- * can record a cancel without write access to the export directory.
+ * "<export dir>/.cancels" is prepared by the nginx master when a configuration
+ * is loaded (start, reload, "nginx -t"), for nginx's user, so that a node can
+ * record a cancel without write access to the export directory.  Nothing
+ * about it fails the configuration: on a shared gateway an export volume that
+ * is not mounted, or that root may not write (NFS root_squash), must not keep
+ * the other sites down.  It is logged instead, and cancels are refused (500,
+ * at "error") until the directory is usable.
+ *
+ * The export directory belongs to the export worker's user, who could plant
+ * a symbolic link or a directory of its own as ".cancels": it is opened with
+ * O_NOFOLLOW and changed only through that descriptor (never by path, as
+ * ngx_create_paths() would), and a directory owned by anyone but root or
+ * nginx's user is left alone.  Operators can create it themselves:
+ * "install -d -o <nginx user> -m 0700 <export dir>/.cancels".
  */
 
 static ngx_int_t
-ngx_http_fhir_bulk_add_cancels_path(ngx_conf_t *cf, ngx_str_t *export_dir)
+ngx_http_fhir_bulk_add_export_dir(ngx_conf_t *cf, ngx_str_t *export_dir)
 {
-    u_char      *last;
-    ngx_path_t  *path;
+    ngx_str_t                       *d;
+    ngx_uint_t                       i;
+    ngx_http_fhir_bulk_main_conf_t  *fmcf;
 
-    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
-    if (path == NULL) {
+    fmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_fhir_bulk_module);
+
+    d = fmcf->export_dirs.elts;
+
+    for (i = 0; i < fmcf->export_dirs.nelts; i++) {
+        if (d[i].len == export_dir->len
+            && ngx_strncmp(d[i].data, export_dir->data, export_dir->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    d = ngx_array_push(&fmcf->export_dirs);
+    if (d == NULL) {
         return NGX_ERROR;
     }
 
-    path->name.len = export_dir->len + sizeof("/.cancels") - 1;
-    path->name.data = ngx_pnalloc(cf->pool, path->name.len + 1);
-    if (path->name.data == NULL) {
+    d->len = export_dir->len;
+    d->data = ngx_pnalloc(cf->pool, export_dir->len + 1);
+    if (d->data == NULL) {
         return NGX_ERROR;
     }
 
-    last = ngx_cpymem(path->name.data, export_dir->data, export_dir->len);
-    last = ngx_cpymem(last, "/.cancels", sizeof("/.cancels") - 1);
-    *last = '\0';
+    ngx_memcpy(d->data, export_dir->data, export_dir->len);
+    d->data[d->len] = '\0';
 
-    path->conf_file = cf->conf_file->file.name.data;
-    path->line = cf->conf_file->line;
+    return NGX_OK;
+}
 
-    return ngx_add_path(cf, &path);
+
+static void *
+ngx_http_fhir_bulk_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_fhir_bulk_main_conf_t  *fmcf;
+
+    fmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_fhir_bulk_main_conf_t));
+    if (fmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&fmcf->export_dirs, cf->pool, 1, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return fmcf;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_bulk_init_module(ngx_cycle_t *cycle)
+{
+    ngx_str_t                       *d;
+    ngx_uid_t                        user;
+    ngx_uint_t                       i;
+    ngx_core_conf_t                 *ccf;
+    ngx_http_fhir_bulk_main_conf_t  *fmcf;
+
+    fmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_fhir_bulk_module);
+    if (fmcf == NULL) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    user = (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) ? geteuid()
+                                                           : ccf->user;
+
+    d = fmcf->export_dirs.elts;
+
+    for (i = 0; i < fmcf->export_dirs.nelts; i++) {
+        ngx_http_fhir_bulk_prepare_cancels(cycle, &d[i], user);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_fhir_bulk_prepare_cancels(ngx_cycle_t *cycle, ngx_str_t *export_dir,
+    ngx_uid_t user)
+{
+    int               dfd, fd;
+    ngx_err_t         err;
+    struct stat       st;
+    const char       *what;
+    ngx_uint_t        made;
+
+    fd = -1;
+    made = 0;
+
+    /* the export directory itself is the operator's: a link there is fine */
+
+    dfd = open((char *) export_dir->data, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+    if (dfd == -1) {
+        err = ngx_errno;
+        what = "cannot open the export directory";
+        goto failed;
+    }
+
+    if (mkdirat(dfd, ".cancels", 0700) == 0) {
+        made = 1;
+
+    } else if (ngx_errno != NGX_EEXIST) {
+        err = ngx_errno;
+        what = "cannot create";
+        goto failed;
+    }
+
+    fd = openat(dfd, ".cancels", O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+    if (fd == -1) {
+        err = ngx_errno;
+        what = (err == NGX_ELOOP || err == NGX_ENOTDIR)
+               ? "refused (not a directory, or a symbolic link)"
+               : "cannot open";
+        goto failed;
+    }
+
+    if (fstat(fd, &st) == -1) {
+        err = ngx_errno;
+        what = "cannot stat";
+        goto failed;
+    }
+
+    if (!S_ISDIR(st.st_mode)) {
+        err = 0;
+        what = "refused (not a directory)";
+        goto failed;
+    }
+
+    if (st.st_uid != 0 && st.st_uid != user) {
+        err = 0;
+        what = "refused (owned by neither root nor nginx's user)";
+        goto failed;
+    }
+
+    if (st.st_uid != user && fchown(fd, user, (gid_t) -1) == -1) {
+        err = ngx_errno;
+        what = "cannot give to nginx's user";
+        goto failed;
+    }
+
+    if ((made || (st.st_mode & 07777) != 0700) && fchmod(fd, 0700) == -1) {
+        err = ngx_errno;
+        what = "cannot chmod 0700";
+        goto failed;
+    }
+
+    close(fd);
+    close(dfd);
+
+    return;
+
+failed:
+
+    ngx_log_error(NGX_LOG_WARN, cycle->log, err,
+                  "fhir_bulk: \"%V/.cancels\": %s; cancels are refused "
+                  "until it is a directory of nginx's user, mode 0700 "
+                  "(install -d -o <user> -m 0700 %V/.cancels)",
+                  export_dir, what, export_dir);
+
+    if (fd != -1) {
+        close(fd);
+    }
+
+    if (dfd != -1) {
+        close(dfd);
+    }
 }
 
 
@@ -1566,6 +1767,47 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    /* the core takes ints: refuse what a cast would turn into "no limit" */
+
+    if (conf->max_active_exports < 0 || conf->max_active_exports > 1000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_max_active_exports\" must be from 0 "
+                           "to 1000000");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_retained_exports < 0
+        || conf->max_retained_exports > 1000000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_max_retained_exports\" must be from 0 "
+                           "to 1000000");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->min_free_percent < 0 || conf->min_free_percent > 99) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_min_free_percent\" must be from 0 "
+                           "to 99");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->typefilter_max_terms < 1
+        || conf->typefilter_max_terms > 1000000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_typefilter_max_terms\" must be from 1 "
+                           "to 1000000");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->min_poll_interval > 3600000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_min_poll_interval\" must be at most "
+                           "1h");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->files_dir.len) {
         return ngx_http_fhir_bulk_create_files(cf, conf);
     }
@@ -1606,7 +1848,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->export_dir.len
-        && ngx_http_fhir_bulk_add_cancels_path(cf, &conf->export_dir)
+        && ngx_http_fhir_bulk_add_export_dir(cf, &conf->export_dir)
            != NGX_OK)
     {
         return NGX_CONF_ERROR;

@@ -3,7 +3,8 @@
 # as scripts/services.sh renders it: token requests and kick-offs beyond their rate per address
 # get 429 + Retry-After with an OperationOutcome, other requests are not counted, and a
 # connection that does not finish its request headers within client_header_timeout is closed
-# (the test shortens it from the template's 10 s to 2 s).
+# (the test shortens it from the template's 10 s to 2 s); what nginx itself refuses (413,
+# 414, 400) is an OperationOutcome, not nginx's HTML page.
 
 use strict;
 use warnings;
@@ -70,6 +71,27 @@ is($pk[-1]{status}, 429, 'Patient/$export shares the kick-off limit');
 is($t->get('/fhir/metadata')->{status}, 200, 'metadata still answers');
 isnt($t->get('/fhir/$export-status/00000000-0000-4000-8000-000000000000')->{status}, 429,
      'a status URL is no kick-off');
+
+# what nginx itself refuses is an OperationOutcome too
+my $big = $t->request('POST', '/fhir/$export',
+                      { 'Content-Type' => 'application/fhir+json', Prefer => 'respond-async',
+                        Accept => 'application/fhir+json' }, 'x' x (2 * 1024 * 1024));
+$t->is_outcome($big, 413, 'too-costly', 'a 2 MB kick-off body: 413 OperationOutcome');
+like($big->{headers}{'content-type'} // '', qr{^application/fhir\+json}, 'as application/fhir+json');
+my $long = $t->get('/fhir/metadata?x=' . ('a' x 20000));
+$t->is_outcome($long, 414, 'too-costly', 'a 20 KB request line: 414 OperationOutcome');
+my $bad = do {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port, Proto => 'tcp')
+        or die "connect: $!";
+    print $s "GET /fhir/metadata HTTP/1.1\r\nConnection: close\r\n\r\n";   # no Host
+    local $/;
+    my $got = <$s>;
+    close $s;
+    $got // '';
+};
+like($bad, qr{^HTTP/1\.1 400 .*application/fhir\+json.*"resourceType":"OperationOutcome"}s,
+     'a request without Host: 400 OperationOutcome');
+is($t->get('/fhir/metadata')->{status}, 200, 'metadata still answers');
 
 # slow request headers: closed after client_header_timeout (2 s here)
 for my $case ([ 'a connection that sends nothing', '' ],

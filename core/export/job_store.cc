@@ -188,11 +188,29 @@ Result<int> RecordPoll(PgConnection* conn, const std::string& job_id, int min_in
   return static_cast<int>(wait < 1 ? 1 : wait);
 }
 
-Status CancelJob(PgConnection* conn, const std::string& job_id, const std::string& client_id) {
+Status CancelJob(PgConnection* conn, const std::string& job_id, const std::string& client_id,
+                 const std::function<Status()>& before_update) {
   if (!IsValidJobId(job_id)) return Status::NotFound("no export job " + job_id);
   return PgTransaction(conn, [&]() -> Status {
-    auto durable = conn->Exec("SET LOCAL synchronous_commit = on");
+    auto durable = conn->Exec("SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = " +
+                              std::to_string(kCancelLockTimeoutMs));
     if (!durable.ok()) return durable.status();
+    auto lock = conn->Exec(
+        "SELECT 1 FROM export_job WHERE job_id = $1::uuid AND client_id = $2 "
+        "AND state <> 'cancelled' FOR UPDATE",
+        {job_id, client_id});
+    if (!lock.ok()) {
+      // 55P03 lock_not_available: the planner (or another cancel) holds the row.
+      if (lock.status().message().find("55P03") != std::string::npos) {
+        return Status::Aborted("export job " + job_id + " is being planned; retry later");
+      }
+      return lock.status();
+    }
+    if (lock->rows() == 0) return Status::NotFound("no export job " + job_id);
+    if (before_update) {
+      Status b = before_update();
+      if (!b.ok()) return b;
+    }
     auto r = conn->Exec(
         "UPDATE export_job SET state = 'cancelled', finished_at = clock_timestamp() "
         "WHERE job_id = $1::uuid AND client_id = $2 AND state <> 'cancelled' RETURNING 1",

@@ -11,6 +11,7 @@
 #define FHIRBULK_EXPORT_JOB_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,7 +79,14 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std:
 // Cancels the job (any state but cancelled): marks it cancelled so workers stop, and deletes
 // its rows of units and files. NotFound as GetJob. Removing the files on disk is the caller's
 // job (the HTTP side renames the job directory away at once; workers delete it later).
-Status CancelJob(PgConnection* conn, const std::string& job_id, const std::string& client_id);
+//
+// The job's row is locked first, waiting at most kCancelLockTimeoutMs: a job being planned
+// (the planner holds its row for the whole planning) gets Aborted ("retry later") at once
+// instead of holding the caller behind the planner until a statement timeout. Once the row
+// is held, before_update (if any) runs inside the transaction; its failure aborts the cancel.
+constexpr int kCancelLockTimeoutMs = 1000;
+Status CancelJob(PgConnection* conn, const std::string& job_id, const std::string& client_id,
+                 const std::function<Status()>& before_update = nullptr);
 
 // Records a status poll of a job in progress. When the previous poll was less than
 // min_interval_ms ago it records nothing and returns the whole seconds the client should wait

@@ -3,8 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -678,7 +678,8 @@ void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpRespon
 namespace {
 
 // "<export dir>/.cancels/<job id>" (ngx_module: NGX_HTTP_FHIR_BULK_CANCELS): while it exists
-// no node serves the job's files. The nginx master creates the directory for nginx's user, so
+// no node serves the job's files. The nginx master prepares the directory for nginx's user
+// when it loads its configuration (or the operator creates it), so
 // recording a cancel needs no write access to the export directory itself, which belongs to
 // the export worker (nginx's user may only read it, through a shared group).
 constexpr const char* kCancelMarkerDir = "/.cancels";
@@ -686,14 +687,48 @@ constexpr const char* kCancelMarkerDir = "/.cancels";
 constexpr int64_t kCancelMarkerKeepSeconds = 3600;
 constexpr int64_t kCancelMarkerSweepSeconds = 600;
 
+// Opens "<export dir>/.cancels" for nginx's user, refusing anything but a real directory of
+// this process's user (or root) that nobody else may write: the export directory belongs to
+// the export worker's user, who could plant a link or a directory of its own there. -1 with
+// errno set when refused.
+int OpenCancelMarkerDir(const std::string& export_dir) {
+  const std::string dir = export_dir + kCancelMarkerDir;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || (st.st_uid != ::geteuid() && st.st_uid != 0) ||
+      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    ::close(fd);
+    errno = EPERM;
+    return -1;
+  }
+  return fd;
+}
+
 Status WriteCancelMarker(const std::string& export_dir, const std::string& job_id) {
   const std::string path = export_dir + kCancelMarkerDir + "/" + job_id;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int dfd = OpenCancelMarkerDir(export_dir);
+  int fd = dfd < 0
+               ? -1
+               : ::openat(dfd, job_id.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int err = errno;
+  if (dfd >= 0) ::close(dfd);
   if (fd < 0) {
-    return Status::IOError("cannot write the cancel marker " + path + ": " + std::strerror(errno));
+    return Status::IOError("cannot write the cancel marker " + path + ": " + std::strerror(err) +
+                           " (" + export_dir + kCancelMarkerDir +
+                           " must be a directory of nginx's user, mode 0700)");
   }
   ::close(fd);
   return Status::OK();
+}
+
+// Undoes WriteCancelMarker when the cancel was not committed: a marker left behind would hide
+// the files of a job that keeps running.
+void RemoveCancelMarker(const std::string& export_dir, const std::string& job_id) {
+  int dfd = OpenCancelMarkerDir(export_dir);
+  if (dfd < 0) return;
+  (void)::unlinkat(dfd, job_id.c_str(), 0);
+  ::close(dfd);
 }
 
 // Removes markers older than kCancelMarkerKeepSeconds whose job directory is gone (the
@@ -705,19 +740,23 @@ void SweepCancelMarkers(const std::string& export_dir) {
   if (now - last < kCancelMarkerSweepSeconds || !last_sweep.compare_exchange_strong(last, now)) {
     return;
   }
-  const std::string dir = export_dir + kCancelMarkerDir;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return;
+  int dfd = OpenCancelMarkerDir(export_dir);
+  if (dfd < 0) return;
+  DIR* d = ::fdopendir(dfd);
+  if (d == nullptr) {
+    ::close(dfd);
+    return;
+  }
   while (struct dirent* e = ::readdir(d)) {
     const std::string name(e->d_name);
     if (!IsValidJobId(name)) continue;
     struct stat st;
-    if (::lstat((dir + "/" + name).c_str(), &st) != 0 ||
+    if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
         now - st.st_mtime < kCancelMarkerKeepSeconds) {
       continue;
     }
     if (::lstat((export_dir + "/" + name).c_str(), &st) == 0 || errno != ENOENT) continue;
-    ::unlink((dir + "/" + name).c_str());
+    ::unlinkat(dfd, name.c_str(), 0);
   }
   ::closedir(d);
 }
@@ -731,26 +770,37 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
     return;
   }
   // A cancel is acknowledged only once it holds on every node: the marker that makes every
-  // node refuse the job's files is written after the ownership check and before the commit
-  // (no marker, no cancel). A marker left by a commit that then failed only hides files of
-  // a job its owner asked to cancel.
+  // node refuse the job's files is written after the ownership check, with the job's row
+  // locked, and before the commit (no marker, no cancel). A cancel that then fails removes
+  // it again, so a job that keeps running keeps its files.
   bool marker_failed = false;
+  bool marker_written = false;
   Status s = WithConnection([&](PgConnection* c) -> Status {
     ExportRequest request;
     auto job = AccessibleJob(c, route.job_id, *principal, &request);
     if (!job.ok()) return job.status();
-    Status m = WriteCancelMarker(options_.export_dir, route.job_id);
-    if (!m.ok()) {
-      marker_failed = true;
+    return CancelJob(c, route.job_id, principal->client_id, [&]() -> Status {
+      Status m = WriteCancelMarker(options_.export_dir, route.job_id);
+      marker_failed = !m.ok();
+      marker_written = marker_written || m.ok();
       return m;
-    }
-    return CancelJob(c, route.job_id, principal->client_id);
+    });
   });
+  if (!s.ok() && marker_written) RemoveCancelMarker(options_.export_dir, route.job_id);
   if (marker_failed) {
     *resp = OutcomeResponse(500, "exception",
                             "the export could not be cancelled; it is unchanged, try again later");
     resp->log_message = "cancel refused: " + s.message();
     Audit(req, "cancel", principal->client_id, route.job_id, *resp, "cancel marker not written");
+    return;
+  }
+  if (s.code() == Status::Code::kAborted) {
+    // The planner holds the job's row while it plans: answering at once frees the pool thread.
+    *resp = OutcomeResponse(503, "transient",
+                            "the export is being planned and cannot be cancelled right now; "
+                            "it is unchanged, retry later");
+    resp->AddHeader("Retry-After", std::to_string(std::max(1, options_.retry_after_unavailable)));
+    Audit(req, "cancel", principal->client_id, route.job_id, *resp, "job row locked");
     return;
   }
   if (!s.ok()) {

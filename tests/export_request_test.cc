@@ -1022,6 +1022,29 @@ std::string BareIds(const std::string& prefix, int n) {
   return out;
 }
 
+TEST(ExportLimitsTest, CountEscapedValuesCountsWhatSplittingWouldYield) {
+  EXPECT_EQ(CountEscapedValues(""), 1u);
+  EXPECT_EQ(CountEscapedValues("a"), 1u);
+  EXPECT_EQ(CountEscapedValues("a,b"), 2u);
+  EXPECT_EQ(CountEscapedValues(",,"), 3u);
+  EXPECT_EQ(CountEscapedValues("a\\,b"), 1u);    // an escaped comma separates nothing
+  EXPECT_EQ(CountEscapedValues("a\\\\,b"), 2u);  // an escaped backslash escapes nothing
+  EXPECT_EQ(CountEscapedValues("a,b\\"), 2u);    // a trailing backslash stands for itself
+  EXPECT_EQ(CountEscapedValues("\\,\\,\\,"), 1u);
+}
+
+// A value of 200,000 commas (under the 256 KiB value limit): refused by counting, never split
+// into 200,001 strings in the event loop.
+TEST(ExportLimitsTest, TypeFilterValueOfCommasIsRefusedByItsCount) {
+  const std::string attack = "Observation?code=" + std::string(200000, ',');
+  ExpectLimit(Parse(Post({Str("_typeFilter", attack)}, "/$export")), "_typeFilter",
+              "has 200001 values, over the limit of 1000 values per parameter");
+  // Escaped commas do not count: one value (of 1,000 commas) is within the limit.
+  std::string escaped = "Observation?code=";
+  for (int i = 0; i < 1000; ++i) escaped += "\\,";
+  EXPECT_TRUE(Parse(Post({Str("_typeFilter", escaped)}, "/$export")).ok());
+}
+
 // Issue 11 row 2: Observation?subject=p0,...,p19999 (129 KB) became ~2.9M SQL keys.
 TEST(ExportLimitsTest, TypeFilterValuesPerParameter) {
   const std::string attack = BareIds("Observation?subject=", 20000);

@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -1221,6 +1222,68 @@ TEST_F(WorkerDbTest, UnitOverTheTimeLimitFailsTheJobCleanly) {
   EXPECT_EQ(diagnostics.find("cancel"), std::string::npos) << diagnostics;
   EXPECT_EQ(State(other), "completed");
   EXPECT_EQ(still_waiting, 0);  // the statement was cancelled, not left waiting
+}
+
+TEST_F(WorkerDbTest, TimeLimitHoldsWhileRowsFlow) {
+  // The limit is checked while rows arrive too, not only while the statement is silent.
+  // Rows of 10 KB: the server sends each at once instead of gathering them in its buffer.
+  const std::string big = "\"valueString\":\"" + std::string(10000, 'x') + "\"";
+  for (int i = 0; i < 12; ++i) Put("Observation", "o" + std::to_string(i), {}, {}, "1 day", big);
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  WorkerOptions o = Options();
+  o.unit_timeout_seconds = 1;
+  o.check_every_ms = 100;
+  std::atomic<int64_t> rows_seen{0};
+  o.on_heartbeat = [&](const std::string&, int, int64_t rows) {
+    rows_seen = std::max<int64_t>(rows_seen.load(), rows);
+  };
+  auto w = MakeWorker(o);
+  ASSERT_TRUE(w->PlanOne().ok());
+  // The unit's table becomes a view yielding one row every 250 ms: 12 rows take 3 s.
+  const std::string table = Scalar(
+      "SELECT coalesce(to_regclass('resource_observation'), 'resource_other'::regclass)::text");
+  Exec("ALTER TABLE " + table + " RENAME TO slow_rows_base");
+  Exec("CREATE VIEW " + table +
+       " AS SELECT * FROM slow_rows_base WHERE res_type <> 'Observation' OR "
+       "pg_sleep(0.25)::text = ''");
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = w->RunUntilIdle();
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_LT(took, std::chrono::seconds(4));
+  EXPECT_GT(rows_seen.load(), 0);  // rows were flowing when the limit struck
+  EXPECT_EQ(State(job), "failed");
+  const std::string diagnostics = Scalar(
+      "SELECT error->'issue'->0->>'diagnostics' FROM export_job WHERE job_id = $1::uuid", {job});
+  EXPECT_NE(diagnostics.find("longer than the server's limit of 1 seconds"), std::string::npos)
+      << diagnostics;
+}
+
+TEST_F(WorkerDbTest, PostgresMessagesAreEscapedInTheLog) {
+  // A PostgreSQL message can quote client values; a newline in it must not forge log lines.
+  StandardData();
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  WorkerOptions o = Options();
+  std::mutex log_mu;
+  std::string log;
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> l(log_mu);
+    log += line + "\n";
+  };
+  auto w = MakeWorker(o);
+  ASSERT_TRUE(w->PlanOne().ok());
+  const std::string table = Scalar(
+      "SELECT coalesce(to_regclass('resource_observation'), 'resource_other'::regclass)::text");
+  Exec(
+      "CREATE FUNCTION forged_line() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+      "RAISE EXCEPTION E'bad value\\n2026/01/01 00:00:00 [emerg] 1#1: FAKE'; END $$");
+  Exec("ALTER TABLE " + table + " RENAME TO forged_base");
+  Exec("CREATE VIEW " + table + " AS SELECT * FROM forged_base WHERE forged_line()");
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  EXPECT_EQ(State(job), "failed");
+  std::lock_guard<std::mutex> l(log_mu);
+  EXPECT_NE(log.find("FAKE"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\n2026/01/01"), std::string::npos) << log;
 }
 
 TEST_F(WorkerDbTest, DatabaseErrorsReachTheLogNotTheClient) {

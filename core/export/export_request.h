@@ -177,6 +177,11 @@ Result<ExportRequest> ParseExportRequest(const HttpRequest& request, ExportLevel
 std::string ExportRequestToJson(const ExportRequest& request);
 Result<ExportRequest> ExportRequestFromJson(std::string_view json);
 
+// How many values a FHIR search value holds: ',' separates them, '\' escapes the next
+// character. What splitting it would yield, counted without building the values (the
+// kick-off refuses over max_type_filter_values before splitting).
+size_t CountEscapedValues(std::string_view value);
+
 }  // namespace fhirbulk
 
 #endif  // FHIRBULK_EXPORT_EXPORT_REQUEST_H_

@@ -22,13 +22,15 @@
 #include "fhir/resource_types.h"
 #include "server/outcome.h"
 #include "util/fhir_time.h"
+#include "util/log_escape.h"
 
 namespace fhirbulk {
 
 namespace {
 
+// Lines quote PostgreSQL messages, which can carry client values (a _typeFilter's, say).
 void Log(const PlannerOptions& o, const std::string& msg) {
-  if (o.log) o.log(msg);
+  if (o.log) o.log(LogSanitize(msg));
 }
 
 bool Stopping(const PlannerOptions& o) { return o.stop != nullptr && o.stop->load(); }

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "export/type_filter_sql.h"
 #include "server/outcome.h"
 #include "util/fhir_time.h"
+#include "util/log_escape.h"
 
 namespace fhirbulk {
 
@@ -41,8 +43,9 @@ uint16_t ReadU16(const char* p) {
   return ntohs(v);
 }
 
+// Lines quote PostgreSQL messages, which can carry client values (a _typeFilter's, say).
 void Log(const UnitRunnerOptions& o, const std::string& msg) {
-  if (o.log) o.log(msg);
+  if (o.log) o.log(LogSanitize(msg));
 }
 
 bool Stopping(const UnitRunnerOptions& o) { return o.stop != nullptr && o.stop->load(); }
@@ -231,30 +234,12 @@ class Heartbeat {
   int64_t last_rows_ = 0;
 };
 
-// Stops the data connection's statement early: asks the server to cancel, then drains what
-// is in flight (the cancel makes the server end the statement within milliseconds).
-void AbortCopy(PgConnection* data) {
-  PGconn* c = data->raw();
-  if (PGcancel* cancel = PQgetCancel(c)) {
-    char err[256];
-    PQcancel(cancel, err, sizeof(err));
-    PQfreeCancel(cancel);
-  }
-  while (true) {
-    char* buf = nullptr;
-    int n = PQgetCopyData(c, &buf, 0);
-    if (buf != nullptr) PQfreemem(buf);
-    if (n <= 0) break;
-  }
-  while (PGresult* r = PQgetResult(c)) PQclear(r);
-}
-
 // Streams the COPY's rows into `on_row`. The statement runs asynchronously: the thread waits
 // on the socket at most until the next heartbeat is due, so the lease is renewed and the job's
 // state read every check_every_ms even while the query returns no rows (a selective filter
 // over a large table), and a cancelled or failed job stops the statement within about that
 // time. A statement running longer than statement_timeout_ms is cancelled here too (besides
-// the server's statement_timeout): ResourceExhausted.
+// the server's statement_timeout): ResourceExhausted, checked while rows flow as well.
 Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbeat,
                   const CopyBinaryParser::RowFn& on_row, const UnitRunnerOptions& o) {
   PGconn* c = data->raw();
@@ -269,15 +254,23 @@ Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbe
   bool copying = false;  // the COPY_OUT result arrived; rows follow
   Status failed;         // the statement's error, once its results are all read
   auto abort = [&](Status s) {
-    AbortCopy(data);
+    AbortStatement(data);
     return s;
   };
+  auto over_time = [&]() {
+    return abort(Status::ResourceExhausted("the unit's statement ran longer than " +
+                                           std::to_string(o.statement_timeout_ms / 1000) + " s"));
+  };
   while (true) {
-    // Read whatever arrived without blocking.
+    // Every round, not only after poll() says readable: with TLS, bytes OpenSSL already
+    // decrypted and buffered leave the socket quiet, and would wait for the next beat.
+    if (PQconsumeInput(c) == 0) return PgStatusFromResult(c, nullptr);
+    bool progressed = false;  // anything read this round: read again before sleeping
     if (!copying) {
       while (PQisBusy(c) == 0) {
         PGresult* r = PQgetResult(c);
         if (r == nullptr) return failed.ok() ? Status::Internal("COPY returned no result") : failed;
+        progressed = true;
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COPY_OUT) {
           PQclear(r);
@@ -293,10 +286,12 @@ Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbe
         char* buf = nullptr;
         int n = PQgetCopyData(c, &buf, 1);
         if (n > 0) {
+          progressed = true;
           Status s = parser.Feed(std::string_view(buf, static_cast<size_t>(n)), on_row);
           PQfreemem(buf);
           if (s.ok()) s = heartbeat->MaybeBeat(parser.rows());
           if (!s.ok()) return abort(s);
+          if (Clock::now() >= deadline) return over_time();  // rows may flow without pause
           continue;
         }
         if (n == 0) break;  // nothing more buffered: wait on the socket
@@ -313,23 +308,20 @@ Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbe
       }
     }
     auto now = Clock::now();
-    if (now >= deadline) {
-      return abort(Status::ResourceExhausted("the unit's statement ran longer than " +
-                                             std::to_string(o.statement_timeout_ms / 1000) + " s"));
-    }
+    if (now >= deadline) return over_time();
     if (now >= next_beat) {
       Status s = heartbeat->Beat(parser.rows());
       if (!s.ok()) return abort(s);
       next_beat = Clock::now() + beat_every;
       continue;
     }
+    if (progressed) continue;
     auto wait = std::min(next_beat, deadline) - now;
     int wait_ms =
         static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1;
     struct pollfd pfd = {PQsocket(c), POLLIN, 0};
     int ready = ::poll(&pfd, 1, wait_ms);
     if (ready < 0 && errno != EINTR) return abort(Status::IOError("poll on the database socket"));
-    if (ready > 0 && PQconsumeInput(c) == 0) return PgStatusFromResult(c, nullptr);
   }
 }
 
@@ -487,6 +479,40 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
 }
 
 }  // namespace
+
+void DrainAbortedStatement(PgConnection* data, bool cancel_sent) {
+  PGconn* c = data->raw();
+  // Without a cancel the rest may be the whole unit, read with no heartbeat: end the
+  // connection instead (reads then fail at once; its owner sees it unhealthy and reconnects).
+  auto cut = [c] {
+    if (PQsocket(c) >= 0) ::shutdown(PQsocket(c), SHUT_RDWR);
+  };
+  if (!cancel_sent) cut();
+  // A COPY_OUT result (again, while in COPY state; or first, when the COPY's start was still
+  // unread) must be followed by reading its data: PQgetResult alone would return it forever.
+  while (PGresult* r = PQgetResult(c)) {
+    const bool copy_out = PQresultStatus(r) == PGRES_COPY_OUT;
+    PQclear(r);
+    if (!copy_out) continue;
+    char* buf = nullptr;
+    int n;
+    while ((n = PQgetCopyData(c, &buf, 0)) > 0) {
+      PQfreemem(buf);
+      buf = nullptr;
+    }
+    if (n == -2) cut();  // a broken stream: the next read fails and ends the loop
+  }
+}
+
+void AbortStatement(PgConnection* data) {
+  bool cancel_sent = false;
+  if (PGcancel* cancel = PQgetCancel(data->raw())) {
+    char err[256];
+    cancel_sent = PQcancel(cancel, err, sizeof(err)) == 1;
+    PQfreeCancel(cancel);
+  }
+  DrainAbortedStatement(data, cancel_sent);
+}
 
 Result<std::string> InlineSqlParams(PgConnection* conn, std::string_view sql,
                                     const std::vector<std::string>& params) {

@@ -104,6 +104,18 @@ Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& r
 Result<std::string> InlineSqlParams(PgConnection* conn, std::string_view sql,
                                     const std::vector<std::string>& params);
 
+// Ends the statement in flight on `data` (sent with PQsendQuery; a COPY TO STDOUT may be under
+// way, its start read or not) without leaving the thread blocked for long: asks the server to
+// cancel it (PQcancel), then DrainAbortedStatement. Afterwards the connection is idle and
+// usable, or (cancel failed) broken: callers check it and reconnect (Worker does).
+void AbortStatement(PgConnection* data);
+
+// The drain half of AbortStatement. cancel_sent: the statement ends within milliseconds, so
+// its remaining results and COPY data are read and dropped. Otherwise the remaining data may
+// be the whole unit, read with no heartbeat: the connection is shut down instead (the
+// server's statement_timeout ends the backend if it never writes again).
+void DrainAbortedStatement(PgConnection* data, bool cancel_sent);
+
 // Incremental parser of PostgreSQL's binary COPY format: signature, flags, header extension,
 // then tuples (int16 field count; per field an int32 length, -1 for NULL, and the bytes), then
 // the int16 -1 trailer. Chunks may split anything anywhere; a row whose bytes arrive in one

@@ -1891,6 +1891,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.base_url.len = conf->base_url.len;
     opts.conninfo.data = (const char *) conf->conninfo.data;
     opts.conninfo.len = conf->conninfo.len;
+    opts.token_lifetime = (int) conf->token_lifetime;
     opts.retry_after_unavailable = (int) conf->retry_after;
     opts.export_dir.data = (const char *) conf->export_dir.data;
     opts.export_dir.len = conf->export_dir.len;

@@ -303,6 +303,27 @@ TEST_F(AuthFileAccessTest, OwnerWithScopeMayDownload) {
                   .allowed);
 }
 
+// A download honours fhir_bulk_token_lifetime like the API routes: a token minted (with the
+// real key) for longer than the configured lifetime is refused, one within it is accepted.
+TEST_F(AuthFileAccessTest, TokenLongerThanTheConfiguredLifetimeIsRefused) {
+  FileAccessOptions options;
+  options.auth_enabled = true;
+  options.token_key_file = dir_ + "/token.keys";
+  options.export_dir = dir_ + "/export";
+  options.token_lifetime_seconds = 60;
+  auto fa = FileAccess::Create(options);
+  ASSERT_TRUE(fa.ok()) << fa.status().ToString();
+  const std::string file = "Patient.1.1.ndjson";
+  auto bearer = [&](int lifetime) {
+    return "Bearer " +
+           IssueAccessToken(token_ring_, "client-1", Scopes("system/Patient.r"), Now(), lifetime);
+  };
+  EXPECT_TRUE(Ask(**fa, kJob, file, bearer(60)).allowed);
+  Outcome o = Ask(**fa, kJob, file, bearer(300));
+  EXPECT_FALSE(o.allowed);
+  EXPECT_EQ(o.denial.status, 401);
+}
+
 TEST_F(AuthFileAccessTest, AnotherClientsFileDoesNotExist) {
   auto fa = Make(true, true, false);
   ASSERT_NE(fa, nullptr);

@@ -926,7 +926,7 @@ TEST(ExportLimitsTest, DeeplyNestedBodyIsRefusedWithoutRecursion) {
   // Closing brackets first cannot buy depth for later opening ones.
   Req unbalanced = Post({}, "/$export");
   unbalanced.body = std::string(100, ']') + Nested(120);
-  ExpectInvalid(unbalanced, "body is not valid JSON");
+  ExpectInvalid(unbalanced, "body: JSON nested deeper than 32 levels");
 }
 
 TEST(ExportLimitsTest, BodyAndQuerySize) {

@@ -17,6 +17,7 @@
 #include "fhir/resource_types.h"
 #include "fhir/search_params.h"
 #include "util/fhir_time.h"
+#include "util/json_depth.h"
 
 namespace fhirbulk {
 
@@ -422,34 +423,12 @@ Result<std::string> ParameterValue(const rapidjson::Value& entry, std::string_vi
   return JsonText(*value, name, member);
 }
 
-// Rejects JSON nested deeper than max_depth (arrays and objects), in one pass over the bytes
-// without building anything: the DOM is built only for bodies that pass. Strings are
-// skipped (brackets inside them do not count); malformed JSON is left to the parser.
+// Rejects JSON nested deeper than max_depth before any DOM is built (util/json_depth.h: one
+// pass over the bytes); malformed JSON is left to the parser.
 Status CheckJsonDepth(std::string_view json, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    const char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) {
-        return Status::InvalidArgument("body: JSON nested deeper than " +
-                                       std::to_string(max_depth) + " levels, " +
-                                       OverLimit(max_depth, "levels"));
-      }
-    } else if (c == ']' || c == '}') {
-      // More closing than opening brackets: not JSON (and must not buy depth further on).
-      if (--depth < 0) return Status::InvalidArgument("body is not valid JSON");
-    }
-  }
-  return Status::OK();
+  if (JsonNestingWithin(json, static_cast<size_t>(max_depth))) return Status::OK();
+  return Status::InvalidArgument("body: JSON nested deeper than " + std::to_string(max_depth) +
+                                 " levels, " + OverLimit(max_depth, "levels"));
 }
 
 Status CollectPostParams(const HttpRequest& request, const KickoffLimits& limits,

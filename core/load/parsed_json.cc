@@ -3,6 +3,8 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
 
+#include "util/json_depth.h"
+
 namespace fhirbulk {
 
 namespace {
@@ -15,53 +17,12 @@ ParsedJson::ParsedJson()
     : pool_(first_block_, sizeof(first_block_)),
       doc_(std::make_unique<rapidjson::Document>(&pool_)) {}
 
-namespace {
-
-// Forwards the reader's SAX events to the document and stops the parse (the handler returns
-// false: kParseErrorTermination) at the first value nested deeper than max_depth.
-struct DepthLimit {
-  rapidjson::Document* doc;
-  int max_depth;
-  int depth = 0;
-  bool too_deep = false;
-
-  bool Enter() {
-    if (++depth <= max_depth) return true;
-    too_deep = true;
-    return false;
-  }
-  bool Null() { return doc->Null(); }
-  bool Bool(bool b) { return doc->Bool(b); }
-  bool Int(int i) { return doc->Int(i); }
-  bool Uint(unsigned i) { return doc->Uint(i); }
-  bool Int64(int64_t i) { return doc->Int64(i); }
-  bool Uint64(uint64_t i) { return doc->Uint64(i); }
-  bool Double(double d) { return doc->Double(d); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return doc->RawNumber(s, n, copy);
-  }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc->String(s, n, copy); }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc->Key(s, n, copy); }
-  bool StartObject() { return Enter() && doc->StartObject(); }
-  bool EndObject(rapidjson::SizeType n) {
-    depth--;
-    return doc->EndObject(n);
-  }
-  bool StartArray() { return Enter() && doc->StartArray(); }
-  bool EndArray(rapidjson::SizeType n) {
-    depth--;
-    return doc->EndArray(n);
-  }
-};
-
-}  // namespace
-
 Status ParsedJson::Parse(std::string_view text) {
   doc_.reset();  // the document points into the pool and the old buffer: drop it first
   pool_.Clear();
   buf_.assign(text.data(), text.size());
   doc_ = std::make_unique<rapidjson::Document>(&pool_);
-  DepthLimit handler{doc_.get(), kMaxJsonDepth};
+  DepthLimitedDocumentHandler handler{doc_.get(), kMaxJsonDepth};
   rapidjson::ParseResult result;
   // Populate keeps the value only when the generator succeeds (the parse is iterative:
   // no recursion however deep the input nests).

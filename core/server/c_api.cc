@@ -231,6 +231,7 @@ fhirbulk_files_t* fhirbulk_files_create(const fhirbulk_files_options_t* options,
     o.signed_url_key_file = ToString(options->signed_url_key_file);
     o.export_dir = ToString(options->export_dir);
     o.conninfo = ToString(options->conninfo);
+    if (options->token_lifetime > 0) o.token_lifetime_seconds = options->token_lifetime;
     auto access = fhirbulk::FileAccess::Create(std::move(o));
     if (!access.ok()) {
       WriteError(err, err_len, access.status().message());

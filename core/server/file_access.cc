@@ -111,7 +111,7 @@ bool FileAccess::Authorize(std::string_view job_id, std::string_view file_name,
     *denial = Challenge(401, "a bearer token is required to download export files", nullptr);
     return false;
   }
-  auto principal = VerifyAccessToken(*token_keys_, token, now);
+  auto principal = VerifyAccessToken(*token_keys_, token, now, options_.token_lifetime_seconds);
   if (!principal.ok()) {
     *denial =
         Challenge(401, "invalid access token: " + principal.status().message(), "invalid_token");

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "auth/access_token.h"
 #include "auth/audit.h"
 #include "auth/key_ring.h"
 #include "server/http.h"
@@ -39,6 +40,8 @@ struct FileAccessOptions {
   std::string signed_url_key_file;  // optional: accept signed URLs
   std::string export_dir;
   std::string conninfo;  // optional: audit trail
+  // The configured access-token lifetime: a token with a longer exp - iat is refused.
+  int token_lifetime_seconds = kMaxTokenLifetimeSeconds;
 };
 
 class FileAccess {

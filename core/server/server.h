@@ -48,7 +48,7 @@ struct ServerOptions {
   int64_t min_free_bytes = 1LL << 30;
   int min_free_percent = 5;
   bool strict_kickoff_headers = true;  // require Accept: fhir+json and Prefer: respond-async
-  int typefilter_max_terms = 5000;   // KickoffLimits::max_type_filter_terms
+  int typefilter_max_terms = 5000;     // KickoffLimits::max_type_filter_terms
   int poll_retry_after = 2;            // Retry-After (s) on 202 status answers
   int min_poll_interval_ms = 1000;     // polls of a running job faster than this: 429
 

@@ -166,6 +166,9 @@ typedef struct {
   fhirbulk_str_t signed_url_key_file; /* empty: signed URLs are refused */
   fhirbulk_str_t export_dir;
   fhirbulk_str_t conninfo; /* empty: downloads are not written to the audit trail */
+  /* fhir_bulk_token_lifetime in seconds (1..300; 0 = 300): a bearer token whose exp - iat is
+   * longer is refused, as on the API routes. */
+  int token_lifetime;
 } fhirbulk_files_options_t;
 
 FHIRBULK_EXPORT fhirbulk_files_t* fhirbulk_files_create(const fhirbulk_files_options_t* options,

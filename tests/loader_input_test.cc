@@ -14,35 +14,16 @@
 #include "load/batch_sink.h"
 #include "load/input_file.h"
 #include "load/loader.h"
+#include "test_temp_dir.h"
 
 namespace fhirbulk {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
+class TempDir : public TestTempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "loader_test.XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string Write(const std::string& name, const std::string& content) {
-    fs::path p = fs::path(path_) / name;
-    fs::create_directories(p.parent_path());
-    if (name.size() > 3 && name.substr(name.size() - 3) == ".gz") {
-      gzFile gz = gzopen(p.c_str(), "wb");
-      gzwrite(gz, content.data(), static_cast<unsigned>(content.size()));
-      gzclose(gz);
-    } else {
-      std::ofstream(p, std::ios::binary) << content;
-    }
-    return p.string();
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : TestTempDir("loader_test") {}
 };
 
 std::vector<std::pair<uint64_t, std::string>> ReadLines(const std::string& path, Status* status) {

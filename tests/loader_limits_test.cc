@@ -19,33 +19,16 @@
 #include "load/input_file.h"
 #include "load/loader.h"
 #include "load/parsed_json.h"
+#include "test_temp_dir.h"
 
 namespace fhirbulk {
 namespace {
 
 namespace fs = std::filesystem;
 
-class LimitsTempDir {
+class LimitsTempDir : public TestTempDir {
  public:
-  LimitsTempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "loader_limits.XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~LimitsTempDir() { fs::remove_all(path_); }
-  std::string Write(const std::string& name, const std::string& content) {
-    fs::path p = fs::path(path_) / name;
-    if (name.size() > 3 && name.substr(name.size() - 3) == ".gz") {
-      gzFile gz = gzopen(p.c_str(), "wb");
-      gzwrite(gz, content.data(), static_cast<unsigned>(content.size()));
-      gzclose(gz);
-    } else {
-      std::ofstream(p, std::ios::binary) << content;
-    }
-    return p.string();
-  }
-
- private:
-  std::string path_;
+  LimitsTempDir() : TestTempDir("loader_limits") {}
 };
 
 class CountingSink : public BatchSink {

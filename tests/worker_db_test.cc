@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -1183,6 +1184,25 @@ TEST_F(WorkerDbTest, CancelStopsWaitingStatementsOnEveryWorker) {
   EXPECT_EQ(Listing(dir_ + "/" + job), ".owner");
 }
 
+// The worker's log lines, collected from whichever of its threads writes them.
+class CapturedLog {
+ public:
+  std::function<void(const std::string&)> Sink() {
+    return [this](const std::string& line) {
+      std::lock_guard<std::mutex> l(mu_);
+      text_ += line + "\n";
+    };
+  }
+  std::string Text() {
+    std::lock_guard<std::mutex> l(mu_);
+    return text_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string text_;
+};
+
 TEST_F(WorkerDbTest, UnitOverTheTimeLimitFailsTheJobCleanly) {
   StandardData();
   const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
@@ -1190,12 +1210,8 @@ TEST_F(WorkerDbTest, UnitOverTheTimeLimitFailsTheJobCleanly) {
   WorkerOptions o = Options();
   o.unit_timeout_seconds = 1;
   o.check_every_ms = 200;
-  std::mutex log_mu;
-  std::string log;
-  o.log = [&](const std::string& line) {
-    std::lock_guard<std::mutex> l(log_mu);
-    log += line + "\n";
-  };
+  CapturedLog log;
+  o.log = log.Sink();
   auto w = MakeWorker(o);
   ASSERT_TRUE(w->PlanOne().ok());
   ASSERT_TRUE(w->PlanOne().ok());
@@ -1267,12 +1283,8 @@ TEST_F(WorkerDbTest, PostgresMessagesAreEscapedInTheLog) {
   StandardData();
   const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
   WorkerOptions o = Options();
-  std::mutex log_mu;
-  std::string log;
-  o.log = [&](const std::string& line) {
-    std::lock_guard<std::mutex> l(log_mu);
-    log += line + "\n";
-  };
+  CapturedLog log;
+  o.log = log.Sink();
   auto w = MakeWorker(o);
   ASSERT_TRUE(w->PlanOne().ok());
   const std::string table = Scalar(
@@ -1284,9 +1296,9 @@ TEST_F(WorkerDbTest, PostgresMessagesAreEscapedInTheLog) {
   Exec("CREATE VIEW " + table + " AS SELECT * FROM forged_base WHERE forged_line()");
   ASSERT_TRUE(w->RunUntilIdle().ok());
   EXPECT_EQ(State(job), "failed");
-  std::lock_guard<std::mutex> l(log_mu);
-  EXPECT_NE(log.find("FAKE"), std::string::npos) << log;
-  EXPECT_EQ(log.find("\n2026/01/01"), std::string::npos) << log;
+  const std::string text = log.Text();
+  EXPECT_NE(text.find("FAKE"), std::string::npos) << text;
+  EXPECT_EQ(text.find("\n2026/01/01"), std::string::npos) << text;
 }
 
 TEST_F(WorkerDbTest, DatabaseErrorsReachTheLogNotTheClient) {
@@ -1294,12 +1306,8 @@ TEST_F(WorkerDbTest, DatabaseErrorsReachTheLogNotTheClient) {
   StandardData();
   const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
   WorkerOptions o = Options();
-  std::mutex log_mu;
-  std::string log;
-  o.log = [&](const std::string& line) {
-    std::lock_guard<std::mutex> l(log_mu);
-    log += line + "\n";
-  };
+  CapturedLog log;
+  o.log = log.Sink();
   auto w = MakeWorker(o);
   ASSERT_TRUE(w->PlanOne().ok());
   // Planned; now the unit's statement fails inside PostgreSQL.
@@ -1315,10 +1323,10 @@ TEST_F(WorkerDbTest, DatabaseErrorsReachTheLogNotTheClient) {
   ASSERT_NE(at, std::string::npos) << diagnostics;
   const std::string ref = diagnostics.substr(at + 11, 8);
   // The log line with the same reference has the details.
-  std::lock_guard<std::mutex> l(log_mu);
-  const size_t line = log.find("reference " + ref + "): ");
-  ASSERT_NE(line, std::string::npos) << log;
-  EXPECT_NE(log.find("42703", line), std::string::npos) << log;
+  const std::string text = log.Text();
+  const size_t line = text.find("reference " + ref + "): ");
+  ASSERT_NE(line, std::string::npos) << text;
+  EXPECT_NE(text.find("42703", line), std::string::npos) << text;
 }
 
 TEST_F(WorkerDbTest, UnitsAreClaimedFairlyAcrossClients) {

@@ -10,6 +10,7 @@
 #include <rapidjson/document.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cctype>
 
 #include <atomic>
 #include <chrono>
@@ -427,6 +428,15 @@ TEST_F(AuthDbTest, AddClientValidates) {
   EXPECT_EQ(AddError(c), "'' is not a Group id");
   // Only the one valid http client was stored.
   EXPECT_EQ(Scalar("SELECT count(*) FROM auth_client"), "1");
+}
+
+// One id in 64 used to start with '-', and `fhir-bulk client disable <id>` read it as an option.
+TEST(ClientIdTest, NeverStartsWithAPunctuationMark) {
+  for (int i = 0; i < 5000; i++) {
+    std::string id = NewClientId();
+    ASSERT_EQ(id.size(), 22u);
+    ASSERT_TRUE(std::isalnum(static_cast<unsigned char>(id[0]))) << id;
+  }
 }
 
 TEST_F(AuthDbTest, AddFindList) {

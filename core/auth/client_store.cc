@@ -1,5 +1,7 @@
 #include "auth/client_store.h"
 
+#include <cctype>
+
 #include "auth/access_token.h"
 #include "auth/jwk.h"
 #include "auth/scopes.h"
@@ -60,6 +62,13 @@ Status ExpectOneRow(const Result<PgResult>& r, const std::string& client_id) {
 
 }  // namespace
 
+std::string NewClientId() {
+  for (;;) {
+    std::string id = RandomId();
+    if (std::isalnum(static_cast<unsigned char>(id[0]))) return id;
+  }
+}
+
 Result<std::string> AddClient(PgConnection* conn, const NewClient& c) {
   if (c.name.empty()) return Status::InvalidArgument("a client needs a name");
   if (c.jwks.empty() == c.jwks_url.empty()) {
@@ -77,7 +86,7 @@ Result<std::string> AddClient(PgConnection* conn, const NewClient& c) {
   for (const std::string& g : c.allowed_groups) {
     if (!IsValidFhirId(g)) return Status::InvalidArgument("'" + g + "' is not a Group id");
   }
-  std::string id = RandomId();
+  std::string id = NewClientId();
   PgParam groups = std::nullopt;
   std::string groups_literal;
   if (!c.allowed_groups.empty()) {

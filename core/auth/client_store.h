@@ -47,6 +47,10 @@ struct ClientRecord {
 };
 
 Result<std::string> AddClient(PgConnection* conn, const NewClient& client);
+
+// A fresh random client_id (22 base64url characters) whose first character is alphanumeric,
+// so it is never read as an option when typed after `fhir-bulk client disable`.
+std::string NewClientId();
 Result<std::vector<ClientRecord>> ListClients(PgConnection* conn);
 Result<std::optional<ClientRecord>> FindClient(PgConnection* conn, const std::string& client_id);
 Status SetClientEnabled(PgConnection* conn, const std::string& client_id, bool enabled);

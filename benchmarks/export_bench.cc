@@ -33,9 +33,9 @@
 #include <string>
 #include <vector>
 
-#include "export/elements.h"
+#include "worker/elements.h"
 #include "export/export_request.h"
-#include "export/ndjson_writer.h"
+#include "worker/ndjson_writer.h"
 #include "export/type_filter_sql.h"
 #include "synth/patient.h"
 #include "synth/sink.h"

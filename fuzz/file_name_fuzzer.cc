@@ -15,10 +15,10 @@
 #include <memory>
 #include <string>
 
-#include "export/ndjson_writer.h"
+#include "export/job_dir.h"
 #include "fuzz_util.h"
+#include "http/http.h"
 #include "server/file_access.h"
-#include "server/http.h"
 
 using namespace fhirbulk;
 

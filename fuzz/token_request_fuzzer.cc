@@ -16,7 +16,7 @@
 #include "auth/jwk.h"
 #include "auth/jws.h"
 #include "auth/token_endpoint.h"
-#include "export/query_string.h"
+#include "http/query_string.h"
 #include "fuzz_util.h"
 
 using namespace fhirbulk;

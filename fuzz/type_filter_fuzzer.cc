@@ -12,7 +12,7 @@
 #include "export/export_request.h"
 #include "export/type_filter_sql.h"
 #include "fuzz_util.h"
-#include "server/http.h"
+#include "http/http.h"
 
 using namespace fhirbulk;
 

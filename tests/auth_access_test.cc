@@ -15,10 +15,11 @@
 #include "auth/key_ring.h"
 #include "auth/scopes.h"
 #include "auth/signed_url.h"
-#include "export/planner.h"
+#include "export/job_dir.h"
 #include "fhir/resource_types.h"
 #include "server/access.h"
 #include "server/file_access.h"
+#include "worker/planner.h"
 
 namespace fhirbulk {
 namespace {

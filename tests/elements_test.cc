@@ -1,4 +1,4 @@
-#include "export/elements.h"
+#include "worker/elements.h"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "export/query_string.h"
+#include "http/query_string.h"
 #include "util/fhir_time.h"
 
 namespace fhirbulk {

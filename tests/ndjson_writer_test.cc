@@ -1,4 +1,5 @@
-#include "export/ndjson_writer.h"
+#include "worker/ndjson_writer.h"
+#include "export/job_dir.h"
 
 #include <dirent.h>
 #include <gtest/gtest.h>

@@ -5,7 +5,7 @@
 
 #include "fhir/resource_types.h"
 #include "fhirbulk/fhirbulk.h"
-#include "server/outcome.h"
+#include "http/outcome.h"
 #include "test_db.h"
 
 namespace fhirbulk {

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "db/pg.h"
-#include "export/unit_runner.h"
+#include "worker/unit_runner.h"
 #include "test_db.h"
 
 namespace fhirbulk {

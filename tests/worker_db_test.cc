@@ -1,7 +1,8 @@
 // The export engine against a real database: planning, units, files, leases, cancellation,
 // failures and the janitor. Needs FHIRBULK_TEST_PG (see test_db.h).
 
-#include "export/worker.h"
+#include "export/job_dir.h"
+#include "worker/worker.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -26,11 +27,11 @@
 
 #include "export/job_store.h"
 #include "export/manifest.h"
-#include "export/ndjson_writer.h"
 #include "export/type_filter_sql.h"
-#include "export/unit_runner.h"
 #include "test_db.h"
 #include "test_gzip.h"
+#include "worker/ndjson_writer.h"
+#include "worker/unit_runner.h"
 
 namespace fhirbulk {
 namespace {

@@ -3,7 +3,7 @@
 #include <cctype>
 
 #include "auth/jws.h"
-#include "export/query_string.h"
+#include "http/query_string.h"
 #include "util/base64url.h"
 
 namespace fhirbulk {

@@ -16,7 +16,7 @@
 #include "auth/jwks_fetcher.h"
 #include "auth/jws.h"
 #include "auth/scopes.h"
-#include "export/query_string.h"
+#include "http/query_string.h"
 #include "util/log_escape.h"
 
 namespace fhirbulk {

@@ -44,7 +44,7 @@
 
 #include "auth/key_ring.h"
 #include "db/pg.h"
-#include "server/http.h"
+#include "http/http.h"
 #include "util/status.h"
 
 namespace fhirbulk {

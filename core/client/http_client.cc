@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "client/interrupt.h"
-#include "fhirbulk/fhirbulk.h"
+#include "util/version.h"
 
 namespace fhirbulk {
 namespace client {
@@ -181,7 +181,7 @@ Result<Response> HttpClient::Perform(const Request& request, const Sink* sink, s
   // No "Expect: 100-continue" round trip for small POST bodies.
   headers.reset(curl_slist_append(headers.release(), "Expect:"));
 
-  static const std::string kUserAgent = std::string("fhir-bulk/") + fhirbulk_version();
+  static const std::string kUserAgent = std::string("fhir-bulk/") + FHIRBULK_VERSION;
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent.c_str());

@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "export/query_string.h"
+#include "http/query_string.h"
 #include "export/type_filter_sql.h"
 #include "fhir/resource_index.h"
 #include "fhir/resource_types.h"

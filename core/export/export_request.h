@@ -75,8 +75,8 @@
 #include <string_view>
 #include <vector>
 
-#include "server/http.h"
-#include "server/outcome.h"
+#include "http/http.h"
+#include "http/outcome.h"
 #include "util/status.h"
 
 namespace fhirbulk {

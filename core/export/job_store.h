@@ -1,7 +1,7 @@
 // JobStore: export jobs in PostgreSQL (sql/0002_export_jobs.sql), as the HTTP side sees them.
 //
 // The nginx module calls these from thread-pool threads (short statements only); the worker
-// (export/worker.h) drives the rest of a job's life. Jobs belong to the client that created
+// (worker/worker.h) drives the rest of a job's life. Jobs belong to the client that created
 // them: every lookup takes the caller's client_id, and another client's job is NotFound, never
 // PermissionDenied, so job ids cannot be probed.
 //

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "export/ndjson_writer.h"
+#include "export/job_dir.h"
 #include "fhir/resource_types.h"
 
 namespace fhirbulk {

@@ -7,14 +7,11 @@
 #include <string>
 
 #include "fhirbulk/fhirbulk.h"
+#include "http/outcome.h"
 #include "server/file_access.h"
-#include "server/outcome.h"
 #include "server/server.h"
 #include "util/log_escape.h"
-
-namespace fhirbulk {
-const char* SoftwareVersion();
-}
+#include "util/version.h"
 
 struct fhirbulk_server_s {
   std::unique_ptr<fhirbulk::Server> server;
@@ -280,6 +277,6 @@ void fhirbulk_files_audit(const fhirbulk_files_t* files, const char* client, fhi
   }
 }
 
-const char* fhirbulk_version(void) { return fhirbulk::SoftwareVersion(); }
+const char* fhirbulk_version(void) { return FHIRBULK_VERSION; }
 
 }  // extern "C"

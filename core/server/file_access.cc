@@ -5,9 +5,9 @@
 
 #include "auth/access_token.h"
 #include "auth/signed_url.h"
-#include "export/planner.h"
+#include "export/job_dir.h"
+#include "http/outcome.h"
 #include "server/access.h"
-#include "server/outcome.h"
 #include "util/fhir_time.h"
 
 namespace fhirbulk {

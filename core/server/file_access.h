@@ -29,7 +29,7 @@
 #include "auth/access_token.h"
 #include "auth/audit.h"
 #include "auth/key_ring.h"
-#include "server/http.h"
+#include "http/http.h"
 #include "util/status.h"
 
 namespace fhirbulk {

@@ -21,16 +21,16 @@
 #include "db/migrate.h"
 #include "export/job_store.h"
 #include "export/manifest.h"
+#include "http/outcome.h"
 #include "server/access.h"
 #include "server/capability.h"
-#include "server/outcome.h"
 #include "util/fhir_time.h"
+#include "util/version.h"
 
 namespace fhirbulk {
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
 // Jobs of requests without an authenticated client (authorization switched off).
 constexpr const char* kAnonymousClient = "anonymous";
 
@@ -181,7 +181,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   server->status_cache_ = std::make_unique<StatusCache>(kStatusCacheTtlUs, kStatusCacheEntries);
   CapabilityOptions cap;
   cap.base_url = u;
-  cap.software_version = kVersion;
+  cap.software_version = FHIRBULK_VERSION;
   cap.exports = !o.export_dir.empty();
   cap.token_url = server->token_url_;
   server->capability_json_ = CapabilityStatementJson(cap);
@@ -829,7 +829,5 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
   resp->delay_ms = static_cast<int>(kStatusCacheTtlUs / 1000);
   Audit(req, "cancel", principal->client_id, route.job_id, *resp, "");
 }
-
-const char* SoftwareVersion() { return kVersion; }
 
 }  // namespace fhirbulk

@@ -23,7 +23,7 @@
 #include "db/pg.h"
 #include "export/export_request.h"
 #include "export/job_store.h"
-#include "server/http.h"
+#include "http/http.h"
 #include "server/routes.h"
 #include "server/status_cache.h"
 #include "util/status.h"

@@ -25,7 +25,7 @@
 #include <unordered_map>
 
 #include "export/export_request.h"
-#include "server/http.h"
+#include "http/http.h"
 
 namespace fhirbulk {
 

@@ -1,4 +1,4 @@
-// fhir-bulk worker: the export engine daemon (see export/worker.h).
+// fhir-bulk worker: the export engine daemon (see worker/worker.h).
 
 #include <pthread.h>
 #include <signal.h>
@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "export/worker.h"
+#include "worker/worker.h"
 #include "tools/command.h"
 #include "util/flags.h"
 

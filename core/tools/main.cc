@@ -5,8 +5,8 @@
 #include <cstring>
 #include <string>
 
-#include "fhirbulk/fhirbulk.h"
 #include "tools/command.h"
+#include "util/version.h"
 
 namespace fhirbulk {
 
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? fhirbulk::kExitUsage : fhirbulk::kExitOk;
   }
   if (std::strcmp(argv[1], "--version") == 0) {
-    std::printf("fhir-bulk %s\n", fhirbulk_version());
+    std::printf("fhir-bulk %s\n", FHIRBULK_VERSION);
     return 0;
   }
   for (const auto& c : kCommands) {

@@ -2,7 +2,7 @@
 //
 // Every function that can fail returns a Status (or a Result<T> that carries either a value or
 // a non-OK Status). Codes are coarse on purpose: callers branch on the code, humans read the
-// message. The HTTP layer maps codes to status codes in one place (server/outcome.h).
+// message. The HTTP layer maps codes to status codes in one place (http/outcome.h).
 //
 // Thread-safety: a Status is a value; distinct objects may be used from distinct threads.
 

@@ -1,4 +1,4 @@
-#include "export/unit_runner.h"
+#include "worker/unit_runner.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -14,12 +14,13 @@
 #include <memory>
 #include <optional>
 
-#include "export/elements.h"
-#include "export/ndjson_writer.h"
+#include "export/job_dir.h"
 #include "export/type_filter_sql.h"
-#include "server/outcome.h"
+#include "http/outcome.h"
 #include "util/fhir_time.h"
 #include "util/log_escape.h"
+#include "worker/elements.h"
+#include "worker/ndjson_writer.h"
 
 namespace fhirbulk {
 

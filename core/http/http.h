@@ -1,8 +1,8 @@
 // HttpRequest and HttpResponse: the C++ view of one request to the FHIR endpoint and of its
 // answer, independent of nginx (the C ABI in c_api.cc converts from and to the C structs).
 
-#ifndef FHIRBULK_SERVER_HTTP_H_
-#define FHIRBULK_SERVER_HTTP_H_
+#ifndef FHIRBULK_HTTP_HTTP_H_
+#define FHIRBULK_HTTP_HTTP_H_
 
 #include <string>
 #include <string_view>
@@ -47,4 +47,4 @@ constexpr const char* kFhirJson = "application/fhir+json";
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_SERVER_HTTP_H_
+#endif  // FHIRBULK_HTTP_HTTP_H_

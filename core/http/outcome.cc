@@ -1,4 +1,4 @@
-#include "server/outcome.h"
+#include "http/outcome.h"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>

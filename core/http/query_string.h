@@ -14,8 +14,8 @@
 //
 // Thread-safety: pure functions.
 
-#ifndef FHIRBULK_EXPORT_QUERY_STRING_H_
-#define FHIRBULK_EXPORT_QUERY_STRING_H_
+#ifndef FHIRBULK_HTTP_QUERY_STRING_H_
+#define FHIRBULK_HTTP_QUERY_STRING_H_
 
 #include <string>
 #include <string_view>
@@ -42,4 +42,4 @@ bool IsValidUtf8(std::string_view text);
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_EXPORT_QUERY_STRING_H_
+#endif  // FHIRBULK_HTTP_QUERY_STRING_H_

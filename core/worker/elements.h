@@ -19,8 +19,8 @@
 //
 // Thread-safety: ElementsSelection and TypeSubsetter are immutable after construction.
 
-#ifndef FHIRBULK_EXPORT_ELEMENTS_H_
-#define FHIRBULK_EXPORT_ELEMENTS_H_
+#ifndef FHIRBULK_WORKER_ELEMENTS_H_
+#define FHIRBULK_WORKER_ELEMENTS_H_
 
 #include <memory>
 #include <string>
@@ -73,4 +73,4 @@ class ElementsSelection {
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_EXPORT_ELEMENTS_H_
+#endif  // FHIRBULK_WORKER_ELEMENTS_H_

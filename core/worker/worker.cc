@@ -1,4 +1,4 @@
-#include "export/worker.h"
+#include "worker/worker.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,12 +14,13 @@
 #include <random>
 #include <thread>
 
+#include "export/job_dir.h"
 #include "export/job_store.h"
-#include "export/ndjson_writer.h"
-#include "export/planner.h"
 #include "export/type_filter_sql.h"
-#include "export/unit_runner.h"
 #include "util/fhir_time.h"
+#include "worker/ndjson_writer.h"
+#include "worker/planner.h"
+#include "worker/unit_runner.h"
 
 namespace fhirbulk {
 

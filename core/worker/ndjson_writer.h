@@ -37,8 +37,8 @@
 //
 // Thread-safety: one thread at a time.
 
-#ifndef FHIRBULK_EXPORT_NDJSON_WRITER_H_
-#define FHIRBULK_EXPORT_NDJSON_WRITER_H_
+#ifndef FHIRBULK_WORKER_NDJSON_WRITER_H_
+#define FHIRBULK_WORKER_NDJSON_WRITER_H_
 
 #include <sys/types.h>
 
@@ -155,18 +155,6 @@ class NdjsonWriter {
   int64_t total_bytes_ = 0;
 };
 
-// The parts of an export file name: "<type>.<unit_no>.<seq>.ndjson", optionally followed by
-// ".gz" (a gzip twin), then optionally by ".tmp.<worker-id>". nullopt for any other name.
-struct ExportFileName {
-  std::string type;
-  int unit_no = 0;
-  int seq = 0;
-  bool gzip = false;
-  bool temp = false;
-};
-// Defined in export_file_name.cc, so that using it does not link the writer.
-std::optional<ExportFileName> ParseExportFileName(std::string_view name);
-
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_EXPORT_NDJSON_WRITER_H_
+#endif  // FHIRBULK_WORKER_NDJSON_WRITER_H_

@@ -5,14 +5,14 @@
 // diagnostics for humans. Unavailable statuses get Retry-After and the `transient` code, so
 // clients know a retry may succeed; nothing else is marked transient.
 
-#ifndef FHIRBULK_SERVER_OUTCOME_H_
-#define FHIRBULK_SERVER_OUTCOME_H_
+#ifndef FHIRBULK_HTTP_OUTCOME_H_
+#define FHIRBULK_HTTP_OUTCOME_H_
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "server/http.h"
+#include "http/http.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -41,4 +41,4 @@ const char* IssueCodeFor(const Status& status);
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_SERVER_OUTCOME_H_
+#endif  // FHIRBULK_HTTP_OUTCOME_H_

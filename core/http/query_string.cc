@@ -1,4 +1,4 @@
-#include "export/query_string.h"
+#include "http/query_string.h"
 
 #include <cstdint>
 

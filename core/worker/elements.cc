@@ -1,4 +1,4 @@
-#include "export/elements.h"
+#include "worker/elements.h"
 
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>

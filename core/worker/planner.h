@@ -59,8 +59,8 @@
 //
 // Thread-safety: functions over a caller-owned connection; one thread per connection.
 
-#ifndef FHIRBULK_EXPORT_PLANNER_H_
-#define FHIRBULK_EXPORT_PLANNER_H_
+#ifndef FHIRBULK_WORKER_PLANNER_H_
+#define FHIRBULK_WORKER_PLANNER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -114,12 +114,6 @@ struct PlannerOptions {
   std::function<void(const std::string&)> log;
 };
 
-// The job directory: <export_dir>/<job_id>.
-std::string JobDirectory(const std::string& export_dir, const std::string& job_id);
-
-// Name of the file in a job directory that holds the owning client_id (written at planning).
-inline constexpr std::string_view kJobOwnerFile = ".owner";
-
 // The partition holding `type`'s rows: resource_<lower(type)> when that table exists, else
 // resource_other (sql/0001).
 Result<std::string> PartitionOf(PgConnection* conn, std::string_view type);
@@ -169,4 +163,4 @@ bool RemoveTree(const std::string& path);
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_EXPORT_PLANNER_H_
+#endif  // FHIRBULK_WORKER_PLANNER_H_

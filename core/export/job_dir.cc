@@ -1,8 +1,4 @@
-// ParseExportFileName (declared in ndjson_writer.h). A translation unit of its own: the HTTP
-// side checks file names with it, and must not pull the writer (and its gzip libraries) into
-// the nginx module.
-
-#include "export/ndjson_writer.h"
+#include "export/job_dir.h"
 
 namespace fhirbulk {
 
@@ -20,6 +16,10 @@ bool ParseSmallInt(std::string_view s, int* out) {
 }
 
 }  // namespace
+
+std::string JobDirectory(const std::string& export_dir, const std::string& job_id) {
+  return export_dir + "/" + job_id;
+}
 
 std::optional<ExportFileName> ParseExportFileName(std::string_view name) {
   // <type>.<unit>.<seq>.ndjson[.gz][.tmp.<id>]

@@ -25,8 +25,8 @@
 // Thread-safety: Stop() may be called from any thread. Run, RunUntilIdle, PlanOne, RunOneUnit
 // and RunJanitor must not run concurrently with each other.
 
-#ifndef FHIRBULK_EXPORT_WORKER_H_
-#define FHIRBULK_EXPORT_WORKER_H_
+#ifndef FHIRBULK_WORKER_WORKER_H_
+#define FHIRBULK_WORKER_WORKER_H_
 
 #include <atomic>
 #include <condition_variable>
@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "db/pg.h"
-#include "export/planner.h"
 #include "util/status.h"
+#include "worker/planner.h"
 
 namespace fhirbulk {
 
@@ -120,4 +120,4 @@ class Worker {
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_EXPORT_WORKER_H_
+#endif  // FHIRBULK_WORKER_WORKER_H_

@@ -1,4 +1,5 @@
-#include "export/planner.h"
+#include "worker/planner.h"
+#include "export/job_dir.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,13 +17,13 @@
 #include <random>
 #include <thread>
 
-#include "export/ndjson_writer.h"
 #include "export/type_filter_sql.h"
-#include "export/unit_runner.h"
 #include "fhir/resource_types.h"
-#include "server/outcome.h"
+#include "http/outcome.h"
 #include "util/fhir_time.h"
 #include "util/log_escape.h"
+#include "worker/ndjson_writer.h"
+#include "worker/unit_runner.h"
 
 namespace fhirbulk {
 
@@ -241,10 +242,6 @@ Result<std::string> PartitionOf(PgConnection* conn, std::string_view type) {
   auto r = conn->Exec("SELECT coalesce(to_regclass($1), 'resource_other'::regclass)::text", {name});
   if (!r.ok()) return r.status();
   return r->str(0, 0);
-}
-
-std::string JobDirectory(const std::string& export_dir, const std::string& job_id) {
-  return export_dir + "/" + job_id;
 }
 
 Result<std::vector<std::string>> ResolveExportTypes(PgConnection* conn,

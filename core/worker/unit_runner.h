@@ -37,8 +37,8 @@
 //
 // Thread-safety: one thread per pair of connections.
 
-#ifndef FHIRBULK_EXPORT_UNIT_RUNNER_H_
-#define FHIRBULK_EXPORT_UNIT_RUNNER_H_
+#ifndef FHIRBULK_WORKER_UNIT_RUNNER_H_
+#define FHIRBULK_WORKER_UNIT_RUNNER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -49,8 +49,8 @@
 
 #include "db/pg.h"
 #include "export/export_request.h"
-#include "export/planner.h"
 #include "util/status.h"
+#include "worker/planner.h"
 
 namespace fhirbulk {
 
@@ -146,4 +146,4 @@ class CopyBinaryParser {
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_EXPORT_UNIT_RUNNER_H_
+#endif  // FHIRBULK_WORKER_UNIT_RUNNER_H_

@@ -1,4 +1,4 @@
-#include "export/ndjson_writer.h"
+#include "worker/ndjson_writer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

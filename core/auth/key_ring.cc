@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/strings.h"
+
 namespace fhirbulk {
 namespace {
 
@@ -20,12 +22,6 @@ bool ValidKid(std::string_view kid) {
   return true;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 Result<KeyRing> KeyRing::Parse(std::string_view text) {
@@ -33,7 +29,7 @@ Result<KeyRing> KeyRing::Parse(std::string_view text) {
   int line_no = 0;
   while (!text.empty()) {
     size_t nl = text.find('\n');
-    std::string_view line = Trim(text.substr(0, nl));
+    std::string_view line = Trim(text.substr(0, nl), kWhitespace);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     line_no++;
     if (line.empty() || line[0] == '#') continue;
@@ -42,7 +38,7 @@ Result<KeyRing> KeyRing::Parse(std::string_view text) {
     if (sp == std::string_view::npos)
       return Status::InvalidArgument(where + "expected '<kid> <secret>'");
     std::string_view kid = line.substr(0, sp);
-    std::string_view secret = Trim(line.substr(sp));
+    std::string_view secret = Trim(line.substr(sp), kWhitespace);
     if (!ValidKid(kid)) return Status::InvalidArgument(where + "bad key id (1-32 of A-Za-z0-9_-)");
     if (secret.size() < kMinSecret || secret.find_first_of(" \t") != std::string_view::npos) {
       return Status::InvalidArgument(where +

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "client/interrupt.h"
+#include "util/strings.h"
 #include "util/version.h"
 
 namespace fhirbulk {
@@ -27,15 +28,6 @@ struct UrlDeleter {
 void GlobalInit() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return std::string(s);
 }
 
 // What one transfer's callbacks share.
@@ -64,7 +56,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     std::string name(line.substr(0, colon));
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    t->response->headers.emplace_back(std::move(name), Trim(line.substr(colon + 1)));
+    t->response->headers.emplace_back(std::move(name), std::string(Trim(line.substr(colon + 1), " \t\r\n")));
   }
   return size * n;
 }

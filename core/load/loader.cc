@@ -19,6 +19,7 @@
 #include "load/pg_copy.h"
 #include "load/resource_normalizer.h"
 #include "util/progress.h"
+#include "util/strings.h"
 
 namespace fhirbulk {
 
@@ -100,12 +101,6 @@ bool IsBlank(std::string_view s) {
     if (c != ' ' && c != '\t' && c != '\r') return false;
   }
   return true;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 bool Contains(std::string_view hay, std::string_view needle) {

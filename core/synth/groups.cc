@@ -8,6 +8,7 @@
 #include "synth/patient.h"
 #include "synth/prng.h"
 #include "synth/records.h"
+#include "util/strings.h"
 
 namespace fhirbulk {
 namespace synth {
@@ -15,11 +16,6 @@ namespace synth {
 namespace {
 
 constexpr uint64_t kSmallGroupSize = 20;
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
 
 void WriteMember(JsonOut* j, const Uuid& patient, int64_t start, int64_t end, bool inactive) {
   j->BeginObject();
@@ -44,13 +40,13 @@ void WriteMember(JsonOut* j, const Uuid& patient, int64_t start, int64_t end, bo
 
 Result<std::vector<GroupSpec>> ParseGroupSpecs(const std::string& text) {
   std::vector<GroupSpec> specs;
-  std::string t = Trim(text);
+  std::string t(Trim(text));
   if (t == "none" || t.empty()) return specs;
   size_t start = 0;
   while (start <= t.size()) {
     size_t comma = t.find(',', start);
     if (comma == std::string::npos) comma = t.size();
-    std::string item = Trim(t.substr(start, comma - start));
+    std::string item(Trim(std::string_view(t).substr(start, comma - start)));
     GroupSpec spec;
     spec.label = item;
     if (item == "all") {

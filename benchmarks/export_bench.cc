@@ -88,8 +88,9 @@ void BM_NdjsonWriter(benchmark::State& state) {
   for (auto _ : state) {
     NdjsonWriterOptions o;
     o.dir = ScratchDir();
-    o.prefix = "Observation." + std::to_string(++unit);
-    o.temp_suffix = ".tmp.bench";
+    o.type = "Observation";
+    o.unit_no = static_cast<int>(++unit);
+    o.worker_id = "bench";
     o.gzip_level = gzip;
     NdjsonWriter w(o);
     int64_t written = 0;

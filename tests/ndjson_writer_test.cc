@@ -31,8 +31,9 @@ class NdjsonWriterTest : public ::testing::Test {
   NdjsonWriterOptions Options(int64_t max_resources, int64_t max_bytes, int gzip_level = 0) {
     NdjsonWriterOptions o;
     o.dir = dir_;
-    o.prefix = "Observation.7";
-    o.temp_suffix = ".tmp.w1-t0";
+    o.type = "Observation";
+    o.unit_no = 7;
+    o.worker_id = "w1-t0";
     o.max_resources = max_resources;
     o.max_bytes = max_bytes;
     o.buffer_bytes = 4096;

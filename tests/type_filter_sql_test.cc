@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -394,6 +395,26 @@ class TypeFilterDbTest : public ::testing::Test {
     if (!r.ok()) return {"<error>"};
     Strings ids;
     for (int i = 0; i < r->rows(); ++i) ids.push_back(r->str(i, 0).substr(prefix_.size()));
+    // Literal mode (the worker's COPY) compiles the same expression with quoted values: it
+    // must select the same rows.
+    EXPECT_EQ(SelectLiteral(Queries(filters)), ids) << expr;
+    return ids;
+  }
+
+  // The rows literal mode's expression selects (no parameters at all).
+  Strings SelectLiteral(const std::vector<TypeFilterQuery>& queries) {
+    std::string expr;
+    Status s = TypeFilterSqlLiteral(queries, conn_.get(), &expr);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (!s.ok()) return {"<error>"};
+    EXPECT_FALSE(std::regex_search(expr, std::regex("\\$[0-9]+::"))) << expr;  // no placeholder
+    auto r = conn_->Exec(
+        "SELECT res_id FROM resource WHERE res_type = 'Observation' AND starts_with(res_id, " +
+        conn_->QuoteLiteral(prefix_) + ") AND " + expr + " ORDER BY res_id");
+    EXPECT_TRUE(r.ok()) << r.status().ToString() << "\n" << expr;
+    if (!r.ok()) return {"<error>"};
+    Strings ids;
+    for (int i = 0; i < r->rows(); ++i) ids.push_back(r->str(i, 0).substr(prefix_.size()));
     return ids;
   }
 
@@ -491,6 +512,40 @@ TEST_F(TypeFilterDbTest, AndOrAndEmpty) {
   EXPECT_EQ(Select({"Observation?category=laboratory",
                     "Observation?category=vital-signs&date=ge2023-01-01"}),
             (Strings{"o1", "o2"}));
+}
+
+// Values that would break out of a literal or look like placeholders are data in both modes:
+// they select nothing (no such ids), and the statement still runs. This is the guard against
+// SQL injection through _typeFilter values now that the worker's COPY carries them as literals.
+TEST_F(TypeFilterDbTest, HostileValuesStayData) {
+  for (const char* v :
+       {"x')) OR TRUE --", "x\\')) OR TRUE --", "$1", "\\\\", "''", "a\"b", "{x}", "x,y"}) {
+    std::vector<TypeFilterQuery> q = {{"Observation", {{"_id", "", {v}, {}}}}};
+    EXPECT_EQ(SelectLiteral(q), Strings{}) << v;
+    q = {{"Observation", {{"code", "", {v}, {}}}}};
+    EXPECT_EQ(SelectLiteral(q), Strings{}) << v;
+  }
+  // ... and a quote inside a real value matches it exactly.
+  std::vector<TypeFilterQuery> q = {{"Observation", {{"_id", "", {prefix_ + "o1"}, {}}}}};
+  EXPECT_EQ(SelectLiteral(q), Strings{"o1"});
+}
+
+std::vector<TypeFilterQuery> NulQuery() {
+  return {{"Observation", {{"_id", "", {std::string("o1\0' OR TRUE --", 15)}, {}}}}};
+}
+
+// libpq takes text up to the first NUL: such a value would be cut, so it is refused.
+TEST(TypeFilterSqlTest, NulBytesAreRefused) {
+  std::string sql;
+  Strings params;
+  EXPECT_EQ(TypeFilterSql(NulQuery(), 1, &sql, &params).code(), Status::Code::kInvalidArgument);
+  EXPECT_TRUE(params.empty());
+}
+
+TEST_F(TypeFilterDbTest, NulBytesAreRefusedInLiteralMode) {
+  std::string sql;
+  EXPECT_EQ(TypeFilterSqlLiteral(NulQuery(), conn_.get(), &sql).code(),
+            Status::Code::kInvalidArgument);
 }
 
 }  // namespace

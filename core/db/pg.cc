@@ -1,5 +1,8 @@
 #include "db/pg.h"
 
+#include <poll.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -176,12 +179,38 @@ Result<std::string_view> PgConnection::CopyOutNext() {
   return PgStatusFromResult(conn_, nullptr);
 }
 
-std::string PgConnection::QuoteLiteral(std::string_view s) {
+Result<int> PgConnection::WaitForNotifications(int timeout_ms) {
+  struct pollfd pfd = {PQsocket(conn_), POLLIN, 0};
+  int ready = ::poll(&pfd, 1, timeout_ms);
+  if (ready < 0 && errno != EINTR) return Status::IOError("poll on the database socket");
+  if (ready <= 0) return 0;
+  if (PQconsumeInput(conn_) == 0) return PgStatusFromResult(conn_, nullptr);
+  int n = 0;
+  while (PGnotify* note = PQnotifies(conn_)) {
+    ++n;
+    PQfreemem(note);
+  }
+  return n;
+}
+
+Result<std::string> PgConnection::Literal(std::string_view s) {
+  // PQescapeLiteral stops at a NUL: the literal would silently hold a prefix of the value.
+  if (s.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("a SQL value holds a NUL byte");
+  }
   char* q = PQescapeLiteral(conn_, s.data(), s.size());
-  if (q == nullptr) return "''";
+  if (q == nullptr) {
+    return Status::InvalidArgument("a SQL value cannot be quoted: " +
+                                   TrimMessage(PQerrorMessage(conn_)));
+  }
   std::string out(q);
   PQfreemem(q);
   return out;
+}
+
+std::string PgConnection::QuoteLiteral(std::string_view s) {
+  auto q = Literal(s);
+  return q.ok() ? std::move(q).value() : "''";
 }
 
 std::string PgConnection::QuoteIdentifier(std::string_view s) {

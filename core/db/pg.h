@@ -6,7 +6,10 @@
 // kInternal (or kInvalidArgument for data errors), with the server's message and SQLSTATE.
 //
 // Thread-safety: a PgConnection must be used by one thread at a time (libpq's rule).
-// Parameters are always sent out of line ($1, $2 ...): never build SQL from untrusted text.
+// Values are sent as parameters ($1, $2 ...) wherever a statement takes them. Statements that
+// cannot (COPY, SET, LISTEN) splice values quoted by Literal / QuoteLiteral, never raw text.
+// Everything libpq is reached through this folder; raw() is the escape hatch for tests that
+// must put a connection into a state no method produces.
 
 #ifndef FHIRBULK_DB_PG_H_
 #define FHIRBULK_DB_PG_H_
@@ -66,6 +69,12 @@ class PgConnection {
 
   // True when libpq still believes the connection is usable.
   bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // healthy() and outside any transaction or statement: ready for the next unit of work.
+  bool idle() const { return healthy() && PQtransactionStatus(conn_) == PQTRANS_IDLE; }
+
+  // For a connection that ran LISTEN: waits up to timeout_ms for input, reads it and returns
+  // how many notifications arrived (0 on timeout). Unavailable when the connection broke.
+  Result<int> WaitForNotifications(int timeout_ms);
 
   // Runs one or more statements without parameters; returns the last result.
   Result<PgResult> Exec(std::string_view sql);
@@ -87,8 +96,13 @@ class PgConnection {
   Status CopyOutBegin(std::string_view copy_sql);
   Result<std::string_view> CopyOutNext();
 
-  // Escapes a string as a SQL literal (for the rare statements that cannot take parameters,
-  // such as SET or LISTEN); returns the quoted literal.
+  // `s` as a SQL string literal, quoted by libpq (PQescapeLiteral: quotes and backslashes
+  // escaped for this connection's encoding and standard_conforming_strings), for statements
+  // that cannot take parameters. InvalidArgument for a value holding a NUL byte (libpq would
+  // cut it there) or not valid in the connection's encoding.
+  Result<std::string> Literal(std::string_view s);
+  // As Literal, for values the program made itself (ids, type names, timestamps, array
+  // literals of those): a value Literal rejects becomes '' (never raw text).
   std::string QuoteLiteral(std::string_view s);
   std::string QuoteIdentifier(std::string_view s);
 

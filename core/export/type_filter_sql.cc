@@ -11,19 +11,40 @@ namespace fhirbulk {
 
 namespace {
 
-// Appends parameters and hands out their typed placeholders.
+// Puts values into the expression: as typed placeholders (bound mode) or as literals quoted by
+// libpq (literal mode). The first failure is kept; TypeFilterSql reports it at the end, so
+// the helpers below need not check each value.
 class Binder {
  public:
+  // Bound mode.
   Binder(int next, std::vector<std::string>* params) : next_(next), params_(params) {}
+  // Literal mode.
+  explicit Binder(PgConnection* conn) : conn_(conn) {}
 
   std::string Bind(std::string value, const char* cast) {
+    // libpq takes text values (parameters and escaping alike) up to the first NUL.
+    if (value.find('\0') != std::string::npos && status_.ok()) {
+      status_ = Status::InvalidArgument("_typeFilter: a value holds a NUL byte");
+    }
+    if (conn_ != nullptr) {
+      Result<std::string> quoted = conn_->Literal(value);
+      if (!quoted.ok()) {
+        if (status_.ok()) status_ = quoted.status();
+        return "NULL";
+      }
+      return *quoted + "::" + cast;
+    }
     params_->push_back(std::move(value));
     return "$" + std::to_string(next_++) + "::" + cast;
   }
 
+  const Status& status() const { return status_; }
+
  private:
-  int next_;
-  std::vector<std::string>* params_;
+  PgConnection* conn_ = nullptr;
+  int next_ = 0;
+  std::vector<std::string>* params_ = nullptr;
+  Status status_;
 };
 
 std::string Key(std::string_view param, std::string_view value) {
@@ -228,15 +249,15 @@ std::vector<TypeFilterQuery> TypeFilterQueriesFor(const std::vector<TypeFilterQu
   return out;
 }
 
-Status TypeFilterSql(const std::vector<TypeFilterQuery>& queries_for_type, int first_param_number,
-                     std::string* sql, std::vector<std::string>* params) {
+namespace {
+
+Status Compile(const std::vector<TypeFilterQuery>& queries_for_type, Binder* binder,
+               std::string* sql) {
   if (queries_for_type.empty()) {
     *sql = "TRUE";
     return Status::OK();
   }
   const std::string& type = queries_for_type[0].type;
-  std::vector<std::string> new_params;
-  Binder binder(first_param_number, &new_params);
   std::string out = "(";
   for (size_t qi = 0; qi < queries_for_type.size(); ++qi) {
     const TypeFilterQuery& q = queries_for_type[qi];
@@ -252,16 +273,32 @@ Status TypeFilterSql(const std::vector<TypeFilterQuery>& queries_for_type, int f
     out += "(";
     for (size_t ci = 0; ci < q.criteria.size(); ++ci) {
       std::string criterion;
-      FHIRBULK_RETURN_IF_ERROR(CriterionSql(type, q.criteria[ci], &binder, &criterion));
+      FHIRBULK_RETURN_IF_ERROR(CriterionSql(type, q.criteria[ci], binder, &criterion));
       if (ci > 0) out += " AND ";
       out += criterion;
     }
     out += ")";
   }
-  out += ")";
-  *sql = std::move(out);
+  FHIRBULK_RETURN_IF_ERROR(binder->status());
+  *sql = out + ")";
+  return Status::OK();
+}
+
+}  // namespace
+
+Status TypeFilterSql(const std::vector<TypeFilterQuery>& queries_for_type, int first_param_number,
+                     std::string* sql, std::vector<std::string>* params) {
+  std::vector<std::string> new_params;
+  Binder binder(first_param_number, &new_params);
+  FHIRBULK_RETURN_IF_ERROR(Compile(queries_for_type, &binder, sql));
   params->insert(params->end(), new_params.begin(), new_params.end());
   return Status::OK();
+}
+
+Status TypeFilterSqlLiteral(const std::vector<TypeFilterQuery>& queries_for_type,
+                            PgConnection* conn, std::string* sql) {
+  Binder binder(conn);
+  return Compile(queries_for_type, &binder, sql);
 }
 
 }  // namespace fhirbulk

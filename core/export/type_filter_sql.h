@@ -4,10 +4,15 @@
 // Contract:
 //  - Queries of the type are ORed, the criteria of a query ANDed, the values of a criterion
 //    ORed (FHIR search). A query without criteria is TRUE; no queries at all is TRUE.
-//  - Every value is a bound parameter, never spliced into the SQL: placeholders are numbered
-//    from `first_param_number` and typed ($n::text, $n::text[], $n::timestamptz); `params`
-//    receives their text values in order (appended). Each placeholder is used, so PostgreSQL
-//    can infer every parameter's type.
+//  - No value is ever spliced into the SQL as raw text. Two modes:
+//      bound    (TypeFilterSql): typed placeholders numbered from `first_param_number`
+//               ($n::text, $n::text[], $n::timestamptz); `params` receives their text values
+//               in order (appended). Each placeholder is used, so PostgreSQL can infer every
+//               parameter's type.
+//      literal  (TypeFilterSqlLiteral), for statements that take no parameters (the worker's
+//               COPY): each value is quoted by libpq as it is added (PgConnection::Literal)
+//               and typed the same way ('v'::text, ...). Same expression, same results.
+//    A value holding a NUL byte is InvalidArgument in both modes (libpq would cut it).
 //  - The expression is two-valued (never NULL, even on rows whose arrays are NULL), so it
 //    may be negated or combined freely. Positive token/reference tests are `col && $n`
 //    (GIN-indexable, sql/0001 resource_tokens / resource_refs) for up to 32 keys; with more,
@@ -37,9 +42,9 @@
 //    A resource with several values of p matches when one of them does (ne included).
 //    Unbounded ends (INT64_MIN / INT64_MAX in the index) are -infinity / infinity in SQL.
 //  - Errors: InvalidArgument when the queries are not all of one type, a criterion has no
-//    values, or a value is malformed; NotSupported for a parameter or modifier the table or
-//    this translator does not support. ParseExportRequest already rejects all of these, so
-//    for a parsed request this only fails on corrupted input.
+//    values, or a value is malformed (or, in literal mode, cannot be quoted); NotSupported for a
+//    parameter or modifier the table or this translator does not support. ParseExportRequest
+//    already rejects all of these, so for a parsed request this only fails on corrupted input.
 //
 // Thread-safety: pure functions.
 
@@ -51,7 +56,7 @@
 #include <string_view>
 #include <vector>
 
-#include "db/pg.h"  // PgTextArrayLiteral, used with these expressions
+#include "db/pg.h"
 #include "export/export_request.h"
 #include "util/status.h"
 
@@ -67,10 +72,14 @@ std::vector<TypeFilterQuery> TypeFilterQueriesFor(const std::vector<TypeFilterQu
 // request's queries, so a filter's SQL cost is known before any SQL is built.
 size_t TypeFilterTermCount(const TypeFilterQuery& query);
 
-// REQUIRES: every query has the same type; first_param_number >= 1.
-// Sets *sql to the expression and appends its parameter values to *params.
+// Bound mode. REQUIRES: first_param_number >= 1.
+// Sets *sql to the expression and appends its parameter values to *params (nothing on error).
 Status TypeFilterSql(const std::vector<TypeFilterQuery>& queries_for_type, int first_param_number,
                      std::string* sql, std::vector<std::string>* params);
+
+// Literal mode: values quoted by `conn` (its encoding decides the escaping).
+Status TypeFilterSqlLiteral(const std::vector<TypeFilterQuery>& queries_for_type,
+                            PgConnection* conn, std::string* sql);
 
 // A timestamptz parameter value: FormatInstant, or -infinity / infinity for INT64_MIN / MAX.
 std::string PgTimestampParam(int64_t us);

@@ -19,6 +19,7 @@
 #include "auth/signed_url.h"
 #include "auth/token_endpoint.h"
 #include "db/migrate.h"
+#include "export/job_dir.h"
 #include "export/job_store.h"
 #include "export/manifest.h"
 #include "http/outcome.h"
@@ -682,9 +683,7 @@ namespace {
 // when it loads its configuration (or the operator creates it), so
 // recording a cancel needs no write access to the export directory itself, which belongs to
 // the export worker (nginx's user may only read it, through a shared group).
-constexpr const char* kCancelMarkerDir = "/.cancels";
-// Markers outlive their job directory by this much before a cancel sweeps them away.
-constexpr int64_t kCancelMarkerKeepSeconds = 3600;
+// (export/job_dir.h: CancelMarkerDirectory, kCancelMarkerKeepSeconds.)
 constexpr int64_t kCancelMarkerSweepSeconds = 600;
 
 // Opens "<export dir>/.cancels" for nginx's user, refusing anything but a real directory of
@@ -692,7 +691,7 @@ constexpr int64_t kCancelMarkerSweepSeconds = 600;
 // the export worker's user, who could plant a link or a directory of its own there. -1 with
 // errno set when refused.
 int OpenCancelMarkerDir(const std::string& export_dir) {
-  const std::string dir = export_dir + kCancelMarkerDir;
+  const std::string dir = CancelMarkerDirectory(export_dir);
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -1;
   struct stat st;
@@ -706,7 +705,7 @@ int OpenCancelMarkerDir(const std::string& export_dir) {
 }
 
 Status WriteCancelMarker(const std::string& export_dir, const std::string& job_id) {
-  const std::string path = export_dir + kCancelMarkerDir + "/" + job_id;
+  const std::string path = CancelMarkerDirectory(export_dir) + "/" + job_id;
   int dfd = OpenCancelMarkerDir(export_dir);
   int fd = dfd < 0
                ? -1
@@ -715,7 +714,7 @@ Status WriteCancelMarker(const std::string& export_dir, const std::string& job_i
   if (dfd >= 0) ::close(dfd);
   if (fd < 0) {
     return Status::IOError("cannot write the cancel marker " + path + ": " + std::strerror(err) +
-                           " (" + export_dir + kCancelMarkerDir +
+                           " (" + CancelMarkerDirectory(export_dir) +
                            " must be a directory of nginx's user, mode 0700)");
   }
   ::close(fd);

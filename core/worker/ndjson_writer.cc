@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "export/job_dir.h"
+
 namespace fhirbulk {
 
 namespace {
@@ -305,19 +307,21 @@ std::string NdjsonWriter::FinalPath(const NdjsonFile& f) const {
 }
 
 std::string NdjsonWriter::TempPath(const NdjsonFile& f) const {
-  return FinalPath(f) + options_.temp_suffix;
+  return FinalPath(f) + TempFileSuffix(options_.worker_id);
 }
 
-std::string NdjsonWriter::TwinFinalPath(const NdjsonFile& f) const { return FinalPath(f) + ".gz"; }
+std::string NdjsonWriter::TwinFinalPath(const NdjsonFile& f) const {
+  return FinalPath(f) + std::string(kGzipTwinSuffix);
+}
 
 std::string NdjsonWriter::TwinTempPath(const NdjsonFile& f) const {
-  return TwinFinalPath(f) + options_.temp_suffix;
+  return TwinFinalPath(f) + TempFileSuffix(options_.worker_id);
 }
 
 Status NdjsonWriter::StartFile() {
   NdjsonFile f;
   f.seq = static_cast<int>(files_.size()) + 1;
-  f.name = options_.prefix + "." + std::to_string(f.seq) + ".ndjson";
+  f.name = ExportFileNameOf(options_.type, options_.unit_no, f.seq);
   files_.push_back(f);
   std::string path = TempPath(files_.back());
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kExportFileMode);
@@ -333,7 +337,8 @@ Status NdjsonWriter::StartFile() {
     return ErrnoStatus("creating", f.name, err);
   }
   if (options_.gzip_level > 0) {
-    auto twin = GzipTwin::Open(TwinTempPath(f), f.name + ".gz", options_.gzip_level);
+    auto twin =
+        GzipTwin::Open(TwinTempPath(f), f.name + std::string(kGzipTwinSuffix), options_.gzip_level);
     if (!twin.ok()) {
       ::close(fd_);
       fd_ = -1;
@@ -436,7 +441,9 @@ Status NdjsonWriter::Publish() {
     const bool twin_renamed =
         gzip && ::rename(TwinTempPath(f).c_str(), TwinFinalPath(f).c_str()) == 0;
     if ((gzip && !twin_renamed) || ::rename(TempPath(f).c_str(), FinalPath(f).c_str()) != 0) {
-      Status s = ErrnoStatus("renaming", gzip && !twin_renamed ? f.name + ".gz" : f.name, errno);
+      Status s = ErrnoStatus("renaming",
+                             gzip && !twin_renamed ? f.name + std::string(kGzipTwinSuffix) : f.name,
+                             errno);
       // Undo: the caller rolls back the transaction that would have listed these files.
       for (size_t j = 0; j < i; j++) {
         ::unlink(FinalPath(files_[j]).c_str());

@@ -1,15 +1,15 @@
 // NdjsonWriter: the files of one export work unit, written so that no reader ever sees a
 // partial file.
 //
-// A unit's lines go to "<dir>/<prefix>.<seq>.ndjson" (seq from 1; prefix is
-// "<Type>.<unit_no>"), each written first as "<final name><temp_suffix>" (temp_suffix is
-// ".tmp.<worker-id>") through a large buffer. A new file starts before a line that would take
+// A unit's lines go to "<dir>/<Type>.<unit_no>.<seq>.ndjson" (seq from 1; the grammar of
+// export/job_dir.h), each written first as "<final name>.tmp.<worker-id>" through a large
+// buffer. A new file starts before a line that would take
 // the current file past max_resources lines or max_bytes bytes (a single longer line gets a
 // file of its own; lines are never split). Nothing is created before the first line, so a
 // unit without lines has no file.
 //
 // With gzip_level 1..9 every file also gets a gzip twin "<final name>.gz" (temp name
-// "<final name>.gz<temp_suffix>") that the HTTP side sends as-is to clients accepting gzip,
+// "<final name>.gz.tmp.<worker-id>") that the HTTP side sends as-is to clients accepting gzip,
 // so no request ever compresses. The twin is compressed while streaming, from the same
 // buffers the plain file is written from (never by reading the file back), on the writer's
 // thread (a second compressing thread per unit measured slower on two cores). Level 1, the
@@ -60,9 +60,10 @@ inline constexpr mode_t kExportFileMode = 0640;
 inline constexpr mode_t kExportDirMode = 02750;
 
 struct NdjsonWriterOptions {
-  std::string dir;          // the job directory; must exist
-  std::string prefix;       // "<Type>.<unit_no>"
-  std::string temp_suffix;  // ".tmp.<worker-id>"
+  std::string dir;        // the job directory; must exist
+  std::string type;       // the files' manifest type, which starts their names
+  int unit_no = 0;        // names: ExportFileNameOf(type, unit_no, seq) (export/job_dir.h)
+  std::string worker_id;  // temp names end in TempFileSuffix(worker_id)
   int64_t max_resources = 100000;
   int64_t max_bytes = 256 << 20;
   size_t buffer_bytes = 1 << 20;

@@ -3,8 +3,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 #include <memory>
 #include <optional>
 
+#include "db/pg_copy_out.h"
 #include "export/job_dir.h"
 #include "export/type_filter_sql.h"
 #include "http/outcome.h"
@@ -243,8 +242,8 @@ class Heartbeat {
 // the server's statement_timeout): ResourceExhausted, checked while rows flow as well.
 Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbeat,
                   const CopyBinaryParser::RowFn& on_row, const UnitRunnerOptions& o) {
-  PGconn* c = data->raw();
-  if (PQsendQuery(c, sql.c_str()) == 0) return PgStatusFromResult(c, nullptr);
+  PgAsyncCopyOut copy(data);  // aborts the statement on every early return
+  FHIRBULK_RETURN_IF_ERROR(copy.Start(sql));
   const auto started = Clock::now();
   const auto deadline = o.statement_timeout_ms > 0
                             ? started + std::chrono::milliseconds(o.statement_timeout_ms)
@@ -252,77 +251,34 @@ Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbe
   const auto beat_every = std::chrono::milliseconds(std::max(1, o.check_every_ms));
   auto next_beat = started + beat_every;
   CopyBinaryParser parser;
-  bool copying = false;  // the COPY_OUT result arrived; rows follow
-  Status failed;         // the statement's error, once its results are all read
-  auto abort = [&](Status s) {
-    AbortStatement(data);
-    return s;
-  };
-  auto over_time = [&]() {
-    return abort(Status::ResourceExhausted("the unit's statement ran longer than " +
-                                           std::to_string(o.statement_timeout_ms / 1000) + " s"));
-  };
+  const Status over_time =
+      Status::ResourceExhausted("the unit's statement ran longer than " +
+                                std::to_string(o.statement_timeout_ms / 1000) + " s");
   while (true) {
-    // Every round, not only after poll() says readable: with TLS, bytes OpenSSL already
-    // decrypted and buffered leave the socket quiet, and would wait for the next beat.
-    if (PQconsumeInput(c) == 0) return PgStatusFromResult(c, nullptr);
-    bool progressed = false;  // anything read this round: read again before sleeping
-    if (!copying) {
-      while (PQisBusy(c) == 0) {
-        PGresult* r = PQgetResult(c);
-        if (r == nullptr) return failed.ok() ? Status::Internal("COPY returned no result") : failed;
-        progressed = true;
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COPY_OUT) {
-          PQclear(r);
-          copying = true;
-          break;
-        }
-        if (failed.ok()) failed = PgStatusFromResult(c, r);
-        PQclear(r);
-      }
+    std::string_view chunk;
+    auto next = copy.Read(&chunk);
+    if (!next.ok()) return next.status();
+    if (*next == PgAsyncCopyOut::Next::kEnd) {
+      if (!parser.finished()) return Status::Corruption("binary COPY ended without its trailer");
+      return Status::OK();
     }
-    if (copying) {
-      while (true) {
-        char* buf = nullptr;
-        int n = PQgetCopyData(c, &buf, 1);
-        if (n > 0) {
-          progressed = true;
-          Status s = parser.Feed(std::string_view(buf, static_cast<size_t>(n)), on_row);
-          PQfreemem(buf);
-          if (s.ok()) s = heartbeat->MaybeBeat(parser.rows());
-          if (!s.ok()) return abort(s);
-          if (Clock::now() >= deadline) return over_time();  // rows may flow without pause
-          continue;
-        }
-        if (n == 0) break;  // nothing more buffered: wait on the socket
-        // -1: end of data; -2: error. Either way the final result(s) follow.
-        Status s;
-        while (PGresult* r = PQgetResult(c)) {
-          if (PQresultStatus(r) != PGRES_COMMAND_OK && s.ok()) s = PgStatusFromResult(c, r);
-          PQclear(r);
-        }
-        if (n == -2 && s.ok()) s = PgStatusFromResult(c, nullptr);
-        if (!s.ok()) return s;
-        if (!parser.finished()) return Status::Corruption("binary COPY ended without its trailer");
-        return Status::OK();
-      }
+    if (*next == PgAsyncCopyOut::Next::kChunk) {
+      FHIRBULK_RETURN_IF_ERROR(parser.Feed(chunk, on_row));
+      FHIRBULK_RETURN_IF_ERROR(heartbeat->MaybeBeat(parser.rows()));
+      if (Clock::now() >= deadline) return over_time;  // rows may flow without pause
+      continue;
     }
+    // Nothing buffered: beat when due, else wait on the socket until the next beat.
     auto now = Clock::now();
-    if (now >= deadline) return over_time();
+    if (now >= deadline) return over_time;
     if (now >= next_beat) {
-      Status s = heartbeat->Beat(parser.rows());
-      if (!s.ok()) return abort(s);
+      FHIRBULK_RETURN_IF_ERROR(heartbeat->Beat(parser.rows()));
       next_beat = Clock::now() + beat_every;
       continue;
     }
-    if (progressed) continue;
     auto wait = std::min(next_beat, deadline) - now;
-    int wait_ms =
-        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1;
-    struct pollfd pfd = {PQsocket(c), POLLIN, 0};
-    int ready = ::poll(&pfd, 1, wait_ms);
-    if (ready < 0 && errno != EINTR) return abort(Status::IOError("poll on the database socket"));
+    FHIRBULK_RETURN_IF_ERROR(copy.WaitReadable(
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1));
   }
 }
 
@@ -396,6 +352,62 @@ Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* write
   });
 }
 
+// The per-row callback of an output unit (the body as stored, or subset by _elements) or a
+// deleted unit (a transaction Bundle deleting the id), appending to `writer`. The callback
+// keeps references to `subsetter`, `line` and `writer`.
+CopyBinaryParser::RowFn RowWriter(const ClaimedUnit& u, const TypeSubsetter* subsetter,
+                                  std::string* line, NdjsonWriter* writer) {
+  if (u.plan.kind == UnitKind::kOutput) {
+    return [subsetter, line, writer](const std::vector<CopyBinaryParser::Field>& f) -> Status {
+      if (f.size() != 1 || f[0].null) return Status::Corruption("unexpected COPY row shape");
+      if (subsetter == nullptr) return writer->Append(f[0].bytes);  // the fast path
+      FHIRBULK_RETURN_IF_ERROR(subsetter->Apply(f[0].bytes, line));
+      return writer->Append(*line);
+    };
+  }
+  const std::string url_prefix = u.plan.res_type + "/";  // "Type/" + id
+  return [url_prefix, line, writer](const std::vector<CopyBinaryParser::Field>& f) -> Status {
+    if (f.size() != 1 || f[0].null) return Status::Corruption("unexpected COPY row shape");
+    line->assign(
+        "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"request\":"
+        "{\"method\":\"DELETE\",\"url\":");
+    AppendJsonString(url_prefix + std::string(f[0].bytes), line);
+    line->append("}}]}");
+    return writer->Append(*line);
+  };
+}
+
+// Reads an output or deleted unit's rows (one COPY on `data`) into `writer`.
+Status WriteUnitRows(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
+                     const ExportRequest& request, const UnitRunnerOptions& o, Heartbeat* heartbeat,
+                     NdjsonWriter* writer) {
+  std::vector<std::string> job_types;
+  if (u.plan.kind == UnitKind::kOutput && !u.plan.res_ids &&
+      RoleOf(request, u.plan.res_type) == TypeRole::kSupporting) {
+    auto types = JobOutputTypes(control, u.job_id);  // planned before sql/0004
+    if (!types.ok()) return types.status();
+    job_types = std::move(types).value();
+  }
+  auto sql = BuildUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan, u.partition,
+                              job_types);
+  if (!sql.ok()) return sql.status();
+
+  std::unique_ptr<TypeSubsetter> subsetter;
+  if (u.plan.kind == UnitKind::kOutput) {
+    subsetter = ElementsSelection(request.elements).ForType(u.plan.res_type);
+  }
+  std::string line;
+  const CopyBinaryParser::RowFn on_row = RowWriter(u, subsetter.get(), &line, writer);
+  // The server's own limit is a backstop for a worker that died mid-statement (a backend
+  // sending no rows never notices its client is gone); StreamCopy cancels first.
+  auto limit = data->Exec("SET statement_timeout = " +
+                          std::to_string(o.statement_timeout_ms > 0
+                                             ? o.statement_timeout_ms + kServerTimeoutSlackMs
+                                             : 0));
+  if (!limit.ok()) return limit.status();
+  return StreamCopy(data, *sql, heartbeat, on_row, o);
+}
+
 // Runs a claimed unit to completion. Non-OK: see RunNextUnit for how each code is handled.
 Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
                const UnitRunnerOptions& o, UnitStats* stats) {
@@ -409,8 +421,9 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
 
   NdjsonWriterOptions wo;
   wo.dir = dir;
-  wo.prefix = FileTypeOf(u.plan) + "." + std::to_string(u.plan.unit_no);
-  wo.temp_suffix = ".tmp." + o.worker_id;
+  wo.type = FileTypeOf(u.plan);
+  wo.unit_no = u.plan.unit_no;
+  wo.worker_id = o.worker_id;
   wo.max_resources = o.max_file_resources;
   wo.max_bytes = o.max_file_bytes;
   wo.buffer_bytes = o.write_buffer_bytes;
@@ -423,48 +436,7 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
       FHIRBULK_RETURN_IF_ERROR(writer.Append(OperationOutcomeJson({issue})));
     }
   } else {
-    std::vector<std::string> job_types;
-    if (u.plan.kind == UnitKind::kOutput && !u.plan.res_ids &&
-        RoleOf(*request, u.plan.res_type) == TypeRole::kSupporting) {
-      auto types = JobOutputTypes(control, u.job_id);  // planned before sql/0004
-      if (!types.ok()) return types.status();
-      job_types = std::move(types).value();
-    }
-    auto sql = BuildUnitCopySql(data, *request, u.job_id, u.transaction_time_us, u.plan,
-                                u.partition, job_types);
-    if (!sql.ok()) return sql.status();
-
-    CopyBinaryParser::RowFn on_row;
-    std::string line;
-    std::unique_ptr<TypeSubsetter> subsetter;
-    const std::string url_prefix = u.plan.res_type + "/";  // deleted units: "Type/" + id
-    if (u.plan.kind == UnitKind::kOutput) {
-      subsetter = ElementsSelection(request->elements).ForType(u.plan.res_type);
-      on_row = [&](const std::vector<CopyBinaryParser::Field>& f) -> Status {
-        if (f.size() != 1 || f[0].null) return Status::Corruption("unexpected COPY row shape");
-        if (subsetter == nullptr) return writer.Append(f[0].bytes);  // the fast path
-        FHIRBULK_RETURN_IF_ERROR(subsetter->Apply(f[0].bytes, &line));
-        return writer.Append(line);
-      };
-    } else {
-      on_row = [&](const std::vector<CopyBinaryParser::Field>& f) -> Status {
-        if (f.size() != 1 || f[0].null) return Status::Corruption("unexpected COPY row shape");
-        line.assign(
-            "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"request\":"
-            "{\"method\":\"DELETE\",\"url\":");
-        AppendJsonString(url_prefix + std::string(f[0].bytes), &line);
-        line.append("}}]}");
-        return writer.Append(line);
-      };
-    }
-    // The server's own limit is a backstop for a worker that died mid-statement (a backend
-    // sending no rows never notices its client is gone); StreamCopy cancels first.
-    auto limit = data->Exec("SET statement_timeout = " +
-                            std::to_string(o.statement_timeout_ms > 0
-                                               ? o.statement_timeout_ms + kServerTimeoutSlackMs
-                                               : 0));
-    if (!limit.ok()) return limit.status();
-    FHIRBULK_RETURN_IF_ERROR(StreamCopy(data, *sql, &heartbeat, on_row, o));
+    FHIRBULK_RETURN_IF_ERROR(WriteUnitRows(control, data, u, *request, o, &heartbeat, &writer));
   }
   stats->read_done = Clock::now();
   // A last check before publishing: a job cancelled meanwhile gets no new files.
@@ -481,67 +453,6 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
 
 }  // namespace
 
-void DrainAbortedStatement(PgConnection* data, bool cancel_sent) {
-  PGconn* c = data->raw();
-  // Without a cancel the rest may be the whole unit, read with no heartbeat: end the
-  // connection instead (reads then fail at once; its owner sees it unhealthy and reconnects).
-  auto cut = [c] {
-    if (PQsocket(c) >= 0) ::shutdown(PQsocket(c), SHUT_RDWR);
-  };
-  if (!cancel_sent) cut();
-  // A COPY_OUT result (again, while in COPY state; or first, when the COPY's start was still
-  // unread) must be followed by reading its data: PQgetResult alone would return it forever.
-  while (PGresult* r = PQgetResult(c)) {
-    const bool copy_out = PQresultStatus(r) == PGRES_COPY_OUT;
-    PQclear(r);
-    if (!copy_out) continue;
-    char* buf = nullptr;
-    int n;
-    while ((n = PQgetCopyData(c, &buf, 0)) > 0) {
-      PQfreemem(buf);
-      buf = nullptr;
-    }
-    if (n == -2) cut();  // a broken stream: the next read fails and ends the loop
-  }
-}
-
-void AbortStatement(PgConnection* data) {
-  bool cancel_sent = false;
-  if (PGcancel* cancel = PQgetCancel(data->raw())) {
-    char err[256];
-    cancel_sent = PQcancel(cancel, err, sizeof(err)) == 1;
-    PQfreeCancel(cancel);
-  }
-  DrainAbortedStatement(data, cancel_sent);
-}
-
-Result<std::string> InlineSqlParams(PgConnection* conn, std::string_view sql,
-                                    const std::vector<std::string>& params) {
-  std::string out;
-  out.reserve(sql.size() + 64);
-  bool in_string = false;
-  for (size_t i = 0; i < sql.size(); i++) {
-    char c = sql[i];
-    if (c == '\'') in_string = !in_string;  // '' inside a literal toggles twice: harmless
-    if (in_string || c != '$' || i + 1 >= sql.size() || sql[i + 1] < '0' || sql[i + 1] > '9') {
-      out.push_back(c);
-      continue;
-    }
-    size_t j = i + 1;
-    size_t n = 0;
-    while (j < sql.size() && sql[j] >= '0' && sql[j] <= '9' && n < 100000) {
-      n = n * 10 + static_cast<size_t>(sql[j] - '0');
-      j++;
-    }
-    if (n == 0 || n > params.size()) {
-      return Status::InvalidArgument("SQL placeholder $" + std::to_string(n) + " has no value");
-    }
-    out += conn->QuoteLiteral(params[n - 1]);
-    i = j - 1;
-  }
-  return out;
-}
-
 Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& request,
                                       int64_t transaction_time_us, const std::string& scope_sql,
                                       const std::vector<std::string>& job_types,
@@ -557,12 +468,9 @@ Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& r
       continue;
     }
     std::string filter;
-    std::vector<std::string> params;
-    FHIRBULK_RETURN_IF_ERROR(TypeFilterSql(queries, 1, &filter, &params));
-    auto inlined = InlineSqlParams(conn, filter, params);
-    if (!inlined.ok()) return inlined.status();
+    FHIRBULK_RETURN_IF_ERROR(TypeFilterSqlLiteral(queries, conn, &filter));
     if (!referencing.empty()) referencing += " OR ";
-    referencing += "(c.res_type = " + conn->QuoteLiteral(ct) + " AND (" + *inlined + "))";
+    referencing += "(c.res_type = " + conn->QuoteLiteral(ct) + " AND (" + filter + "))";
   }
   if (!unfiltered.empty()) {
     if (!referencing.empty()) referencing += " OR ";
@@ -645,11 +553,8 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
   auto queries = TypeFilterQueriesFor(request.type_filters, type);
   if (!queries.empty()) {
     std::string filter;
-    std::vector<std::string> params;
-    FHIRBULK_RETURN_IF_ERROR(TypeFilterSql(queries, 1, &filter, &params));
-    auto inlined = InlineSqlParams(conn, filter, params);
-    if (!inlined.ok()) return inlined.status();
-    sql += " AND (" + *inlined + ")";
+    FHIRBULK_RETURN_IF_ERROR(TypeFilterSqlLiteral(queries, conn, &filter));
+    sql += " AND (" + filter + ")";
   }
   return sql + ") TO STDOUT (FORMAT binary)";
 }

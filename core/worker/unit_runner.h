@@ -16,8 +16,8 @@
 //    connection renews the lease and reads the job's state, whether rows flow or not (the COPY
 //    runs asynchronously and the thread waits on its socket only until the next beat is due);
 //    a lost lease, a job no longer running (cancelled, failed, deleted) or a stop request
-//    cancels the statement (PQcancel) and deletes the temp files, so a cancel stops a job's
-//    statements on every worker within about check_every_ms. On stop the unit is handed back
+//    cancels the statement (PgAsyncCopyOut::Abort) and deletes the temp files, so a cancel stops a
+//    job's statements on every worker within about check_every_ms. On stop the unit is handed back
 //    at once (its attempt does not count).
 //  - Time limit: a statement running longer than statement_timeout_ms is cancelled and fails
 //    its job with a diagnostic naming the limit.
@@ -83,8 +83,8 @@ Result<bool> RunNextUnit(PgConnection* control, PgConnection* data, const UnitRu
 // table (PartitionOf). Patients come from the job's patient_scope (PatientScopeSql), a
 // supporting unit's ids from its res_ids (unit.res_ids); a supporting unit planned without
 // them (before sql/0004) selects its references itself, which needs `job_types`, every type
-// of the job's output units. Values are spliced as QuoteLiteral literals: COPY takes no
-// parameters.
+// of the job's output units. COPY takes no parameters: every value is a literal quoted by
+// `conn` (PgConnection::QuoteLiteral; the _typeFilter by TypeFilterSqlLiteral).
 Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& request,
                                      const std::string& job_id, int64_t transaction_time_us,
                                      const UnitPlan& unit, const std::string& partition,
@@ -98,23 +98,6 @@ Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& r
                                       int64_t transaction_time_us, const std::string& scope_sql,
                                       const std::vector<std::string>& job_types,
                                       const std::vector<std::string>& ref_types);
-
-// Replaces $1, $2 ... in `sql` by QuoteLiteral(params[n - 1]). InvalidArgument for a
-// placeholder without a value.
-Result<std::string> InlineSqlParams(PgConnection* conn, std::string_view sql,
-                                    const std::vector<std::string>& params);
-
-// Ends the statement in flight on `data` (sent with PQsendQuery; a COPY TO STDOUT may be under
-// way, its start read or not) without leaving the thread blocked for long: asks the server to
-// cancel it (PQcancel), then DrainAbortedStatement. Afterwards the connection is idle and
-// usable, or (cancel failed) broken: callers check it and reconnect (Worker does).
-void AbortStatement(PgConnection* data);
-
-// The drain half of AbortStatement. cancel_sent: the statement ends within milliseconds, so
-// its remaining results and COPY data are read and dropped. Otherwise the remaining data may
-// be the whole unit, read with no heartbeat: the connection is shut down instead (the
-// server's statement_timeout ends the backend if it never writes again).
-void DrainAbortedStatement(PgConnection* data, bool cancel_sent);
 
 // Incremental parser of PostgreSQL's binary COPY format: signature, flags, header extension,
 // then tuples (int16 field count; per field an int32 length, -1 for NULL, and the bytes), then

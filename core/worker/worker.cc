@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,15 +26,6 @@ namespace fhirbulk {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr std::string_view kCancelledPrefix = ".cancelled-";
-// The HTTP side's cancel markers, "<export dir>/.cancels/<job id>" (server.cc): while one
-// exists no node serves that job's files.
-constexpr std::string_view kCancelMarkerDir = "/.cancels";
-// A marker stays at least this long, whatever else: a file a node opened before the cancel
-// (nginx's open_file_cache may keep its descriptor after the file is deleted) must still meet
-// the marker. The HTTP side's own sweep keeps markers as long (server.cc).
-constexpr int64_t kCancelMarkerMinAgeSeconds = 3600;
 
 std::string DefaultWorkerId() {
   char host[256] = {0};
@@ -66,9 +56,7 @@ Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo) {
   return std::move(c).value();
 }
 
-bool Usable(const std::unique_ptr<PgConnection>& c) {
-  return c != nullptr && c->healthy() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE;
-}
+bool Usable(const std::unique_ptr<PgConnection>& c) { return c != nullptr && c->idle(); }
 
 bool OlderThan(const struct stat& st, int seconds) {
   return std::time(nullptr) - st.st_mtime > seconds;
@@ -273,20 +261,12 @@ Status Worker::Run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
-    struct pollfd pfd = {PQsocket(listener->raw()), POLLIN, 0};
-    int ready = ::poll(&pfd, 1, 200);  // short, so Stop() is noticed quickly
-    if (ready > 0) {
-      if (PQconsumeInput(listener->raw()) == 0) {
-        listener.reset();
-        continue;
-      }
-      bool notified = false;
-      while (PGnotify* n = PQnotifies(listener->raw())) {
-        notified = true;
-        PQfreemem(n);
-      }
-      if (notified) Wake();
+    auto notified = listener->WaitForNotifications(200);  // short, so Stop() is noticed quickly
+    if (!notified.ok()) {
+      listener.reset();
+      continue;
     }
+    if (*notified > 0) Wake();
   }
   Wake();
   for (auto& th : pool) th.join();
@@ -357,7 +337,7 @@ Status Worker::JanitorRows(PgConnection* conn) {
         ids.push_back(r->str(i, 0));
         // Directories first: a crash in between leaves rows, and the next pass retries.
         RemoveTree(JobDirectory(options_.export_dir, ids.back()));
-        RemoveTree(options_.export_dir + "/" + std::string(kCancelledPrefix) + ids.back());
+        RemoveTree(CancelledJobDirectory(options_.export_dir, ids.back()));
       }
       auto d = conn->Exec("DELETE FROM export_job WHERE job_id = ANY($1::uuid[])",
                           {PgTextArrayLiteral(ids)});
@@ -377,8 +357,7 @@ Status Worker::JanitorFiles(PgConnection* conn) {
   std::vector<std::string> cancelled_dirs;
   while (struct dirent* e = ::readdir(d)) {
     std::string_view name(e->d_name);
-    if (name.substr(0, kCancelledPrefix.size()) == kCancelledPrefix &&
-        IsValidJobId(name.substr(kCancelledPrefix.size()))) {
+    if (auto id = CancelledDirJobId(name); id && IsValidJobId(*id)) {
       cancelled_dirs.emplace_back(name);
     } else if (IsValidJobId(name)) {
       job_dirs.emplace_back(name);
@@ -423,7 +402,7 @@ Status Worker::JanitorFiles(PgConnection* conn) {
 }
 
 Status Worker::JanitorCancelMarkers(PgConnection* conn) {
-  const std::string dir = options_.export_dir + std::string(kCancelMarkerDir);
+  const std::string dir = CancelMarkerDirectory(options_.export_dir);
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
     // No cancel yet (nginx creates it at start), or only nginx's user may read it; the
@@ -437,7 +416,7 @@ Status Worker::JanitorCancelMarkers(PgConnection* conn) {
     if (!IsValidJobId(e->d_name)) continue;
     struct stat st;
     if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        now - st.st_mtime >= kCancelMarkerMinAgeSeconds) {
+        now - st.st_mtime >= kCancelMarkerKeepSeconds) {
       markers.emplace_back(e->d_name);
     }
   }
@@ -459,7 +438,7 @@ Status Worker::JanitorCancelMarkers(PgConnection* conn) {
     if (::lstat(JobDirectory(options_.export_dir, id).c_str(), &st) == 0 || errno != ENOENT) {
       continue;
     }
-    const std::string renamed = options_.export_dir + "/" + std::string(kCancelledPrefix) + id;
+    const std::string renamed = CancelledJobDirectory(options_.export_dir, id);
     if (::lstat(renamed.c_str(), &st) == 0 || errno != ENOENT) continue;
     if (::unlink((dir + "/" + id).c_str()) == 0) removed++;
   }

@@ -9,14 +9,16 @@
 //
 // Janitor (idempotent, safe in every worker at once):
 //  - jobs cancelled, or completed/failed and past expires_at + grace: their directories
-//    (<export_dir>/<job_id> and the HTTP side's <export_dir>/.cancelled-<job_id>) are removed
-//    and their rows deleted (units and files cascade), FOR UPDATE SKIP LOCKED in batches;
+//    (<export_dir>/<job_id>, and <export_dir>/.cancelled-<job_id> where servers before the
+//    cancel markers moved a cancelled job's files; export/job_dir.h) are removed and their
+//    rows deleted (units and files cascade), FOR UPDATE SKIP LOCKED in batches;
 //  - in the export directory: .cancelled-* directories; directories of failed jobs; of jobs
 //    that no longer exist (once older than the lease); and, in directories of jobs that are
 //    not running, "*.tmp.*" files older than the lease. Names that are not job ids are left
 //    alone;
-//  - the HTTP side's cancel markers (<export_dir>/.cancels/<job_id>) of jobs whose row and
-//    directories are gone; a marker never goes before its job's files do.
+//  - the HTTP side's cancel markers (<export_dir>/.cancels/<job_id>) older than
+//    kCancelMarkerKeepSeconds of jobs whose row and directories are gone; a marker never goes
+//    before its job's files do.
 //
 // Stop() (e.g. from SIGTERM) makes Run() return after the threads finished or handed back
 // their units (see unit_runner.h); a planner waiting for old transactions gives its job back.

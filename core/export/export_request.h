@@ -14,6 +14,11 @@
 // Every error message starts with the parameter or header it is about ("_type: ...",
 // "Accept: ...", "_typeFilter 'Observation?x=1': ...").
 //
+// Files, one concern each: kickoff_headers (Accept, Prefer, Content-Type), kickoff_params
+// (GET query or POST Parameters body into one list per parameter), export_request.cc (the
+// per-parameter validation, in a fixed order), type_filter_parse (the _typeFilter grammar),
+// export_request_json.cc (the job store's JSON); kickoff_util holds what they share.
+//
 // Decisions where the IG is silent:
 //  - Headers, checked first: Accept must give application/fhir+json or application/json a
 //    q > 0 (most specific media range wins, so `*/*` and `application/*` do; q=0 refuses;
@@ -41,7 +46,8 @@
 //  - includeAssociatedData: the two Provenance codes and "_"-prefixed codes are NotSupported
 //    (we export no Provenance) / ignored; other codes are InvalidArgument. valueCode,
 //    valueString and valueCoding.code are read.
-//  - _typeFilter: split per the digest's recommendation (see SplitTypeFilterValue in the .cc);
+//  - _typeFilter: split per the digest's recommendation (SplitTypeFilterValue in
+//    type_filter_parse.cc);
 //    inside a query, names and values are percent-decoded, ',' separates ORed values and '\'
 //    escapes (FHIR search escaping). Supported: the parameters of fhir/search_params.h for
 //    the type (incl. _id, _lastUpdated, _tag, _security, _profile); modifiers :not (token,

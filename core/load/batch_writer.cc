@@ -61,8 +61,6 @@ bool IsRetryable(const Status& s) {
          m.find("[SQLSTATE 40P01]") != std::string::npos;    // deadlock_detected
 }
 
-// A text[] literal. Every element is quoted (an id may be "NULL"); FHIR ids and type names
-// contain neither quotes nor backslashes.
 // bytea in the server's hex output form.
 std::string HashHex(const ContentHash& h) {
   static const char kHex[] = "0123456789abcdef";
@@ -73,10 +71,6 @@ std::string HashHex(const ContentHash& h) {
   }
   return out;
 }
-
-struct TypeWork {
-  std::vector<size_t> upserts, deletes;  // indexes into the batch
-};
 
 class CopyStream {
  public:
@@ -164,173 +158,186 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
     (w.is_delete ? it->second.deletes : it->second.upserts).push_back(i);
   }
 
-  std::vector<int64_t> version(batch.writes.size(), 0);  // 0: nothing to insert
-  // The stored last_updated of a changed resource: a kept source instant must be later.
-  std::vector<int64_t> not_after_us(batch.writes.size(), std::numeric_limits<int64_t>::min());
-  std::vector<std::string> clear_groups;  // group_member rows to drop
+  WritePlan plan(batch.writes.size());
   for (std::string_view type : types) {
-    const TypeWork& tw = work[type];
-    const std::string type_str(type);
-    LoadTypeCounts& counts = outcome->by_type[type_str];
-    bool lookup_upserts = true;
-    if (!force_lookup && !tw.upserts.empty()) {
-      auto empty = empty_at_start_.find(type_str);
-      if (empty == empty_at_start_.end()) {
-        auto exists = conn_->Exec(kTypeExistsSql, {type_str});
-        if (!exists.ok()) return exists.status();
-        empty = empty_at_start_.emplace(type_str, exists->get(0, 0) == "f").first;
-      }
-      lookup_upserts = !empty->second;
-    }
+    FHIRBULK_RETURN_IF_ERROR(
+        PlanType(batch, std::string(type), work[type], force_lookup, last_updated, &plan, outcome));
+  }
+  FHIRBULK_RETURN_IF_ERROR(CopyResources(batch, plan, now_us, last_updated));
+  return ReplaceGroupMembers(batch, plan);
+}
 
-    std::vector<std::string_view> ids;
-    if (lookup_upserts) {
-      for (size_t i : tw.upserts) ids.push_back(batch.writes[i].resource.id);
-    }
-    for (size_t i : tw.deletes) ids.push_back(batch.writes[i].resource.id);
-    struct Row {
-      std::string_view ctid;
-      int64_t version;
-      std::string_view hash;
-      bool deleted;
-      int64_t last_updated_us;
-    };
-    std::unordered_map<std::string_view, Row> rows;
-    PgResult stored;
-    if (!ids.empty()) {
-      auto r = conn_->Exec(kLookupSql, {type_str, PgTextArrayLiteral(ids)});
-      if (!r.ok()) return r.status();
-      stored = std::move(r.value());
-      rows.reserve(static_cast<size_t>(stored.rows()));
-      for (int i = 0; i < stored.rows(); i++) {
-        rows[stored.get(i, 0)] = Row{stored.get(i, 1), stored.int64(i, 2), stored.get(i, 3),
-                                     stored.get(i, 4) == "t", stored.int64(i, 5)};
-      }
-    }
+Result<bool> BatchWriter::NeedsUpsertLookup(const std::string& type, bool force_lookup) {
+  if (force_lookup) return true;
+  auto empty = empty_at_start_.find(type);
+  if (empty == empty_at_start_.end()) {
+    auto exists = conn_->Exec(kTypeExistsSql, {type});
+    if (!exists.ok()) return exists.status();
+    empty = empty_at_start_.emplace(type, exists->get(0, 0) == "f").first;
+  }
+  return !empty->second;
+}
 
-    std::vector<std::string_view> changed;  // ctids
-    for (size_t i : tw.upserts) {
-      const NormalizedResource& res = batch.writes[i].resource;
-      auto it = rows.find(res.id);
-      if (it == rows.end()) {
-        version[i] = 1;
-      } else if (!it->second.deleted && it->second.hash == HashHex(res.hash)) {
-        counts.unchanged++;
-        continue;
-      } else {
-        version[i] = it->second.version + 1;
-        not_after_us[i] = it->second.last_updated_us;
-        changed.push_back(it->second.ctid);
-      }
-      counts.loaded++;
-      if (batch.writes[i].is_group) clear_groups.push_back(res.id);
-    }
-    if (!changed.empty()) {
-      auto del = conn_->Exec(kDeleteChangedSql, {type_str, PgTextArrayLiteral(changed)});
-      if (!del.ok()) return del.status();
-      if (std::string_view(del->affected()) != std::to_string(changed.size())) {
-        return Status::Aborted("a concurrent writer changed " + type_str + " resources");
-      }
-    }
+Status BatchWriter::PlanType(const Batch& batch, const std::string& type, const TypeWork& tw,
+                             bool force_lookup, const std::string& last_updated, WritePlan* plan,
+                             BatchOutcome* outcome) {
+  LoadTypeCounts& counts = outcome->by_type[type];
+  bool lookup_upserts = false;
+  if (!tw.upserts.empty()) {
+    auto needed = NeedsUpsertLookup(type, force_lookup);
+    if (!needed.ok()) return needed.status();
+    lookup_upserts = *needed;
+  }
 
-    std::vector<std::string_view> doomed;  // ctids of live rows to delete
-    for (size_t i : tw.deletes) {
-      const std::string& id = batch.writes[i].resource.id;
-      auto it = rows.find(id);
-      if (it == rows.end() || it->second.deleted) {
-        AddAbsent(outcome, type_str, id);
-        continue;
-      }
-      doomed.push_back(it->second.ctid);
-      counts.deleted++;
-      if (type == "Group") clear_groups.push_back(id);
-    }
-    if (!doomed.empty()) {
-      auto del = conn_->Exec(kTombstoneSql, {type_str, PgTextArrayLiteral(doomed), last_updated});
-      if (!del.ok()) return del.status();
-      if (std::string_view(del->affected()) != std::to_string(doomed.size())) {
-        return Status::Aborted("a concurrent writer changed " + type_str + " resources");
-      }
+  // The stored state of the ids that need it (deletions always do).
+  std::vector<std::string_view> ids;
+  if (lookup_upserts) {
+    for (size_t i : tw.upserts) ids.push_back(batch.writes[i].resource.id);
+  }
+  for (size_t i : tw.deletes) ids.push_back(batch.writes[i].resource.id);
+  struct Row {
+    std::string_view ctid;
+    int64_t version;
+    std::string_view hash;
+    bool deleted;
+    int64_t last_updated_us;
+  };
+  std::unordered_map<std::string_view, Row> rows;  // views into `stored`
+  PgResult stored;
+  if (!ids.empty()) {
+    auto r = conn_->Exec(kLookupSql, {type, PgTextArrayLiteral(ids)});
+    if (!r.ok()) return r.status();
+    stored = std::move(r.value());
+    rows.reserve(static_cast<size_t>(stored.rows()));
+    for (int i = 0; i < stored.rows(); i++) {
+      rows[stored.get(i, 0)] = Row{stored.get(i, 1), stored.int64(i, 2), stored.get(i, 3),
+                                   stored.get(i, 4) == "t", stored.int64(i, 5)};
     }
   }
 
-  bool any_insert = false;
-  for (int64_t v : version) any_insert = any_insert || v > 0;
-  if (any_insert) {
-    CopyStream copy(conn_, &copy_buf_);
-    FHIRBULK_RETURN_IF_ERROR(copy.Begin(kCopyResourceSql));
-    PgCopyEncoder* enc = copy.enc();
-    for (size_t i = 0; i < batch.writes.size(); i++) {
-      if (version[i] == 0) continue;
-      const PendingWrite& w = batch.writes[i];
-      // The source's instant only if it is not after the clock: a future lastUpdated would
-      // sort after every later write and break _since for good.
-      const std::optional<int64_t>& source = w.resource.source_last_updated_us;
-      // Nor at or before the stored version's: a change must never move last_updated back,
-      // or a _since export taken in between would miss it.
-      const bool keep = batch.keep_source_last_updated && source && *source <= now_us &&
-                        *source > not_after_us[i];
-      const int64_t row_us = keep ? *source : now_us;
-      enc->BeginRow(14);
-      enc->Text(w.resource.type);
-      enc->Text(w.resource.id);
-      enc->Int8(version[i]);
-      enc->TimestampTz(row_us);
-      enc->Bool(false);
-      enc->Bytea(w.resource.hash.data(), w.resource.hash.size());
-      enc->BeginText();
-      {
-        std::string body_version = std::to_string(version[i]);
-        std::string* out = &copy_buf_;
-        // FormatInstant of the column's value: the body's meta.lastUpdated parses back to it.
-        AppendBody(out, w.resource, body_version, keep ? FormatInstant(row_us) : last_updated);
-      }
-      enc->EndText();
-      enc->AppendEncoded(w.index_fields);
-      FHIRBULK_RETURN_IF_ERROR(copy.MaybeSend());
+  // Upserts: new (version 1), unchanged (skipped) or changed (the old row deleted by ctid).
+  std::vector<std::string_view> changed;  // ctids
+  for (size_t i : tw.upserts) {
+    const NormalizedResource& res = batch.writes[i].resource;
+    auto it = rows.find(res.id);
+    if (it == rows.end()) {
+      plan->version[i] = 1;
+    } else if (!it->second.deleted && it->second.hash == HashHex(res.hash)) {
+      counts.unchanged++;
+      continue;
+    } else {
+      plan->version[i] = it->second.version + 1;
+      plan->not_after_us[i] = it->second.last_updated_us;
+      changed.push_back(it->second.ctid);
     }
-    FHIRBULK_RETURN_IF_ERROR(copy.End());
+    counts.loaded++;
+    if (batch.writes[i].is_group) plan->clear_groups.push_back(res.id);
   }
-
-  if (!clear_groups.empty()) {
-    auto del = conn_->Exec("DELETE FROM group_member WHERE group_id = ANY($1::text[])",
-                           {PgTextArrayLiteral(clear_groups)});
+  if (!changed.empty()) {
+    auto del = conn_->Exec(kDeleteChangedSql, {type, PgTextArrayLiteral(changed)});
     if (!del.ok()) return del.status();
-    bool any_member = false;
-    for (size_t i = 0; i < batch.writes.size(); i++) {
-      any_member = any_member || (version[i] > 0 && !batch.writes[i].members.empty());
+    if (std::string_view(del->affected()) != std::to_string(changed.size())) {
+      return Status::Aborted("a concurrent writer changed " + type + " resources");
     }
-    if (any_member) {
-      CopyStream copy(conn_, &copy_buf_);
-      FHIRBULK_RETURN_IF_ERROR(copy.Begin(kCopyMembersSql));
-      PgCopyEncoder* enc = copy.enc();
-      for (size_t i = 0; i < batch.writes.size(); i++) {
-        if (version[i] == 0) continue;
-        const PendingWrite& w = batch.writes[i];
-        for (size_t m = 0; m < w.members.size(); m++) {
-          const GroupMemberEntry& e = w.members[m];
-          enc->BeginRow(6);
-          enc->Text(w.resource.id);
-          enc->Int4(static_cast<int32_t>(m));
-          enc->Text(e.patient_id);
-          enc->Bool(e.inactive);
-          if (e.has_start) {
-            enc->TimestampTz(e.period_start_us);
-          } else {
-            enc->Null();
-          }
-          if (e.has_end) {
-            enc->TimestampTz(e.period_end_us);
-          } else {
-            enc->Null();
-          }
-        }
-        FHIRBULK_RETURN_IF_ERROR(copy.MaybeSend());
-      }
-      FHIRBULK_RETURN_IF_ERROR(copy.End());
+  }
+
+  // Deletions: live rows become tombstones; absent or already deleted ones are reported.
+  std::vector<std::string_view> doomed;  // ctids of live rows to delete
+  for (size_t i : tw.deletes) {
+    const std::string& id = batch.writes[i].resource.id;
+    auto it = rows.find(id);
+    if (it == rows.end() || it->second.deleted) {
+      AddAbsent(outcome, type, id);
+      continue;
+    }
+    doomed.push_back(it->second.ctid);
+    counts.deleted++;
+    if (type == "Group") plan->clear_groups.push_back(id);
+  }
+  if (!doomed.empty()) {
+    auto del = conn_->Exec(kTombstoneSql, {type, PgTextArrayLiteral(doomed), last_updated});
+    if (!del.ok()) return del.status();
+    if (std::string_view(del->affected()) != std::to_string(doomed.size())) {
+      return Status::Aborted("a concurrent writer changed " + type + " resources");
     }
   }
   return Status::OK();
+}
+
+Status BatchWriter::CopyResources(const Batch& batch, const WritePlan& plan, int64_t now_us,
+                                  const std::string& last_updated) {
+  bool any_insert = false;
+  for (int64_t v : plan.version) any_insert = any_insert || v > 0;
+  if (!any_insert) return Status::OK();
+  CopyStream copy(conn_, &copy_buf_);
+  FHIRBULK_RETURN_IF_ERROR(copy.Begin(kCopyResourceSql));
+  PgCopyEncoder* enc = copy.enc();
+  for (size_t i = 0; i < batch.writes.size(); i++) {
+    if (plan.version[i] == 0) continue;
+    const PendingWrite& w = batch.writes[i];
+    // The source's instant only if it is not after the clock: a future lastUpdated would
+    // sort after every later write and break _since for good.
+    const std::optional<int64_t>& source = w.resource.source_last_updated_us;
+    // Nor at or before the stored version's: a change must never move last_updated back,
+    // or a _since export taken in between would miss it.
+    const bool keep = batch.keep_source_last_updated && source && *source <= now_us &&
+                      *source > plan.not_after_us[i];
+    const int64_t row_us = keep ? *source : now_us;
+    enc->BeginRow(14);
+    enc->Text(w.resource.type);
+    enc->Text(w.resource.id);
+    enc->Int8(plan.version[i]);
+    enc->TimestampTz(row_us);
+    enc->Bool(false);
+    enc->Bytea(w.resource.hash.data(), w.resource.hash.size());
+    enc->BeginText();
+    // FormatInstant of the column's value: the body's meta.lastUpdated parses back to it.
+    AppendBody(&copy_buf_, w.resource, std::to_string(plan.version[i]),
+               keep ? FormatInstant(row_us) : last_updated);
+    enc->EndText();
+    enc->AppendEncoded(w.index_fields);
+    FHIRBULK_RETURN_IF_ERROR(copy.MaybeSend());
+  }
+  return copy.End();
+}
+
+Status BatchWriter::ReplaceGroupMembers(const Batch& batch, const WritePlan& plan) {
+  if (plan.clear_groups.empty()) return Status::OK();
+  auto del = conn_->Exec("DELETE FROM group_member WHERE group_id = ANY($1::text[])",
+                         {PgTextArrayLiteral(plan.clear_groups)});
+  if (!del.ok()) return del.status();
+  bool any_member = false;
+  for (size_t i = 0; i < batch.writes.size(); i++) {
+    any_member = any_member || (plan.version[i] > 0 && !batch.writes[i].members.empty());
+  }
+  if (!any_member) return Status::OK();
+  CopyStream copy(conn_, &copy_buf_);
+  FHIRBULK_RETURN_IF_ERROR(copy.Begin(kCopyMembersSql));
+  PgCopyEncoder* enc = copy.enc();
+  for (size_t i = 0; i < batch.writes.size(); i++) {
+    if (plan.version[i] == 0) continue;
+    const PendingWrite& w = batch.writes[i];
+    for (size_t m = 0; m < w.members.size(); m++) {
+      const GroupMemberEntry& e = w.members[m];
+      enc->BeginRow(6);
+      enc->Text(w.resource.id);
+      enc->Int4(static_cast<int32_t>(m));
+      enc->Text(e.patient_id);
+      enc->Bool(e.inactive);
+      if (e.has_start) {
+        enc->TimestampTz(e.period_start_us);
+      } else {
+        enc->Null();
+      }
+      if (e.has_end) {
+        enc->TimestampTz(e.period_end_us);
+      } else {
+        enc->Null();
+      }
+    }
+    FHIRBULK_RETURN_IF_ERROR(copy.MaybeSend());
+  }
+  return copy.End();
 }
 
 }  // namespace fhirbulk

@@ -30,11 +30,15 @@
 #ifndef FHIRBULK_LOAD_BATCH_WRITER_H_
 #define FHIRBULK_LOAD_BATCH_WRITER_H_
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "db/pg.h"
 #include "load/batch.h"
+#include "util/status.h"
 
 namespace fhirbulk {
 
@@ -47,7 +51,37 @@ class BatchWriter {
   Status Write(const Batch& batch, BatchOutcome* outcome);
 
  private:
+  // The writes of one type, as indexes into the batch.
+  struct TypeWork {
+    std::vector<size_t> upserts, deletes;
+  };
+  // What the lookups decided, per write of the batch.
+  struct WritePlan {
+    explicit WritePlan(size_t n)
+        : version(n, 0), not_after_us(n, std::numeric_limits<int64_t>::min()) {}
+    std::vector<int64_t> version;           // the version to insert; 0: nothing to insert
+    std::vector<int64_t> not_after_us;      // a changed row's stored last_updated: a kept source
+                                            // instant must be later
+    std::vector<std::string> clear_groups;  // groups whose group_member rows are replaced
+  };
+
+  // One attempt, inside the caller's transaction: the clock, then per type PlanType, then
+  // the COPY of the new rows and the group members.
   Status TryWrite(const Batch& batch, bool force_lookup, BatchOutcome* outcome);
+  // Whether upserts of `type` must be looked up (false while the type had no row when this
+  // writer first met it, and no retry forces the lookup).
+  Result<bool> NeedsUpsertLookup(const std::string& type, bool force_lookup);
+  // Looks the type's ids up, decides each upsert's version, deletes changed rows by ctid and
+  // turns deletions into tombstones (Aborted when a concurrent writer moved a row).
+  Status PlanType(const Batch& batch, const std::string& type, const TypeWork& tw,
+                  bool force_lookup, const std::string& last_updated, WritePlan* plan,
+                  BatchOutcome* outcome);
+  // Binary COPY of every row the plan inserts.
+  Status CopyResources(const Batch& batch, const WritePlan& plan, int64_t now_us,
+                       const std::string& last_updated);
+  // Replaces the group_member rows of the plan's changed or deleted groups.
+  Status ReplaceGroupMembers(const Batch& batch, const WritePlan& plan);
+
   PgConnection* conn_;
   std::string copy_buf_;
   std::unordered_map<std::string, bool> empty_at_start_;  // type -> had no row when first met

@@ -13,6 +13,7 @@ TEST(JobDirTest, Paths) {
   EXPECT_EQ(CancelMarkerDirectory("/x/exports"), "/x/exports/.cancels");
   EXPECT_EQ(CancelledJobDirectory("/x/exports", "0b6e"), "/x/exports/.cancelled-0b6e");
   EXPECT_EQ(kJobOwnerFile, ".owner");
+  EXPECT_EQ(kJobOwnerTempFile, std::string(kJobOwnerFile) + ".tmp");
 }
 
 // The C module spells the marker path itself (NGX_HTTP_FHIR_BULK_CANCELS "/.cancels/").
@@ -44,6 +45,7 @@ TEST(JobDirTest, FileNamesRoundTrip) {
   }
   EXPECT_FALSE(ParseExportFileName(name + TempFileSuffix("")));  // a temp name needs its id
   EXPECT_FALSE(ParseExportFileName(std::string(kJobOwnerFile)));
+  EXPECT_FALSE(ParseExportFileName(std::string(kJobOwnerTempFile)));
 }
 
 }  // namespace

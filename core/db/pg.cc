@@ -64,10 +64,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
   return std::unique_ptr<PgConnection>(new PgConnection(c));
 }
 
-PgConnection::~PgConnection() {
-  if (copy_buf_ != nullptr) PQfreemem(copy_buf_);
-  PQfinish(conn_);
-}
+PgConnection::~PgConnection() { PQfinish(conn_); }
 
 Result<PgResult> PgConnection::Check(PGresult* r) {
   PgResult res(r);
@@ -115,14 +112,6 @@ Result<PgResult> PgConnection::Exec(std::string_view sql, const std::vector<PgPa
                             a.values.data(), a.lengths.data(), a.formats.data(), 0));
 }
 
-Result<PgResult> PgConnection::ExecBinary(std::string_view sql,
-                                          const std::vector<PgParam>& params) {
-  std::string q(sql);
-  ParamArrays a(params);
-  return Check(PQexecParams(conn_, q.c_str(), static_cast<int>(params.size()), nullptr,
-                            a.values.data(), a.lengths.data(), a.formats.data(), 1));
-}
-
 Status PgConnection::CopyInBegin(std::string_view copy_sql) {
   auto r = Exec(copy_sql);
   if (!r.ok()) return r.status();
@@ -151,32 +140,6 @@ void PgConnection::CopyInAbort(std::string_view reason) {
   std::string why(reason);
   PQputCopyEnd(conn_, why.c_str());
   while (PGresult* r = PQgetResult(conn_)) PQclear(r);
-}
-
-Status PgConnection::CopyOutBegin(std::string_view copy_sql) {
-  auto r = Exec(copy_sql);
-  if (!r.ok()) return r.status();
-  if (PQresultStatus(r->raw()) != PGRES_COPY_OUT) return Status::Internal("not a COPY TO STDOUT");
-  return Status::OK();
-}
-
-Result<std::string_view> PgConnection::CopyOutNext() {
-  if (copy_buf_ != nullptr) {
-    PQfreemem(copy_buf_);
-    copy_buf_ = nullptr;
-  }
-  int n = PQgetCopyData(conn_, &copy_buf_, 0);
-  if (n > 0) return std::string_view(copy_buf_, static_cast<size_t>(n));
-  if (n == -1) {  // end of copy: collect the final result
-    Status s;
-    while (PGresult* r = PQgetResult(conn_)) {
-      auto checked = Check(r);
-      if (!checked.ok() && s.ok()) s = checked.status();
-    }
-    if (!s.ok()) return s;
-    return std::string_view();
-  }
-  return PgStatusFromResult(conn_, nullptr);
 }
 
 Result<int> PgConnection::WaitForNotifications(int timeout_ms) {

@@ -80,21 +80,12 @@ class PgConnection {
   Result<PgResult> Exec(std::string_view sql);
   // Runs one statement with text parameters.
   Result<PgResult> Exec(std::string_view sql, const std::vector<PgParam>& params);
-  // As Exec, but asks for binary results (for COPY-like bulk reads of text columns the
-  // bytes are the same as text; for other types see the PostgreSQL binary formats).
-  Result<PgResult> ExecBinary(std::string_view sql, const std::vector<PgParam>& params);
-
-  // COPY ... FROM STDIN: Begin, then Put as often as needed, then End (or Abort).
+  // COPY ... FROM STDIN: Begin, then Put as often as needed, then End (or Abort). COPY ... TO
+  // STDOUT: db/pg_copy_out.h.
   Status CopyInBegin(std::string_view copy_sql);
   Status CopyInPut(std::string_view data);
   Status CopyInEnd();
   void CopyInAbort(std::string_view reason);
-
-  // COPY ... TO STDOUT: Begin, then Next until it returns an empty view with ok status
-  // (end of data). Each view is one row (text/csv) or one chunk (binary) and stays valid until
-  // the next call.
-  Status CopyOutBegin(std::string_view copy_sql);
-  Result<std::string_view> CopyOutNext();
 
   // `s` as a SQL string literal, quoted by libpq (PQescapeLiteral: quotes and backslashes
   // escaped for this connection's encoding and standard_conforming_strings), for statements
@@ -112,7 +103,6 @@ class PgConnection {
   explicit PgConnection(PGconn* c) : conn_(c) {}
   Result<PgResult> Check(PGresult* r);
   PGconn* conn_;
-  char* copy_buf_ = nullptr;
 };
 
 // Maps a libpq error (result may be null) to a Status with a useful message.

@@ -25,8 +25,10 @@ namespace fhirbulk {
 // The job directory: <export_dir>/<job_id>.
 std::string JobDirectory(const std::string& export_dir, const std::string& job_id);
 
-// Name of the file in a job directory that holds the owning client_id (written at planning).
+// Name of the file in a job directory that holds the owning client_id (written at planning,
+// under kJobOwnerTempFile and renamed, so a reader sees the whole id or no file).
 inline constexpr std::string_view kJobOwnerFile = ".owner";
+inline constexpr std::string_view kJobOwnerTempFile = ".owner.tmp";
 
 // The name of a unit's seq-th file: "<type>.<unit_no>.<seq>.ndjson". Its gzip twin adds
 // kGzipTwinSuffix; while a worker thread writes either, TempFileSuffix(worker_id) follows.

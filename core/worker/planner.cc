@@ -122,7 +122,7 @@ Status MakeDirectory(const std::string& path) {
 // reader sees the whole id or no file.
 Status WriteJobOwner(const std::string& dir, const std::string& client_id) {
   const std::string final_path = dir + "/" + std::string(kJobOwnerFile);
-  const std::string tmp_path = final_path + ".tmp";
+  const std::string tmp_path = dir + "/" + std::string(kJobOwnerTempFile);
   int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kExportFileMode);
   bool ok = fd >= 0 && ::fchmod(fd, kExportFileMode) == 0;
   size_t done = 0;

@@ -56,7 +56,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     std::string name(line.substr(0, colon));
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    t->response->headers.emplace_back(std::move(name), std::string(Trim(line.substr(colon + 1), " \t\r\n")));
+    t->response->headers.emplace_back(std::move(name),
+                                      std::string(Trim(line.substr(colon + 1), " \t\r\n")));
   }
   return size * n;
 }

@@ -9,8 +9,11 @@
 //
 // Tokens and assertions are never logged or put in messages.
 //
+// Requests to the token endpoint are retried as RetryPolicy::ForOthers says (retry.h).
+//
 // Thread-safety: Get() and Invalidate() may be called from any thread; one token request is
-// in flight at a time and concurrent callers share its result.
+// in flight at a time, and callers that waited for it use the token it got (after a
+// failure, each tries again itself).
 
 #ifndef FHIRBULK_CLIENT_TOKEN_SOURCE_H_
 #define FHIRBULK_CLIENT_TOKEN_SOURCE_H_
@@ -32,7 +35,7 @@ struct TokenSourceOptions {
   std::string client_id;
   std::string token_url;  // the token endpoint; also the assertion's aud
   std::string scope;      // space-separated, e.g. "system/*.read"
-  int retries = 3;        // for network failures, 5xx and 429 at the token endpoint
+  int retries = 3;        // transient failures in a row (retry.h: RetryPolicy::ForOthers)
   HttpOptions http;
   std::function<void(const std::string&)> log;  // progress notes for the user
 };
@@ -43,7 +46,7 @@ class TokenSource {
 
   // A bearer token to send now. Unauthenticated when the token endpoint refuses the client
   // (the OAuth error and its description in the message), Unavailable when it cannot be
-  // reached, Aborted when interrupted.
+  // reached (ResourceExhausted when it kept answering 429), Aborted when interrupted.
   Result<std::string> Get();
 
   // The server rejected `token` (401): the next Get() requests a new one.
@@ -57,6 +60,9 @@ class TokenSource {
 
  private:
   Status Fetch();  // REQUIRES: mu_ held
+  // A 200 from the token endpoint: keeps its token. REQUIRES: mu_ held
+  Status Accept(const std::string& answer, std::chrono::steady_clock::time_point sent_at,
+                bool renewal);
 
   const SigningKey key_;
   const TokenSourceOptions options_;

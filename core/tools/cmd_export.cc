@@ -121,7 +121,8 @@ int RunExport(int argc, char** argv) {
   flags.AddString("status", &o.status_url, "resume the export at this status URL", "URL");
   flags.AddBool("cancel", &cancel, "with --status: cancel that export (DELETE) and exit");
   flags.AddInt("parallel", &parallel, "files downloaded at once (default 4)");
-  flags.AddInt("retries", &retries, "retries of a request after transient failures (default 5)");
+  flags.AddInt("retries", &retries,
+               "transient failures in a row before a request is given up (default 5)");
   flags.AddBool("no-gzip", &no_gzip, "do not ask for gzip-compressed files");
   flags.AddInt("max-rate", &max_rate, "download at most this many bytes/s in all (0: no limit)",
                "BYTES");
@@ -145,8 +146,10 @@ int RunExport(int argc, char** argv) {
     return kExitOk;
   }
   if (!s.ok() || !flags.positionals().empty()) {
+    const std::string why =
+        s.ok() ? "unexpected argument '" + flags.positionals()[0] + "'" : s.message();
     std::fprintf(stderr, "fhir-bulk export: %s\n(fhir-bulk export --help lists the options)\n",
-                 s.ok() ? "unexpected argument" : s.message().c_str());
+                 why.c_str());
     return kExitUsage;
   }
 

@@ -56,7 +56,7 @@ struct FileOutcome {
   uint64_t wire_bytes = 0;    // body bytes received by this run (compressed ones when gzip)
   uint64_t resumed_from = 0;  // bytes kept from an earlier attempt or run
   bool from_earlier_run = false;
-  int requests = 0;
+  int requests = 0;  // requests made for it by this run
   NdjsonValidator validation;
 };
 

@@ -1,6 +1,8 @@
 // RetryLoop: the one place the export client decides whether, when and how often to send a
 // request again. Kick-off, status polls, file downloads, token requests and the cancel DELETE
-// all run as a RetryLoop over an attempt function.
+// all run as a RetryLoop over an attempt function. (Two requests are sent once: the SMART
+// configuration at start-up, and the manifest re-fetched for fresh links, itself the remedy
+// for an expired or refused link.)
 //
 // The attempt makes one request and says what came of it (an Attempt); the loop does the
 // rest:
@@ -103,14 +105,13 @@ Attempt AttemptForAnswer(const RetryPolicy& policy, const Response& answer,
 class Backoff {
  public:
   explicit Backoff(double initial_seconds = 1, double max_seconds = 60, double factor = 2)
-      : initial_(initial_seconds), max_(max_seconds), factor_(factor), next_(initial_seconds) {}
+      : max_(max_seconds), factor_(factor), next_(initial_seconds) {}
 
   // The wait before the next attempt; each call grows the following one.
   double Next();
-  void Reset() { next_ = initial_; }
 
  private:
-  double initial_, max_, factor_, next_;
+  double max_, factor_, next_;
 };
 
 class RetryLoop {

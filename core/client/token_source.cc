@@ -53,11 +53,6 @@ void TokenSource::Invalidate(const std::string& token) {
   if (token == token_) token_.clear();
 }
 
-int TokenSource::tokens_obtained() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return obtained_;
-}
-
 Status TokenSource::Fetch() {
   const bool renewal = obtained_ > 0;
   const RetryPolicy policy = RetryPolicy::ForOthers(options_.retries);

@@ -52,8 +52,6 @@ class TokenSource {
   // The server rejected `token` (401): the next Get() requests a new one.
   void Invalidate(const std::string& token);
 
-  int tokens_obtained() const;
-
   // How long before its expiry a token with this lifetime is replaced: a fifth of the
   // lifetime, at least 1 s and at most 60 s.
   static std::chrono::seconds RenewMargin(std::chrono::seconds lifetime);
@@ -66,11 +64,11 @@ class TokenSource {
 
   const SigningKey key_;
   const TokenSourceOptions options_;
-  mutable std::mutex mu_;
-  HttpClient http_;  // guarded by mu_
-  std::string token_;
-  std::chrono::steady_clock::time_point renew_at_{};
-  int obtained_ = 0;
+  std::mutex mu_;
+  HttpClient http_;                                   // guarded by mu_
+  std::string token_;                                 // guarded by mu_; "" = none
+  std::chrono::steady_clock::time_point renew_at_{};  // guarded by mu_
+  int obtained_ = 0;                                  // guarded by mu_
 };
 
 // The token endpoint from GET <fhir_base>/.well-known/smart-configuration (an absolute URL,

@@ -315,7 +315,7 @@ FileDownloader::FileDownloader(HttpClient* http, TokenSource* tokens, LinkSource
       links_(links),
       display_(display),
       interrupt_(interrupt),
-      policy_(std::move(policy)) {}
+      policy_(policy) {}
 
 FileOutcome FileDownloader::Download(const FileJob& job) {
   if (access(job.path.c_str(), F_OK) == 0) return CheckEarlierRun(job);

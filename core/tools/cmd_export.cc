@@ -43,8 +43,9 @@ int Fail(const char* what, const Status& s) {
   return client::ExitCodeFor(s);
 }
 
-// Signals go to one thread: the first SIGINT/SIGTERM interrupts the export (which then asks
-// whether to cancel it on the server), a second one ends the process at once.
+// Signals go to one thread: the first SIGINT/SIGTERM interrupts the export (after a Ctrl-C
+// on a terminal, RunExport asks whether to cancel it on the server; otherwise it prints how to
+// resume), a second one ends the process at once.
 class SignalWatcher {
  public:
   explicit SignalWatcher(client::Interrupt* interrupt) {

@@ -341,7 +341,12 @@ Status ExportClient::SetUpAuth() {
   if (!key.ok()) return key.status();
   std::string token_url = options_.token_url;
   if (token_url.empty()) {
-    auto found = DiscoverTokenEndpoint(&http_, options_.fhir_base);
+    RetryLoop retry(RetryPolicy::ForOthers(options_.retries), interrupt_);
+    auto found = DiscoverTokenEndpoint(
+        &http_, options_.fhir_base, &retry, [this](const Attempt& a, double wait) {
+          display_->Warn("SMART configuration: " + a.status.message() + "; retrying in " +
+                         Display::Seconds(wait));
+        });
     if (!found.ok()) {
       return found.status().code() == Status::Code::kNotFound
                  ? Status::Unauthenticated(found.status().message())

@@ -1,8 +1,8 @@
 // RetryLoop: the one place the export client decides whether, when and how often to send a
 // request again. Kick-off, status polls, file downloads, token requests and the cancel DELETE
-// all run as a RetryLoop over an attempt function. (Two requests are sent once: the SMART
-// configuration at start-up, and the manifest re-fetched for fresh links, itself the remedy
-// for an expired or refused link.)
+// all run as a RetryLoop over an attempt function, and so does the SMART configuration at
+// start-up. (One request is sent once: the manifest re-fetched for fresh links, itself the
+// remedy for an expired or refused link.)
 //
 // The attempt makes one request and says what came of it (an Attempt); the loop does the
 // rest:
@@ -139,6 +139,7 @@ class RetryLoop {
 
   // Attempts made by the last Run.
   int attempts() const { return attempts_; }
+  const RetryPolicy& policy() const { return policy_; }
 
  private:
   double WaitFor(const Attempt& a);

@@ -121,24 +121,35 @@ Status TokenSource::Accept(const std::string& answer, std::chrono::steady_clock:
   return Status::OK();
 }
 
-Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base) {
+Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base,
+                                          RetryLoop* retry, const RetryLoop::WaitNote& note) {
   std::string base = fhir_base;
   while (!base.empty() && base.back() == '/') base.pop_back();
   Request req;
   req.url = base + "/.well-known/smart-configuration";
   req.headers = {"Accept: application/json"};
-  auto res = http->Fetch(req);
-  if (!res.ok()) return res.status();
-  if (res->status != 200) {
-    return Status::NotFound(req.url + " answered " + std::to_string(res->status) +
-                            ": no SMART configuration (give --token-url)");
-  }
-  rapidjson::Document doc;
-  const bool parsed = ParseBoundedJson(res->body, &doc);
-  std::string endpoint = JsonString(doc, "token_endpoint");
-  if (!parsed || !IsHttpUrl(endpoint)) {
-    return Status::NotFound(req.url + " has no absolute token_endpoint");
-  }
+  std::string endpoint;
+  Status s = retry->Run(
+      [&]() -> Attempt {
+        auto res = http->Fetch(req);
+        if (!res.ok()) return AttemptForError(res.status());
+        if (res->status != 200) {
+          Attempt a = AttemptForAnswer(retry->policy(), *res, req.url);
+          if (a.kind != Attempt::Kind::kDone) return a;
+          return Attempt::Done(Status::NotFound(req.url + " answered " +
+                                                std::to_string(res->status) +
+                                                ": no SMART configuration (give --token-url)"));
+        }
+        rapidjson::Document doc;
+        const bool parsed = ParseBoundedJson(res->body, &doc);
+        endpoint = JsonString(doc, "token_endpoint");
+        if (!parsed || !IsHttpUrl(endpoint)) {
+          return Attempt::Done(Status::NotFound(req.url + " has no absolute token_endpoint"));
+        }
+        return Attempt::Done();
+      },
+      note);
+  if (!s.ok()) return s;
   return endpoint;
 }
 

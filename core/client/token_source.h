@@ -25,6 +25,7 @@
 #include <string>
 
 #include "client/http_client.h"
+#include "client/retry.h"
 #include "client/signing_key.h"
 #include "util/status.h"
 
@@ -72,8 +73,11 @@ class TokenSource {
 };
 
 // The token endpoint from GET <fhir_base>/.well-known/smart-configuration (an absolute URL,
-// SMART App Launch v2 §2). NotFound when the server publishes no configuration.
-Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base);
+// SMART App Launch v2 §2), the request retried by `retry` (note: as RetryLoop::Run). NotFound
+// when the server publishes no configuration.
+Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base,
+                                          RetryLoop* retry,
+                                          const RetryLoop::WaitNote& note = nullptr);
 
 }  // namespace client
 }  // namespace fhirbulk

@@ -163,6 +163,23 @@ TEST(ClientRetryTest, PendingWaitsWithoutLimitAndEndsARunOfFailures) {
   EXPECT_EQ(h.slept[6], 60) << "back-off grows across pending answers that name no wait";
 }
 
+TEST(ClientRetryTest, EachRunStartsAfresh) {
+  std::vector<double> slept;
+  RetryLoop::Hooks hooks;
+  hooks.sleep = [&slept](double s) {
+    slept.push_back(s);
+    return true;
+  };
+  hooks.uniform = [] { return 0.0; };
+  RetryLoop loop(RetryPolicy::ForOthers(2), nullptr, hooks);
+  for (int run = 0; run < 2; ++run) {
+    int n = 0;
+    EXPECT_TRUE(loop.Run([&n] { return ++n < 3 ? Fail() : Attempt::Done(); }).ok());
+    EXPECT_EQ(loop.attempts(), 3);
+  }
+  EXPECT_EQ(slept, (std::vector<double>{1, 2, 1, 2})) << "neither count nor back-off carried over";
+}
+
 TEST(ClientRetryTest, AgainRetriesAtOnce) {
   Harness h(RetryPolicy::ForOthers(0));
   EXPECT_TRUE(h.Run({Attempt::Again(), Attempt::Again(), Attempt::Done()}).ok());

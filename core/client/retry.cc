@@ -95,6 +95,8 @@ double RetryLoop::WaitFor(const Attempt& a) {
 
 Status RetryLoop::Run(const std::function<Attempt()>& attempt, const WaitNote& note) {
   attempts_ = 0;
+  backoff_ =
+      Backoff(policy_.initial_backoff_seconds, policy_.max_backoff_seconds, policy_.backoff_factor);
   int failures = 0, throttled = 0;
   while (true) {
     if (Interrupted()) return Status::Aborted("interrupted");

@@ -134,7 +134,8 @@ class RetryLoop {
   using WaitNote = std::function<void(const Attempt& why, double seconds)>;
 
   // Runs `attempt` until it is Done (its status), the loop gives up (the last failure, "gave
-  // up after N attempts: ..."), or the interrupt fires (Aborted).
+  // up after N attempts: ..."), or the interrupt fires (Aborted). Each Run starts afresh
+  // (counts and back-off).
   Status Run(const std::function<Attempt()>& attempt, const WaitNote& note = nullptr);
 
   // Attempts made by the last Run.

@@ -63,27 +63,6 @@ TEST(ClientRetryAfterTest, HttpDateRoundTrip) {
   EXPECT_FALSE(ParseHttpDate("Thu, 29 Feb 2023 00:00:00 GMT").ok()) << "not a leap year";
 }
 
-TEST(ClientRetryAfterTest, ExponentialBackoff) {
-  Backoff b(1, 60);
-  std::vector<double> got;
-  for (int i = 0; i < 9; ++i) got.push_back(b.Next());
-  EXPECT_EQ(got, (std::vector<double>{1, 2, 4, 8, 16, 32, 60, 60, 60}));
-  b.Reset();
-  EXPECT_EQ(b.Next(), 1);
-  Backoff slow(0.5, 3, 3);
-  EXPECT_EQ(slow.Next(), 0.5);
-  EXPECT_EQ(slow.Next(), 1.5);
-  EXPECT_EQ(slow.Next(), 3);
-}
-
-TEST(ClientRetryAfterTest, TheServersWaitComesFirstButNeverBelowASecond) {
-  Backoff b(2, 60);
-  EXPECT_EQ(b.Next(std::optional<int64_t>(30)), 30);
-  EXPECT_EQ(b.Next(std::optional<int64_t>(0)), 1);  // "Retry-After: 0" is no busy loop
-  EXPECT_EQ(b.Next(std::nullopt), 2);               // the server did not say: back off
-  EXPECT_EQ(b.Next(std::nullopt), 4);
-}
-
 TEST(ClientRetryAfterTest, TokensAreRenewedBeforeTheyExpire) {
   using std::chrono::seconds;
   EXPECT_EQ(TokenSource::RenewMargin(seconds(300)), seconds(60));

@@ -26,6 +26,7 @@
 #include "client/export_summary.h"
 #include "client/http_status.h"
 #include "client/interrupt.h"
+#include "client/retry.h"
 #include "client/retry_after.h"
 #include "client/signing_key.h"
 #include "client/token_source.h"
@@ -69,7 +70,7 @@ bool IsTypeName(const std::string& t) {
                      [](char c) { return std::isalpha(static_cast<unsigned char>(c)); });
 }
 
-// A manifest type as a file name part: letters and digits only.
+// A manifest type as a file name part: letters and digits kept, anything else '_'.
 std::string SafeName(const std::string& type) {
   std::string out;
   for (char c : type) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
@@ -131,10 +132,6 @@ std::string JobJson(const std::string& status_url, const std::string& kickoff) {
   }
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
-}
-
-bool Retryable5xx(long code, const std::string& body) {
-  return code == 502 || code == 503 || code == 504 || IsTransientOutcome(body);
 }
 
 }  // namespace
@@ -298,10 +295,6 @@ ExportClient::~ExportClient() {
   if (lock_fd_ >= 0) close(lock_fd_);
 }
 
-bool ExportClient::Sleep(double seconds) {
-  return interrupt_ == nullptr || interrupt_->SleepFor(seconds);
-}
-
 Status ExportClient::PrepareOutDir() {
   const std::string& dir = options_.out_dir;
   std::error_code ec;
@@ -348,7 +341,12 @@ Status ExportClient::SetUpAuth() {
   if (!key.ok()) return key.status();
   std::string token_url = options_.token_url;
   if (token_url.empty()) {
-    auto found = DiscoverTokenEndpoint(&http_, options_.fhir_base);
+    RetryLoop retry(RetryPolicy::ForOthers(options_.retries), interrupt_);
+    auto found = DiscoverTokenEndpoint(
+        &http_, options_.fhir_base, &retry, [this](const Attempt& a, double wait) {
+          display_->Warn("SMART configuration: " + a.status.message() + "; retrying in " +
+                         Display::Seconds(wait));
+        });
     if (!found.ok()) {
       return found.status().code() == Status::Code::kNotFound
                  ? Status::Unauthenticated(found.status().message())
@@ -382,11 +380,10 @@ Result<std::string> ExportClient::Authorize(Request* req) {
 Status ExportClient::Kickoff() {
   const KickoffRequest k = BuildKickoff(options_);
   display_->Log("kick-off: " + k.method + " " + k.url);
-  Backoff backoff;
-  int failures = 0;
+  const RetryPolicy policy = RetryPolicy::ForKickoff(options_.retries);
+  RetryLoop retry(policy, interrupt_);
   bool token_renewed = false;
-  while (true) {
-    if (interrupt_ != nullptr && interrupt_->triggered()) return Status::Aborted("interrupted");
+  auto attempt = [&]() -> Attempt {
     Request req;
     req.method = k.method;
     req.url = k.url;
@@ -396,134 +393,124 @@ Status ExportClient::Kickoff() {
         std::string("Prefer: respond-async") + (options_.lenient ? ", handling=lenient" : "")};
     if (k.method == "POST") req.headers.push_back("Content-Type: application/fhir+json");
     auto token = Authorize(&req);
-    if (!token.ok()) return token.status();
+    if (!token.ok()) return Attempt::Done(token.status());
     auto res = http_.Fetch(req);
-    std::optional<int64_t> retry_after;
-    Status failure;
-    if (!res.ok()) {
-      if (res.status().code() != Status::Code::kUnavailable) return res.status();
-      failure = res.status();
-    } else {
-      const long code = res->status;
-      retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros());
-      if (code == 202) {
-        std::string location = res->Header("content-location");
-        if (location.empty()) {
-          return Status::NotSupported("the kick-off was accepted without a Content-Location");
-        }
-        auto url = ResolveUrl(k.url, location);
-        if (!url.ok()) return Status::NotSupported("bad Content-Location: " + location);
-        status_url_ = *url;
-        FHIRBULK_RETURN_IF_ERROR(WriteFileAtomic(options_.out_dir + "/" + kJobFile,
-                                                 JobJson(status_url_, k.method + " " + k.url)));
-        display_->Log("export accepted; status at " + status_url_);
-        return Status::OK();
-      }
-      if (code == 429) {
-        // Too many exports of this client running: wait as told; not a failure.
-        double wait = backoff.Next(retry_after);
-        std::string why = OutcomeText(res->body);
-        display_->Log("kick-off refused for now (429" + (why.empty() ? "" : ": " + why) +
-                      "); trying again in " + Display::Seconds(wait));
-        if (!Sleep(wait)) return Status::Aborted("interrupted");
-        continue;
-      }
-      if (code == 401 && !token->empty() && !token_renewed) {
-        tokens_->Invalidate(*token);
-        token_renewed = true;
-        continue;
-      }
-      Status s = HttpStatusToStatus(code, "kick-off " + k.url, res->body);
-      if (code == 401 && token->empty()) {
-        return Status::Unauthenticated(s.message() +
-                                       "; the server wants authorization (--client-id, --key)");
-      }
-      if (code >= 200 && code < 300) {
-        return Status::NotSupported("the server answered the kick-off with " +
-                                    std::to_string(code) + ", not 202 Accepted");
-      }
-      if (code < 500 || !Retryable5xx(code, res->body)) {
-        if ((code == 400 || code == 422) && !options_.lenient) {
-          return Status::NotSupported(s.message() +
-                                      "; --lenient asks the server to skip what it does not "
-                                      "support");
-        }
-        return s;
-      }
-      failure = s;
+    if (!res.ok()) return AttemptForError(res.status());
+    const long code = res->status;
+    if (code == 202) return Attempt::Done(Accepted(k, *res));
+    if (code == 401 && !token->empty() && !token_renewed) {
+      tokens_->Invalidate(*token);
+      token_renewed = true;
+      return Attempt::Again();
     }
-    if (++failures > options_.retries) return failure;
-    double wait = backoff.Next(retry_after);
-    display_->Warn("kick-off: " + failure.message() + "; retrying in " + Display::Seconds(wait));
-    if (!Sleep(wait)) return Status::Aborted("interrupted");
+    if (code == 429) {
+      // Too many exports of this client running: wait as told; not a failure.
+      const std::string why = OutcomeText(res->body);
+      return Attempt::Throttled(Status::ResourceExhausted("429" + (why.empty() ? "" : ": " + why)),
+                                res->Header("retry-after"));
+    }
+    if (code >= 200 && code < 300) {
+      return Attempt::Done(Status::NotSupported("the server answered the kick-off with " +
+                                                std::to_string(code) + ", not 202 Accepted"));
+    }
+    Attempt a = AttemptForAnswer(policy, *res, "kick-off " + k.url);
+    if (a.kind != Attempt::Kind::kDone) return a;
+    if (code == 401 && token->empty()) {
+      return Attempt::Done(Status::Unauthenticated(
+          a.status.message() + "; the server wants authorization (--client-id, --key)"));
+    }
+    if ((code == 400 || code == 422) && !options_.lenient) {
+      return Attempt::Done(Status::NotSupported(
+          a.status.message() + "; --lenient asks the server to skip what it does not support"));
+    }
+    return a;
+  };
+  auto note = [this](const Attempt& a, double wait) {
+    if (a.kind == Attempt::Kind::kThrottled) {
+      display_->Log("kick-off refused for now (" + a.status.message() + "); trying again in " +
+                    Display::Seconds(wait));
+    } else {
+      display_->Warn("kick-off: " + a.status.message() + "; retrying in " + Display::Seconds(wait));
+    }
+  };
+  return retry.Run(attempt, note);
+}
+
+Status ExportClient::Accepted(const KickoffRequest& k, const Response& res) {
+  const std::string location = res.Header("content-location");
+  if (location.empty()) {
+    return Status::NotSupported("the kick-off was accepted without a Content-Location");
   }
+  auto url = ResolveUrl(k.url, location);
+  if (!url.ok()) return Status::NotSupported("bad Content-Location: " + location);
+  status_url_ = *url;
+  FHIRBULK_RETURN_IF_ERROR(WriteFileAtomic(options_.out_dir + "/" + kJobFile,
+                                           JobJson(status_url_, k.method + " " + k.url)));
+  display_->Log("export accepted; status at " + status_url_);
+  return Status::OK();
 }
 
 Result<ExportClient::Poll> ExportClient::PollUntilDone() {
-  Backoff backoff(1, 60);
-  int failures = 0;
+  const RetryPolicy policy = RetryPolicy::ForPolling(options_.retries);
+  RetryLoop retry(policy, interrupt_);
   bool token_renewed = false;
   std::string progress = "in progress";
-  const auto start = std::chrono::steady_clock::now();
-  while (true) {
-    if (interrupt_ != nullptr && interrupt_->triggered()) return Status::Aborted("interrupted");
+  std::optional<Poll> done;
+  auto attempt = [&]() -> Attempt {
     Request req;
     req.url = status_url_;
     req.headers = {"Accept: application/json"};
     req.max_body = options_.manifest_limits.max_bytes;  // a 200 carries the manifest
     auto token = Authorize(&req);
-    if (!token.ok()) return token.status();
+    if (!token.ok()) return Attempt::Done(token.status());
     auto res = http_.Fetch(req);
-    std::optional<int64_t> retry_after;
-    Status failure;
     if (!res.ok()) {
       if (res.status().code() == Status::Code::kResourceExhausted) {
-        return Status::ResourceExhausted("manifest: " + res.status().message() +
-                                         " (--max-manifest-bytes)");
+        return Attempt::Done(Status::ResourceExhausted("manifest: " + res.status().message() +
+                                                       " (--max-manifest-bytes)"));
       }
-      if (res.status().code() != Status::Code::kUnavailable) return res.status();
-      failure = res.status();
-    } else {
-      const long code = res->status;
-      retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros());
-      if (code != 401) token_renewed = false;
-      if (code == 200) {
-        display_->Clear();
-        return Poll{std::move(res->body), res->Header("expires")};
-      }
-      const double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (code == 202 || code == 429) {
-        failures = 0;
-        if (code == 202 && res->HasHeader("x-progress")) {
-          progress = CleanProgress(res->Header("x-progress"));
-        }
-        double wait = backoff.Next(retry_after);
-        display_->SetStatus("export " + progress,
-                            (code == 429 ? "polled too often (429), " : std::string()) +
-                                "next poll in " + Display::Seconds(wait) + ", waiting for " +
-                                Progress::Duration(elapsed));
-        if (!Sleep(wait)) return Status::Aborted("interrupted");
-        continue;
-      }
-      if (code == 401 && !token->empty() && !token_renewed) {
-        tokens_->Invalidate(*token);
-        token_renewed = true;
-        continue;
-      }
-      if (code == 404 || code == 410) {
-        return Status::NotFound("no export at " + status_url_ +
-                                " (cancelled, expired, or another client's)");
-      }
-      Status s = HttpStatusToStatus(code, "the export failed", res->body);
-      if (!Retryable5xx(code, res->body)) return s;
-      failure = s;
+      return AttemptForError(res.status());
     }
-    if (++failures > options_.retries) return failure;
-    double wait = backoff.Next(retry_after);
-    display_->Warn("status: " + failure.message() + "; polling again in " + Display::Seconds(wait));
-    if (!Sleep(wait)) return Status::Aborted("interrupted");
-  }
+    const long code = res->status;
+    if (code != 401) token_renewed = false;
+    if (code == 200) {
+      done = Poll{std::move(res->body), res->Header("expires")};
+      return Attempt::Done();
+    }
+    if (code == 202) {
+      if (res->HasHeader("x-progress")) progress = CleanProgress(res->Header("x-progress"));
+      return Attempt::Pending(res->Header("retry-after"));
+    }
+    if (code == 401 && !token->empty() && !token_renewed) {
+      tokens_->Invalidate(*token);
+      token_renewed = true;
+      return Attempt::Again();
+    }
+    if (code == 404 || code == 410) {
+      return Attempt::Done(Status::NotFound("no export at " + status_url_ +
+                                            " (cancelled, expired, or another client's)"));
+    }
+    return AttemptForAnswer(policy, *res, "the export failed");
+  };
+  const auto start = std::chrono::steady_clock::now();
+  auto note = [&](const Attempt& a, double wait) {
+    if (a.kind == Attempt::Kind::kRetry) {
+      display_->Warn("status: " + a.status.message() + "; polling again in " +
+                     Display::Seconds(wait));
+      return;
+    }
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    display_->SetStatus(
+        "export " + progress,
+        (a.kind == Attempt::Kind::kThrottled ? "polled too often (429), " : std::string()) +
+            "next poll in " + Display::Seconds(wait) + ", waiting for " +
+            Progress::Duration(elapsed));
+  };
+  Status s = retry.Run(attempt, note);
+  if (!s.ok()) return s;
+  display_->Clear();
+  return std::move(*done);
 }
 
 Result<ExportClient::Poll> ExportClient::FetchManifestOnce() {
@@ -629,7 +616,7 @@ std::vector<std::unique_ptr<FileOutcome>> ExportClient::DownloadAll(
   std::vector<std::unique_ptr<FileOutcome>> outcomes(jobs.size());
   std::atomic<size_t> next{0};
   DownloadPolicy policy;
-  policy.retries = options_.retries;
+  policy.retry = RetryPolicy::ForOthers(options_.retries);
   policy.accept_gzip = options_.accept_gzip;
   auto work = [&] {
     HttpClient http(options_.http);
@@ -737,23 +724,30 @@ Status ExportClient::Cancel() {
     Status s = SetUpAuth();
     if (!s.ok()) return s;
   }
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  const RetryPolicy policy = RetryPolicy::ForOthers(options_.retries);
+  RetryLoop retry(policy, interrupt_);
+  bool token_renewed = false;
+  auto attempt = [&]() -> Attempt {
     Request req;
     req.method = "DELETE";
     req.url = status_url_;
     req.headers = {"Accept: application/fhir+json"};
     auto token = Authorize(&req);
-    if (!token.ok()) return token.status();
+    if (!token.ok()) return Attempt::Done(token.status());
     auto res = http_.Fetch(req);
-    if (!res.ok()) return res.status();
-    if (res->status >= 200 && res->status < 300) return Status::OK();
-    if (res->status == 401 && !token->empty() && attempt == 0) {
+    if (!res.ok()) return AttemptForError(res.status());
+    if (res->status >= 200 && res->status < 300) return Attempt::Done();
+    if (res->status == 401 && !token->empty() && !token_renewed) {
       tokens_->Invalidate(*token);
-      continue;
+      token_renewed = true;
+      return Attempt::Again();
     }
-    return HttpStatusToStatus(res->status, "DELETE " + status_url_, res->body);
-  }
-  return Status::Unauthenticated("DELETE " + status_url_ + ": refused");
+    return AttemptForAnswer(policy, *res, "DELETE " + status_url_);
+  };
+  auto note = [this](const Attempt& a, double wait) {
+    display_->Warn("cancel: " + a.status.message() + "; retrying in " + Display::Seconds(wait));
+  };
+  return retry.Run(attempt, note);
 }
 
 }  // namespace client

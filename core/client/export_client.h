@@ -1,8 +1,9 @@
 // ExportClient: a Bulk Data export from start to finish, as `fhir-bulk export` runs it.
 //
-//   kick-off (GET, or POST with a Parameters resource; 429 and 5xx retried) ->
+//   kick-off (GET, or POST with a Parameters resource; 429 waited out, transient failures
+//   retried) ->
 //   status polling (Retry-After, seconds or HTTP-date, on 202 and 429; exponential back-off
-//   when the server gives none; transient OperationOutcomes retried) ->
+//   when the server gives none; transient failures and OperationOutcomes retried) ->
 //   manifest (saved as manifest.json) ->
 //   parallel downloads of output, deleted and error files (file_download.h), re-fetching the
 //   manifest when its links have expired ->
@@ -15,6 +16,9 @@
 //
 // With a client id and key, every request carries a SMART Backend Services bearer token
 // (token_source.h) except file downloads when the manifest says requiresAccessToken false.
+//
+// What is retried, how often and how long it waits: retry.h (ExportOptions::retries is
+// every request's RetryPolicy::retries).
 //
 // Thread-safety: Run() once, from one thread; Cancel() after Run() returned, or instead of it.
 
@@ -55,7 +59,7 @@ struct ExportOptions {
   std::string status_url;  // resume this export instead of starting one
   std::string out_dir;
   int parallel = 4;
-  int retries = 5;  // per request, for transient failures
+  int retries = 5;  // transient failures in a row before a request is given up (retry.h)
   bool accept_gzip = true;
   // Limits on what the server sends (client/manifest.h, client/ndjson_validator.h): the
   // manifest's size and file count, the longest NDJSON line of a downloaded file.
@@ -122,6 +126,8 @@ class ExportClient : private LinkSource {
   Status SetUpAuth();
   Status PrepareOutDir();
   Status Kickoff();
+  // The kick-off's 202: records the status URL (job.json).
+  Status Accepted(const KickoffRequest& k, const Response& res);
   Result<Poll> PollUntilDone();
   Result<Poll> FetchManifestOnce();
   // One job per manifest file: <Type>.<n>.ndjson, deleted/..., error/...
@@ -130,7 +136,6 @@ class ExportClient : private LinkSource {
   std::vector<std::unique_ptr<FileOutcome>> DownloadAll(const std::vector<FileJob>& jobs);
   // Adds the token (if any) to req; returns the token sent ("" when none).
   Result<std::string> Authorize(Request* req);
-  bool Sleep(double seconds);
 
   // LinkSource
   Result<std::string> Current(const FileJob& job) override;

@@ -14,9 +14,8 @@
 #include "client/http_client.h"
 #include "client/http_status.h"
 #include "client/interrupt.h"
-#include "client/retry_after.h"
+#include "client/retry.h"
 #include "client/token_source.h"
-#include "util/fhir_time.h"
 #include "util/progress.h"
 
 namespace fhirbulk {
@@ -24,18 +23,17 @@ namespace client {
 
 namespace {
 
-// A server that keeps answering 429 with Retry-After is still told to stop at some point.
-constexpr int kMaxThrottled = 100;
-
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
+  ~Fd() { reset(-1); }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
 
  private:
   int fd_;
@@ -74,11 +72,6 @@ Result<uint64_t> Scan(int fd, NdjsonValidator* validator, const std::string& pat
   }
 }
 
-Status Truncate(int fd, const std::string& path) {
-  if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) < 0) return Errno("truncate " + path);
-  return Status::OK();
-}
-
 // "bytes 100-199/200": the first byte (100); "bytes */200": nullopt.
 std::optional<uint64_t> RangeStart(const std::string& content_range) {
   if (content_range.rfind("bytes ", 0) != 0) return std::nullopt;
@@ -97,6 +90,222 @@ std::optional<uint64_t> RangeTotal(const std::string& content_range) {
   return std::strtoull(content_range.c_str() + slash + 1, nullptr, 10);
 }
 
+// One file's download: the ".part" file it grows (and what the validator has seen of it),
+// the link it uses, and the remedies it has left (a fresh token, a fresh link: once each
+// until data flows again).
+class Transfer {
+ public:
+  Transfer(const FileJob& job, FileOutcome* out, HttpClient* http, TokenSource* tokens,
+           LinkSource* links, Display* display, const DownloadPolicy& policy)
+      : job_(job),
+        out_(out),
+        http_(http),
+        tokens_(tokens),
+        links_(links),
+        display_(display),
+        policy_(policy),
+        part_(job.path + ".part") {}
+
+  // Opens the ".part" (new, or what an earlier attempt or run left), validates what it
+  // holds, and shows the file on the display.
+  Status Open();
+  // Fetches the rest of the file into the ".part", retrying as policy says.
+  Status Run(const Interrupt* interrupt);
+  // The file is whole: validation finished, the data on disk, under its final name.
+  Status Commit();
+
+  uint64_t size() const { return size_; }
+  int handle() const { return handle_; }
+
+ private:
+  // One request for the bytes from size_ on (the whole file when size_ is 0).
+  Attempt Once();
+  // HttpClient's sink: appends a chunk of a 2xx body, checking the first one's range.
+  Status Receive(const Response& head, std::string_view chunk, uint64_t asked);
+  // What a complete answer to a request for the bytes from `asked` on means.
+  Attempt Answer(const Response& res, uint64_t asked, const std::string& token);
+  // A link refused as if expired: asks for the file's link in a re-fetched manifest, once.
+  Attempt RefreshLink(long code, Status refused);
+  // Empties the ".part": what it held is not a prefix of the file.
+  Status StartOver();
+
+  const FileJob& job_;
+  FileOutcome* out_;
+  HttpClient* http_;
+  TokenSource* tokens_;
+  LinkSource* links_;
+  Display* display_;
+  const DownloadPolicy& policy_;
+  const std::string part_;
+  Fd fd_{-1};
+  uint64_t size_ = 0;  // bytes in the ".part", all fed to out_->validation
+  int handle_ = -1;    // the display's
+  std::string url_;
+  bool received_ = false;     // the current request's answer has delivered data
+  bool other_range_ = false;  // ... for another range than asked for
+  bool token_renewed_ = false, link_refreshed_ = false;
+};
+
+Status Transfer::Open() {
+  // Health data: readable by the owner only.
+  fd_.reset(open(part_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (fd_.get() < 0) return Errno("open " + part_);
+  auto kept = Scan(fd_.get(), &out_->validation, part_);  // leaves the offset at the end
+  if (!kept.ok()) return kept.status();
+  size_ = *kept;
+  out_->resumed_from = size_;
+  handle_ = display_->FileStarted(job_.name, job_.item.count);
+  display_->FileProgress(handle_, size_, out_->validation.lines());
+  if (size_ > 0) {
+    display_->Log(job_.name + ": resuming after " + Progress::Bytes(size_) + " from earlier");
+  }
+  return Status::OK();
+}
+
+Status Transfer::Run(const Interrupt* interrupt) {
+  auto link = links_->Current(job_);
+  if (!link.ok()) return link.status();
+  url_ = std::move(link).value();
+  RetryLoop retry(policy_.retry, interrupt);
+  auto note = [this](const Attempt& a, double wait) {
+    if (a.kind == Attempt::Kind::kThrottled) {
+      display_->Log(job_.name + ": the server asks to slow down (429); waiting " +
+                    Display::Seconds(wait));
+    } else {
+      display_->Warn(job_.name + ": " + a.status.message() + "; retrying in " +
+                     Display::Seconds(wait) +
+                     (size_ > 0 ? " from byte " + std::to_string(size_) : ""));
+    }
+  };
+  return retry.Run([this] { return Once(); }, note);
+}
+
+Attempt Transfer::Once() {
+  Request req;
+  req.url = url_;
+  req.follow_redirects = true;
+  req.headers.push_back("Accept: application/fhir+ndjson");
+  std::string token;
+  if (job_.send_token && tokens_ != nullptr) {
+    auto t = tokens_->Get();
+    if (!t.ok()) return Attempt::Done(t.status());
+    token = std::move(t).value();
+    req.headers.push_back("Authorization: Bearer " + token);
+  }
+  const uint64_t asked = size_;
+  if (asked > 0) req.headers.push_back("Range: bytes=" + std::to_string(asked) + "-");
+  // A resumed request asks for the identity encoding: the range counts stored bytes.
+  req.accept_gzip = asked == 0 && policy_.accept_gzip;
+  received_ = other_range_ = false;
+  out_->requests++;
+  auto res = http_->Stream(req, [this, asked](const Response& head, std::string_view chunk) {
+    return Receive(head, chunk, asked);
+  });
+  if (!res.ok()) {
+    if (other_range_) {
+      Status s = StartOver();
+      if (!s.ok()) return Attempt::Done(s);
+    }
+    return AttemptForError(res.status());  // the network's: retried; else interrupted, I/O
+  }
+  out_->wire_bytes += res->wire_bytes;
+  return Answer(*res, asked, token);
+}
+
+Status Transfer::Receive(const Response& head, std::string_view chunk, uint64_t asked) {
+  if (!received_) {
+    received_ = true;
+    // This link and token work: a later failure may refresh either once more.
+    link_refreshed_ = token_renewed_ = false;
+    if (asked > 0 && head.status == 206) {
+      if (RangeStart(head.Header("content-range")) != asked) {
+        other_range_ = true;
+        return Status::Unavailable("a 206 for another range than asked for");
+      }
+    } else if (asked > 0) {  // the whole file instead of the rest
+      FHIRBULK_RETURN_IF_ERROR(StartOver());
+    }
+  }
+  FHIRBULK_RETURN_IF_ERROR(WriteAll(fd_.get(), chunk, part_));
+  out_->validation.Feed(chunk);
+  size_ += chunk.size();
+  display_->FileProgress(handle_, size_, out_->validation.lines());
+  return Status::OK();
+}
+
+Attempt Transfer::Answer(const Response& res, uint64_t asked, const std::string& token) {
+  const long code = res.status;
+  if (code >= 200 && code < 300) {
+    // An empty 200 to a range request: the file is empty now.
+    if (asked > 0 && code != 206 && !received_) return Attempt::Done(StartOver());
+    return Attempt::Done();
+  }
+  if (code == 416 && asked > 0) {
+    // The earlier attempt got it all, or the ".part" is longer than the file.
+    if (RangeTotal(res.Header("content-range")) == size_) return Attempt::Done();
+    Status s = StartOver();
+    if (!s.ok()) return Attempt::Done(s);
+    return Attempt::Retry(Status::Unavailable("416: the partial file is longer than the file"));
+  }
+  if (code == 401 && !token.empty() && !token_renewed_) {
+    tokens_->Invalidate(token);  // revoked or expired early: one fresh token
+    token_renewed_ = true;
+    return Attempt::Again();
+  }
+  const std::string what = "GET " + job_.name;
+  if (((code == 401 || code == 403) && token.empty()) || code == 404 || code == 410) {
+    return RefreshLink(code, HttpStatusToStatus(code, what, res.body));
+  }
+  return AttemptForAnswer(policy_.retry, res, what);
+}
+
+Attempt Transfer::RefreshLink(long code, Status refused) {
+  if (link_refreshed_) return Attempt::Done(std::move(refused));
+  link_refreshed_ = true;
+  auto fresh = links_->Refresh(job_, url_);
+  if (!fresh.ok()) return Attempt::Done(std::move(refused));
+  display_->Log(job_.name + ": HTTP " + std::to_string(code) +
+                "; retrying with the link of a re-fetched manifest");
+  url_ = std::move(fresh).value();
+  return Attempt::Again();
+}
+
+Status Transfer::StartOver() {
+  if (ftruncate(fd_.get(), 0) != 0 || lseek(fd_.get(), 0, SEEK_SET) < 0) {
+    return Errno("truncate " + part_);
+  }
+  out_->validation.Reset();
+  size_ = 0;
+  return Status::OK();
+}
+
+Status Transfer::Commit() {
+  out_->validation.Finish();
+  // Under its final name only once whole and on disk.
+  if (fdatasync(fd_.get()) != 0) return Errno("fsync " + part_);
+  if (std::rename(part_.c_str(), job_.path.c_str()) != 0) return Errno("rename " + part_);
+  return Status::OK();
+}
+
+// A file complete from an earlier run: checked again, from disk.
+FileOutcome CheckEarlierRun(const FileJob& job) {
+  FileOutcome out(job);
+  out.from_earlier_run = true;
+  Fd fd(open(job.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    out.status = Errno("open " + job.path);
+    return out;
+  }
+  auto size = Scan(fd.get(), &out.validation, job.path);
+  if (!size.ok()) {
+    out.status = size.status();
+    return out;
+  }
+  out.validation.Finish();
+  out.bytes = *size;
+  return out;
+}
+
 }  // namespace
 
 FileDownloader::FileDownloader(HttpClient* http, TokenSource* tokens, LinkSource* links,
@@ -109,208 +318,15 @@ FileDownloader::FileDownloader(HttpClient* http, TokenSource* tokens, LinkSource
       policy_(policy) {}
 
 FileOutcome FileDownloader::Download(const FileJob& job) {
+  if (access(job.path.c_str(), F_OK) == 0) return CheckEarlierRun(job);
   FileOutcome out(job);
-
-  // Complete from an earlier run: check it again, from disk.
-  if (access(job.path.c_str(), F_OK) == 0) {
-    Fd fd(open(job.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      out.status = Errno("open " + job.path);
-      return out;
-    }
-    auto size = Scan(fd.get(), &out.validation, job.path);
-    if (!size.ok()) {
-      out.status = size.status();
-      return out;
-    }
-    out.validation.Finish();
-    out.bytes = *size;
-    out.from_earlier_run = true;
-    return out;
-  }
-
-  const std::string part = job.path + ".part";
-  // Health data: readable by the owner only.
-  Fd fd(open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (fd.get() < 0) {
-    out.status = Errno("open " + part);
-    return out;
-  }
-  auto kept = Scan(fd.get(), &out.validation, part);  // leaves the offset at the end
-  if (!kept.ok()) {
-    out.status = kept.status();
-    return out;
-  }
-  uint64_t offset = *kept;
-  out.resumed_from = offset;
-  const int handle = display_->FileStarted(job.name, job.item.count);
-  display_->FileProgress(handle, offset, out.validation.lines());
-  if (offset > 0) {
-    display_->Log(job.name + ": resuming after " + Progress::Bytes(offset) + " from earlier");
-  }
-
-  auto link = links_->Current(job);
-  std::string url = link.ok() ? *link : "";
-  if (!link.ok()) out.status = link.status();
-
-  Backoff backoff;
-  int failures = 0, throttled = 0;
-  bool token_renewed = false, link_refreshed = false, done = false;
-  while (out.status.ok() && !done) {
-    if (interrupt_ != nullptr && interrupt_->triggered()) {
-      out.status = Status::Aborted("interrupted");
-      break;
-    }
-    Request req;
-    req.url = url;
-    req.follow_redirects = true;
-    req.headers.push_back("Accept: application/fhir+ndjson");
-    std::string token;
-    if (job.send_token && tokens_ != nullptr) {
-      auto t = tokens_->Get();
-      if (!t.ok()) {
-        out.status = t.status();
-        break;
-      }
-      token = std::move(t).value();
-      req.headers.push_back("Authorization: Bearer " + token);
-    }
-    const bool ranged = offset > 0;
-    const uint64_t asked = offset;
-    if (ranged) req.headers.push_back("Range: bytes=" + std::to_string(offset) + "-");
-    req.accept_gzip = !ranged && policy_.accept_gzip;
-
-    bool first_chunk = true, other_range = false;
-    auto sink = [&](const Response& head, std::string_view chunk) -> Status {
-      if (first_chunk) {
-        first_chunk = false;
-        // This link and token work: a later failure may refresh either once more.
-        link_refreshed = token_renewed = false;
-        if (ranged && head.status == 206) {
-          if (RangeStart(head.Header("content-range")) != asked) {
-            other_range = true;
-            return Status::Unavailable("a 206 for another range than asked for");
-          }
-        } else if (ranged) {  // the whole file instead of the rest
-          FHIRBULK_RETURN_IF_ERROR(Truncate(fd.get(), part));
-          out.validation.Reset();
-          offset = 0;
-        }
-      }
-      FHIRBULK_RETURN_IF_ERROR(WriteAll(fd.get(), chunk, part));
-      out.validation.Feed(chunk);
-      offset += chunk.size();
-      display_->FileProgress(handle, offset, out.validation.lines());
-      return Status::OK();
-    };
-    out.requests++;
-    auto res = http_->Stream(req, sink);
-
-    Status failure;  // set when another attempt may succeed
-    std::optional<int64_t> retry_after;
-    if (!res.ok()) {
-      if (res.status().code() != Status::Code::kUnavailable) {
-        out.status = res.status();  // interrupted, local I/O, a bad URL
-        break;
-      }
-      failure = res.status();
-      if (other_range) {
-        Status s = Truncate(fd.get(), part);
-        if (!s.ok()) {
-          out.status = s;
-          break;
-        }
-        out.validation.Reset();
-        offset = 0;
-      }
-    } else {
-      out.wire_bytes += res->wire_bytes;
-      const long code = res->status;
-      if (code >= 200 && code < 300) {
-        if (ranged && code != 206 && first_chunk) {  // an empty 200 to a range request
-          out.status = Truncate(fd.get(), part);
-          out.validation.Reset();
-          offset = 0;
-        }
-        done = true;
-        continue;
-      }
-      const std::string what = "GET " + job.name;
-      if (code == 416 && ranged) {
-        if (RangeTotal(res->Header("content-range")) == offset) {
-          done = true;  // the earlier attempt got it all
-          continue;
-        }
-        out.status = Truncate(fd.get(), part);
-        out.validation.Reset();
-        offset = 0;
-        failure = Status::Unavailable("416: the partial file is longer than the file");
-      } else if (code == 401 && !token.empty() && !token_renewed) {
-        tokens_->Invalidate(token);  // revoked or expired early: one fresh token
-        token_renewed = true;
-        continue;
-      } else if (((code == 401 || code == 403) && token.empty()) || code == 404 || code == 410) {
-        Status refused = HttpStatusToStatus(code, what, res->body);
-        if (link_refreshed) {
-          out.status = refused;
-          break;
-        }
-        link_refreshed = true;
-        auto fresh = links_->Refresh(job, url);
-        if (!fresh.ok()) {
-          out.status = refused;
-          break;
-        }
-        display_->Log(job.name + ": HTTP " + std::to_string(code) +
-                      "; retrying with the link of a re-fetched manifest");
-        url = std::move(fresh).value();
-        continue;
-      } else if (code == 429) {
-        if (++throttled > kMaxThrottled) {
-          out.status = HttpStatusToStatus(code, what, res->body);
-          break;
-        }
-        retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros());
-        double wait = backoff.Next(retry_after);
-        display_->Log(job.name + ": the server asks to slow down (429); waiting " +
-                      Display::Seconds(wait));
-        if (interrupt_ != nullptr && !interrupt_->SleepFor(wait)) {
-          out.status = Status::Aborted("interrupted");
-        }
-        continue;
-      } else if (code == 408 || code >= 500) {
-        retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros());
-        failure = HttpStatusToStatus(code, what, res->body);
-      } else {
-        out.status = HttpStatusToStatus(code, what, res->body);
-        break;
-      }
-    }
-    if (!out.status.ok()) break;
-    if (++failures > policy_.retries) {
-      out.status = failure.WithContext(job.name + ": gave up after " + std::to_string(failures) +
-                                       " attempts");
-      break;
-    }
-    double wait = backoff.Next(retry_after);
-    display_->Warn(job.name + ": " + failure.message() + "; retrying in " + Display::Seconds(wait) +
-                   (offset > 0 ? " from byte " + std::to_string(offset) : ""));
-    if (interrupt_ != nullptr && !interrupt_->SleepFor(wait)) {
-      out.status = Status::Aborted("interrupted");
-    }
-  }
-
-  out.bytes = offset;
-  if (out.status.ok()) {
-    out.validation.Finish();
-    // Under its final name only once whole and on disk.
-    if (fdatasync(fd.get()) != 0) {
-      out.status = Errno("fsync " + part);
-    } else if (std::rename(part.c_str(), job.path.c_str()) != 0) {
-      out.status = Errno("rename " + part);
-    }
-  }
-  display_->FileDone(handle, out.status.ok());
+  Transfer transfer(job, &out, http_, tokens_, links_, display_, policy_);
+  out.status = transfer.Open();
+  if (!out.status.ok()) return out;
+  out.status = transfer.Run(interrupt_);
+  out.bytes = transfer.size();
+  if (out.status.ok()) out.status = transfer.Commit();
+  display_->FileDone(transfer.handle(), out.status.ok());
   return out;
 }
 

@@ -8,11 +8,13 @@
 // to a range request (the server ignored it) starts the file over; so does a 206 for
 // another range.
 //
-// Failures: network errors, 408, 429, 5xx are retried with the server's Retry-After or
-// exponential back-off (429 waits do not use up the retries); 401 with a token gets one
-// fresh token; 401/403 without a token and 404/410 ask the LinkSource for a fresh link once
-// (an expired link, IG §5 / v3 "capability URLs"); anything else ends the file's download
-// with a Status. The bearer token is sent only when the job says so (requiresAccessToken).
+// Failures: network errors, 408, 429, 5xx are retried as DownloadPolicy::retry says
+// (retry.h: the server's Retry-After or exponential back-off with jitter; 429 waits do not
+// use up the retries); 401 with a token gets one fresh token; 401/403 without a token and
+// 404/410 ask the LinkSource for a fresh link once (an expired link, IG §5 / v3 "capability
+// URLs"); either remedy may be used again once data has flowed. Anything else ends the
+// file's download with a Status. The bearer token is sent only when the job says so
+// (requiresAccessToken).
 //
 // Thread-safety: one FileDownloader per thread (it uses that thread's HttpClient).
 
@@ -24,6 +26,7 @@
 
 #include "client/manifest.h"
 #include "client/ndjson_validator.h"
+#include "client/retry.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -53,7 +56,7 @@ struct FileOutcome {
   uint64_t wire_bytes = 0;    // body bytes received by this run (compressed ones when gzip)
   uint64_t resumed_from = 0;  // bytes kept from an earlier attempt or run
   bool from_earlier_run = false;
-  int requests = 0;
+  int requests = 0;  // requests made for it by this run
   NdjsonValidator validation;
 };
 
@@ -69,7 +72,7 @@ class LinkSource {
 };
 
 struct DownloadPolicy {
-  int retries = 5;
+  RetryPolicy retry = RetryPolicy::ForOthers(5);
   bool accept_gzip = true;
 };
 
@@ -79,6 +82,8 @@ class FileDownloader {
   FileDownloader(HttpClient* http, TokenSource* tokens, LinkSource* links, Display* display,
                  const Interrupt* interrupt, DownloadPolicy policy);
 
+  // Downloads (or resumes, or re-checks) one file; the outcome says what is on disk and, when
+  // that is not the whole file, why.
   FileOutcome Download(const FileJob& job);
 
  private:

@@ -1,10 +1,12 @@
 // HttpClient: the HTTP requests of the bulk data client, on libcurl.
 //
 // One HttpClient wraps one curl easy handle, which keeps its connections alive between
-// requests (kick-off, polls and file downloads reuse them). Failures that are the network's
-// (refused, reset, timed out, truncated) are Unavailable, so callers know a retry may help;
-// a bad URL is InvalidArgument; an interrupt (HttpOptions::interrupt) is Aborted. HTTP error
-// statuses are not failures here: they come back in Response for the caller to interpret.
+// requests (the export client's kick-off and polls share one; each download thread has its
+// own, reused file after file). Failures that are the network's (refused, reset, timed out,
+// truncated) are Unavailable, so callers know a retry may help (client/retry.h); a bad URL
+// is InvalidArgument; a certificate the client cannot verify is NotSupported (no retry
+// fixes it); an interrupt (HttpOptions::interrupt) is Aborted. HTTP error statuses are not
+// failures here: they come back in Response for the caller to interpret.
 //
 // Never logs: requests carry bearer tokens and client assertions.
 //

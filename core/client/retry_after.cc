@@ -123,11 +123,5 @@ std::optional<int64_t> ParseRetryAfter(std::string_view value, int64_t now_us) {
   return std::min(seconds, kMaxRetryAfterSeconds);
 }
 
-double Backoff::Next() {
-  double wait = next_;
-  next_ = std::min(next_ * factor_, max_);
-  return std::min(wait, max_);
-}
-
 }  // namespace client
 }  // namespace fhirbulk

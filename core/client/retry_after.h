@@ -1,7 +1,7 @@
-// When to ask a server again: Retry-After (RFC 9110 §10.2.3) and exponential back-off for
-// when the server does not say (Bulk Data IG §3: clients SHOULD back off exponentially).
+// When a server asks to be asked again: Retry-After (RFC 9110 §10.2.3) and the HTTP-dates it
+// (and Expires) may carry. What the client does with the wait: retry.h.
 //
-// Thread-safety: the functions are pure; a Backoff is used by one thread at a time.
+// Thread-safety: pure functions.
 
 #ifndef FHIRBULK_CLIENT_RETRY_AFTER_H_
 #define FHIRBULK_CLIENT_RETRY_AFTER_H_
@@ -31,26 +31,6 @@ std::optional<int64_t> ParseRetryAfter(std::string_view value, int64_t now_us);
 // The longest wait honoured: a server asking for more is waited for this long, then asked
 // again (a day-long sleep is more likely a misconfiguration than a plan).
 constexpr int64_t kMaxRetryAfterSeconds = 3600;
-
-// Exponential back-off: initial, initial*factor, ... capped at max_seconds. Deterministic
-// (no jitter), so the schedule is testable and logged waits are the real ones.
-class Backoff {
- public:
-  explicit Backoff(double initial_seconds = 1, double max_seconds = 60, double factor = 2)
-      : initial_(initial_seconds), max_(max_seconds), factor_(factor), next_(initial_seconds) {}
-
-  // The wait before the next attempt; each call grows the following one.
-  double Next();
-  // What the server asked for (at least a second: Retry-After 0 would be a busy loop), or,
-  // when it did not say, Next().
-  double Next(const std::optional<int64_t>& retry_after) {
-    return retry_after ? (*retry_after < 1 ? 1.0 : static_cast<double>(*retry_after)) : Next();
-  }
-  void Reset() { next_ = initial_; }
-
- private:
-  double initial_, max_, factor_, next_;
-};
 
 }  // namespace client
 }  // namespace fhirbulk

@@ -7,7 +7,7 @@
 
 #include "client/bounded_json.h"
 #include "client/interrupt.h"
-#include "client/retry_after.h"
+#include "client/retry.h"
 #include "util/fhir_time.h"
 
 namespace fhirbulk {
@@ -53,24 +53,11 @@ void TokenSource::Invalidate(const std::string& token) {
   if (token == token_) token_.clear();
 }
 
-int TokenSource::tokens_obtained() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return obtained_;
-}
-
 Status TokenSource::Fetch() {
   const bool renewal = obtained_ > 0;
-  Backoff backoff;
-  Status last;
-  int64_t retry_after = -1;  // seconds the last 429/503 asked for; -1: it did not say
-  for (int attempt = 0; attempt <= options_.retries; ++attempt) {
-    if (attempt > 0) {
-      double wait = retry_after >= 0 ? static_cast<double>(retry_after) : backoff.Next();
-      if (options_.http.interrupt != nullptr && !options_.http.interrupt->SleepFor(wait)) {
-        return Status::Aborted("interrupted");
-      }
-    }
-    retry_after = -1;
+  const RetryPolicy policy = RetryPolicy::ForOthers(options_.retries);
+  RetryLoop retry(policy, options_.http.interrupt);
+  Status s = retry.Run([&]() -> Attempt {
     Request req;
     req.method = "POST";
     req.url = options_.token_url;
@@ -78,79 +65,91 @@ Status TokenSource::Fetch() {
     // A new assertion per attempt: its jti is single-use.
     auto assertion =
         MakeClientAssertion(key_, options_.client_id, options_.token_url, NowMicros() / 1000000);
-    if (!assertion.ok()) return assertion.status();
+    if (!assertion.ok()) return Attempt::Done(assertion.status());
     req.body = "grant_type=client_credentials&scope=" + PercentEncode(options_.scope) +
                "&client_assertion_type=" +
                PercentEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
                "&client_assertion=" + PercentEncode(*assertion);
     const auto sent_at = std::chrono::steady_clock::now();
     auto res = http_.Fetch(req);
-    if (!res.ok()) {
-      if (res.status().code() != Status::Code::kUnavailable) return res.status();
-      last = res.status();
-      continue;
-    }
+    if (!res.ok()) return AttemptForError(res.status());
+    if (res->status == 200) return Attempt::Done(Accept(res->body, sent_at, renewal));
+    Attempt a = AttemptForAnswer(policy, *res, "the token endpoint");
+    if (a.kind != Attempt::Kind::kDone) return a;
+    // RFC 6749 §5.2: {"error", "error_description"}
     rapidjson::Document body;
     (void)ParseBoundedJson(res->body, &body);  // null when not JSON: no members then
-    if (res->status == 429 || res->status >= 500) {
-      retry_after = ParseRetryAfter(res->Header("retry-after"), NowMicros()).value_or(-1);
-      last = Status::Unavailable("answered " + std::to_string(res->status));
-      continue;
-    }
-    if (res->status != 200) {
-      // RFC 6749 §5.2: {"error", "error_description"}
-      std::string error = JsonString(body, "error");
-      std::string description = JsonString(body, "error_description");
-      std::string msg = "the token endpoint refused client '" + options_.client_id + "' (" +
-                        std::to_string(res->status) + (error.empty() ? "" : " " + error) +
-                        (description.empty() ? "" : ": " + description) + ")";
-      return Status::Unauthenticated(msg);
-    }
-    std::string token = JsonString(body, "access_token");
-    std::string type = JsonString(body, "token_type");
-    if (token.empty() || !EqualsIgnoreCase(type, "bearer")) {
-      return Status::Unauthenticated(
-          "the token endpoint's answer has no access_token of token_type bearer");
-    }
-    // expires_in is required; 300 s is what the profile recommends should it be missing.
-    int64_t lifetime = 300;
-    auto exp = body.IsObject() ? body.FindMember("expires_in") : body.MemberEnd();
-    if (body.IsObject() && exp != body.MemberEnd() && exp->value.IsNumber()) {
-      lifetime = std::max<int64_t>(1, static_cast<int64_t>(exp->value.GetDouble()));
-    }
-    token_ = std::move(token);
-    const std::chrono::seconds life(lifetime);
-    renew_at_ = sent_at + life - RenewMargin(life);
-    obtained_++;
-    if (options_.log) {
-      std::string scope = JsonString(body, "scope");
-      options_.log(std::string(renewal ? "access token renewed" : "access token obtained") +
-                   " (expires in " + std::to_string(lifetime) + " s" +
-                   (scope.empty() ? "" : ", scope " + scope) + ")");
-    }
-    return Status::OK();
+    std::string error = JsonString(body, "error");
+    std::string description = JsonString(body, "error_description");
+    return Attempt::Done(
+        Status::Unauthenticated("the token endpoint refused client '" + options_.client_id + "' (" +
+                                std::to_string(res->status) + (error.empty() ? "" : " " + error) +
+                                (description.empty() ? "" : ": " + description) + ")"));
+  });
+  if (s.code() == Status::Code::kUnavailable || s.code() == Status::Code::kResourceExhausted) {
+    return s.WithContext("token endpoint " + options_.token_url);
   }
-  return last.WithContext("token endpoint " + options_.token_url);
+  return s;
 }
 
-Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base) {
+Status TokenSource::Accept(const std::string& answer, std::chrono::steady_clock::time_point sent_at,
+                           bool renewal) {
+  rapidjson::Document body;
+  (void)ParseBoundedJson(answer, &body);  // null when not JSON: no members then
+  std::string token = JsonString(body, "access_token");
+  std::string type = JsonString(body, "token_type");
+  if (token.empty() || !EqualsIgnoreCase(type, "bearer")) {
+    return Status::Unauthenticated(
+        "the token endpoint's answer has no access_token of token_type bearer");
+  }
+  // expires_in is required; 300 s is what the profile recommends should it be missing.
+  int64_t lifetime = 300;
+  auto exp = body.IsObject() ? body.FindMember("expires_in") : body.MemberEnd();
+  if (body.IsObject() && exp != body.MemberEnd() && exp->value.IsNumber()) {
+    lifetime = std::max<int64_t>(1, static_cast<int64_t>(exp->value.GetDouble()));
+  }
+  token_ = std::move(token);
+  const std::chrono::seconds life(lifetime);
+  renew_at_ = sent_at + life - RenewMargin(life);
+  obtained_++;
+  if (options_.log) {
+    std::string scope = JsonString(body, "scope");
+    options_.log(std::string(renewal ? "access token renewed" : "access token obtained") +
+                 " (expires in " + std::to_string(lifetime) + " s" +
+                 (scope.empty() ? "" : ", scope " + scope) + ")");
+  }
+  return Status::OK();
+}
+
+Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base,
+                                          RetryLoop* retry, const RetryLoop::WaitNote& note) {
   std::string base = fhir_base;
   while (!base.empty() && base.back() == '/') base.pop_back();
   Request req;
   req.url = base + "/.well-known/smart-configuration";
   req.headers = {"Accept: application/json"};
-  auto res = http->Fetch(req);
-  if (!res.ok()) return res.status();
-  if (res->status != 200) {
-    return Status::NotFound(req.url + " answered " + std::to_string(res->status) +
-                            ": no SMART configuration (give --token-url)");
-  }
-  rapidjson::Document doc;
-  const bool parsed = ParseBoundedJson(res->body, &doc);
-  std::string endpoint = JsonString(doc, "token_endpoint");
-  if (!parsed || !IsHttpUrl(endpoint)) {
-    return Status::NotFound(req.url + " has no absolute token_endpoint");
-  }
+  std::string endpoint;
+  Status s = retry->Run(
+      [&]() -> Attempt {
+        auto res = http->Fetch(req);
+        if (!res.ok()) return AttemptForError(res.status());
+        if (res->status != 200) {
+          Attempt a = AttemptForAnswer(retry->policy(), *res, req.url);
+          if (a.kind != Attempt::Kind::kDone) return a;
+          return Attempt::Done(Status::NotFound(req.url + " answered " +
+                                                std::to_string(res->status) +
+                                                ": no SMART configuration (give --token-url)"));
+        }
+        rapidjson::Document doc;
+        const bool parsed = ParseBoundedJson(res->body, &doc);
+        endpoint = JsonString(doc, "token_endpoint");
+        if (!parsed || !IsHttpUrl(endpoint)) {
+          return Attempt::Done(Status::NotFound(req.url + " has no absolute token_endpoint"));
+        }
+        return Attempt::Done();
+      },
+      note);
+  if (!s.ok()) return s;
   return endpoint;
 }
 

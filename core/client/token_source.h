@@ -9,8 +9,11 @@
 //
 // Tokens and assertions are never logged or put in messages.
 //
+// Requests to the token endpoint are retried as RetryPolicy::ForOthers says (retry.h).
+//
 // Thread-safety: Get() and Invalidate() may be called from any thread; one token request is
-// in flight at a time and concurrent callers share its result.
+// in flight at a time, and callers that waited for it use the token it got (after a
+// failure, each tries again itself).
 
 #ifndef FHIRBULK_CLIENT_TOKEN_SOURCE_H_
 #define FHIRBULK_CLIENT_TOKEN_SOURCE_H_
@@ -22,6 +25,7 @@
 #include <string>
 
 #include "client/http_client.h"
+#include "client/retry.h"
 #include "client/signing_key.h"
 #include "util/status.h"
 
@@ -32,7 +36,7 @@ struct TokenSourceOptions {
   std::string client_id;
   std::string token_url;  // the token endpoint; also the assertion's aud
   std::string scope;      // space-separated, e.g. "system/*.read"
-  int retries = 3;        // for network failures, 5xx and 429 at the token endpoint
+  int retries = 3;        // transient failures in a row (retry.h: RetryPolicy::ForOthers)
   HttpOptions http;
   std::function<void(const std::string&)> log;  // progress notes for the user
 };
@@ -43,13 +47,11 @@ class TokenSource {
 
   // A bearer token to send now. Unauthenticated when the token endpoint refuses the client
   // (the OAuth error and its description in the message), Unavailable when it cannot be
-  // reached, Aborted when interrupted.
+  // reached (ResourceExhausted when it kept answering 429), Aborted when interrupted.
   Result<std::string> Get();
 
   // The server rejected `token` (401): the next Get() requests a new one.
   void Invalidate(const std::string& token);
-
-  int tokens_obtained() const;
 
   // How long before its expiry a token with this lifetime is replaced: a fifth of the
   // lifetime, at least 1 s and at most 60 s.
@@ -57,19 +59,25 @@ class TokenSource {
 
  private:
   Status Fetch();  // REQUIRES: mu_ held
+  // A 200 from the token endpoint: keeps its token. REQUIRES: mu_ held
+  Status Accept(const std::string& answer, std::chrono::steady_clock::time_point sent_at,
+                bool renewal);
 
   const SigningKey key_;
   const TokenSourceOptions options_;
-  mutable std::mutex mu_;
-  HttpClient http_;  // guarded by mu_
-  std::string token_;
-  std::chrono::steady_clock::time_point renew_at_{};
-  int obtained_ = 0;
+  std::mutex mu_;
+  HttpClient http_;                                   // guarded by mu_
+  std::string token_;                                 // guarded by mu_; "" = none
+  std::chrono::steady_clock::time_point renew_at_{};  // guarded by mu_
+  int obtained_ = 0;                                  // guarded by mu_
 };
 
 // The token endpoint from GET <fhir_base>/.well-known/smart-configuration (an absolute URL,
-// SMART App Launch v2 §2). NotFound when the server publishes no configuration.
-Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base);
+// SMART App Launch v2 §2), the request retried by `retry` (note: as RetryLoop::Run). NotFound
+// when the server publishes no configuration.
+Result<std::string> DiscoverTokenEndpoint(HttpClient* http, const std::string& fhir_base,
+                                          RetryLoop* retry,
+                                          const RetryLoop::WaitNote& note = nullptr);
 
 }  // namespace client
 }  // namespace fhirbulk

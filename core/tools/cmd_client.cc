@@ -37,7 +37,9 @@ constexpr const char* kUsage =
     "  remove ID                 forgets the client\n"
     "  keygen --alg ES384|RS384 --private FILE --jwks-out FILE [--kid K]\n"
     "      makes a key pair: the private key (PEM, mode 0600) and the public JWK Set\n"
-    "Database: --db CONNINFO, else $PG_CONNINFO.\n";
+    "Database: --db CONNINFO, else $PG_CONNINFO.\n"
+    "Options come first; \"--\" ends them, so an id that starts with '-' (older databases\n"
+    "have some) is read as an id:  fhir-bulk client disable --db CONNINFO -- -Xy...\n";
 
 int Fail(const std::string& msg, int code = kExitFailure) {
   std::fprintf(stderr, "fhir-bulk client: %s\n", msg.c_str());
@@ -170,8 +172,15 @@ int RunClient(int argc, char** argv) {
   if (!s.ok()) return Fail(s.message(), kExitUsage);
   const auto& args = flags.positionals();
 
+  // The command line is checked whole before the database is asked anything.
+  const bool by_id = action == "disable" || action == "enable" || action == "remove";
+  if (!by_id && action != "add" && action != "list" && action != "keygen") {
+    return Fail("unknown action '" + action + "'\n" + kUsage, kExitUsage);
+  }
+  if (by_id && args.size() != 1) return Fail(action + " takes one client_id", kExitUsage);
+  if (!by_id && !args.empty()) return Fail(action + " takes no arguments", kExitUsage);
+
   if (action == "keygen") {
-    if (!args.empty()) return Fail("keygen takes no arguments", kExitUsage);
     return Keygen(alg, private_path, jwks_out.empty() ? jwks_file : jwks_out, kid);
   }
   auto conn = Connect(db);
@@ -179,7 +188,6 @@ int RunClient(int argc, char** argv) {
   PgConnection* c = conn->get();
 
   if (action == "add") {
-    if (!args.empty()) return Fail("add takes no arguments", kExitUsage);
     NewClient nc;
     nc.name = name;
     nc.jwks_url = jwks_url;
@@ -215,15 +223,12 @@ int RunClient(int argc, char** argv) {
     }
     return kExitOk;
   }
-  if (action == "disable" || action == "enable" || action == "remove") {
-    if (args.size() != 1) return Fail(action + " takes one client_id", kExitUsage);
-    Status r = action == "remove" ? RemoveClient(c, args[0])
-                                  : SetClientEnabled(c, args[0], action == "enable");
-    if (!r.ok()) return Fail(r.message());
-    std::printf("%s %sd\n", args[0].c_str(), action == "remove" ? "remove" : action.c_str());
-    return kExitOk;
-  }
-  return Fail("unknown action '" + action + "'\n" + kUsage, kExitUsage);
+  // disable, enable, remove
+  Status r = action == "remove" ? RemoveClient(c, args[0])
+                                : SetClientEnabled(c, args[0], action == "enable");
+  if (!r.ok()) return Fail(r.message());
+  std::printf("%s %sd\n", args[0].c_str(), action == "remove" ? "remove" : action.c_str());
+  return kExitOk;
 }
 
 }  // namespace fhirbulk

@@ -43,8 +43,9 @@ int Fail(const char* what, const Status& s) {
   return client::ExitCodeFor(s);
 }
 
-// Signals go to one thread: the first SIGINT/SIGTERM interrupts the export (which then asks
-// whether to cancel it on the server), a second one ends the process at once.
+// Signals go to one thread: the first SIGINT/SIGTERM interrupts the export (after a Ctrl-C
+// on a terminal, RunExport asks whether to cancel it on the server; otherwise it prints how to
+// resume), a second one ends the process at once.
 class SignalWatcher {
  public:
   explicit SignalWatcher(client::Interrupt* interrupt) {
@@ -121,7 +122,8 @@ int RunExport(int argc, char** argv) {
   flags.AddString("status", &o.status_url, "resume the export at this status URL", "URL");
   flags.AddBool("cancel", &cancel, "with --status: cancel that export (DELETE) and exit");
   flags.AddInt("parallel", &parallel, "files downloaded at once (default 4)");
-  flags.AddInt("retries", &retries, "retries of a request after transient failures (default 5)");
+  flags.AddInt("retries", &retries,
+               "transient failures in a row before a request is given up (default 5)");
   flags.AddBool("no-gzip", &no_gzip, "do not ask for gzip-compressed files");
   flags.AddInt("max-rate", &max_rate, "download at most this many bytes/s in all (0: no limit)",
                "BYTES");
@@ -145,8 +147,10 @@ int RunExport(int argc, char** argv) {
     return kExitOk;
   }
   if (!s.ok() || !flags.positionals().empty()) {
+    const std::string why =
+        s.ok() ? "unexpected argument '" + flags.positionals()[0] + "'" : s.message();
     std::fprintf(stderr, "fhir-bulk export: %s\n(fhir-bulk export --help lists the options)\n",
-                 s.ok() ? "unexpected argument" : s.message().c_str());
+                 why.c_str());
     return kExitUsage;
   }
 

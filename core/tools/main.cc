@@ -35,7 +35,9 @@ void PrintUsage(FILE* out) {
   for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out,
                "\nRun 'fhir-bulk <command> --help' for a command's options.\n"
-               "Database: --db CONNINFO, else $PG_CONNINFO, else the PG* variables.\n");
+               "Database: --db CONNINFO, else $PG_CONNINFO, else the PG* variables.\n"
+               "\"--\" ends a command's options: what follows is an argument even if it\n"
+               "starts with '-'.\n");
 }
 
 }  // namespace

@@ -11,11 +11,11 @@
 #include <algorithm>
 #include <utility>
 
-#include "http/query_string.h"
 #include "export/type_filter_sql.h"
 #include "fhir/resource_index.h"
 #include "fhir/resource_types.h"
 #include "fhir/search_params.h"
+#include "http/query_string.h"
 #include "util/fhir_time.h"
 #include "util/json_depth.h"
 
@@ -179,16 +179,15 @@ AcceptMatch MatchAccept(std::string_view accept, std::string_view type, std::str
 Status CheckAccept(std::string_view accept, const ExportParseOptions& options) {
   if (Trim(accept).empty()) {
     if (!options.require_accept_fhir_json) return Status::OK();
-    return Status::InvalidArgument("Accept: the header is required and must allow " +
-                                   std::string(kFhirJson));
+    return Status::NotAcceptable("Accept: the header is required and must allow " +
+                                 std::string(kFhirJson));
   }
   const AcceptMatch fhir_json = MatchAccept(accept, "application", "fhir+json");
   const AcceptMatch json = MatchAccept(accept, "application", "json");
   const bool refused_by_name = fhir_json.specificity == 3 && fhir_json.q == 0;
   if (fhir_json.q > 0 || (json.q > 0 && !refused_by_name)) return Status::OK();
-  return Status::InvalidArgument("Accept: " + Quoted(accept) + " does not allow " +
-                                 std::string(kFhirJson) +
-                                 ", the only format this operation returns");
+  return Status::NotAcceptable("Accept: " + Quoted(accept) + " does not allow " +
+                               std::string(kFhirJson) + ", the only format this operation returns");
 }
 
 struct Preferences {
@@ -325,9 +324,9 @@ Status CheckSizes(std::string_view name, size_t value_bytes, const KickoffLimits
 Status CollectGetParams(std::string_view query, const KickoffLimits& limits, Leniency* leniency,
                         RawParams* raw) {
   if (query.size() > limits.max_query_bytes) {
-    return Status::InvalidArgument(std::string(kQueryTooLarge) + ": the query string is " +
-                                   std::to_string(query.size()) + " bytes, " +
-                                   OverLimit(limits.max_query_bytes, "bytes"));
+    return Status::UriTooLong(std::string(kQueryTooLarge) + ": the query string is " +
+                              std::to_string(query.size()) + " bytes, " +
+                              OverLimit(limits.max_query_bytes, "bytes"));
   }
   const size_t segments = static_cast<size_t>(std::count(query.begin(), query.end(), '&')) + 1;
   if (segments > limits.max_parameters) {
@@ -435,9 +434,9 @@ Status CollectPostParams(const HttpRequest& request, const KickoffLimits& limits
                          Leniency* leniency, RawParams* raw) {
   FHIRBULK_RETURN_IF_ERROR(CheckContentType(request.content_type));
   if (request.body.size() > limits.max_body_bytes) {
-    return Status::InvalidArgument(std::string(kBodyTooLarge) + ": the body is " +
-                                   std::to_string(request.body.size()) + " bytes, " +
-                                   OverLimit(limits.max_body_bytes, "bytes"));
+    return Status::TooLarge(std::string(kBodyTooLarge) + ": the body is " +
+                            std::to_string(request.body.size()) + " bytes, " +
+                            OverLimit(limits.max_body_bytes, "bytes"));
   }
   FHIRBULK_RETURN_IF_ERROR(CheckJsonDepth(request.body, limits.max_json_depth));
   if (!request.query.empty()) {
@@ -1127,13 +1126,6 @@ KickoffLimits EffectiveKickoffLimits(const KickoffLimits& limits) {
   fill(&out.max_type_filter_values, defaults.max_type_filter_values);
   fill(&out.max_type_filter_terms, defaults.max_type_filter_terms);
   return out;
-}
-
-int KickoffSizeHttpStatus(const Status& status) {
-  if (status.code() != Status::Code::kInvalidArgument) return 0;
-  if (StartsWith(status.message(), kBodyTooLarge)) return 413;
-  if (StartsWith(status.message(), kQueryTooLarge)) return 414;
-  return 0;
 }
 
 bool IsPatientExportSupportingType(std::string_view type) {

@@ -111,15 +111,16 @@ ngx_module_t  ngx_http_fhir_bulk_files_module = {
  * a bulk-data client needs: the NDJSON media type, the precompressed
  * "<file>.gz" twin with Content-Encoding: gzip when the client accepts it
  * (never compressing per request), and OperationOutcome errors.  Names are
- * checked against the pattern workers write, so no other file is reachable.
+ * checked against the core's grammar of the names workers write
+ * (fhirbulk_files_split_path), so no other file is reachable.
  */
 
 static ngx_int_t
 ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
 {
-    u_char                         *last;
-    size_t                          root;
-    ngx_int_t                       rc;
+    u_char                               *last;
+    size_t                                root;
+    ngx_int_t                             rc;
     ngx_str_t                             rel, path;
     ngx_buf_t                            *b;
     ngx_uint_t                            gzip, allowed;

@@ -1152,7 +1152,8 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_token_lifetime\" must be from 1s to "
-                           "300s (SMART access tokens are short-lived)");
+                           "%ds (SMART access tokens are short-lived)",
+                           FHIRBULK_MAX_TOKEN_LIFETIME);
         return NGX_CONF_ERROR;
     }
 
@@ -1172,7 +1173,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_max_active_exports\" must be from 0 "
-                           "to 1000000");
+                           "to %d", FHIRBULK_MAX_EXPORTS_LIMIT);
         return NGX_CONF_ERROR;
     }
 
@@ -1181,7 +1182,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_max_retained_exports\" must be from 0 "
-                           "to 1000000");
+                           "to %d", FHIRBULK_MAX_EXPORTS_LIMIT);
         return NGX_CONF_ERROR;
     }
 
@@ -1190,7 +1191,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_min_free_percent\" must be from 0 "
-                           "to 99");
+                           "to %d", FHIRBULK_MAX_MIN_FREE_PERCENT);
         return NGX_CONF_ERROR;
     }
 
@@ -1199,7 +1200,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_typefilter_max_terms\" must be from 1 "
-                           "to 1000000");
+                           "to %d", FHIRBULK_MAX_TYPEFILTER_MAX_TERMS);
         return NGX_CONF_ERROR;
     }
 
@@ -1416,8 +1417,8 @@ ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (n < 1 || n > FHIRBULK_MAX_RETRY_AFTER) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\" directive: "
-                           "seconds from 1 to 3600 are required",
-                           &value[1], &cmd->name);
+                           "seconds from 1 to %d are required",
+                           &value[1], &cmd->name, FHIRBULK_MAX_RETRY_AFTER);
         return NGX_CONF_ERROR;
     }
 

@@ -3,15 +3,20 @@
  * Copyright (C) ngx_fhir_bulk authors
  * Licensed under the Apache License, Version 2.0.
  *
- * ngx_http_fhir_bulk_module: the nginx glue of the FHIR Bulk Data server.
+ * ngx_http_fhir_bulk_module: the FHIR endpoint of the FHIR Bulk Data server
+ * (the API module; export downloads are ngx_http_fhir_bulk_files_module, in
+ * the same shared object, see ngx_http_fhir_bulk.h).
  *
  * The module owns no FHIR logic: it turns an nginx request into a
  * fhirbulk_request_t, asks the core (core/include/fhirbulk/fhirbulk.h) for the
- * answer and writes it out.  The core answers in two halves so that the event
- * loop never waits on PostgreSQL: fhirbulk_handle_fast() runs here, in the
- * event loop; when it says the request needs the database, the module posts
- * fhirbulk_handle_blocking() to an nginx thread pool and finishes the request
- * in the task's completion event.  A full queue answers 503 + Retry-After.
+ * answer and writes it out.  Each request is handled once, in two halves, so
+ * that the event loop never waits on PostgreSQL: fhirbulk_handle_fast() runs
+ * here, in the event loop, and either answers or hands back the parsed
+ * request as a fhirbulk_pending_t; the module then posts
+ * fhirbulk_pending_run() to an nginx thread pool and finishes the request in
+ * the task's completion event.  A full queue answers 503 + Retry-After.  The
+ * pending object lives in the request's module context and is freed by a
+ * cleanup of the request pool, however the request ends.
  */
 
 
@@ -19,7 +24,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "fhirbulk/fhirbulk.h"
+#include "ngx_http_fhir_bulk.h"
 
 
 #if !(NGX_THREADS)
@@ -30,69 +35,29 @@
 /* how often a request waiting for the thread pool re-arms its timer (ms) */
 #define NGX_HTTP_FHIR_BULK_IN_FLIGHT_TICK  60000
 
-/*
- * A cancelled job's marker: "<export dir>/.cancels/<job id>", written by the
- * node that acknowledges the DELETE (core/server/server.cc, kCancelMarkerDir)
- * before its 202; every node refuses the job's files while it exists.
- */
-#define NGX_HTTP_FHIR_BULK_CANCELS  "/.cancels/"
-
-
-typedef struct {
-    ngx_flag_t            api;
-    ngx_str_t             base_url;
-    ngx_str_t             conninfo;
-    ngx_str_t             conninfo_file;
-    ngx_str_t             thread_pool_name;
-    ngx_int_t             retry_after;
-    ngx_str_t             export_dir;
-    ngx_int_t             max_active_exports;
-    ngx_int_t             max_retained_exports;
-    off_t                 max_retained_size;
-    off_t                 min_free_space;
-    ngx_int_t             min_free_percent;
-    ngx_flag_t            strict_headers;
-    ngx_int_t             typefilter_max_terms;
-    ngx_msec_t            min_poll_interval;
-    ngx_str_t             files_dir;
-    ngx_flag_t            auth;
-    ngx_str_t             token_key_file;
-    ngx_int_t             token_lifetime;
-    ngx_flag_t            jwks_allow_insecure;
-    ngx_str_t             signed_url_key_file;
-    ngx_int_t             signed_url_lifetime;
-
-    ngx_thread_pool_t    *thread_pool;
-    fhirbulk_server_t    *server;
-    fhirbulk_files_t     *files;
-} ngx_http_fhir_bulk_loc_conf_t;
-
-
 /* the export directories of this configuration, for their ".cancels" */
 typedef struct {
     ngx_array_t           export_dirs;     /* of ngx_str_t */
 } ngx_http_fhir_bulk_main_conf_t;
 
 
-/* per download, for the audit record written in the log phase */
+/*
+ * Per request that needs the thread pool (ngx_http_set_ctx): the pending
+ * request the fast half handed over, the answer the thread fills in, and a
+ * timer.  Released by ngx_http_fhir_bulk_cleanup_request() with the request
+ * pool, also when the client goes away mid-request.
+ */
 typedef struct {
-    fhirbulk_files_t     *files;
-    ngx_str_t             target;
-    char                  client[257];
-} ngx_http_fhir_bulk_download_ctx_t;
-
-
-typedef struct {
-    fhirbulk_server_t    *server;
-    fhirbulk_request_t    request;
+    fhirbulk_pending_t   *pending;
     fhirbulk_response_t   response;
     /*
      * Armed while the task is queued or running.  A worker shutting down
      * gracefully (reload, QUIT) exits once no uncancelable timer is left,
      * and nothing else marks a request waiting for the thread pool as alive.
+     * Then, for an answer the core holds back (delay_ms), the delay.
      */
     ngx_event_t           in_flight;
-} ngx_http_fhir_bulk_task_ctx_t;
+} ngx_http_fhir_bulk_ctx_t;
 
 
 static ngx_int_t ngx_http_fhir_bulk_handler(ngx_http_request_t *r);
@@ -109,22 +74,9 @@ static void ngx_http_fhir_bulk_thread_done(ngx_event_t *ev);
 static void ngx_http_fhir_bulk_in_flight_handler(ngx_event_t *ev);
 static void ngx_http_fhir_bulk_delayed_send(ngx_event_t *ev);
 static void ngx_http_fhir_bulk_finish(ngx_http_request_t *r,
-    ngx_http_fhir_bulk_task_ctx_t *ctx);
-static ngx_int_t ngx_http_fhir_bulk_send(ngx_http_request_t *r,
-    fhirbulk_response_t *resp);
-static ngx_int_t ngx_http_fhir_bulk_send_error(ngx_http_request_t *r,
-    ngx_int_t status, const char *issue_code, const char *diagnostics,
-    ngx_int_t retry_after);
+    ngx_http_fhir_bulk_ctx_t *ctx);
+static void ngx_http_fhir_bulk_cleanup_request(void *data);
 
-static ngx_int_t ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_fhir_bulk_valid_file_path(ngx_str_t *rel);
-static ngx_int_t ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
-    ngx_http_fhir_bulk_loc_conf_t *flcf, ngx_str_t *rel, ngx_uint_t *allowed);
-static ngx_int_t ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
-    ngx_str_t *path, size_t root, ngx_open_file_info_t *of);
-static ngx_int_t ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r,
-    ngx_str_t *dir, ngx_str_t *rel);
-static ngx_int_t ngx_http_fhir_bulk_mask_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fhir_bulk_add_export_dir(ngx_conf_t *cf,
     ngx_str_t *export_dir);
 static void ngx_http_fhir_bulk_prepare_cancels(ngx_cycle_t *cycle,
@@ -139,19 +91,9 @@ static char *ngx_http_fhir_bulk_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_fhir_bulk_base_url(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_fhir_bulk_files(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
-static char *ngx_http_fhir_bulk_read_conninfo_file(ngx_conf_t *cf,
-    ngx_http_fhir_bulk_loc_conf_t *conf);
 static void ngx_http_fhir_bulk_cleanup_server(void *data);
-static void ngx_http_fhir_bulk_cleanup_files(void *data);
-static char *ngx_http_fhir_bulk_create_files(ngx_conf_t *cf,
-    ngx_http_fhir_bulk_loc_conf_t *conf);
-static ngx_int_t ngx_http_fhir_bulk_full_name(ngx_conf_t *cf, ngx_str_t *name);
-static ngx_int_t ngx_http_fhir_bulk_postconfiguration(ngx_conf_t *cf);
-static ngx_int_t ngx_http_fhir_bulk_log_handler(ngx_http_request_t *r);
 
 
 static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
@@ -159,13 +101,6 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
     { ngx_string("fhir_bulk_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_fhir_bulk_api,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("fhir_bulk_files"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_fhir_bulk_files,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -316,7 +251,7 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
 
 static ngx_http_module_t  ngx_http_fhir_bulk_module_ctx = {
     NULL,                                  /* preconfiguration */
-    ngx_http_fhir_bulk_postconfiguration,  /* postconfiguration */
+    NULL,                                  /* postconfiguration */
 
     ngx_http_fhir_bulk_create_main_conf,   /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -386,9 +321,11 @@ ngx_http_fhir_bulk_process(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
     ngx_thread_task_t              *task;
+    ngx_pool_cleanup_t             *cln;
+    fhirbulk_pending_t             *pending;
     fhirbulk_request_t              req;
     fhirbulk_response_t             resp;
-    ngx_http_fhir_bulk_task_ctx_t  *ctx;
+    ngx_http_fhir_bulk_ctx_t       *ctx;
     ngx_http_fhir_bulk_loc_conf_t  *flcf;
 
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_bulk_module);
@@ -406,29 +343,40 @@ ngx_http_fhir_bulk_process(ngx_http_request_t *r)
 
     ngx_memzero(&resp, sizeof(fhirbulk_response_t));
 
-    if (fhirbulk_handle_fast(flcf->server, &req, &resp) == FHIRBULK_DONE) {
+    if (fhirbulk_handle_fast(flcf->server, &req, &resp, &pending)
+        == FHIRBULK_DONE)
+    {
         rc = ngx_http_fhir_bulk_send(r, &resp);
         fhirbulk_response_free(&resp);
         return rc;
     }
 
     /*
-     * The request needs the database: run the blocking half in the thread
-     * pool.  Everything the thread reads lives in r->pool, which stays
-     * alive while the request is blocked.
+     * The request needs the database: the pending request (it owns what it
+     * needs) goes to the thread pool.  From here on the request pool owns
+     * it, through the cleanup, whatever happens to the request.
      */
 
-    task = ngx_thread_task_alloc(r->pool,
-                                 sizeof(ngx_http_fhir_bulk_task_ctx_t));
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_bulk_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (ctx == NULL || cln == NULL) {
+        fhirbulk_pending_free(pending);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->pending = pending;
+    cln->handler = ngx_http_fhir_bulk_cleanup_request;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_fhir_bulk_module);
+
+    task = ngx_thread_task_alloc(r->pool, 0);
     if (task == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx = task->ctx;
-    ctx->server = flcf->server;
-    ctx->request = req;
-    ngx_memzero(&ctx->response, sizeof(fhirbulk_response_t));
-
+    task->ctx = ctx;
     task->handler = ngx_http_fhir_bulk_thread_handler;
     task->event.data = r;
     task->event.handler = ngx_http_fhir_bulk_thread_done;
@@ -673,25 +621,22 @@ ngx_http_fhir_bulk_read_body(ngx_http_request_t *r, fhirbulk_str_t *out)
 static void
 ngx_http_fhir_bulk_thread_handler(void *data, ngx_log_t *log)
 {
-    ngx_http_fhir_bulk_task_ctx_t  *ctx = data;
+    ngx_http_fhir_bulk_ctx_t  *ctx = data;
 
-    fhirbulk_handle_blocking(ctx->server, &ctx->request, &ctx->response);
+    fhirbulk_pending_run(ctx->pending, &ctx->response);
 }
 
+
+/* the task's completion event, back in the event loop; ev->data is r */
 
 static void
 ngx_http_fhir_bulk_thread_done(ngx_event_t *ev)
 {
-    ngx_thread_task_t              *task;
-    ngx_http_request_t             *r;
-    ngx_http_fhir_bulk_task_ctx_t  *ctx;
+    ngx_http_request_t        *r;
+    ngx_http_fhir_bulk_ctx_t  *ctx;
 
     r = ev->data;
-
-    /* the event is the first member of the task: recover the task */
-    task = (ngx_thread_task_t *) ((u_char *) ev
-                                  - offsetof(ngx_thread_task_t, event));
-    ctx = task->ctx;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_bulk_module);
 
     if (ctx->in_flight.timer_set) {
         ngx_del_timer(&ctx->in_flight);
@@ -715,21 +660,19 @@ ngx_http_fhir_bulk_thread_done(ngx_event_t *ev)
 static void
 ngx_http_fhir_bulk_delayed_send(ngx_event_t *ev)
 {
-    ngx_http_fhir_bulk_task_ctx_t  *ctx;
+    ngx_http_request_t  *r;
 
-    ctx = (ngx_http_fhir_bulk_task_ctx_t *)
-              ((u_char *) ev - offsetof(ngx_http_fhir_bulk_task_ctx_t,
-                                        in_flight));
+    r = ev->data;
 
-    ngx_http_fhir_bulk_finish(ev->data, ctx);
+    ngx_http_fhir_bulk_finish(r, ngx_http_get_module_ctx(r,
+                                                ngx_http_fhir_bulk_module));
 }
 
 
 /* sends the task's response and releases the request held for the task */
 
 static void
-ngx_http_fhir_bulk_finish(ngx_http_request_t *r,
-    ngx_http_fhir_bulk_task_ctx_t *ctx)
+ngx_http_fhir_bulk_finish(ngx_http_request_t *r, ngx_http_fhir_bulk_ctx_t *ctx)
 {
     ngx_int_t          rc;
     ngx_connection_t  *c;
@@ -757,7 +700,29 @@ ngx_http_fhir_bulk_finish(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+/*
+ * The request pool is going away: release what the core allocated.  The
+ * thread cannot be running (the request stays blocked until its completion
+ * event), so nothing else touches the context now.
+ */
+
+static void
+ngx_http_fhir_bulk_cleanup_request(void *data)
+{
+    ngx_http_fhir_bulk_ctx_t  *ctx = data;
+
+    if (ctx->in_flight.timer_set) {
+        ngx_del_timer(&ctx->in_flight);
+    }
+
+    fhirbulk_pending_free(ctx->pending);
+    ctx->pending = NULL;
+
+    fhirbulk_response_free(&ctx->response);
+}
+
+
+ngx_int_t
 ngx_http_fhir_bulk_send(ngx_http_request_t *r, fhirbulk_response_t *resp)
 {
     int               i;
@@ -874,7 +839,7 @@ ngx_http_fhir_bulk_send(ngx_http_request_t *r, fhirbulk_response_t *resp)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_fhir_bulk_send_error(ngx_http_request_t *r, ngx_int_t status,
     const char *issue_code, const char *diagnostics, ngx_int_t retry_after)
 {
@@ -890,582 +855,6 @@ ngx_http_fhir_bulk_send_error(ngx_http_request_t *r, ngx_int_t status,
     fhirbulk_response_free(&resp);
 
     return rc;
-}
-
-
-/*
- * Export files: GET/HEAD <location>/<job id>/<file name> from the export
- * directory, the way the static module serves files (open file cache,
- * sendfile, Range, ETag, Last-Modified, conditional requests), plus what
- * a bulk-data client needs: the NDJSON media type, the precompressed
- * "<file>.gz" twin with Content-Encoding: gzip when the client accepts it
- * (never compressing per request), and OperationOutcome errors.  Names are
- * checked against the pattern workers write, so no other file is reachable.
- */
-
-static ngx_int_t
-ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
-{
-    u_char                         *last;
-    size_t                          root;
-    ngx_int_t                       rc;
-    ngx_str_t                       rel, path;
-    ngx_buf_t                      *b;
-    ngx_uint_t                      gzip, allowed;
-    ngx_chain_t                     out;
-    ngx_table_elt_t                *h;
-    ngx_open_file_info_t            of;
-    ngx_http_core_loc_conf_t       *clcf;
-    ngx_http_fhir_bulk_loc_conf_t  *flcf;
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        rc = ngx_http_fhir_bulk_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                 "not-supported", "export files support GET and HEAD only",
-                 0);
-        return rc;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_bulk_module);
-
-    if (r->uri.len <= clcf->name.len
-        || ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) != 0)
-    {
-        goto not_found;
-    }
-
-    rel.data = r->uri.data + clcf->name.len;
-    rel.len = r->uri.len - clcf->name.len;
-
-    if (ngx_http_fhir_bulk_valid_file_path(&rel) != NGX_OK) {
-        goto not_found;
-    }
-
-    if (flcf->files) {
-        rc = ngx_http_fhir_bulk_authorize_file(r, flcf, &rel, &allowed);
-
-        if (!allowed) {
-            return rc;
-        }
-    }
-
-    /* "<dir>/<job>/<file>" plus room for ".gz" */
-
-    root = flcf->files_dir.len;
-    path.data = ngx_pnalloc(r->pool, root + 1 + rel.len + sizeof(".gz"));
-    if (path.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    last = ngx_cpymem(path.data, flcf->files_dir.data, root);
-    *last++ = '/';
-    last = ngx_cpymem(last, rel.data, rel.len);
-
-    gzip = 0;
-
-#if (NGX_HTTP_GZIP)
-    if (ngx_http_gzip_ok(r) == NGX_OK) {
-        ngx_memcpy(last, ".gz", sizeof(".gz"));
-        path.len = last + 3 - path.data;
-
-        rc = ngx_http_fhir_bulk_open_file(r, &path, root, &of);
-
-        if (rc == NGX_OK) {
-            gzip = 1;
-
-        } else if (rc != NGX_DECLINED) {
-            goto failed;
-        }
-    }
-#endif
-
-    if (!gzip) {
-        *last = '\0';
-        path.len = last - path.data;
-
-        rc = ngx_http_fhir_bulk_open_file(r, &path, root, &of);
-
-        if (rc == NGX_DECLINED) {
-            goto not_found;
-        }
-
-        if (rc != NGX_OK) {
-            goto failed;
-        }
-    }
-
-    /* checked once the file is open: a cancel acknowledged before now wins */
-
-    rc = ngx_http_fhir_bulk_cancelled(r, &flcf->files_dir, &rel);
-
-    if (rc == NGX_OK) {
-        goto not_found;
-    }
-
-    if (rc != NGX_DECLINED) {
-        goto failed;
-    }
-
-    r->root_tested = !r->error_page;
-
-    r->connection->log->action = "sending export file to client";
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = of.size;
-    r->headers_out.last_modified_time = of.mtime;
-
-    ngx_str_set(&r->headers_out.content_type, "application/fhir+ndjson");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    if (ngx_http_set_etag(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* exported files hold health data: keep them out of shared caches */
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "private, no-store");
-
-    if (gzip) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Content-Encoding");
-        ngx_str_set(&h->value, "gzip");
-        r->headers_out.content_encoding = h;
-    }
-
-    /* the representation depends on Accept-Encoding either way */
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Vary");
-    ngx_str_set(&h->value, "Accept-Encoding");
-
-    r->allow_ranges = 1;
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
-    if (b->file == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b->file_pos = 0;
-    b->file_last = of.size;
-
-    b->in_file = b->file_last ? 1 : 0;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-    b->sync = (b->last_buf || b->in_file) ? 0 : 1;
-
-    b->file->fd = of.fd;
-    b->file->name = path;
-    b->file->log = r->connection->log;
-    b->file->directio = of.is_directio;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-
-not_found:
-
-    return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_NOT_FOUND, "not-found",
-               "no such export file (it may have expired or been cancelled)",
-               0);
-
-failed:
-
-    /* the reason is in the error log */
-
-    return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-               "exception", "the export file cannot be served", 0);
-}
-
-
-/*
- * Who may have the file is the core's decision (bearer token of the job's
- * owner with a scope for the file's type, or a signed URL), taken without
- * the database.  *allowed: go on; otherwise the refusal has been sent and
- * the return value is the handler's.  Either way the request is remembered
- * for the audit record.
- */
-
-static ngx_int_t
-ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
-    ngx_http_fhir_bulk_loc_conf_t *flcf, ngx_str_t *rel, ngx_uint_t *allowed)
-{
-    ngx_int_t                           rc;
-    fhirbulk_str_t                      job, file, authorization, query;
-    fhirbulk_response_t                 resp;
-    ngx_http_fhir_bulk_download_ctx_t  *ctx;
-
-    *allowed = 0;
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_bulk_download_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->files = flcf->files;
-    ctx->target = *rel;
-    ngx_http_set_ctx(r, ctx, ngx_http_fhir_bulk_module);
-
-    job.data = (const char *) rel->data;
-    job.len = 36;
-    file.data = (const char *) rel->data + 37;
-    file.len = rel->len - 37;
-    query.data = (const char *) r->args.data;
-    query.len = r->args.len;
-
-    authorization.data = NULL;
-    authorization.len = 0;
-
-    if (r->headers_in.authorization) {
-        authorization.data =
-                          (const char *) r->headers_in.authorization->value.data;
-        authorization.len = r->headers_in.authorization->value.len;
-    }
-
-    ngx_memzero(&resp, sizeof(fhirbulk_response_t));
-
-    if (fhirbulk_files_authorize(flcf->files, job, file, authorization, query,
-                                 ctx->client, sizeof(ctx->client), &resp))
-    {
-        *allowed = 1;
-        return NGX_OK;
-    }
-
-    rc = ngx_http_fhir_bulk_send(r, &resp);
-    fhirbulk_response_free(&resp);
-
-    return rc;
-}
-
-
-/*
- * "<job id>/<name>": a lower-case UUID, then a file name made of letters,
- * digits and dots, not starting with a dot, ending in ".ndjson".
- */
-
-static ngx_int_t
-ngx_http_fhir_bulk_valid_file_path(ngx_str_t *rel)
-{
-    u_char      c;
-    ngx_uint_t  i, n;
-
-    if (rel->len < 36 + 1 + sizeof("a.ndjson") - 1 || rel->len > 36 + 1 + 128) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < 36; i++) {
-        c = rel->data[i];
-
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') {
-                return NGX_DECLINED;
-            }
-
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return NGX_DECLINED;
-        }
-    }
-
-    if (rel->data[36] != '/' || rel->data[37] == '.') {
-        return NGX_DECLINED;
-    }
-
-    for (i = 37; i < rel->len; i++) {
-        c = rel->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '.'))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    n = sizeof(".ndjson") - 1;
-
-    if (ngx_strncmp(rel->data + rel->len - n, ".ndjson", n) != 0) {
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * NGX_OK, NGX_DECLINED when there is no such regular file, or an error.
- * Symbolic links are never followed below the export directory (`root`
- * bytes of the path): the job directory and the file are opened with
- * O_NOFOLLOW, so a link planted there is "no such file", logged.
- */
-
-static ngx_int_t
-ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
-    size_t root, ngx_open_file_info_t *of)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    ngx_memzero(of, sizeof(ngx_open_file_info_t));
-
-    of->read_ahead = clcf->read_ahead;
-    of->directio = clcf->directio;
-    of->valid = clcf->open_file_cache_valid;
-    of->min_uses = clcf->open_file_cache_min_uses;
-    of->errors = clcf->open_file_cache_errors;
-    of->events = clcf->open_file_cache_events;
-
-#if (NGX_HAVE_OPENAT)
-    of->disable_symlinks = NGX_DISABLE_SYMLINKS_ON;
-    of->disable_symlinks_from = root;
-#else
-#error ngx_http_fhir_bulk_module needs openat() to refuse symbolic links
-#endif
-
-    if (ngx_open_cached_file(clcf->open_file_cache, path, of, r->pool)
-        != NGX_OK)
-    {
-        switch (of->err) {
-
-        case 0:
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-        case NGX_ENOENT:
-        case NGX_ENOTDIR:
-        case NGX_ENAMETOOLONG:
-            return NGX_DECLINED;
-
-        case NGX_ELOOP:
-#if (NGX_HAVE_OPENAT)
-        case NGX_EMLINK:
-#endif
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, of->err,
-                          "fhir_bulk: refused a symbolic link: %s \"%s\"",
-                          of->failed, path->data);
-            return NGX_DECLINED;
-
-        case NGX_EACCES:
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, of->err,
-                          "fhir_bulk: %s \"%s\" failed (the export directory "
-                          "must be readable by nginx's user through a shared "
-                          "group)", of->failed, path->data);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-        default:
-            ngx_log_error(NGX_LOG_CRIT, r->connection->log, of->err,
-                          "%s \"%s\" failed", of->failed, path->data);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (!of->is_file) {
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * NGX_OK when the job of "<job id>/<file>" has a cancel marker, NGX_DECLINED
- * when it has none, or an error: a marker that cannot be looked up refuses
- * the download (a cancel must never be missed).
- */
-
-static ngx_int_t
-ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r, ngx_str_t *dir,
-    ngx_str_t *rel)
-{
-    u_char           *p, *last;
-    ngx_err_t         err;
-    ngx_file_info_t   fi;
-
-    p = ngx_pnalloc(r->pool, dir->len + sizeof(NGX_HTTP_FHIR_BULK_CANCELS)
-                             + 36);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    last = ngx_cpymem(p, dir->data, dir->len);
-    last = ngx_cpymem(last, NGX_HTTP_FHIR_BULK_CANCELS,
-                      sizeof(NGX_HTTP_FHIR_BULK_CANCELS) - 1);
-
-    /*
-     * ".cancels" itself must be a real directory: markers written through a
-     * planted link would be elsewhere, so a link refuses every download of
-     * the export directory (no cancel is missed); none at all means that no
-     * cancel was ever recorded.
-     */
-
-    last[-1] = '\0';
-
-    if (ngx_link_info(p, &fi) == -1) {
-        err = ngx_errno;
-
-        if (err == NGX_ENOENT) {
-            return NGX_DECLINED;
-        }
-
-        goto failed;
-    }
-
-    if (!ngx_is_dir(&fi)) {
-        err = NGX_ENOTDIR;
-        goto failed;
-    }
-
-    last[-1] = '/';
-    last = ngx_cpymem(last, rel->data, 36);
-    *last = '\0';
-
-    if (ngx_link_info(p, &fi) == 0) {
-        return NGX_OK;
-    }
-
-    err = ngx_errno;
-
-    if (err == NGX_ENOENT) {
-        return NGX_DECLINED;
-    }
-
-failed:
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
-                  "fhir_bulk: cannot look up the cancel marker \"%s\", "
-                  "download refused", p);
-
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-}
-
-
-/*
- * Signed file URLs are capabilities: in a files location the request line,
- * which nginx writes into the access log ($request) and into every error
- * log line about the request ("request: ..."), gets the value of each
- * "signature" query parameter replaced by "***".  A parameter whose name is
- * percent-encoded is masked too.  $request_uri and $args keep the original.
- */
-
-static ngx_int_t
-ngx_http_fhir_bulk_mask_handler(ngx_http_request_t *r)
-{
-    u_char                         *p, *end, *q, *name, *value, *out, *o;
-    size_t                          n;
-    ngx_uint_t                      masked;
-    ngx_http_fhir_bulk_loc_conf_t  *flcf;
-
-    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_bulk_module);
-
-    if (flcf->files_dir.len == 0 || r->request_line.len == 0) {
-        return NGX_DECLINED;
-    }
-
-    p = r->request_line.data;
-    end = p + r->request_line.len;
-
-    q = ngx_strlchr(p, end, '?');
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    /* the request line ends with " HTTP/x.y" unless it is HTTP/0.9 */
-
-    for (n = r->request_line.len; n > (size_t) (q - p); n--) {
-        if (p[n - 1] == ' ') {
-            end = p + n - 1;
-            break;
-        }
-    }
-
-    /* "=" becomes "=***": at most 2.5 times "%=" */
-    out = ngx_pnalloc(r->pool, r->request_line.len * 3);
-    if (out == NULL) {
-        return NGX_ERROR;
-    }
-
-    o = ngx_cpymem(out, p, q + 1 - p);
-    masked = 0;
-    name = q + 1;
-
-    while (name < end) {
-        value = name;
-        while (value < end && *value != '&' && *value != '=') {
-            value++;
-        }
-
-        o = ngx_cpymem(o, name, value - name);
-
-        if (value < end && *value == '=') {
-            q = value + 1;
-            while (q < end && *q != '&') {
-                q++;
-            }
-
-            if (((size_t) (value - name) == sizeof("signature") - 1
-                 && ngx_strncasecmp(name, (u_char *) "signature",
-                                    sizeof("signature") - 1) == 0)
-                || ngx_strlchr(name, value, '%') != NULL)
-            {
-                o = ngx_cpymem(o, "=***", 4);
-                masked = 1;
-
-            } else {
-                o = ngx_cpymem(o, value, q - value);
-            }
-
-            value = q;
-        }
-
-        if (value < end) {
-            *o++ = '&';   /* the '&' */
-        }
-
-        name = value + 1;
-    }
-
-    if (!masked) {
-        return NGX_DECLINED;
-    }
-
-    o = ngx_cpymem(o, end, r->request_line.data + r->request_line.len - end);
-
-    r->request_line.data = out;
-    r->request_line.len = o - out;
-
-    return NGX_DECLINED;
 }
 
 
@@ -1725,42 +1114,52 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->conninfo, prev->conninfo, "");
     ngx_conf_merge_str_value(conf->conninfo_file, prev->conninfo_file, "");
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
-                             "default");
-    ngx_conf_merge_value(conf->retry_after, prev->retry_after, 5);
+                             FHIRBULK_DEFAULT_THREAD_POOL);
+    ngx_conf_merge_value(conf->retry_after, prev->retry_after,
+                         FHIRBULK_DEFAULT_RETRY_AFTER);
     ngx_conf_merge_str_value(conf->export_dir, prev->export_dir, "");
-    ngx_conf_merge_value(conf->max_active_exports, prev->max_active_exports, 4);
+    ngx_conf_merge_value(conf->max_active_exports, prev->max_active_exports,
+                         FHIRBULK_DEFAULT_MAX_ACTIVE_EXPORTS);
     ngx_conf_merge_value(conf->max_retained_exports, prev->max_retained_exports,
-                         20);
+                         FHIRBULK_DEFAULT_MAX_RETAINED_EXPORTS);
     ngx_conf_merge_off_value(conf->max_retained_size, prev->max_retained_size,
-                             (off_t) 10 * 1024 * 1024 * 1024);
+                             (off_t) FHIRBULK_DEFAULT_MAX_RETAINED_BYTES);
     ngx_conf_merge_off_value(conf->min_free_space, prev->min_free_space,
-                             (off_t) 1024 * 1024 * 1024);
-    ngx_conf_merge_value(conf->min_free_percent, prev->min_free_percent, 5);
-    ngx_conf_merge_value(conf->strict_headers, prev->strict_headers, 1);
+                             (off_t) FHIRBULK_DEFAULT_MIN_FREE_BYTES);
+    ngx_conf_merge_value(conf->min_free_percent, prev->min_free_percent,
+                         FHIRBULK_DEFAULT_MIN_FREE_PERCENT);
+    ngx_conf_merge_value(conf->strict_headers, prev->strict_headers,
+                         FHIRBULK_DEFAULT_STRICT_HEADERS);
     ngx_conf_merge_value(conf->typefilter_max_terms, prev->typefilter_max_terms,
-                         5000);
+                         FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS);
     ngx_conf_merge_msec_value(conf->min_poll_interval, prev->min_poll_interval,
-                              1000);
+                              FHIRBULK_DEFAULT_MIN_POLL_INTERVAL_MS);
 
     /* secure by default: authorization is on unless switched off */
-    ngx_conf_merge_value(conf->auth, prev->auth, 1);
+    ngx_conf_merge_value(conf->auth, prev->auth, FHIRBULK_DEFAULT_AUTH);
     ngx_conf_merge_str_value(conf->token_key_file, prev->token_key_file, "");
-    ngx_conf_merge_value(conf->token_lifetime, prev->token_lifetime, 300);
+    ngx_conf_merge_value(conf->token_lifetime, prev->token_lifetime,
+                         FHIRBULK_DEFAULT_TOKEN_LIFETIME);
     ngx_conf_merge_value(conf->jwks_allow_insecure, prev->jwks_allow_insecure,
-                         0);
+                         FHIRBULK_DEFAULT_JWKS_ALLOW_INSECURE);
     ngx_conf_merge_str_value(conf->signed_url_key_file,
                              prev->signed_url_key_file, "");
     ngx_conf_merge_value(conf->signed_url_lifetime, prev->signed_url_lifetime,
-                         300);
+                         FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME);
 
-    if (conf->token_lifetime < 1 || conf->token_lifetime > 300) {
+    if (conf->token_lifetime < 1
+        || conf->token_lifetime > FHIRBULK_MAX_TOKEN_LIFETIME)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_token_lifetime\" must be from 1s to "
-                           "300s (SMART access tokens are short-lived)");
+                           "%ds (SMART access tokens are short-lived)",
+                           FHIRBULK_MAX_TOKEN_LIFETIME);
         return NGX_CONF_ERROR;
     }
 
-    if (conf->signed_url_lifetime < 1 || conf->signed_url_lifetime > 3600) {
+    if (conf->signed_url_lifetime < 1
+        || conf->signed_url_lifetime > FHIRBULK_MAX_SIGNED_URL_LIFETIME)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_signed_url_lifetime\" must be from 1s "
                            "to 1h (signed URLs are bearer capabilities)");
@@ -1769,47 +1168,47 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* the core takes ints: refuse what a cast would turn into "no limit" */
 
-    if (conf->max_active_exports < 0 || conf->max_active_exports > 1000000) {
+    if (conf->max_active_exports < 0
+        || conf->max_active_exports > FHIRBULK_MAX_EXPORTS_LIMIT)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_max_active_exports\" must be from 0 "
-                           "to 1000000");
+                           "to %d", FHIRBULK_MAX_EXPORTS_LIMIT);
         return NGX_CONF_ERROR;
     }
 
     if (conf->max_retained_exports < 0
-        || conf->max_retained_exports > 1000000)
+        || conf->max_retained_exports > FHIRBULK_MAX_EXPORTS_LIMIT)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_max_retained_exports\" must be from 0 "
-                           "to 1000000");
+                           "to %d", FHIRBULK_MAX_EXPORTS_LIMIT);
         return NGX_CONF_ERROR;
     }
 
-    if (conf->min_free_percent < 0 || conf->min_free_percent > 99) {
+    if (conf->min_free_percent < 0
+        || conf->min_free_percent > FHIRBULK_MAX_MIN_FREE_PERCENT)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_min_free_percent\" must be from 0 "
-                           "to 99");
+                           "to %d", FHIRBULK_MAX_MIN_FREE_PERCENT);
         return NGX_CONF_ERROR;
     }
 
     if (conf->typefilter_max_terms < 1
-        || conf->typefilter_max_terms > 1000000)
+        || conf->typefilter_max_terms > FHIRBULK_MAX_TYPEFILTER_MAX_TERMS)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_typefilter_max_terms\" must be from 1 "
-                           "to 1000000");
+                           "to %d", FHIRBULK_MAX_TYPEFILTER_MAX_TERMS);
         return NGX_CONF_ERROR;
     }
 
-    if (conf->min_poll_interval > 3600000) {
+    if (conf->min_poll_interval > FHIRBULK_MAX_MIN_POLL_INTERVAL_MS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_min_poll_interval\" must be at most "
                            "1h");
         return NGX_CONF_ERROR;
-    }
-
-    if (conf->files_dir.len) {
-        return ngx_http_fhir_bulk_create_files(cf, conf);
     }
 
     if (!conf->api) {
@@ -1965,52 +1364,6 @@ ngx_http_fhir_bulk_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
-ngx_http_fhir_bulk_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_fhir_bulk_loc_conf_t *flcf = conf;
-
-    ngx_str_t                 *value;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (flcf->files_dir.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    flcf->files_dir = value[1];
-
-    while (flcf->files_dir.len > 1
-           && flcf->files_dir.data[flcf->files_dir.len - 1] == '/')
-    {
-        flcf->files_dir.len--;
-    }
-
-    if (ngx_conf_full_name(cf->cycle, &flcf->files_dir, 0) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (clcf->name.len == 0 || clcf->name.data[clcf->name.len - 1] != '/'
-        || clcf->regex
-#if (NGX_PCRE)
-        || clcf->named
-#endif
-       )
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"fhir_bulk_files\" needs a prefix location "
-                           "ending with \"/\"");
-        return NGX_CONF_ERROR;
-    }
-
-    clcf->handler = ngx_http_fhir_bulk_files_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
 ngx_http_fhir_bulk_base_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_fhir_bulk_loc_conf_t *flcf = conf;
@@ -2061,11 +1414,11 @@ ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     n = ngx_atoi(value[1].data, value[1].len);
 
-    if (n < 1 || n > 3600) {
+    if (n < 1 || n > FHIRBULK_MAX_RETRY_AFTER) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\" directive: "
-                           "seconds from 1 to 3600 are required",
-                           &value[1], &cmd->name);
+                           "seconds from 1 to %d are required",
+                           &value[1], &cmd->name, FHIRBULK_MAX_RETRY_AFTER);
         return NGX_CONF_ERROR;
     }
 
@@ -2081,7 +1434,7 @@ ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * configuration time; surrounding white space is ignored.
  */
 
-static char *
+char *
 ngx_http_fhir_bulk_read_conninfo_file(ngx_conf_t *cf,
     ngx_http_fhir_bulk_loc_conf_t *conf)
 {
@@ -2169,7 +1522,7 @@ ngx_http_fhir_bulk_cleanup_server(void *data)
 
 /* an absolute path, NUL-terminated; empty stays empty */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_fhir_bulk_full_name(ngx_conf_t *cf, ngx_str_t *name)
 {
     if (name->len == 0) {
@@ -2177,126 +1530,4 @@ ngx_http_fhir_bulk_full_name(ngx_conf_t *cf, ngx_str_t *name)
     }
 
     return ngx_conf_full_name(cf->cycle, name, 1);
-}
-
-
-/*
- * A files location gets its own authorizer: it may live in another server
- * block, or on an edge nginx with only the URL key and no database.
- */
-
-static char *
-ngx_http_fhir_bulk_create_files(ngx_conf_t *cf,
-    ngx_http_fhir_bulk_loc_conf_t *conf)
-{
-    char                       err[512];
-    ngx_pool_cleanup_t        *cln;
-    fhirbulk_files_options_t   opts;
-
-    if (conf->conninfo.len == 0 && conf->conninfo_file.len
-        && ngx_http_fhir_bulk_read_conninfo_file(cf, conf) != NGX_CONF_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_fhir_bulk_full_name(cf, &conf->token_key_file) != NGX_OK
-        || ngx_http_fhir_bulk_full_name(cf, &conf->signed_url_key_file)
-           != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&opts, sizeof(fhirbulk_files_options_t));
-    opts.auth_enabled = (int) conf->auth;
-    opts.token_key_file.data = (const char *) conf->token_key_file.data;
-    opts.token_key_file.len = conf->token_key_file.len;
-    opts.signed_url_key_file.data =
-                                (const char *) conf->signed_url_key_file.data;
-    opts.signed_url_key_file.len = conf->signed_url_key_file.len;
-    opts.export_dir.data = (const char *) conf->files_dir.data;
-    opts.export_dir.len = conf->files_dir.len;
-    opts.conninfo.data = (const char *) conf->conninfo.data;
-    opts.conninfo.len = conf->conninfo.len;
-
-    err[0] = '\0';
-    conf->files = fhirbulk_files_create(&opts, err, sizeof(err));
-
-    if (conf->files == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "fhir_bulk_files: invalid configuration: %s", err);
-        return NGX_CONF_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        fhirbulk_files_destroy(conf->files);
-        conf->files = NULL;
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_http_fhir_bulk_cleanup_files;
-    cln->data = conf->files;
-
-    return NGX_CONF_OK;
-}
-
-
-static void
-ngx_http_fhir_bulk_cleanup_files(void *data)
-{
-    fhirbulk_files_destroy(data);
-}
-
-
-static ngx_int_t
-ngx_http_fhir_bulk_postconfiguration(ngx_conf_t *cf)
-{
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_fhir_bulk_log_handler;
-
-    /* before limit_req, limit_conn and access log anything about it */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_fhir_bulk_mask_handler;
-
-    return NGX_OK;
-}
-
-
-/* every download that reached authorization goes to the audit trail */
-
-static ngx_int_t
-ngx_http_fhir_bulk_log_handler(ngx_http_request_t *r)
-{
-    fhirbulk_str_t                      target, addr;
-    ngx_http_fhir_bulk_download_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_bulk_module);
-
-    if (ctx == NULL || ctx->files == NULL) {
-        return NGX_OK;
-    }
-
-    target.data = (const char *) ctx->target.data;
-    target.len = ctx->target.len;
-    addr.data = (const char *) r->connection->addr_text.data;
-    addr.len = r->connection->addr_text.len;
-
-    fhirbulk_files_audit(ctx->files, ctx->client, target,
-                         (int) r->headers_out.status, addr);
-
-    return NGX_OK;
 }

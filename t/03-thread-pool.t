@@ -6,6 +6,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use FhirBulk::Test;
@@ -87,6 +88,35 @@ cmp_ok((sort { $b <=> $a } @overflow_times)[0], '<', 1, 'refusals are immediate,
 open($fh, '<', $t->dir . '/error.log') or die;
 my $log = do { local $/; <$fh> };
 like($log, qr/thread pool "fb" queue is full/, 'the operator sees the overflow in the log');
+
+# A client that goes away while its request waits in the pool: the request's pending object
+# (fhirbulk_pending_t, freed by a request-pool cleanup) is released when the request ends,
+# and the worker keeps serving (finish() checks the log for alerts and crashed workers).
+$locker = fork;
+die "fork: $!" unless defined $locker;
+if ($locker == 0) {
+    { exec('psql', $t->conninfo, '-X', '-q', '-c',
+           'BEGIN; LOCK TABLE schema_version IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;'); }
+    POSIX::_exit(127);
+}
+$lock_deadline = time + 20;
+until ($t->psql("SELECT count(*) FROM pg_locks WHERE relation = 'schema_version'::regclass "
+                . "AND mode = 'AccessExclusiveLock' AND granted") eq '1') {
+    die "the lock was not taken\n" if time > $lock_deadline;
+    sleep 0.05;
+}
+for my $i (1 .. 2) {
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port, Proto => 'tcp')
+        or die "connect: $!";
+    print $sock "GET /fhir/_health HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    sleep 0.2;    # the request reaches the pool, then its client disconnects
+    close $sock;
+}
+waitpid($locker, 0);
+my $after = $t->get('/fhir/_health');
+for (1 .. 50) { last if $after->{status} == 200; sleep 0.1; $after = $t->get('/fhir/_health'); }
+is($after->{status}, 200, 'requests whose clients went away mid-request leave the pool usable');
+ok($t->nginx_alive, 'and nginx is running');
 
 $t->finish;
 done_testing;

@@ -64,7 +64,8 @@ sub poll_as {
 # --- authentication ---------------------------------------------------------------------------
 my $res = kickoff_as(undef, '/fhir/$export');
 $t->is_outcome($res, 401, 'login', 'kick-off without a token: 401 OperationOutcome');
-like($res->{headers}{'www-authenticate'} // '', qr/^Bearer realm=/, '... with WWW-Authenticate: Bearer');
+is($res->{headers}{'www-authenticate'} // '', 'Bearer realm="fhir-bulk"',
+   '... with WWW-Authenticate: Bearer, the one realm, no error');
 $res = kickoff_as('garbage', '/fhir/$export');
 $t->is_outcome($res, 401, 'login', 'kick-off with a malformed token: 401');
 like($res->{headers}{'www-authenticate'} // '', qr/error="invalid_token"/, '... error="invalid_token"');
@@ -93,7 +94,10 @@ my ($patient_file) = grep { $_->{type} eq 'Patient' } @{ $manifest->{output} };
 my ($obs_file) = grep { $_->{type} eq 'Observation' } @{ $manifest->{output} };
 ok($patient_file && $obs_file, 'Patient and Observation files listed');
 is($t->request('GET', $patient_file->{url}, bearer($ta))->{status}, 200, 'A downloads its file');
-$t->is_outcome($t->request('GET', $patient_file->{url}), 401, 'login', 'download without a token: 401');
+$res = $t->request('GET', $patient_file->{url});
+$t->is_outcome($res, 401, 'login', 'download without a token: 401');
+is($res->{headers}{'www-authenticate'} // '', 'Bearer realm="fhir-bulk"',
+   '... with the API\'s challenge and realm');
 $t->is_outcome(poll_as($tb, $status_a), 404, 'not-found', 'B polls A\'s job: 404');
 $t->is_outcome($t->request('GET', $patient_file->{url}, bearer($tb)), 404, 'not-found',
                'B downloads A\'s file: 404');

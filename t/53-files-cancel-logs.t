@@ -81,8 +81,12 @@ is($t->get(unsigned($j1->{file}), bearer($ta))->{status}, 200, 'so does the bear
 is($t->get($j1->{file} =~ s/signature=/signature=x/r)->{status}, 403,
    'an altered signature is 403');
 # a refused download is logged at [error] with its request line
-my $tampered = $j1->{file} =~ s{/Patient[^/?]*\.ndjson}{/Nope.ndjson}r;
+# (another name workers could write: any other name is 404 before the signature is read)
+my $tampered = $j1->{file} =~ s{/Patient\.(\d+)\.\d+\.ndjson}{/Patient.$1.99.ndjson}r;
+isnt($tampered, $j1->{file}, 'the URL names another file');
 is($t->get($tampered)->{status}, 403, 'a signature for another file is 403');
+is($t->get($j1->{file} =~ s{/Patient[^/?]*\.ndjson}{/Nope.ndjson}r)->{status}, 404,
+   'a name no worker writes is 404');
 # requests refused with a bearer token in them
 is($t->kickoff('/fhir/$export?_type=Nope', headers => bearer($ta))->{status}, 400,
    'a bad kick-off with a token is 400');
@@ -99,10 +103,13 @@ symlink('/etc/passwd', "$jdir/Patient.9.9.ndjson") or die "symlink: $!";
 symlink("$exports/$j3->{id}/$other", "$jdir/Observation.9.9.ndjson") or die "symlink: $!";
 my $fake = 'aaaaaaaa-0000-4000-8000-000000000000';
 symlink($jdir, "$exports/$fake") or die "symlink: $!";
+# A regular file whose name is not one workers write (the core's grammar, export/job_dir.h).
+system('cp', "$exports/$j3->{id}/$other", "$jdir/notes.ndjson") == 0 or die "cp: $?";
 my $base = "/fhir/\$export-files";
 for my $case ([ "$j1->{id}/Patient.9.9.ndjson", 'a link to /etc/passwd' ],
               [ "$j1->{id}/Observation.9.9.ndjson", 'a link to a file of another job' ],
-              [ "$fake/" . ($j1->{file} =~ m{/([^/?]+)\?})[0], 'a linked job directory' ]) {
+              [ "$fake/" . ($j1->{file} =~ m{/([^/?]+)\?})[0], 'a linked job directory' ],
+              [ "$j1->{id}/notes.ndjson", 'a file not named as workers name them' ]) {
     my ($path, $what) = @$case;
     my $res = $t->get("$base/$path", bearer($ta));
     $t->is_outcome($res, 404, 'not-found', "$what is 404");
@@ -110,7 +117,8 @@ for my $case ([ "$j1->{id}/Patient.9.9.ndjson", 'a link to /etc/passwd' ],
 }
 like(scalar `cat ${\ $t->dir }/error.log`, qr/\[error\].*refused a symbolic link/,
      'the refusal is logged at [error]');
-unlink "$jdir/Patient.9.9.ndjson", "$jdir/Observation.9.9.ndjson", "$exports/$fake";
+unlink "$jdir/Patient.9.9.ndjson", "$jdir/Observation.9.9.ndjson", "$exports/$fake",
+       "$jdir/notes.ndjson";
 
 # --- row 12: another client's DELETE leaves the owner's cached status alone -------------------
 

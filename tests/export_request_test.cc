@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "http/outcome.h"
 #include "http/query_string.h"
 #include "util/fhir_time.h"
 
@@ -196,14 +197,14 @@ TEST(ExportRequestTest, AcceptRefusesOthers) {
         "text/*, application/fhir+json;q=0", "application/fhir+json;q=0, application/json"}) {
     Req r = Get("");
     r.accept = accept;
-    ExpectInvalid(r, "Accept");
+    ExpectError(r, Status::Code::kNotAcceptable, "Accept", ExportLevel::kSystem, "");
   }
 }
 
 TEST(ExportRequestTest, MissingAccept) {
   Req r = Get("");
   r.accept = "";
-  ExpectInvalid(r, "Accept");
+  ExpectError(r, Status::Code::kNotAcceptable, "Accept", ExportLevel::kSystem, "");
   ExportParseOptions o = Options();
   o.require_accept_fhir_json = false;
   EXPECT_TRUE(ParseExportRequest(r.View(), ExportLevel::kSystem, "", o).ok());
@@ -891,9 +892,9 @@ ExportParseOptions WithLimits(const KickoffLimits& limits) {
 }
 
 void ExpectLimit(const Result<ExportRequest>& result, const std::string& prefix,
-                 const std::string& contains) {
+                 const std::string& contains, Status::Code code = Status::Code::kInvalidArgument) {
   ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), Status::Code::kInvalidArgument) << result.status().ToString();
+  EXPECT_EQ(result.status().code(), code) << result.status().ToString();
   EXPECT_EQ(result.status().message().rfind(prefix, 0), 0u) << result.status().message();
   EXPECT_NE(result.status().message().find(contains), std::string::npos)
       << result.status().message();
@@ -935,21 +936,16 @@ TEST(ExportLimitsTest, BodyAndQuerySize) {
   small.max_query_bytes = 30;
   Req big = Post({Str("_type", std::string(200, 'A'))}, "/$export");
   Result<ExportRequest> r = Parse(big, ExportLevel::kSystem, WithLimits(small));
-  ExpectLimit(r, "body: too large", "limit of 100 bytes");
-  EXPECT_EQ(KickoffSizeHttpStatus(r.status()), 413);
+  ExpectLimit(r, "body: too large", "limit of 100 bytes", Status::Code::kTooLarge);
+  EXPECT_EQ(HttpStatusFor(r.status()), 413);
   r = Parse(Get("_type=Patient,Observation,Encounter"), ExportLevel::kSystem, WithLimits(small));
-  ExpectLimit(r, "query: too large", "limit of 30 bytes");
-  EXPECT_EQ(KickoffSizeHttpStatus(r.status()), 414);
-  // Other errors keep the usual mapping.
-  EXPECT_EQ(KickoffSizeHttpStatus(Status::InvalidArgument("_type: 'Foo'")), 0);
-  EXPECT_EQ(KickoffSizeHttpStatus(Status::NotSupported("body: too large")), 0);
+  ExpectLimit(r, "query: too large", "limit of 30 bytes", Status::Code::kUriTooLong);
+  EXPECT_EQ(HttpStatusFor(r.status()), 414);
   // Defaults: 1 MiB body, 64 KiB query.
   Req mib = Post({Str("_type", "Patient")}, "/$export");
   mib.body.insert(1, std::string((1 << 20), ' '));
-  EXPECT_EQ(KickoffSizeHttpStatus(Parse(mib).status()), 413);
-  EXPECT_EQ(
-      KickoffSizeHttpStatus(Parse(Get("_type=Patient&x=" + std::string(65536, 'a'))).status()),
-      414);
+  EXPECT_EQ(HttpStatusFor(Parse(mib).status()), 413);
+  EXPECT_EQ(HttpStatusFor(Parse(Get("_type=Patient&x=" + std::string(65536, 'a'))).status()), 414);
 }
 
 TEST(ExportLimitsTest, ParameterCountNameAndValueSize) {

@@ -70,14 +70,6 @@ bool IsFormContentType(std::string_view ct) {
   return rest.empty() || rest.front() == ';';
 }
 
-struct TokenForm {
-  std::map<std::string, std::string> fields;
-  std::string get(const char* name) const {
-    auto it = fields.find(name);
-    return it == fields.end() ? std::string() : it->second;
-  }
-};
-
 // Steps 1-3; fills *form on success.
 std::optional<TokenResult> Precheck(std::string_view content_type, std::string_view body,
                                     TokenForm* form) {
@@ -398,6 +390,16 @@ TokenResult Success(const TokenEndpointOptions& o, const std::string& client_id,
 
 }  // namespace
 
+std::string TokenForm::get(const char* name) const {
+  auto it = fields.find(name);
+  return it == fields.end() ? std::string() : it->second;
+}
+
+std::optional<TokenResult> PrecheckTokenRequest(std::string_view content_type,
+                                                std::string_view body, TokenForm* form) {
+  return Precheck(content_type, body, form);
+}
+
 std::optional<TokenResult> PrecheckTokenRequest(std::string_view content_type,
                                                 std::string_view body) {
   TokenForm form;
@@ -409,7 +411,11 @@ Result<TokenResult> HandleTokenRequest(PgConnection* conn, const TokenEndpointOp
                                        int64_t now) {
   TokenForm form;
   if (auto early = Precheck(content_type, body, &form)) return std::move(*early);
+  return HandleTokenForm(conn, o, form, now);
+}
 
+Result<TokenResult> HandleTokenForm(PgConnection* conn, const TokenEndpointOptions& o,
+                                    const TokenForm& form, int64_t now) {
   // 4: the JWS and its header
   auto parsed = ParseCompactJws(form.get("client_assertion"));
   if (!parsed.ok())

@@ -37,6 +37,7 @@
 #define FHIRBULK_AUTH_TOKEN_ENDPOINT_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,12 +76,26 @@ struct TokenResult {
   std::string detail;     // why it failed, or the granted scopes
 };
 
-// Steps 1-3 only (no database): an error response, or nullopt to go on.
+// The decoded form of a request that passed steps 1-3: each field once, none empty.
+struct TokenForm {
+  std::map<std::string, std::string> fields;
+  std::string get(const char* name) const;  // "" when absent
+};
+
+// Steps 1-3 only (no database): an error response, or nullopt to go on with *form filled in.
+std::optional<TokenResult> PrecheckTokenRequest(std::string_view content_type,
+                                                std::string_view body, TokenForm* form);
 std::optional<TokenResult> PrecheckTokenRequest(std::string_view content_type,
                                                 std::string_view body);
 
-// Every step. `now` is seconds since the epoch. A non-OK Status means the database failed
-// (the caller answers 503); every verdict on the request itself is a TokenResult.
+// Steps 4-12 of a form that passed PrecheckTokenRequest (the server's thread-pool half
+// continues from the form its event-loop half decoded). `now` is seconds since the epoch. A
+// non-OK Status means the database failed (the caller answers 503); every verdict on the
+// request itself is a TokenResult.
+Result<TokenResult> HandleTokenForm(PgConnection* conn, const TokenEndpointOptions& options,
+                                    const TokenForm& form, int64_t now);
+
+// Every step: PrecheckTokenRequest, then HandleTokenForm.
 Result<TokenResult> HandleTokenRequest(PgConnection* conn, const TokenEndpointOptions& options,
                                        std::string_view content_type, std::string_view body,
                                        int64_t now);

@@ -277,13 +277,6 @@ KickoffLimits EffectiveKickoffLimits(const KickoffLimits& limits) {
   return out;
 }
 
-int KickoffSizeHttpStatus(const Status& status) {
-  if (status.code() != Status::Code::kInvalidArgument) return 0;
-  if (StartsWith(status.message(), kickoff::kBodyTooLarge)) return 413;
-  if (StartsWith(status.message(), kickoff::kQueryTooLarge)) return 414;
-  return 0;
-}
-
 bool IsPatientExportSupportingType(std::string_view type) {
   const auto& types = PatientExportSupportingTypes();
   return std::find(types.begin(), types.end(), type) != types.end();

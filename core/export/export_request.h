@@ -10,7 +10,8 @@
 //    written to the manifest's error file by the engine);
 //  - invalid values (a malformed or future _since, a bad reference) are errors in both modes.
 // Errors come back as a non-OK Status whose message names the parameter; the HTTP layer
-// turns it into a 400 OperationOutcome (kInvalidArgument / kNotSupported) or 406 for Accept.
+// turns it into an OperationOutcome (http/outcome.h): 400 for kInvalidArgument / kNotSupported,
+// 406 for an Accept header it cannot satisfy (kNotAcceptable).
 // Every error message starts with the parameter or header it is about ("_type: ...",
 // "Accept: ...", "_typeFilter 'Observation?x=1': ...").
 //
@@ -133,8 +134,8 @@ bool IsPatientExportSupportingType(std::string_view type);
 // known amount whatever the client sends (issue 11). The kick-off is parsed in nginx's
 // event loop: every check runs before the work it bounds (sizes before splitting, nesting
 // before the DOM is built, counts before values are normalized). Over a limit:
-//  - the body size: InvalidArgument starting "body: too large" (KickoffSizeHttpStatus: 413);
-//  - the query size: InvalidArgument starting "query: too large" (KickoffSizeHttpStatus: 414);
+//  - the body size: TooLarge starting "body: too large" (HTTP 413);
+//  - the query size: UriTooLong starting "query: too large" (HTTP 414);
 //  - any other: InvalidArgument naming the parameter and the limit (400), in both modes,
 //    except the _typeFilter cost limits: with Prefer: handling=lenient the query that goes
 //    over is dropped and reported in `ignored` (warning, code too-costly), the way other
@@ -157,11 +158,6 @@ struct KickoffLimits {
 
 // The defaults filled in where `limits` has 0.
 KickoffLimits EffectiveKickoffLimits(const KickoffLimits& limits);
-
-// The HTTP status for a kick-off error about the size of the request rather than its
-// content: 413 for a body over max_body_bytes, 414 for a query over max_query_bytes; 0 for
-// every other status (the usual mapping applies).
-int KickoffSizeHttpStatus(const Status& status);
 
 struct ExportParseOptions {
   std::string base_url;                  // absolute, no trailing slash

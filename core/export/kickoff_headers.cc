@@ -80,16 +80,15 @@ AcceptMatch MatchAccept(std::string_view accept, std::string_view type, std::str
 Status CheckAccept(std::string_view accept, const ExportParseOptions& options) {
   if (Trim(accept).empty()) {
     if (!options.require_accept_fhir_json) return Status::OK();
-    return Status::InvalidArgument("Accept: the header is required and must allow " +
-                                   std::string(kFhirJson));
+    return Status::NotAcceptable("Accept: the header is required and must allow " +
+                                 std::string(kFhirJson));
   }
   const AcceptMatch fhir_json = MatchAccept(accept, "application", "fhir+json");
   const AcceptMatch json = MatchAccept(accept, "application", "json");
   const bool refused_by_name = fhir_json.specificity == 3 && fhir_json.q == 0;
   if (fhir_json.q > 0 || (json.q > 0 && !refused_by_name)) return Status::OK();
-  return Status::InvalidArgument("Accept: " + Quoted(accept) + " does not allow " +
-                                 std::string(kFhirJson) +
-                                 ", the only format this operation returns");
+  return Status::NotAcceptable("Accept: " + Quoted(accept) + " does not allow " +
+                               std::string(kFhirJson) + ", the only format this operation returns");
 }
 
 // RFC 7240: comma-separated preferences, each `token [= value] *(; parameter)`; names and

@@ -125,7 +125,7 @@ std::vector<std::string>* RawParams::Find(std::string_view name) {
 Status CollectGetParams(std::string_view query, const KickoffLimits& limits, Leniency* leniency,
                         RawParams* raw) {
   if (query.size() > limits.max_query_bytes) {
-    return Status::InvalidArgument(std::string(kQueryTooLarge) + ": the query string is " +
+    return Status::UriTooLong(std::string(kQueryTooLarge) + ": the query string is " +
                                    std::to_string(query.size()) + " bytes, " +
                                    OverLimit(limits.max_query_bytes, "bytes"));
   }
@@ -163,7 +163,7 @@ Status CollectPostParams(const HttpRequest& request, const KickoffLimits& limits
                          Leniency* leniency, RawParams* raw) {
   FHIRBULK_RETURN_IF_ERROR(CheckContentType(request.content_type));
   if (request.body.size() > limits.max_body_bytes) {
-    return Status::InvalidArgument(std::string(kBodyTooLarge) + ": the body is " +
+    return Status::TooLarge(std::string(kBodyTooLarge) + ": the body is " +
                                    std::to_string(request.body.size()) + " bytes, " +
                                    OverLimit(limits.max_body_bytes, "bytes"));
   }

@@ -20,7 +20,7 @@
 namespace fhirbulk {
 namespace kickoff {
 
-// How the size errors start (KickoffSizeHttpStatus maps them to 413 and 414).
+// How the size errors start; they are TooLarge (413) and UriTooLong (414) errors.
 inline constexpr std::string_view kBodyTooLarge = "body: too large";
 inline constexpr std::string_view kQueryTooLarge = "query: too large";
 

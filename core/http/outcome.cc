@@ -61,6 +61,12 @@ int HttpStatusFor(const Status& s) {
       return 403;
     case Status::Code::kNotFound:
       return 404;
+    case Status::Code::kNotAcceptable:
+      return 406;
+    case Status::Code::kTooLarge:
+      return 413;
+    case Status::Code::kUriTooLong:
+      return 414;
     case Status::Code::kResourceExhausted:
       return 429;
     case Status::Code::kUnavailable:
@@ -73,6 +79,9 @@ int HttpStatusFor(const Status& s) {
 const char* IssueCodeFor(const Status& s) {
   switch (s.code()) {
     case Status::Code::kInvalidArgument:
+    case Status::Code::kNotAcceptable:
+    case Status::Code::kTooLarge:
+    case Status::Code::kUriTooLong:
       return "invalid";
     case Status::Code::kNotSupported:
       return "not-supported";
@@ -106,11 +115,34 @@ HttpResponse StatusResponse(const Status& s, int retry_after) {
   }
   HttpResponse r = OutcomeResponse(http, IssueCodeFor(s), diagnostics);
   r.log_message = std::move(log);
+  if (s.code() == Status::Code::kUnauthenticated) {
+    r.AddHeader("WWW-Authenticate", BearerChallenge("invalid_token"));
+  } else if (s.code() == Status::Code::kPermissionDenied) {
+    r.AddHeader("WWW-Authenticate", BearerChallenge("insufficient_scope"));
+  }
   if ((s.code() == Status::Code::kUnavailable || s.code() == Status::Code::kResourceExhausted) &&
       retry_after > 0) {
     r.AddHeader("Retry-After", std::to_string(retry_after));
   }
   return r;
+}
+
+HttpResponse CredentialsRequiredResponse(std::string_view diagnostics) {
+  HttpResponse r = OutcomeResponse(401, "login", diagnostics);
+  r.AddHeader("WWW-Authenticate", BearerChallenge(""));
+  return r;
+}
+
+std::string BearerChallenge(std::string_view error) {
+  std::string value = "Bearer realm=\"";
+  value += kBearerRealm;
+  value += '"';
+  if (!error.empty()) {
+    value += ", error=\"";
+    value += error;
+    value += '"';
+  }
+  return value;
 }
 
 }  // namespace fhirbulk

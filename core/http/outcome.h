@@ -31,10 +31,23 @@ std::string OperationOutcomeJson(const std::vector<OutcomeIssue>& issues);
 HttpResponse OutcomeResponse(int http_status, std::string_view issue_code,
                              std::string_view diagnostics);
 
-// Maps a non-OK Status to its response: 400 invalid/not-supported, 401, 403, 404, 429/503 with
-// Retry-After (retry_after seconds) for exhausted/unavailable, 500 otherwise. For 5xx the
-// client sees a generic diagnostics text; the Status goes to log_message.
+// Maps a non-OK Status to its response, the only mapping there is (callers never override the
+// status): 400 invalid/not-supported, 401 and 403 with their WWW-Authenticate challenge
+// (invalid_token, insufficient_scope), 404, 406, 413, 414, 429/503 with Retry-After
+// (retry_after seconds) for exhausted/unavailable, 500 otherwise. For 5xx the client sees a
+// generic diagnostics text; the Status goes to log_message.
 HttpResponse StatusResponse(const Status& status, int retry_after);
+
+// 401 for a request that carried no credentials at all: its challenge names no error
+// (RFC 6750 section 3.1).
+HttpResponse CredentialsRequiredResponse(std::string_view diagnostics);
+
+// The realm of every challenge, on the API routes and on export files alike.
+inline constexpr std::string_view kBearerRealm = "fhir-bulk";
+
+// The WWW-Authenticate value: `Bearer realm="fhir-bulk"`, plus `, error="<error>"` unless
+// error is empty (RFC 6750 section 3: invalid_token, insufficient_scope).
+std::string BearerChallenge(std::string_view error);
 
 int HttpStatusFor(const Status& status);
 const char* IssueCodeFor(const Status& status);

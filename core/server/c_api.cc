@@ -21,6 +21,12 @@ struct fhirbulk_files_s {
   std::unique_ptr<fhirbulk::FileAccess> access;
 };
 
+// The continuation between the two halves: the parsed request and the server to finish it.
+struct fhirbulk_pending_s {
+  const fhirbulk::Server* server;
+  std::unique_ptr<fhirbulk::PendingRequest> request;
+};
+
 namespace {
 
 using fhirbulk::HttpMethod;
@@ -122,6 +128,8 @@ extern "C" {
 fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* options, char* err,
                                           size_t err_len) {
   try {
+    // Every field is the module's merged value (it fills in fhirbulk/defaults.h); zero where
+    // the header says "0 = default" keeps ServerOptions' default, the same number.
     fhirbulk::ServerOptions o;
     o.base_url = ToString(options->base_url);
     o.conninfo = ToString(options->conninfo);
@@ -170,10 +178,16 @@ fhirbulk_str_t fhirbulk_server_base_path(const fhirbulk_server_t* server) {
 
 fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
                                          const fhirbulk_request_t* request,
-                                         fhirbulk_response_t* response) {
+                                         fhirbulk_response_t* response,
+                                         fhirbulk_pending_t** pending) {
+  *pending = nullptr;
   try {
     HttpResponse r;
-    if (!server->server->HandleFast(FromC(request), &r)) return FHIRBULK_NEEDS_BLOCKING;
+    std::unique_ptr<fhirbulk::PendingRequest> next = server->server->HandleFast(FromC(request), &r);
+    if (next != nullptr) {
+      *pending = new fhirbulk_pending_s{server->server.get(), std::move(next)};
+      return FHIRBULK_NEEDS_BLOCKING;
+    }
     ToC(r, response);
   } catch (...) {
     fhirbulk_response_free(response);
@@ -182,17 +196,18 @@ fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
   return FHIRBULK_DONE;
 }
 
-void fhirbulk_handle_blocking(const fhirbulk_server_t* server, const fhirbulk_request_t* request,
-                              fhirbulk_response_t* response) {
+void fhirbulk_pending_run(const fhirbulk_pending_t* pending, fhirbulk_response_t* response) {
   try {
     HttpResponse r;
-    server->server->HandleBlocking(FromC(request), &r);
+    pending->server->Continue(*pending->request, &r);
     ToC(r, response);
   } catch (...) {
     fhirbulk_response_free(response);
     InternalError(response);
   }
 }
+
+void fhirbulk_pending_free(fhirbulk_pending_t* pending) { delete pending; }
 
 void fhirbulk_error_response(int status, const char* issue_code, const char* diagnostics,
                              int retry_after, fhirbulk_response_t* response) {
@@ -246,6 +261,15 @@ fhirbulk_files_t* fhirbulk_files_create(const fhirbulk_files_options_t* options,
 }
 
 void fhirbulk_files_destroy(fhirbulk_files_t* files) { delete files; }
+
+int fhirbulk_files_split_path(fhirbulk_str_t rel, fhirbulk_str_t* job_id,
+                              fhirbulk_str_t* file_name) {
+  std::string_view job, file;
+  if (!fhirbulk::SplitExportFilePath(ToView(rel), &job, &file)) return 0;
+  *job_id = fhirbulk_str_t{job.data(), job.size()};
+  *file_name = fhirbulk_str_t{file.data(), file.size()};
+  return 1;
+}
 
 int fhirbulk_files_authorize(const fhirbulk_files_t* files, fhirbulk_str_t job_id,
                              fhirbulk_str_t file_name, fhirbulk_str_t authorization,

@@ -6,6 +6,7 @@
 #include "auth/access_token.h"
 #include "auth/signed_url.h"
 #include "export/job_dir.h"
+#include "export/job_store.h"
 #include "http/outcome.h"
 #include "server/access.h"
 #include "util/fhir_time.h"
@@ -15,21 +16,36 @@ namespace {
 
 constexpr size_t kMaxClientId = 256;
 constexpr size_t kMaxRememberedOwners = 10000;  // ~1 MB; cleared when full
-
-HttpResponse Challenge(int status, const std::string& diagnostics, const char* error) {
-  HttpResponse r = OutcomeResponse(status, status == 401 ? "login" : "forbidden", diagnostics);
-  std::string value = "Bearer realm=\"fhir-bulk\"";
-  if (error != nullptr) value += std::string(", error=\"") + error + "\"";
-  r.AddHeader("WWW-Authenticate", value);
-  return r;
-}
+constexpr size_t kMaxFileName = 128;
 
 HttpResponse NoSuchFile() {
   return OutcomeResponse(404, "not-found",
                          "no such export file (it may have expired or been cancelled)");
 }
 
+bool IsAsciiAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
 }  // namespace
+
+bool SplitExportFilePath(std::string_view rel, std::string_view* job_id,
+                         std::string_view* file_name) {
+  const size_t slash = rel.find('/');
+  if (slash == std::string_view::npos) return false;
+  const std::string_view job = rel.substr(0, slash);
+  const std::string_view file = rel.substr(slash + 1);
+  // Workers name files "<Type>.<unit>.<seq>.ndjson": 128 bytes is far beyond any of them.
+  if (!IsValidJobId(job) || file.size() > kMaxFileName) return false;
+  const auto name = ParseExportFileName(file);
+  if (!name || name->gzip || name->temp) return false;
+  for (char c : name->type) {
+    if (!IsAsciiAlnum(c)) return false;
+  }
+  *job_id = job;
+  *file_name = file;
+  return true;
+}
 
 Result<std::unique_ptr<FileAccess>> FileAccess::Create(FileAccessOptions options) {
   std::unique_ptr<FileAccess> fa(new FileAccess(std::move(options)));
@@ -103,18 +119,18 @@ bool FileAccess::Authorize(std::string_view job_id, std::string_view file_name,
     return true;
   }
   if (token_keys_ == nullptr) {  // an edge that serves signed URLs only
-    *denial = Challenge(401, "this server serves export files by signed URL only", nullptr);
+    *denial = CredentialsRequiredResponse("this server serves export files by signed URL only");
     return false;
   }
   std::string_view token = BearerToken(authorization);
   if (token.empty()) {
-    *denial = Challenge(401, "a bearer token is required to download export files", nullptr);
+    *denial = CredentialsRequiredResponse("a bearer token is required to download export files");
     return false;
   }
   auto principal = VerifyAccessToken(*token_keys_, token, now, options_.token_lifetime_seconds);
   if (!principal.ok()) {
-    *denial =
-        Challenge(401, "invalid access token: " + principal.status().message(), "invalid_token");
+    *denial = StatusResponse(
+        Status::Unauthenticated("invalid access token: " + principal.status().message()), 0);
     return false;
   }
   *client = principal->client_id;
@@ -131,7 +147,7 @@ bool FileAccess::Authorize(std::string_view job_id, std::string_view file_name,
     return false;
   }
   if (!s.ok()) {
-    *denial = Challenge(403, s.message(), "insufficient_scope");
+    *denial = StatusResponse(s, 0);
     return false;
   }
   return true;

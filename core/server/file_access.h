@@ -29,20 +29,29 @@
 #include "auth/access_token.h"
 #include "auth/audit.h"
 #include "auth/key_ring.h"
+#include "fhirbulk/defaults.h"
 #include "http/http.h"
 #include "util/status.h"
 
 namespace fhirbulk {
 
 struct FileAccessOptions {
-  bool auth_enabled = false;
+  bool auth_enabled = FHIRBULK_DEFAULT_AUTH;
   std::string token_key_file;       // with auth_enabled: this or a URL key is required
   std::string signed_url_key_file;  // optional: accept signed URLs
   std::string export_dir;
   std::string conninfo;  // optional: audit trail
   // The configured access-token lifetime: a token with a longer exp - iat is refused.
-  int token_lifetime_seconds = kMaxTokenLifetimeSeconds;
+  int token_lifetime_seconds = FHIRBULK_DEFAULT_TOKEN_LIFETIME;
 };
+
+// The path below a files location that may name an export file: "<job id>/<file name>", a
+// job id (export/job_dir.h IsValidJobId) and the name of an output file the workers write
+// (ParseExportFileName: "<Type>.<unit>.<seq>.ndjson", no ".gz" twin or temporary, the type
+// letters and digits only). On success the two parts are views into rel. The module calls
+// this (fhirbulk_files_split_path) before it builds a path, so nothing else is reachable.
+bool SplitExportFilePath(std::string_view rel, std::string_view* job_id,
+                         std::string_view* file_name);
 
 class FileAccess {
  public:

@@ -68,33 +68,6 @@ HttpResponse MethodNotAllowed(const char* what, const char* allow) {
   return r;
 }
 
-// A 4xx for a kick-off that failed validation: the message names the parameter.
-HttpResponse KickoffError(const Status& s) {
-  HttpResponse r = StatusResponse(s, 0);
-  // A body or query over its byte limit: 413 / 414 (the OperationOutcome names the limit).
-  if (const int size_status = KickoffSizeHttpStatus(s); size_status != 0) r.status = size_status;
-  // An Accept header the server cannot satisfy is "Not Acceptable".
-  if (s.code() == Status::Code::kInvalidArgument && s.message().rfind("Accept", 0) == 0) {
-    r.status = 406;
-  }
-  return r;
-}
-
-// 401 (RFC 6750): the challenge says what failed; the body is an OperationOutcome.
-HttpResponse Unauthorized(const std::string& realm, const Status& why, bool token_sent) {
-  HttpResponse r = OutcomeResponse(401, "login", why.message());
-  std::string challenge = "Bearer realm=\"" + realm + "\"";
-  if (token_sent) challenge += ", error=\"invalid_token\"";
-  r.AddHeader("WWW-Authenticate", challenge);
-  return r;
-}
-
-HttpResponse Forbidden(const std::string& realm, const Status& why) {
-  HttpResponse r = OutcomeResponse(403, "forbidden", why.message());
-  r.AddHeader("WWW-Authenticate", "Bearer realm=\"" + realm + "\", error=\"insufficient_scope\"");
-  return r;
-}
-
 // Every read scope: what a caller has when authorization is off.
 const ScopeSet& ReadEverything() {
   static const ScopeSet* all = new ScopeSet(ScopeSet::Parse("system/*.read").value());
@@ -116,6 +89,13 @@ HttpResponse Throttled(int wait_seconds) {
 
 }  // namespace
 
+// One definition of each default (fhirbulk/defaults.h); the lower layers that keep a copy of a
+// bound must agree with it.
+static_assert(FHIRBULK_MAX_TOKEN_LIFETIME == kMaxTokenLifetimeSeconds);
+static_assert(FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME == kDefaultSignedUrlLifetimeSeconds);
+static_assert(FHIRBULK_MAX_SIGNED_URL_LIFETIME == kMaxSignedUrlLifetimeSeconds);
+static_assert(FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS == KickoffLimits{}.max_type_filter_terms);
+
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
 
 Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
@@ -134,8 +114,10 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   if (url.find_first_of("?#", host_start) != std::string::npos) {
     return Status::InvalidArgument("base URL must not have a query or fragment: '" + url + "'");
   }
-  if (options.retry_after_unavailable <= 0) options.retry_after_unavailable = 5;
-  if (options.poll_retry_after <= 0) options.poll_retry_after = 2;
+  if (options.retry_after_unavailable <= 0) {
+    options.retry_after_unavailable = FHIRBULK_DEFAULT_RETRY_AFTER;
+  }
+  if (options.poll_retry_after <= 0) options.poll_retry_after = FHIRBULK_DEFAULT_POLL_RETRY_AFTER;
   if (options.max_retained_exports_per_client < 0 || options.max_retained_bytes_per_client < 0 ||
       options.min_free_bytes < 0 || options.min_free_percent < 0 || options.min_free_percent > 99) {
     return Status::InvalidArgument(
@@ -198,24 +180,20 @@ std::optional<Principal> Server::Authenticate(const HttpRequest& req, HttpRespon
   }
   std::string_view token = BearerToken(req.authorization);
   if (token.empty()) {
-    *resp = Unauthorized(options_.base_url,
-                         Status::Unauthenticated("a bearer token is required (SMART Backend "
-                                                 "Services; token endpoint " +
-                                                 token_url_ + ")"),
-                         false);
+    *resp = CredentialsRequiredResponse(
+        "a bearer token is required (SMART Backend Services; token endpoint " + token_url_ + ")");
     return std::nullopt;
   }
   auto p = VerifyAccessToken(*token_keys_, token, NowSeconds(), options_.token_lifetime_seconds);
   if (!p.ok()) {
-    *resp = Unauthorized(options_.base_url,
-                         Status::Unauthenticated("invalid access token: " + p.status().message()),
-                         true);
+    *resp =
+        StatusResponse(Status::Unauthenticated("invalid access token: " + p.status().message()), 0);
     return std::nullopt;
   }
   return std::move(p).value();
 }
 
-void Server::Audit(const HttpRequest& req, const char* action, const std::string& client_id,
+void Server::Audit(std::string_view remote_addr, const char* action, const std::string& client_id,
                    std::string target, const HttpResponse& resp, std::string detail) const {
   if (audit_ == nullptr) return;
   AuditEvent e;
@@ -224,93 +202,67 @@ void Server::Audit(const HttpRequest& req, const char* action, const std::string
   e.target = std::move(target);
   e.result = resp.status;
   e.detail = std::move(detail);
-  e.remote_addr = std::string(req.remote_addr);
+  e.remote_addr = std::string(remote_addr);
   audit_->Submit(std::move(e));
 }
 
-bool Server::HandleFast(const HttpRequest& req, HttpResponse* resp) const {
+std::unique_ptr<PendingRequest> Server::HandleFast(const HttpRequest& req,
+                                                   HttpResponse* resp) const {
   Route route = MatchRoute(req.path);
   bool get_like = req.method == HttpMethod::kGet || req.method == HttpMethod::kHead;
+  auto pending = [&](PendingRequest::Kind kind) {
+    auto p = std::make_unique<PendingRequest>();
+    p->kind = kind;
+    p->target = std::string(req.path);
+    p->remote_addr = std::string(req.remote_addr);
+    return p;
+  };
   switch (route.kind) {
     case Route::kMetadata:
       if (!get_like) {
         *resp = MethodNotAllowed("/metadata", "GET, HEAD");
-        return true;
+        return nullptr;
       }
       resp->status = 200;
       resp->content_type = kFhirJson;
       resp->body = capability_json_;
-      return true;
+      return nullptr;
     case Route::kHealth:
       if (!get_like) {
         *resp = MethodNotAllowed("/_health", "GET, HEAD");
-        return true;
+        return nullptr;
       }
-      return false;  // needs the database
+      return pending(PendingRequest::Kind::kHealth);
     case Route::kSmartConfiguration:
       if (token_url_.empty()) break;  // authorization off: nothing to discover
       if (!get_like) {
         *resp = MethodNotAllowed("smart-configuration", "GET, HEAD");
-        return true;
+        return nullptr;
       }
       resp->status = 200;
       resp->content_type = "application/json";
       resp->body = smart_configuration_json_;
       resp->AddHeader("Cache-Control", "max-age=3600");
-      return true;
+      return nullptr;
     case Route::kToken: {
       if (token_url_.empty()) break;
       if (req.method != HttpMethod::kPost) {
         *resp = MethodNotAllowed("the token endpoint", "POST");
-        return true;
+        return nullptr;
       }
-      auto early = PrecheckTokenRequest(req.content_type, req.body);
-      if (!early) return false;  // the rest needs the client registry
+      auto p = pending(PendingRequest::Kind::kToken);
+      auto early = PrecheckTokenRequest(req.content_type, req.body, &p->token_form);
+      if (!early) return p;  // the rest needs the client registry
       *resp = std::move(early->response);
-      Audit(req, "token", "", "", *resp, early->detail);
-      return true;
+      Audit(req.remote_addr, "token", "", "", *resp, early->detail);
+      return nullptr;
     }
-    case Route::kExportKickoff: {
+    case Route::kExportKickoff:
       if (options_.export_dir.empty()) break;  // exports not configured: unknown route
-      if (req.method != HttpMethod::kGet && req.method != HttpMethod::kPost) {
-        *resp = MethodNotAllowed("$export", "GET, POST");
-        return true;
-      }
-      auto principal = Authenticate(req, resp);
-      if (!principal) {
-        Audit(req, "kickoff", "", std::string(req.path), *resp, "no valid access token");
-        return true;
-      }
-      auto parsed = ParseKickoff(req, route);
-      Status s =
-          parsed.ok() ? AuthorizeKickoff(principal->scopes, &*parsed, true) : parsed.status();
-      if (!s.ok()) {
-        *resp = s.code() == Status::Code::kPermissionDenied ? Forbidden(options_.base_url, s)
-                                                            : KickoffError(s);
-        Audit(req, "kickoff", principal->client_id, std::string(req.path), *resp, s.message());
-        return true;
-      }
-      return false;  // valid: the job is created in the blocking half
-    }
-    case Route::kExportStatus: {
+      return FastKickoff(req, route, resp);
+    case Route::kExportStatus:
       if (options_.export_dir.empty()) break;
-      if (!get_like && req.method != HttpMethod::kDelete) {
-        *resp = MethodNotAllowed("the status URL", "GET, DELETE");
-        return true;
-      }
-      if (!IsValidJobId(route.job_id)) {
-        *resp = OutcomeResponse(404, "not-found", "no export job " + route.job_id);
-        return true;
-      }
-      auto principal = Authenticate(req, resp);
-      if (!principal) {
-        if (req.method == HttpMethod::kDelete) {
-          Audit(req, "cancel", "", route.job_id, *resp, "no valid access token");
-        }
-        return true;
-      }
-      return get_like && StatusFromCache(route, *principal, resp);
-    }
+      return FastStatus(req, route, resp);
     case Route::kNotFound:
       break;
   }
@@ -318,31 +270,84 @@ bool Server::HandleFast(const HttpRequest& req, HttpResponse* resp) const {
   diag += req.path.empty() ? "/" : std::string(req.path);
   diag += " under the FHIR base";
   *resp = OutcomeResponse(404, "not-found", diag);
-  return true;
+  return nullptr;
 }
 
-void Server::HandleBlocking(const HttpRequest& req, HttpResponse* resp) const {
-  Route route = MatchRoute(req.path);
-  switch (route.kind) {
-    case Route::kHealth:
+std::unique_ptr<PendingRequest> Server::FastKickoff(const HttpRequest& req, const Route& route,
+                                                    HttpResponse* resp) const {
+  if (req.method != HttpMethod::kGet && req.method != HttpMethod::kPost) {
+    *resp = MethodNotAllowed("$export", "GET, POST");
+    return nullptr;
+  }
+  auto principal = Authenticate(req, resp);
+  if (!principal) {
+    Audit(req.remote_addr, "kickoff", "", std::string(req.path), *resp, "no valid access token");
+    return nullptr;
+  }
+  auto parsed = ParseKickoff(req, route);
+  Status s = parsed.ok() ? AuthorizeKickoff(principal->scopes, &*parsed, true) : parsed.status();
+  if (!s.ok()) {
+    *resp = StatusResponse(s, 0);
+    Audit(req.remote_addr, "kickoff", principal->client_id, std::string(req.path), *resp,
+          s.message());
+    return nullptr;
+  }
+  // Valid: the job is created in the blocking half, from this parse.
+  auto p = std::make_unique<PendingRequest>();
+  p->kind = PendingRequest::Kind::kKickoff;
+  p->principal = std::move(*principal);
+  p->export_request = std::move(parsed).value();
+  p->target = std::string(req.path);
+  p->remote_addr = std::string(req.remote_addr);
+  return p;
+}
+
+std::unique_ptr<PendingRequest> Server::FastStatus(const HttpRequest& req, const Route& route,
+                                                   HttpResponse* resp) const {
+  const bool get_like = req.method == HttpMethod::kGet || req.method == HttpMethod::kHead;
+  const bool cancel = req.method == HttpMethod::kDelete;
+  if (!get_like && !cancel) {
+    *resp = MethodNotAllowed("the status URL", "GET, DELETE");
+    return nullptr;
+  }
+  if (!IsValidJobId(route.job_id)) {
+    *resp = OutcomeResponse(404, "not-found", "no export job " + route.job_id);
+    return nullptr;
+  }
+  auto principal = Authenticate(req, resp);
+  if (!principal) {
+    if (cancel) Audit(req.remote_addr, "cancel", "", route.job_id, *resp, "no valid access token");
+    return nullptr;
+  }
+  if (get_like && StatusFromCache(route.job_id, *principal, resp)) return nullptr;
+  auto p = std::make_unique<PendingRequest>();
+  p->kind = cancel ? PendingRequest::Kind::kCancel : PendingRequest::Kind::kStatus;
+  p->principal = std::move(*principal);
+  p->job_id = route.job_id;
+  p->target = std::string(req.path);
+  p->remote_addr = std::string(req.remote_addr);
+  return p;
+}
+
+void Server::Continue(const PendingRequest& pending, HttpResponse* resp) const {
+  switch (pending.kind) {
+    case PendingRequest::Kind::kHealth:
       HandleHealth(resp);
       return;
-    case Route::kToken:
-      HandleToken(req, resp);
+    case PendingRequest::Kind::kToken:
+      HandleToken(pending, resp);
       return;
-    case Route::kExportKickoff:
-      HandleKickoff(req, route, resp);
+    case PendingRequest::Kind::kKickoff:
+      HandleKickoff(pending, resp);
       return;
-    case Route::kExportStatus:
-      if (req.method == HttpMethod::kDelete) {
-        HandleCancel(req, route, resp);
-      } else {
-        HandleStatus(req, route, resp);
-      }
+    case PendingRequest::Kind::kStatus:
+      HandleStatus(pending, resp);
       return;
-    default:
-      *resp = OutcomeResponse(500, "exception", "request has no blocking handler");
+    case PendingRequest::Kind::kCancel:
+      HandleCancel(pending, resp);
+      return;
   }
+  *resp = OutcomeResponse(500, "exception", "request has no blocking handler");
 }
 
 Status Server::WithConnection(const std::function<Status(PgConnection*)>& fn) const {
@@ -399,7 +404,7 @@ void Server::HandleHealth(HttpResponse* resp) const {
   resp->AddHeader("Cache-Control", "no-store");
 }
 
-void Server::HandleToken(const HttpRequest& req, HttpResponse* resp) const {
+void Server::HandleToken(const PendingRequest& pending, HttpResponse* resp) const {
   TokenEndpointOptions o;
   o.token_url = token_url_;
   o.keys = token_keys_;
@@ -407,19 +412,19 @@ void Server::HandleToken(const HttpRequest& req, HttpResponse* resp) const {
   o.allow_insecure_jwks = options_.jwks_allow_insecure;
   TokenResult result;
   Status s = WithConnection([&](PgConnection* c) -> Status {
-    auto r = HandleTokenRequest(c, o, req.content_type, req.body, NowSeconds());
+    auto r = HandleTokenForm(c, o, pending.token_form, NowSeconds());
     if (!r.ok()) return r.status();
     result = std::move(r).value();
     return Status::OK();
   });
   if (!s.ok()) {
     *resp = StatusResponse(s, options_.retry_after_unavailable);
-    Audit(req, "token", "", "", *resp, "server error");
+    Audit(pending.remote_addr, "token", "", "", *resp, "server error");
     return;
   }
   *resp = std::move(result.response);
   if (resp->status != 200) resp->log_message = "token request refused: " + result.detail;
-  Audit(req, "token", result.client_id, "", *resp, result.detail);
+  Audit(pending.remote_addr, "token", result.client_id, "", *resp, result.detail);
 }
 
 Result<ExportRequest> Server::ParseKickoff(const HttpRequest& req, const Route& route) const {
@@ -481,30 +486,18 @@ Status Server::ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& 
   return Status::OK();
 }
 
-void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
-  const std::string target(req.path);
-  auto principal = Authenticate(req, resp);
-  if (!principal) {
-    Audit(req, "kickoff", "", target, *resp, "no valid access token");
-    return;
-  }
-  auto parsed = ParseKickoff(req, route);
-  Status checked =
-      parsed.ok() ? AuthorizeKickoff(principal->scopes, &*parsed, true) : parsed.status();
-  if (!checked.ok()) {
-    *resp = checked.code() == Status::Code::kPermissionDenied
-                ? Forbidden(options_.base_url, checked)
-                : KickoffError(checked);
-    Audit(req, "kickoff", principal->client_id, target, *resp, checked.message());
-    return;
-  }
+void Server::HandleKickoff(const PendingRequest& pending, HttpResponse* resp) const {
+  const Principal* principal = &pending.principal;
+  const ExportRequest* parsed = &pending.export_request;
+  const std::string& target = pending.target;
   // The export volume is shared (other sites, logs): below the minimum free space no export
   // starts. Checked before the database so a full disk costs no connection.
   if (!ExportVolumeHasRoom()) {
     *resp = OutcomeResponse(503, "transient",
                             "the server is short of space for export files; retry later");
     resp->AddHeader("Retry-After", std::to_string(kNoSpaceRetryAfterSeconds));
-    Audit(req, "kickoff", principal->client_id, target, *resp, "export volume short of space");
+    Audit(pending.remote_addr, "kickoff", principal->client_id, target, *resp,
+          "export volume short of space");
     return;
   }
   JobInfo job;
@@ -529,19 +522,13 @@ void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpRespo
     return Status::OK();
   });
   if (!s.ok()) {
-    if (s.code() == Status::Code::kUnauthenticated) {
-      *resp = Unauthorized(options_.base_url, s, true);
-    } else if (s.code() == Status::Code::kPermissionDenied) {
-      *resp = Forbidden(options_.base_url, s);
-    } else {
-      // Retained-export quota: retry when one expires (capped: a DELETE frees one sooner).
-      *resp = StatusResponse(
-          s, s.code() != Status::Code::kResourceExhausted ? options_.retry_after_unavailable
-             : quota_retry_after > 0
-                 ? static_cast<int>(std::min<int64_t>(quota_retry_after, kMaxQuotaRetryAfter))
-                 : options_.poll_retry_after * 5);
-    }
-    Audit(req, "kickoff", principal->client_id, target, *resp,
+    // Retained-export quota: retry when one expires (capped: a DELETE frees one sooner).
+    *resp = StatusResponse(
+        s, s.code() != Status::Code::kResourceExhausted ? options_.retry_after_unavailable
+           : quota_retry_after > 0
+               ? static_cast<int>(std::min<int64_t>(quota_retry_after, kMaxQuotaRetryAfter))
+               : options_.poll_retry_after * 5);
+    Audit(pending.remote_addr, "kickoff", principal->client_id, target, *resp,
           s.code() == Status::Code::kUnavailable ? "database unavailable" : s.message());
     return;
   }
@@ -554,7 +541,7 @@ void Server::HandleKickoff(const HttpRequest& req, const Route& route, HttpRespo
   info.diagnostics = "export accepted; poll the Content-Location URL for its status";
   resp->content_type = kFhirJson;
   resp->body = OperationOutcomeJson({info});
-  Audit(req, "kickoff", principal->client_id, job.job_id, *resp, job.request_url);
+  Audit(pending.remote_addr, "kickoff", principal->client_id, job.job_id, *resp, job.request_url);
 }
 
 bool Server::ExportVolumeHasRoom() const {
@@ -580,11 +567,11 @@ Result<JobInfo> Server::AccessibleJob(PgConnection* conn, const std::string& job
   return job;
 }
 
-bool Server::StatusFromCache(const Route& route, const Principal& principal,
+bool Server::StatusFromCache(const std::string& job_id, const Principal& principal,
                              HttpResponse* resp) const {
   std::shared_ptr<const StatusCache::Entry> entry;
   int wait = 0;
-  switch (status_cache_->Get(route.job_id, principal.client_id, NowMicros(),
+  switch (status_cache_->Get(job_id, principal.client_id, NowMicros(),
                              options_.min_poll_interval_ms, &entry, &wait)) {
     case StatusCache::Hit::kMiss:
       return false;
@@ -595,28 +582,26 @@ bool Server::StatusFromCache(const Route& route, const Principal& principal,
       break;
   }
   Status s = AuthorizeJobAccess(principal.scopes, entry->request);
-  *resp = s.ok() ? entry->response : Forbidden(options_.base_url, s);
+  *resp = s.ok() ? entry->response : StatusResponse(s, 0);
   return true;
 }
 
-void Server::HandleStatus(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
-  auto principal = Authenticate(req, resp);
-  if (!principal) return;
+void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) const {
+  const Principal* principal = &pending.principal;
+  const std::string& job_id = pending.job_id;
   // The cached answer is dated from before the read: it expires no later than `ttl` after
   // any cancel this read may have missed (see HandleCancel).
   const int64_t read_started_us = NowMicros();
   JobInfo job;
   ExportRequest request;
   Status s = WithConnection([&](PgConnection* c) -> Status {
-    auto got = AccessibleJob(c, route.job_id, *principal, &request);
+    auto got = AccessibleJob(c, job_id, *principal, &request);
     if (!got.ok()) return got.status();
     job = std::move(got).value();
     return Status::OK();
   });
   if (!s.ok()) {
-    *resp = s.code() == Status::Code::kPermissionDenied
-                ? Forbidden(options_.base_url, s)
-                : StatusResponse(s, options_.retry_after_unavailable);
+    *resp = StatusResponse(s, options_.retry_after_unavailable);
     return;
   }
   switch (job.state) {
@@ -762,12 +747,9 @@ void SweepCancelMarkers(const std::string& export_dir) {
 
 }  // namespace
 
-void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpResponse* resp) const {
-  auto principal = Authenticate(req, resp);
-  if (!principal) {
-    Audit(req, "cancel", "", route.job_id, *resp, "no valid access token");
-    return;
-  }
+void Server::HandleCancel(const PendingRequest& pending, HttpResponse* resp) const {
+  const Principal* principal = &pending.principal;
+  const std::string& job_id = pending.job_id;
   // A cancel is acknowledged only once it holds on every node: the marker that makes every
   // node refuse the job's files is written after the ownership check, with the job's row
   // locked, and before the commit (no marker, no cancel). A cancel that then fails removes
@@ -776,21 +758,22 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
   bool marker_written = false;
   Status s = WithConnection([&](PgConnection* c) -> Status {
     ExportRequest request;
-    auto job = AccessibleJob(c, route.job_id, *principal, &request);
+    auto job = AccessibleJob(c, job_id, *principal, &request);
     if (!job.ok()) return job.status();
-    return CancelJob(c, route.job_id, principal->client_id, [&]() -> Status {
-      Status m = WriteCancelMarker(options_.export_dir, route.job_id);
+    return CancelJob(c, job_id, principal->client_id, [&]() -> Status {
+      Status m = WriteCancelMarker(options_.export_dir, job_id);
       marker_failed = !m.ok();
       marker_written = marker_written || m.ok();
       return m;
     });
   });
-  if (!s.ok() && marker_written) RemoveCancelMarker(options_.export_dir, route.job_id);
+  if (!s.ok() && marker_written) RemoveCancelMarker(options_.export_dir, job_id);
   if (marker_failed) {
     *resp = OutcomeResponse(500, "exception",
                             "the export could not be cancelled; it is unchanged, try again later");
     resp->log_message = "cancel refused: " + s.message();
-    Audit(req, "cancel", principal->client_id, route.job_id, *resp, "cancel marker not written");
+    Audit(pending.remote_addr, "cancel", principal->client_id, job_id, *resp,
+          "cancel marker not written");
     return;
   }
   if (s.code() == Status::Code::kAborted) {
@@ -799,20 +782,18 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
                             "the export is being planned and cannot be cancelled right now; "
                             "it is unchanged, retry later");
     resp->AddHeader("Retry-After", std::to_string(std::max(1, options_.retry_after_unavailable)));
-    Audit(req, "cancel", principal->client_id, route.job_id, *resp, "job row locked");
+    Audit(pending.remote_addr, "cancel", principal->client_id, job_id, *resp, "job row locked");
     return;
   }
   if (!s.ok()) {
     // Another client's job (or none) ends here, before anything of the job is touched: its
     // owner's cached status stays (issue 11, row 12).
-    *resp = s.code() == Status::Code::kPermissionDenied
-                ? Forbidden(options_.base_url, s)
-                : StatusResponse(s, options_.retry_after_unavailable);
-    Audit(req, "cancel", principal->client_id, route.job_id, *resp,
+    *resp = StatusResponse(s, options_.retry_after_unavailable);
+    Audit(pending.remote_addr, "cancel", principal->client_id, job_id, *resp,
           s.code() == Status::Code::kUnavailable ? "database unavailable" : s.message());
     return;
   }
-  status_cache_->Erase(route.job_id);
+  status_cache_->Erase(job_id);
   SweepCancelMarkers(options_.export_dir);
   resp->status = 202;
   OutcomeIssue info;
@@ -826,7 +807,7 @@ void Server::HandleCancel(const HttpRequest& req, const Route& route, HttpRespon
   // in its cache for up to the ttl, read before this commit. Answering after the ttl means
   // no poll the client makes after the answer can find one.
   resp->delay_ms = static_cast<int>(kStatusCacheTtlUs / 1000);
-  Audit(req, "cancel", principal->client_id, route.job_id, *resp, "");
+  Audit(pending.remote_addr, "cancel", principal->client_id, job_id, *resp, "");
 }
 
 }  // namespace fhirbulk

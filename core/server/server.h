@@ -1,13 +1,19 @@
 // Server: answers requests to the FHIR endpoint, independent of nginx.
 //
-// Request handling has two halves, so the nginx event loop never waits on the database:
-//   HandleFast()      routing, validation and documents that need no database; returns false
-//                     when the request needs HandleBlocking();
-//   HandleBlocking()  the database work, run on a thread-pool thread. Each thread keeps its
-//                     own connection (libpq connections are single-threaded), reconnects after
-//                     a failure, and answers 503 + Retry-After while the database is down.
+// Each request is handled once, in two halves of one continuation, so the nginx event loop
+// never waits on the database:
+//   HandleFast()  in the event loop: routes, authenticates, parses and authorizes, and answers
+//                 whatever needs no database. A request that needs it comes back as a
+//                 PendingRequest: what the fast half learned (route, caller, parsed kick-off,
+//                 decoded token form), owning its data;
+//   Continue()    on a thread-pool thread: the database work of a PendingRequest. It never
+//                 sees the raw request, so nothing is routed, authenticated or parsed twice.
+//                 Each thread keeps its own connection (libpq connections are single-
+//                 threaded), reconnects after a failure, and answers 503 + Retry-After while
+//                 the database is down.
 //
-// Thread-safety: a Server is immutable after Create(); both handlers may run concurrently.
+// Thread-safety: a Server is immutable after Create() (its caches lock themselves); both
+// halves may run concurrently on any threads.
 
 #ifndef FHIRBULK_SERVER_SERVER_H_
 #define FHIRBULK_SERVER_SERVER_H_
@@ -20,9 +26,11 @@
 #include "auth/access_token.h"
 #include "auth/audit.h"
 #include "auth/key_ring.h"
+#include "auth/token_endpoint.h"
 #include "db/pg.h"
 #include "export/export_request.h"
 #include "export/job_store.h"
+#include "fhirbulk/defaults.h"
 #include "http/http.h"
 #include "server/routes.h"
 #include "server/status_cache.h"
@@ -30,49 +38,86 @@
 
 namespace fhirbulk {
 
+// Defaults: fhirbulk/defaults.h, shared with the nginx module's directives.
 struct ServerOptions {
   std::string base_url;  // absolute http(s) URL; a trailing slash is dropped
   std::string conninfo;
-  int retry_after_unavailable = 5;  // seconds
-  // Where workers write export files (<export_dir>/<job id>/); a cancelled job's directory is
-  // renamed away at once so its files stop being served. Empty: the server does not serve
-  // exports.
+  int retry_after_unavailable = FHIRBULK_DEFAULT_RETRY_AFTER;  // seconds
+  // Where workers write export files (<export_dir>/<job id>/). A cancel writes the marker
+  // <export_dir>/.cancels/<job id> before it commits, and every node's files module refuses
+  // the job's files while it exists; the workers delete the directory later. Empty: the
+  // server does not serve exports.
   std::string export_dir;
-  int max_active_exports_per_client = 4;  // 0 = unlimited; beyond it a kick-off gets 429
+  // 0 = unlimited; beyond it a kick-off gets 429
+  int max_active_exports_per_client = FHIRBULK_DEFAULT_MAX_ACTIVE_EXPORTS;
   // Retained exports per client (in progress, or completed and not expired): at this count or
   // this many bytes of files a kick-off gets 429 + Retry-After (CreateJobOptions); 0 = no limit.
-  int max_retained_exports_per_client = 20;
-  int64_t max_retained_bytes_per_client = 10LL << 30;
+  int max_retained_exports_per_client = FHIRBULK_DEFAULT_MAX_RETAINED_EXPORTS;
+  int64_t max_retained_bytes_per_client = FHIRBULK_DEFAULT_MAX_RETAINED_BYTES;
   // Free space of the export directory's volume (statvfs) below which a kick-off gets 503 +
   // Retry-After: bytes and percent of the volume; 0 = no check.
-  int64_t min_free_bytes = 1LL << 30;
-  int min_free_percent = 5;
-  bool strict_kickoff_headers = true;  // require Accept: fhir+json and Prefer: respond-async
-  int typefilter_max_terms = 5000;     // KickoffLimits::max_type_filter_terms
-  int poll_retry_after = 2;            // Retry-After (s) on 202 status answers
-  int min_poll_interval_ms = 1000;     // polls of a running job faster than this: 429
+  int64_t min_free_bytes = FHIRBULK_DEFAULT_MIN_FREE_BYTES;
+  int min_free_percent = FHIRBULK_DEFAULT_MIN_FREE_PERCENT;
+  // Require Accept: fhir+json and Prefer: respond-async.
+  bool strict_kickoff_headers = FHIRBULK_DEFAULT_STRICT_HEADERS;
+  int typefilter_max_terms = FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS;  // KickoffLimits
+  int poll_retry_after = FHIRBULK_DEFAULT_POLL_RETRY_AFTER;  // Retry-After (s) on 202 answers
+  // Polls of a running job faster than this: 429.
+  int min_poll_interval_ms = FHIRBULK_DEFAULT_MIN_POLL_INTERVAL_MS;
 
-  // SMART Backend Services (core/auth/). Off: every request acts as client "anonymous" with
-  // read access to everything (for tests and closed networks; `make up` turns it on).
-  bool auth_enabled = false;
-  std::string token_key_file;        // KeyRing file signing access tokens; required when enabled
-  int token_lifetime_seconds = 300;  // capped at 300
-  bool jwks_allow_insecure = false;  // clients' jwks_url may be http:// on private addresses
+  // SMART Backend Services (core/auth/), on by default as in nginx. Off: every request acts as
+  // client "anonymous" with read access to everything (tests and closed networks).
+  bool auth_enabled = FHIRBULK_DEFAULT_AUTH;
+  std::string token_key_file;  // KeyRing file signing access tokens; required when enabled
+  int token_lifetime_seconds = FHIRBULK_DEFAULT_TOKEN_LIFETIME;  // capped at 300
+  // Clients' jwks_url may be http:// on private addresses.
+  bool jwks_allow_insecure = FHIRBULK_DEFAULT_JWKS_ALLOW_INSECURE;
   // Manifest file URLs carry an expiring signature (auth/signed_url.h) instead of needing the
   // bearer token (requiresAccessToken false).
   bool signed_urls = false;
   std::string signed_url_key_file;
   // Signed URLs are capability URLs: IG 3.0.0 has them expire like bearer tokens (default at
   // most 5 minutes); at most kMaxSignedUrlLifetimeSeconds.
-  int signed_url_lifetime_seconds = 300;
+  int signed_url_lifetime_seconds = FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME;
+};
+
+// A request the fast half accepted and the blocking half finishes: what HandleFast learned,
+// owned (no view into the raw request or its buffers), so the two halves share no state
+// but this object.
+struct PendingRequest {
+  enum class Kind {
+    kHealth,   // GET /_health
+    kToken,    // POST /auth/token
+    kKickoff,  // $export
+    kStatus,   // GET /$export-status/<id> that the status cache could not answer
+    kCancel,   // DELETE /$export-status/<id>
+  };
+  Kind kind = Kind::kHealth;
+  // kKickoff, kStatus, kCancel: the authenticated caller ("anonymous" when auth is off).
+  Principal principal;
+  // kKickoff: the parsed kick-off, already authorized and narrowed to what the token may read.
+  ExportRequest export_request;
+  // kStatus, kCancel: a valid job id.
+  std::string job_id;
+  // kToken: the form that passed steps 1-3 (auth/token_endpoint.h).
+  TokenForm token_form;
+  // For the audit trail: the path below the base, and the peer address.
+  std::string target;
+  std::string remote_addr;
 };
 
 class Server {
  public:
   static Result<std::unique_ptr<Server>> Create(ServerOptions options);
 
-  bool HandleFast(const HttpRequest& request, HttpResponse* response) const;
-  void HandleBlocking(const HttpRequest& request, HttpResponse* response) const;
+  // The event-loop half. nullptr: *response is the complete answer. Otherwise the request
+  // needs the database: the caller hands the result to Continue() on a thread-pool thread
+  // (*response is untouched).
+  std::unique_ptr<PendingRequest> HandleFast(const HttpRequest& request,
+                                             HttpResponse* response) const;
+  // The blocking half: finishes a request HandleFast returned. Never fails: a database that
+  // is down yields 503 with Retry-After.
+  void Continue(const PendingRequest& pending, HttpResponse* response) const;
 
   const std::string& base_url() const { return options_.base_url; }
   const std::string& token_url() const { return token_url_; }
@@ -87,21 +132,27 @@ class Server {
   Status WithConnection(const std::function<Status(PgConnection*)>& fn) const;
 
   void HandleHealth(HttpResponse* response) const;
-  void HandleToken(const HttpRequest& request, HttpResponse* response) const;
+  void HandleToken(const PendingRequest& pending, HttpResponse* response) const;
   // The caller of a protected route: from the bearer token, or "anonymous" with every read
   // scope when authorization is off. On failure *response is the 401.
   std::optional<Principal> Authenticate(const HttpRequest& request, HttpResponse* response) const;
-  void Audit(const HttpRequest& request, const char* action, const std::string& client_id,
+  void Audit(std::string_view remote_addr, const char* action, const std::string& client_id,
              std::string target, const HttpResponse& response, std::string detail) const;
-  void HandleKickoff(const HttpRequest& request, const Route& route, HttpResponse* response) const;
-  void HandleStatus(const HttpRequest& request, const Route& route, HttpResponse* response) const;
-  void HandleCancel(const HttpRequest& request, const Route& route, HttpResponse* response) const;
+  // The fast half of the routes that may need the database: nullptr when *response answers.
+  std::unique_ptr<PendingRequest> FastKickoff(const HttpRequest& request, const Route& route,
+                                              HttpResponse* response) const;
+  std::unique_ptr<PendingRequest> FastStatus(const HttpRequest& request, const Route& route,
+                                             HttpResponse* response) const;
+  void HandleKickoff(const PendingRequest& pending, HttpResponse* response) const;
+  void HandleStatus(const PendingRequest& pending, HttpResponse* response) const;
+  void HandleCancel(const PendingRequest& pending, HttpResponse* response) const;
   // The caller's job, when it is theirs (NotFound otherwise, as if it did not exist) and their
   // token still covers what it exports (PermissionDenied).
   Result<JobInfo> AccessibleJob(PgConnection* conn, const std::string& job_id,
                                 const Principal& principal, ExportRequest* request) const;
   // A poll answered from status_cache_ (true), or false to ask the database.
-  bool StatusFromCache(const Route& route, const Principal& principal, HttpResponse* resp) const;
+  bool StatusFromCache(const std::string& job_id, const Principal& principal,
+                       HttpResponse* resp) const;
   Result<ExportRequest> ParseKickoff(const HttpRequest& request, const Route& route) const;
   // False when the export directory's volume has less free space than min_free_bytes or
   // min_free_percent (statvfs; an unreadable volume counts as roomy: workers report errors).

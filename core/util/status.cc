@@ -28,6 +28,12 @@ const char* Status::CodeName(Code code) {
       return "Aborted";
     case Code::kInternal:
       return "Internal";
+    case Code::kNotAcceptable:
+      return "NotAcceptable";
+    case Code::kTooLarge:
+      return "TooLarge";
+    case Code::kUriTooLong:
+      return "UriTooLong";
   }
   return "Unknown";
 }

@@ -32,6 +32,11 @@ class Status {
     kCorruption,         // data that should be well formed is not
     kAborted,            // stopped on purpose (cancelled job, lost lease)
     kInternal,           // a bug or an unexpected state
+    // Client input refused for its form rather than its content (appended: the codes above
+    // keep their values and meaning).
+    kNotAcceptable,  // no representation the caller accepts (HTTP 406)
+    kTooLarge,       // a request body over its limit (HTTP 413)
+    kUriTooLong,     // a request URI (query string) over its limit (HTTP 414)
   };
 
   Status() = default;  // OK
@@ -55,6 +60,9 @@ class Status {
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status Aborted(std::string msg) { return {Code::kAborted, std::move(msg)}; }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+  static Status NotAcceptable(std::string msg) { return {Code::kNotAcceptable, std::move(msg)}; }
+  static Status TooLarge(std::string msg) { return {Code::kTooLarge, std::move(msg)}; }
+  static Status UriTooLong(std::string msg) { return {Code::kUriTooLong, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

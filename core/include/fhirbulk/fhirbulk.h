@@ -9,15 +9,22 @@
  *    fhirbulk_response_free(); the module copies what it needs into nginx pools first.
  *
  * Threads: a fhirbulk_server is created once at configuration time (nginx master) and is
- * read-only afterwards, so any thread may use it. fhirbulk_handle_fast() never blocks and is
- * meant for the nginx event loop. fhirbulk_handle_blocking() may wait on PostgreSQL and must
- * run in a thread pool; each pool thread keeps its own database connection.
+ * read-only afterwards, so any thread may use it. Each request is handled once, in two
+ * halves: fhirbulk_handle_fast() never blocks and is meant for the nginx event loop; it
+ * routes, authenticates, parses and authorizes, and either answers or hands back a
+ * fhirbulk_pending_t, the parsed request. fhirbulk_pending_run() does the database work of
+ * that object and must run in a thread pool (each pool thread keeps its own database
+ * connection); it never sees the raw request.
+ *
+ * Option defaults and bounds: fhirbulk/defaults.h.
  */
 
 #ifndef FHIRBULK_FHIRBULK_H_
 #define FHIRBULK_FHIRBULK_H_
 
 #include <stddef.h>
+
+#include "fhirbulk/defaults.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,6 +37,7 @@ extern "C" {
 #endif
 
 typedef struct fhirbulk_server_s fhirbulk_server_t;
+typedef struct fhirbulk_pending_s fhirbulk_pending_t;
 
 typedef struct {
   const char* data;
@@ -41,7 +49,8 @@ typedef struct {
   fhirbulk_str_t base_url;
   /* libpq connection string used by the module's thread-pool threads. */
   fhirbulk_str_t conninfo;
-  /* Seconds a client is told to wait (Retry-After) when the database is unavailable. */
+  /* Seconds a client is told to wait (Retry-After) when the database is unavailable;
+   * 0 = FHIRBULK_DEFAULT_RETRY_AFTER. */
   int retry_after_unavailable;
   /* Directory of export files (<dir>/<job id>/...); empty: no export routes. */
   fhirbulk_str_t export_dir;
@@ -59,9 +68,9 @@ typedef struct {
   int strict_kickoff_headers;
   /* A kick-off's _typeFilter queries may compile to at most this many search terms (a bare
    * reference id counts once per target type); beyond it 400, or the query is dropped with
-   * Prefer: handling=lenient. 0 = default (5000). */
+   * Prefer: handling=lenient. 0 = FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS. */
   int typefilter_max_terms;
-  /* Retry-After (seconds) of 202 status answers; 0 = default (2). */
+  /* Retry-After (seconds) of 202 status answers; 0 = FHIRBULK_DEFAULT_POLL_RETRY_AFTER. */
   int poll_retry_after;
   /* Polls of a running job closer than this (ms) get 429; 0 = no limit. */
   int min_poll_interval_ms;
@@ -69,13 +78,13 @@ typedef struct {
   int auth_enabled;
   /* Key file signing access tokens (core/auth/key_ring.h); required with auth_enabled. */
   fhirbulk_str_t token_key_file;
-  /* Access token lifetime in seconds, 1..300; 0 = 300. */
+  /* Access token lifetime in seconds, 1..300; 0 = FHIRBULK_DEFAULT_TOKEN_LIFETIME. */
   int token_lifetime;
   /* Non-zero: clients' jwks_url may be http:// and resolve to private addresses (tests). */
   int jwks_allow_insecure;
   /* Non-empty: manifest URLs are signed with this key file (requiresAccessToken false). */
   fhirbulk_str_t signed_url_key_file;
-  /* Lifetime of signed URLs in seconds, 1..3600; 0 = 300 (IG 3.0.0: bearer-token timescales). */
+  /* Lifetime of signed URLs in seconds, 1..3600; 0 = FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME. */
   int signed_url_lifetime;
 } fhirbulk_server_options_t;
 
@@ -128,21 +137,27 @@ typedef struct {
 
 typedef enum {
   FHIRBULK_DONE = 0,      /* *response is filled in */
-  FHIRBULK_NEEDS_BLOCKING /* call fhirbulk_handle_blocking() from a thread pool */
+  FHIRBULK_NEEDS_BLOCKING /* *pending is set: run it with fhirbulk_pending_run() in a pool */
 } fhirbulk_dispatch_e;
 
-/* Non-blocking part of request handling: routing, validation, documents that need no
- * database. Never fails: errors become OperationOutcome responses. */
+/* The event-loop half of request handling: routing, authentication, parsing, authorization,
+ * and every answer that needs no database. Never fails: errors become OperationOutcome
+ * responses (FHIRBULK_DONE, *pending NULL). FHIRBULK_NEEDS_BLOCKING: *pending is the parsed
+ * request, owning copies of what it needs (the request's buffers may go once this returns);
+ * the caller owns it and frees it with fhirbulk_pending_free(). */
 FHIRBULK_EXPORT fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
                                                          const fhirbulk_request_t* request,
-                                                         fhirbulk_response_t* response);
+                                                         fhirbulk_response_t* response,
+                                                         fhirbulk_pending_t** pending);
 
-/* Blocking part: database work. Call only after fhirbulk_handle_fast() returned
- * FHIRBULK_NEEDS_BLOCKING for the same request. Never fails: a database that is down
- * yields 503 with Retry-After and an OperationOutcome. */
-FHIRBULK_EXPORT void fhirbulk_handle_blocking(const fhirbulk_server_t* server,
-                                              const fhirbulk_request_t* request,
-                                              fhirbulk_response_t* response);
+/* The blocking half: the database work of a pending request, on a thread-pool thread.
+ * Never fails: a database that is down yields 503 with Retry-After and an OperationOutcome.
+ * Runs once per pending object; the server that made it must still live. */
+FHIRBULK_EXPORT void fhirbulk_pending_run(const fhirbulk_pending_t* pending,
+                                          fhirbulk_response_t* response);
+
+/* Releases a pending request, run or not (a client that went away); NULL is a no-op. */
+FHIRBULK_EXPORT void fhirbulk_pending_free(fhirbulk_pending_t* pending);
 
 /* A complete response for a condition the module detects itself (e.g. a full thread-pool
  * queue): status plus an OperationOutcome with the given issue code and diagnostics, and
@@ -166,14 +181,20 @@ typedef struct {
   fhirbulk_str_t signed_url_key_file; /* empty: signed URLs are refused */
   fhirbulk_str_t export_dir;
   fhirbulk_str_t conninfo; /* empty: downloads are not written to the audit trail */
-  /* fhir_bulk_token_lifetime in seconds (1..300; 0 = 300): a bearer token whose exp - iat is
-   * longer is refused, as on the API routes. */
+  /* fhir_bulk_token_lifetime in seconds (1..300; 0 = FHIRBULK_DEFAULT_TOKEN_LIFETIME): a
+   * bearer token whose exp - iat is longer is refused, as on the API routes. */
   int token_lifetime;
 } fhirbulk_files_options_t;
 
 FHIRBULK_EXPORT fhirbulk_files_t* fhirbulk_files_create(const fhirbulk_files_options_t* options,
                                                         char* err, size_t err_len);
 FHIRBULK_EXPORT void fhirbulk_files_destroy(fhirbulk_files_t* files);
+
+/* Non-zero when rel, the path below a files location, is "<job id>/<file name>" naming an
+ * export file the workers write (the core's grammar: export/job_dir.h); *job_id and
+ * *file_name then point into rel. Zero: no such file can exist (404). */
+FHIRBULK_EXPORT int fhirbulk_files_split_path(fhirbulk_str_t rel, fhirbulk_str_t* job_id,
+                                              fhirbulk_str_t* file_name);
 
 /* Non-zero when the download may proceed. Either way the identified client (or "") is
  * written NUL-terminated into client; on refusal *response is the answer (401/403/404). */

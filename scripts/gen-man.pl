@@ -147,8 +147,8 @@ same process (units in progress are handed back). A configuration that does not 
 logged and the old one kept.
 .TP
 .B SIGTERM\fR, \fBSIGINT
-stop: units in progress are handed back to the other workers at once, the pid file is
-removed, the exit status is 0.
+stop: units in progress are handed back to the other workers (one whose rows are all
+written is finished first), the pid file is removed, the exit status is 0.
 .SH FILES
 .TP
 .I /etc/fhir\-bulk/worker.conf

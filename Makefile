@@ -10,6 +10,7 @@
 #   make san      the sanitizer build (build-san/: clang, ASan + UBSan, unit tests, fuzz targets)
 #   make fuzz     every fuzz target for FUZZ_SECONDS each (fuzz/README.md)
 #   make bench    benchmarks (results: benchmarks/RESULTS.md)
+#   make deb      Debian packages for this machine's nginx in build/deb/ (scripts/build-deb.sh)
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
@@ -22,7 +23,7 @@ FUZZ_SECONDS      ?= 60
 FUZZ_TEST_SECONDS ?= 10
 
 .PHONY: all core module deps up down demo test unit-test integration-test san san-test fuzz bench \
-        format clean
+        deb format clean
 
 all: core module
 
@@ -73,6 +74,11 @@ integration-test: all
 
 bench: deps all
 	benchmarks/run.sh
+
+# The packages of the binaries in $(BUILD) (what the tests ran), then lintian when installed.
+# DEB_BUILD=<dir>: a tree of its own with Debian's hardening flags (scripts/build-deb.sh).
+deb: all
+	BUILD=$(abspath $(BUILD)) DEB_DIR=$(abspath $(BUILD))/deb scripts/build-deb.sh
 
 format:
 	clang-format -i core/*/*.h core/*/*.cc core/include/fhirbulk/*.h tests/*.cc benchmarks/*.cc \

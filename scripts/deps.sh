@@ -12,6 +12,7 @@ PKGS=(
     postgresql-15 postgresql-client-15
     perl libcrypt-jwt-perl openssl curl wrk procps
     clang libclang-rt-14-dev
+    debhelper fakeroot lintian logrotate
 )
 
 missing=()

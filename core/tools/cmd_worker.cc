@@ -1,21 +1,50 @@
-// fhir-bulk worker: the export engine daemon (see worker/worker.h).
+// fhir-bulk worker: the export engine daemon (see worker/worker.h), runnable as a systemd
+// service (Type=notify): a config file of options, the connection string from a file, a log
+// file reopened on SIGHUP, text or JSON log lines, a pid file, graceful SIGTERM.
 
 #include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
-#include "worker/worker.h"
 #include "tools/command.h"
+#include "util/daemon.h"
 #include "util/flags.h"
+#include "worker/worker.h"
 
 namespace fhirbulk {
 
-int RunWorker(int argc, char** argv) {
+namespace {
+
+constexpr char kProgram[] = "fhir-bulk worker";
+
+// Everything the command line and the config file say.
+struct WorkerConfig {
+  WorkerOptions options;  // options.log is set by the caller
+  std::string config_file;
+  std::string log_file;  // "": stderr
+  LogFormat log_format = LogFormat::kText;
+  std::string pid_file;
+  bool once = false;
+};
+
+enum class ParseOutcome { kOk, kHelp, kError };
+
+// One parse of `args` (args[0] is the command name). Fills *config, or *error / *help.
+ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* config,
+                       std::string* text) {
+  std::string config_file;
   std::string db;
+  std::string db_file;
+  std::string log_file;
+  std::string log_format = "text";
+  std::string pid_file;
   std::string export_dir;
   long long threads = 2;
   long long lease_seconds = 30;
@@ -31,13 +60,33 @@ int RunWorker(int argc, char** argv) {
   long long unit_timeout_seconds = 1800;
   bool once = false;
   FlagParser flags(
-      "fhir-bulk worker [--db CONNINFO] --export-dir DIR [options]",
+      "fhir-bulk worker [--config FILE] [--db CONNINFO | --db-file FILE] --export-dir DIR "
+      "[options]",
       "Runs Bulk Data export jobs: plans accepted jobs, writes their NDJSON files into "
       "DIR/<job id>/ and removes expired ones. Any number of workers on any number of hosts "
       "may share one database and one export directory. SIGTERM or SIGINT stops it cleanly: "
-      "work in progress is finished or handed back to the other workers.");
+      "work in progress is finished or handed back to the other workers. SIGHUP reopens the "
+      "log file and rereads the config file and the connection file: log options apply at "
+      "once, other changes restart the export engine in place. Under systemd (Type=notify) it "
+      "reports readiness through $NOTIFY_SOCKET.");
+  flags.AddString("config", &config_file,
+                  "read options from FILE first, one per line: name = value (the option names "
+                  "without \"--\"; '#' starts a comment); the command line wins",
+                  "FILE");
   flags.AddString("db", &db, "PostgreSQL connection string", "CONNINFO");
+  flags.AddString("db-file", &db_file,
+                  "read the connection string from FILE (its whole content, as nginx's "
+                  "fhir_bulk_pg_conninfo_file): keeps a password off the command line",
+                  "FILE");
   flags.AddString("export-dir", &export_dir, "directory of the export files (must exist)", "DIR");
+  flags.AddString("log-file", &log_file,
+                  "append log lines to FILE (created 0640) instead of stderr; reopened on SIGHUP",
+                  "FILE");
+  flags.AddString("log-format", &log_format,
+                  "text (\"<time> fhir-bulk worker: <message>\") or json (one object per line: "
+                  "time, level, program, msg)",
+                  "FORMAT");
+  flags.AddString("pid-file", &pid_file, "write the process id to FILE, removed at exit", "FILE");
   flags.AddInt("threads", &threads, "export threads (each uses two database connections)");
   flags.AddInt("lease-seconds", &lease_seconds,
                "how long a claimed job or unit stays ours without a heartbeat", "S");
@@ -72,22 +121,44 @@ int RunWorker(int argc, char** argv) {
                "OperationOutcome naming the limit (0: no limit)",
                "S");
   flags.AddBool("once", &once, "run what is claimable now, clean up once, and exit");
-  Status s = flags.Parse(argc, argv);
+
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  Status s = flags.Parse(static_cast<int>(argv.size()), argv.data());
   if (flags.help_requested()) {
-    std::fputs(flags.Help().c_str(), stdout);
-    return kExitOk;
+    *text = flags.Help();
+    return ParseOutcome::kHelp;
   }
-  if (!s.ok() || !flags.positionals().empty()) {
-    std::fprintf(stderr, "fhir-bulk worker: %s\n",
-                 s.ok() ? "unexpected argument" : s.message().c_str());
-    return kExitUsage;
+  if (s.ok() && !flags.positionals().empty()) s = Status::InvalidArgument("unexpected argument");
+  if (s.ok() && !db.empty() && !db_file.empty()) {
+    s = Status::InvalidArgument("--db and --db-file exclude each other");
+  }
+  Result<LogFormat> format = ParseLogFormat(log_format);
+  if (s.ok() && !format.ok()) s = format.status();
+  std::string conninfo = ResolveConninfo(db);
+  if (s.ok() && !db_file.empty()) {
+    Result<std::string> value = ReadValueFile(db_file);
+    if (value.ok()) {
+      conninfo = *value;
+    } else {
+      s = value.status();
+    }
+  }
+  if (!s.ok()) {
+    *text = s.message();
+    return ParseOutcome::kError;
   }
 
-  WorkerOptions options;
-  options.conninfo = ResolveConninfo(db);
+  config->config_file = config_file;
+  config->log_file = log_file;
+  config->log_format = *format;
+  config->pid_file = pid_file;
+  config->once = once;
+  WorkerOptions& options = config->options;
+  options.conninfo = conninfo;
   options.export_dir = export_dir;
-  options.threads = static_cast<int>(threads);
-  options.lease_seconds = static_cast<int>(lease_seconds);
+  options.threads = static_cast<int>(std::clamp(threads, -1LL, 1000000LL));
+  options.lease_seconds = static_cast<int>(std::clamp(lease_seconds, -1LL, 1000000LL));
   options.max_file_resources = max_file_resources;
   options.max_file_bytes = max_file_bytes;
   options.retention_seconds = retention_seconds;
@@ -102,36 +173,210 @@ int RunWorker(int argc, char** argv) {
   // Out of range stays out of range (Worker::Create rejects it) instead of wrapping.
   options.gzip_level = gzip_level >= 0 && gzip_level <= 9 ? static_cast<int>(gzip_level) : -1;
   options.unit_timeout_seconds = std::clamp(unit_timeout_seconds, -1LL, 1LL << 40);
-  auto worker = Worker::Create(options);
-  if (!worker.ok()) {
-    std::fprintf(stderr, "fhir-bulk worker: %s\n", worker.status().message().c_str());
-    return kExitUsage;
-  }
+  return ParseOutcome::kOk;
+}
 
-  // Signals go to one thread that turns them into Stop(); every other thread (created
-  // after this) inherits the blocked mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  Worker* w = worker->get();
-  std::thread([w, stop_signals] {
+// The command line, preceded by the options of its --config file (read again at each call,
+// so that SIGHUP sees the file's current content).
+ParseOutcome ParseConfig(const std::vector<std::string>& command_line, WorkerConfig* config,
+                         std::string* text) {
+  WorkerConfig first;
+  ParseOutcome outcome = ParseArgs(command_line, &first, text);
+  if (outcome != ParseOutcome::kOk || first.config_file.empty()) {
+    *config = first;
+    return outcome;
+  }
+  Result<std::vector<std::string>> file_args = ReadOptionsFile(first.config_file);
+  if (!file_args.ok()) {
+    *text = file_args.status().message();
+    return ParseOutcome::kError;
+  }
+  std::vector<std::string> args = {command_line[0]};
+  for (const std::string& a : *file_args) {
+    if (a == "--config" || a.rfind("--config=", 0) == 0) {
+      *text = first.config_file + ": 'config' cannot be set in a config file";
+      return ParseOutcome::kError;
+    }
+    args.push_back(a);
+  }
+  args.insert(args.end(), command_line.begin() + 1, command_line.end());
+  return ParseArgs(args, config, text);
+}
+
+// What the export engine was created with: a change restarts it (log options do not).
+bool SameEngine(const WorkerOptions& a, const WorkerOptions& b) {
+  return a.conninfo == b.conninfo && a.export_dir == b.export_dir && a.threads == b.threads &&
+         a.lease_seconds == b.lease_seconds && a.max_file_resources == b.max_file_resources &&
+         a.max_file_bytes == b.max_file_bytes && a.retention_seconds == b.retention_seconds &&
+         a.grace_seconds == b.grace_seconds &&
+         a.janitor_interval_seconds == b.janitor_interval_seconds &&
+         a.max_attempts == b.max_attempts && a.target_unit_resources == b.target_unit_resources &&
+         a.target_unit_bytes == b.target_unit_bytes &&
+         a.unit_timeout_seconds == b.unit_timeout_seconds && a.gzip_level == b.gzip_level;
+}
+
+// Shared between the main thread (which runs the engine) and the signal thread.
+struct Control {
+  std::mutex mu;
+  Worker* current = nullptr;  // the engine running now, if any
+  bool stop = false;          // SIGTERM/SIGINT seen: no new engine
+  bool restart = false;       // SIGHUP changed the engine's options: next holds them
+  WorkerConfig next;
+  bool quit = false;  // the main thread is done: the signal thread ends
+};
+
+void Notify(LogSink* log, const std::string& state) {
+  Status s = SdNotify(state);
+  if (!s.ok()) log->Error(s.ToString());
+}
+
+// The signal thread: SIGHUP reloads, SIGTERM/SIGINT stop, anything after `quit` ends it.
+void HandleSignals(const sigset_t& signals, const std::vector<std::string>& command_line,
+                   Control* control, LogSink* log, WorkerConfig running) {
+  for (;;) {
     int sig = 0;
-    if (sigwait(&stop_signals, &sig) == 0) w->Stop();
-  }).detach();
-
-  if (once) {
-    s = w->RunUntilIdle();
-    if (s.ok()) s = w->RunJanitor();
-  } else {
-    s = w->Run();
+    if (sigwait(&signals, &sig) != 0) continue;
+    std::unique_lock<std::mutex> lock(control->mu);
+    if (control->quit) return;
+    if (sig != SIGHUP) {
+      control->stop = true;
+      if (control->current != nullptr) control->current->Stop();
+      lock.unlock();
+      log->Info(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+      Notify(log, "STOPPING=1");
+      continue;
+    }
+    lock.unlock();
+    Notify(log, "RELOADING=1");
+    WorkerConfig config;
+    std::string error;
+    if (ParseConfig(command_line, &config, &error) != ParseOutcome::kOk) {
+      log->Error("SIGHUP: configuration not changed: " + error);
+      Notify(log, "READY=1");
+      continue;
+    }
+    Status s = log->Reopen(config.log_file, config.log_format);
+    if (!s.ok()) log->Error("SIGHUP: log not reopened: " + s.ToString());
+    bool restart = !SameEngine(config.options, running.options) || config.once != running.once;
+    log->Info(std::string("SIGHUP: log reopened, configuration reread") +
+              (restart ? "; restarting the export engine with the new options" : ""));
+    if (restart) {
+      lock.lock();
+      control->next = config;
+      control->restart = true;
+      if (control->current != nullptr) control->current->Stop();
+      lock.unlock();
+      running = config;
+    }
+    Notify(log, "READY=1");
   }
+}
+
+}  // namespace
+
+int RunWorker(int argc, char** argv) {
+  // Signals go to one thread (HandleSignals); every other thread, created after this,
+  // inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const std::vector<std::string> command_line(argv, argv + argc);
+  WorkerConfig config;
+  std::string text;
+  switch (ParseConfig(command_line, &config, &text)) {
+    case ParseOutcome::kHelp:
+      std::fputs(text.c_str(), stdout);
+      return kExitOk;
+    case ParseOutcome::kError:
+      std::fprintf(stderr, "%s: %s\n", kProgram, text.c_str());
+      return kExitUsage;
+    case ParseOutcome::kOk:
+      break;
+  }
+
+  LogSink log(kProgram, config.log_file, config.log_format);
+  Status s = log.Open();
   if (!s.ok()) {
-    std::fprintf(stderr, "fhir-bulk worker: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "%s: %s\n", kProgram, s.ToString().c_str());
     return kExitFailure;
   }
-  return kExitOk;
+  std::unique_ptr<PidFile> pid_file;
+  if (!config.pid_file.empty()) {
+    auto created = PidFile::Create(config.pid_file);
+    if (!created.ok()) {
+      log.Error(created.status().ToString());
+      return kExitFailure;
+    }
+    pid_file = std::move(created).value();
+  }
+
+  Control control;
+  std::thread signal_thread(HandleSignals, signals, command_line, &control, &log, config);
+  int exit_code = kExitOk;
+  bool ready_sent = false;
+  WorkerConfig good = config;  // the last configuration an engine was created with
+  auto with_log = [&log](WorkerOptions options) {
+    options.log = [&log](const std::string& msg) { log.Info(msg); };
+    return options;
+  };
+  for (;;) {
+    auto worker = Worker::Create(with_log(config.options));
+    if (!worker.ok() && ready_sent) {
+      // A reload with options the engine refuses: carry on with the previous ones.
+      log.Error("SIGHUP: " + worker.status().message() + "; keeping the previous options");
+      config = good;
+      worker = Worker::Create(with_log(config.options));
+    }
+    if (!worker.ok()) {
+      log.Error(worker.status().message());
+      exit_code = kExitUsage;
+      break;
+    }
+    good = config;
+    Worker* w = worker->get();
+    {
+      std::lock_guard<std::mutex> lock(control.mu);
+      if (control.stop) break;
+      control.current = w;
+    }
+    if (!ready_sent) {
+      Notify(&log, "READY=1");
+      ready_sent = true;
+    }
+    if (config.once) {
+      s = w->RunUntilIdle();
+      if (s.ok()) s = w->RunJanitor();
+    } else {
+      s = w->Run();
+    }
+    bool restart;
+    {
+      std::lock_guard<std::mutex> lock(control.mu);
+      control.current = nullptr;
+      restart = control.restart && !control.stop;
+      control.restart = false;
+      if (restart) config = control.next;
+    }
+    if (!s.ok()) {
+      log.Error(s.ToString());
+      exit_code = kExitFailure;
+      break;
+    }
+    if (!restart || config.once) break;
+  }
+
+  {
+    std::lock_guard<std::mutex> lock(control.mu);
+    control.quit = true;
+  }
+  // sigwait returns a signal directed at its thread as well: this wakes it to see `quit`.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  return exit_code;
 }
 
 }  // namespace fhirbulk

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "util/fhir_time.h"
+#include "util/strings.h"
 
 namespace fhirbulk {
 
@@ -63,13 +64,6 @@ bool WriteAll(int fd, const std::string& s) {
     off += static_cast<size_t>(n);
   }
   return true;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
 }
 
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
@@ -181,7 +175,8 @@ Result<std::unique_ptr<PidFile>> PidFile::Create(const std::string& path) {
 PidFile::~PidFile() {
   // Only our own: a second instance started with the same path may have replaced it.
   auto content = ReadSmallFile(path_, 64);
-  if (content.ok() && Trim(*content) == std::to_string(::getpid())) ::unlink(path_.c_str());
+  if (content.ok() && Trim(*content, kWhitespace) == std::to_string(::getpid()))
+    ::unlink(path_.c_str());
 }
 
 Result<std::vector<std::string>> ReadOptionsFile(const std::string& path) {
@@ -193,7 +188,7 @@ Result<std::vector<std::string>> ReadOptionsFile(const std::string& path) {
   while (pos < data->size()) {
     size_t nl = data->find('\n', pos);
     if (nl == std::string::npos) nl = data->size();
-    std::string line = Trim(data->substr(pos, nl - pos));
+    std::string line(Trim(std::string_view(*data).substr(pos, nl - pos), kWhitespace));
     pos = nl + 1;
     line_no++;
     if (line.empty() || line[0] == '#') continue;
@@ -207,8 +202,8 @@ Result<std::vector<std::string>> ReadOptionsFile(const std::string& path) {
       args.push_back("--" + name);
       continue;
     }
-    std::string value = Trim(line.substr(sep));
-    if (!value.empty() && value[0] == '=') value = Trim(value.substr(1));
+    std::string value(Trim(std::string_view(line).substr(sep), kWhitespace));
+    if (!value.empty() && value[0] == '=') value = std::string(Trim(value.substr(1), kWhitespace));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
@@ -220,7 +215,7 @@ Result<std::vector<std::string>> ReadOptionsFile(const std::string& path) {
 Result<std::string> ReadValueFile(const std::string& path) {
   auto data = ReadSmallFile(path, 64 * 1024);
   if (!data.ok()) return data.status();
-  return Trim(*data);
+  return std::string(Trim(*data, kWhitespace));
 }
 
 Status SdNotify(const std::string& state) {

@@ -18,11 +18,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 
 #include "client/http_client.h"
 #include "client/signing_key.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -56,15 +56,15 @@ class TokenSource {
   static std::chrono::seconds RenewMargin(std::chrono::seconds lifetime);
 
  private:
-  Status Fetch();  // REQUIRES: mu_ held
+  Status Fetch() REQUIRES(mu_);
 
   const SigningKey key_;
   const TokenSourceOptions options_;
-  mutable std::mutex mu_;
-  HttpClient http_;  // guarded by mu_
-  std::string token_;
-  std::chrono::steady_clock::time_point renew_at_{};
-  int obtained_ = 0;
+  mutable Mutex mu_;
+  HttpClient http_ GUARDED_BY(mu_);
+  std::string token_ GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point renew_at_ GUARDED_BY(mu_){};
+  int obtained_ GUARDED_BY(mu_) = 0;
 };
 
 // The token endpoint from GET <fhir_base>/.well-known/smart-configuration (an absolute URL,

@@ -66,6 +66,7 @@ TEST(ClientRetryAfterTest, HttpDateRoundTrip) {
 TEST(ClientRetryAfterTest, ExponentialBackoff) {
   Backoff b(1, 60);
   std::vector<double> got;
+  got.reserve(9);
   for (int i = 0; i < 9; ++i) got.push_back(b.Next());
   EXPECT_EQ(got, (std::vector<double>{1, 2, 4, 8, 16, 32, 60, 60, 60}));
   b.Reset();

@@ -19,11 +19,13 @@
 #include "auth/signed_url.h"
 #include "auth/token_endpoint.h"
 #include "db/migrate.h"
+#include "export/job_dir.h"
 #include "export/job_store.h"
 #include "export/manifest.h"
 #include "http/outcome.h"
 #include "server/access.h"
 #include "server/capability.h"
+#include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/version.h"
 
@@ -714,7 +716,7 @@ Status WriteCancelMarker(const std::string& export_dir, const std::string& job_i
   int err = errno;
   if (dfd >= 0) ::close(dfd);
   if (fd < 0) {
-    return Status::IOError("cannot write the cancel marker " + path + ": " + std::strerror(err) +
+    return Status::IOError("cannot write the cancel marker " + path + ": " + ErrnoText(err) +
                            " (" + export_dir + kCancelMarkerDir +
                            " must be a directory of nginx's user, mode 0700)");
   }
@@ -755,7 +757,7 @@ void SweepCancelMarkers(const std::string& export_dir) {
         now - st.st_mtime < kCancelMarkerKeepSeconds) {
       continue;
     }
-    if (::lstat((export_dir + "/" + name).c_str(), &st) == 0 || errno != ENOENT) continue;
+    if (::lstat(JobDirectory(export_dir, name).c_str(), &st) == 0 || errno != ENOENT) continue;
     ::unlinkat(dfd, name.c_str(), 0);
   }
   ::closedir(d);

@@ -463,7 +463,8 @@ Status Worker::JanitorCancelMarkers(PgConnection* conn) {
     }
     const std::string renamed = options_.export_dir + "/" + std::string(kCancelledPrefix) + id;
     if (::lstat(renamed.c_str(), &st) == 0 || errno != ENOENT) continue;
-    const std::string marker = dir + "/" + id;
+    std::string marker = dir;
+    marker.append("/").append(id);
     if (::unlink(marker.c_str()) == 0) removed++;
   }
   if (removed > 0) Log("janitor: removed " + std::to_string(removed) + " cancel markers");

@@ -191,7 +191,7 @@ TEST(AuthJwksFetchTest, FailuresAreReported) {
   EXPECT_EQ(big.status().code(), Status::Code::kUnavailable);
   EXPECT_EQ(big.status().message(), "JWKS larger than 64 KiB");
 
-  server.Answer(200, std::string(64 * 1024, ' '));
+  server.Answer(200, std::string(size_t{64} * 1024, ' '));
   EXPECT_TRUE(FetchJwks(server.Url(), true).ok());
 }
 
@@ -272,12 +272,12 @@ class AuthDbTest : public ::testing::Test {
     return r.rows() > 0 ? r.str(0, 0) : "<no row>";
   }
 
-  std::string MustAdd(NewClient c) {
+  std::string MustAdd(const NewClient& c) {
     auto id = AddClient(conn_.get(), c);
     EXPECT_TRUE(id.ok()) << id.status().ToString();
     return id.ok() ? *id : "";
   }
-  std::string AddError(NewClient c) {
+  std::string AddError(const NewClient& c) {
     auto id = AddClient(conn_.get(), c);
     if (id.ok()) return "added";
     EXPECT_EQ(id.status().code(), Status::Code::kInvalidArgument) << id.status().ToString();
@@ -1244,6 +1244,7 @@ TEST_F(AuthDbTest, JwksFetchesAreCachedRateLimitedAndCapped) {
   std::vector<TokenResult> results(ids.size());
   std::vector<double> seconds(ids.size());
   std::vector<std::string> bodies;
+  bodies.reserve(ids.size());
   for (const std::string& c : ids) bodies.push_back(Body(Sign(For(c))));
   std::vector<std::thread> threads;
   for (size_t i = 0; i < ids.size(); i++) {

@@ -250,7 +250,7 @@ TEST(AuthJwksTest, RefusesSetsThatAreNotSets) {
 
 TEST(AuthJwksTest, SizeLimitIs64KiB) {
   std::string set = JwkSet(GoodEc());
-  std::string at_limit = set + std::string(64 * 1024 - set.size(), ' ');
+  std::string at_limit = set + std::string(size_t{64} * 1024 - set.size(), ' ');
   ASSERT_EQ(at_limit.size(), 65536u);
   EXPECT_TRUE(ParseJwks(at_limit).ok());
   EXPECT_EQ(Refusal(at_limit + " "), "JWK Set larger than 64 KiB");

@@ -72,7 +72,9 @@ TEST(AuthKeyRingTest, RefusesBadLines) {
   EXPECT_EQ(RingRefusal("\n\n" + kSecretA), "line 3: expected '<kid> <secret>'");
   for (const std::string& kid : {std::string("k.1"), std::string("k/1"), std::string("k:1"),
                                  std::string(33, 'k'), std::string("kä")}) {
-    EXPECT_EQ(RingRefusal(kid + " " + kSecretA), "line 1: bad key id (1-32 of A-Za-z0-9_-)") << kid;
+    EXPECT_EQ(RingRefusal(std::string(kid).append(" ").append(kSecretA)),
+              "line 1: bad key id (1-32 of A-Za-z0-9_-)")
+        << kid;
   }
   EXPECT_EQ(RingRefusal("k1 " + kSecretA + "\nk2 " + kSecretB + "\nk1 " + kSecretC),
             "line 3: key id repeated");
@@ -215,7 +217,7 @@ TEST_F(AuthAccessTokenTest, LifetimeBeyondTheConfiguredOneIsRefused) {
                                lifetime);
     return p.ok() ? std::string("accepted") : p.status().message();
   };
-  EXPECT_EQ(verify(kNow, kNow + 365 * 86400, 300), kTooLong);  // a year ahead
+  EXPECT_EQ(verify(kNow, kNow + int64_t{365} * 86400, 300), kTooLong);  // a year ahead
   EXPECT_EQ(verify(kNow, kNow + 360, 300), "accepted");        // 300 s + 60 s skew
   EXPECT_EQ(verify(kNow, kNow + 361, 300), kTooLong);
   EXPECT_EQ(verify(kNow, kNow + 180, 120), "accepted");  // configured 120 s
@@ -480,7 +482,7 @@ TEST_F(AuthSignedUrlTest, DuplicatedParameters) {
     size_t at = q.find(std::string(name) + "=");
     size_t end = q.find('&', at);
     std::string param = q.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    EXPECT_EQ(Refusal(q + "&" + param), "malformed signed URL") << name;
+    EXPECT_EQ(Refusal(std::string(q).append("&").append(param)), "malformed signed URL") << name;
   }
   // A duplicate whose first copy is empty is still a duplicate.
   EXPECT_NE(Refusal("client=&" + query_).rfind("accepted", 0), 0u);

@@ -1072,6 +1072,7 @@ TEST(ExportLimitsTest, TypeFilterCriteriaAndQueries) {
   ExpectLimit(Parse(Post({Str("_typeFilter", criteria)}, "/$export")), "_typeFilter",
               "33 criteria, over the limit of 32 criteria per query");
   std::vector<std::string> queries;
+  queries.reserve(101);
   for (int i = 0; i < 101; ++i)
     queries.push_back(Str("_typeFilter", "Observation?code=c" + std::to_string(i)));
   ExpectLimit(Parse(Post(queries, "/$export")), "_typeFilter 'Observation?code=c100'",

@@ -38,6 +38,7 @@ TEST(MigrateDbTest, ConcurrentCallersAreSafe) {
   FHIRBULK_REQUIRE_TEST_DB();
   Status results[4];
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int i = 0; i < 4; i++) {
     threads.emplace_back([&results, i] {
       auto conn = PgConnection::Connect(TestConninfo());

@@ -103,20 +103,20 @@ TEST(SynthPrngTest, SplitMixMatchesReferenceAndRngIsPortable) {
 
 TEST(SynthClockTest, FormatsEasternTimeWithDaylightSaving) {
   std::string s;
-  AppendLocalDateTime(&s, DateToSeconds(2011, 2, 2) + 21 * 3600 + 30 * 60 + 49);
+  AppendLocalDateTime(&s, DateToSeconds(2011, 2, 2) + int64_t{21} * 3600 + int64_t{30} * 60 + 49);
   EXPECT_EQ(s, "2011-02-02T16:30:49-05:00");
   s.clear();
-  AppendLocalDateTimeMillis(&s, DateToSeconds(2019, 7, 4) + 16 * 3600, 825);
+  AppendLocalDateTimeMillis(&s, DateToSeconds(2019, 7, 4) + int64_t{16} * 3600, 825);
   EXPECT_EQ(s, "2019-07-04T12:00:00.825-04:00");
   s.clear();
-  AppendLocalDate(&s, DateToSeconds(1965, 1, 13) + 12 * 3600);
+  AppendLocalDate(&s, DateToSeconds(1965, 1, 13) + int64_t{12} * 3600);
   EXPECT_EQ(s, "1965-01-13");
   s.clear();
   AppendUtcInstant(&s, DateToSeconds(2020, 12, 31) + 3599, 7);
   EXPECT_EQ(s, "2020-12-31T00:59:59.007Z");
   // US rule since 2007: second Sunday of March 2021 was March 14 (07:00 UTC = 02:00 EST).
-  EXPECT_EQ(EasternOffsetSeconds(DateToSeconds(2021, 3, 14) + 6 * 3600), -18000);
-  EXPECT_EQ(EasternOffsetSeconds(DateToSeconds(2021, 3, 14) + 8 * 3600), -14400);
+  EXPECT_EQ(EasternOffsetSeconds(DateToSeconds(2021, 3, 14) + int64_t{6} * 3600), -18000);
+  EXPECT_EQ(EasternOffsetSeconds(DateToSeconds(2021, 3, 14) + int64_t{8} * 3600), -14400);
   EXPECT_EQ(YearsBetween(DateToSeconds(2000, 6, 15), DateToSeconds(2020, 6, 14)), 19);
   EXPECT_EQ(YearsBetween(DateToSeconds(2000, 6, 15), DateToSeconds(2020, 6, 15)), 20);
 }

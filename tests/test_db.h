@@ -42,6 +42,8 @@ class TestSchema {
   Status Enter(const std::string& prefix) {
     static int counter = 0;
     name_ = prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    // setenv is not thread-safe: this runs between tests, when their threads have stopped.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe)
     ::setenv("PGOPTIONS", ("-c search_path=" + name_).c_str(), 1);
     auto admin = PgConnection::Connect(TestConninfo());
     if (!admin.ok()) return admin.status();
@@ -55,7 +57,7 @@ class TestSchema {
       (void)(*admin)->Exec("SET client_min_messages = warning");
       (void)(*admin)->Exec("DROP SCHEMA " + name_ + " CASCADE");
     }
-    ::unsetenv("PGOPTIONS");
+    ::unsetenv("PGOPTIONS");  // NOLINT(concurrency-mt-unsafe): as in Enter
     name_.clear();
   }
   const std::string& name() const { return name_; }

@@ -970,21 +970,22 @@ TEST_F(WorkerDbTest, JanitorRemovesCancelMarkersOnlyAfterTheFiles) {
   const std::string queued = NewJob(Request(ExportLevel::kSystem, {"Condition"}));  // no dir yet
   const std::string markers = dir_ + "/.cancels";
   ASSERT_TRUE(fs::create_directory(markers));
-  std::ofstream(markers + "/" + cancelled);
-  std::ofstream(markers + "/" + queued);
+  auto touch = [](const std::string& path) { std::ofstream created(path); };
+  touch(markers + "/" + cancelled);
+  touch(markers + "/" + queued);
   // A job whose row is gone but whose files are not (yet: younger than the lease).
   const std::string orphan = "0c0c0c0c-0000-4000-8000-000000000000";
   fs::create_directory(dir_ + "/" + orphan);
   std::ofstream(dir_ + "/" + orphan + "/Patient.1.1.ndjson") << "x";
-  std::ofstream(markers + "/" + orphan);
+  touch(markers + "/" + orphan);
   // A job long gone, and a name that is not a job id.
   const std::string gone = "0e0e0e0e-0000-4000-8000-000000000000";
-  std::ofstream(markers + "/" + gone);
-  std::ofstream(markers + "/not-a-job");
+  touch(markers + "/" + gone);
+  touch(markers + "/not-a-job");
   // A marker younger than an hour stays whatever its job (a node may still hold a file of
   // the job open).
   const std::string young = "0f0f0f0f-0000-4000-8000-000000000000";
-  std::ofstream(markers + "/" + young);
+  touch(markers + "/" + young);
   struct timeval old_times[2] = {{std::time(nullptr) - 7200, 0}, {std::time(nullptr) - 7200, 0}};
   for (const std::string& id : {cancelled, queued, orphan, gone}) {
     ASSERT_EQ(::utimes((markers + "/" + id).c_str(), old_times), 0);

@@ -38,16 +38,12 @@ constexpr size_t kMaxIdBytes = 256;
 constexpr size_t kMaxTargetBytes = 512;
 constexpr size_t kMaxDetailBytes = 2048;
 
-AuditEvent Sanitized(const AuditEvent& e) {
-  AuditEvent out;
-  out.at_us = e.at_us;
-  out.client_id = LogSanitize(e.client_id, kMaxIdBytes);
-  out.action = LogSanitize(e.action, kMaxIdBytes);
-  out.target = LogSanitize(e.target, kMaxTargetBytes);
-  out.result = e.result;
-  out.detail = LogSanitize(e.detail, kMaxDetailBytes);
-  out.remote_addr = LogSanitize(e.remote_addr, kMaxIdBytes);
-  return out;
+void Sanitize(AuditEvent* e) {
+  e->client_id = LogSanitize(e->client_id, kMaxIdBytes);
+  e->action = LogSanitize(e->action, kMaxIdBytes);
+  e->target = LogSanitize(e->target, kMaxTargetBytes);
+  e->detail = LogSanitize(e->detail, kMaxDetailBytes);
+  e->remote_addr = LogSanitize(e->remote_addr, kMaxIdBytes);
 }
 
 Status WriteBatch(PgConnection* conn, const std::vector<AuditEvent>& batch) {
@@ -76,9 +72,9 @@ Status WriteBatch(PgConnection* conn, const std::vector<AuditEvent>& batch) {
 }  // namespace
 
 AuditLog* AuditLog::ForConninfo(const std::string& conninfo) {
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<AuditLog>> logs;
-  std::lock_guard<std::mutex> lock(mu);
+  static Mutex mu;
+  static std::map<std::string, std::unique_ptr<AuditLog>> logs GUARDED_BY(mu);
+  MutexLock lock(&mu);
   auto& slot = logs[conninfo];
   if (!slot) slot = std::make_unique<AuditLog>(conninfo);
   return slot.get();
@@ -88,13 +84,15 @@ AuditLog::AuditLog(std::string conninfo) : conninfo_(std::move(conninfo)) {}
 
 AuditLog::~AuditLog() {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (thread_.joinable() && thread_pid_ == ::getpid()) {
-      written_.wait_for(lock, kExitFlush, [this] { return done_ == submitted_; });
+      const auto deadline = std::chrono::steady_clock::now() + kExitFlush;
+      while (done_ != submitted_ && written_.WaitUntil(&mu_, deadline)) {
+      }
     }
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (thread_.joinable()) {
     if (thread_pid_ == ::getpid()) {
       thread_.join();
@@ -112,11 +110,11 @@ void AuditLog::EnsureThread() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void AuditLog::Submit(AuditEvent raw) {
-  AuditEvent event = Sanitized(raw);
+void AuditLog::Submit(AuditEvent event) {
+  Sanitize(&event);
   if (event.at_us == 0) event.at_us = NowMicros();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (queue_.size() >= kMaxQueued) {
       WriteToStderr(event);
       return;
@@ -125,23 +123,28 @@ void AuditLog::Submit(AuditEvent raw) {
     queue_.push_back(std::move(event));
     submitted_++;
   }
-  wake_.notify_one();
+  wake_.Signal();
 }
 
 bool AuditLog::Flush(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  uint64_t target = submitted_;
-  return written_.wait_for(lock, timeout, [&] { return done_ >= target; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mu_);
+  const uint64_t target = submitted_;
+  while (done_ < target && written_.WaitUntil(&mu_, deadline)) {
+  }
+  return done_ >= target;
 }
 
 void AuditLog::Run() {
   std::unique_ptr<PgConnection> conn;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (true) {
-    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    while (!stop_ && queue_.empty()) wake_.Wait(&mu_);
     // Gather a batch: one INSERT per few hundred events costs the database far less than one
     // per wake-up under a stream of downloads; an event waits at most kGatherDelay for it.
-    wake_.wait_for(lock, kGatherDelay, [this] { return stop_ || queue_.size() >= kGatherEvents; });
+    const auto gathered = std::chrono::steady_clock::now() + kGatherDelay;
+    while (!stop_ && queue_.size() < kGatherEvents && wake_.WaitUntil(&mu_, gathered)) {
+    }
     if (queue_.empty()) return;            // stopping with nothing left
     if (stop_ && conn == nullptr) return;  // no database to flush to; the destructor logs them
     std::vector<AuditEvent> batch;
@@ -149,16 +152,20 @@ void AuditLog::Run() {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    lock.unlock();
+    mu_.Unlock();
     Status s;
     if (conn == nullptr || !conn->healthy()) {
       auto c = PgConnection::Connect(conninfo_);
-      if (c.ok()) {
+      if (!c.ok()) {
+        s = c.status();
+      } else {
         conn = std::move(c).value();
         auto set = conn->Exec("SET statement_timeout = 10000; SET synchronous_commit = off");
-        if (!set.ok()) conn.reset();
+        if (!set.ok()) {
+          conn.reset();
+          s = Status::Unavailable("setup failed");
+        }
       }
-      if (conn == nullptr) s = c.ok() ? Status::Unavailable("setup failed") : c.status();
     }
     if (conn != nullptr) s = WriteBatch(conn.get(), batch);
     if (s.code() == Status::Code::kInvalidArgument) {
@@ -167,17 +174,19 @@ void AuditLog::Run() {
       for (const AuditEvent& e : batch) WriteToStderr(e);
       s = Status::OK();
     }
-    lock.lock();
+    mu_.Lock();
     if (s.ok()) {
       done_ += batch.size();
-      written_.notify_all();
+      written_.SignalAll();
       continue;
     }
     conn.reset();
     // Put the batch back in front, in order, and wait before trying again.
     for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue_.push_front(std::move(*it));
     if (stop_) return;
-    wake_.wait_for(lock, kRetryDelay, [this] { return stop_; });
+    const auto retry = std::chrono::steady_clock::now() + kRetryDelay;
+    while (!stop_ && wake_.WaitUntil(&mu_, retry)) {
+    }
   }
 }
 

@@ -21,13 +21,13 @@
 #define FHIRBULK_AUTH_AUDIT_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
+
+#include "util/mutex.h"
 
 namespace fhirbulk {
 
@@ -51,22 +51,23 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  void Submit(AuditEvent event);
+  void Submit(AuditEvent event) EXCLUDES(mu_);
   // Waits until every event submitted so far is written; false on timeout.
-  bool Flush(std::chrono::milliseconds timeout);
+  bool Flush(std::chrono::milliseconds timeout) EXCLUDES(mu_);
 
  private:
-  void Run();
-  void EnsureThread();  // caller holds mu_
+  void Run() EXCLUDES(mu_);
+  void EnsureThread() REQUIRES(mu_);
 
   const std::string conninfo_;
-  std::mutex mu_;
-  std::condition_variable wake_, written_;
-  std::deque<AuditEvent> queue_;
-  uint64_t submitted_ = 0, done_ = 0;
-  bool stop_ = false;
-  std::thread thread_;
-  int thread_pid_ = 0;
+  Mutex mu_;
+  CondVar wake_, written_;
+  std::deque<AuditEvent> queue_ GUARDED_BY(mu_);
+  uint64_t submitted_ GUARDED_BY(mu_) = 0;
+  uint64_t done_ GUARDED_BY(mu_) = 0;
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread thread_ GUARDED_BY(mu_);
+  int thread_pid_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace fhirbulk

@@ -107,6 +107,7 @@ Result<std::vector<ClientRecord>> ListClients(PgConnection* conn) {
                       " FROM auth_client ORDER BY created_at, client_id");
   if (!r.ok()) return r.status();
   std::vector<ClientRecord> out;
+  out.reserve(static_cast<size_t>(r->rows()));
   for (int i = 0; i < r->rows(); i++) out.push_back(RowToClient(*r, i));
   return out;
 }

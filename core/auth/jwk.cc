@@ -27,7 +27,7 @@ struct PkeyCtxFree {
   void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
 };
 
-constexpr size_t kMaxJwksBytes = 64 * 1024;
+constexpr size_t kMaxJwksBytes = size_t{64} * 1024;
 constexpr size_t kMaxJwksKeys = 32;
 constexpr size_t kMaxJwksDepth = 16;
 constexpr int kMinRsaBits = 2048;

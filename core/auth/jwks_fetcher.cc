@@ -14,7 +14,7 @@
 namespace fhirbulk {
 namespace {
 
-constexpr size_t kMaxBody = 64 * 1024;
+constexpr size_t kMaxBody = size_t{64} * 1024;
 constexpr int kDefaultMaxAge = 300;
 constexpr int kMaxMaxAge = 3600;
 // A fetch holds a pool thread: a slow host gets 3 s in all (the token endpoint also caps how

@@ -13,7 +13,7 @@
 namespace fhirbulk {
 namespace {
 
-constexpr size_t kMaxTokenBytes = 16 * 1024;
+constexpr size_t kMaxTokenBytes = size_t{16} * 1024;
 // JOSE headers and JWT claims are flat objects; a little nesting (aud arrays, cnf) is fine.
 constexpr size_t kMaxJsonDepth = 16;
 constexpr size_t kEs384SignatureBytes = 96;

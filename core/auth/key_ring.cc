@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/errno_text.h"
 #include "util/strings.h"
 
 namespace fhirbulk {
@@ -53,7 +54,7 @@ Result<KeyRing> KeyRing::Parse(std::string_view text) {
 
 Result<KeyRing> KeyRing::LoadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError(path + ": " + std::strerror(errno));
+  if (!in) return Status::IOError(path + ": " + ErrnoText(errno));
   std::stringstream buf;
   buf << in.rdbuf();
   auto ring = Parse(buf.str());

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <iterator>
 #include <map>
-#include <mutex>
 
 #include "auth/access_token.h"
 #include "auth/client_store.h"
@@ -18,6 +17,7 @@
 #include "auth/scopes.h"
 #include "http/query_string.h"
 #include "util/log_escape.h"
+#include "util/mutex.h"
 
 namespace fhirbulk {
 namespace {
@@ -27,7 +27,8 @@ constexpr int64_t kMaxAssertionLifetime = 300;
 constexpr size_t kMaxJtiLength = 256;
 constexpr double kMinRefetchSeconds = 10;
 
-TokenResult Error(const char* error, std::string description, std::string detail = {}) {
+TokenResult Error(const char* error, const std::string& description,
+                  const std::string& detail = {}) {
   TokenResult t;
   t.response.status = 400;
   t.response.content_type = "application/json";
@@ -48,15 +49,15 @@ TokenResult Error(const char* error, std::string description, std::string detail
 
 // RFC 6749 has no token-endpoint error for overload; temporarily_unavailable (section 4.1.2.1)
 // is what OAuth clients recognise, with a 503 and a Retry-After they can honour.
-TokenResult TemporarilyUnavailable(std::string description, int retry_after_seconds) {
-  TokenResult t = Error("temporarily_unavailable", std::move(description));
+TokenResult TemporarilyUnavailable(const std::string& description, int retry_after_seconds) {
+  TokenResult t = Error("temporarily_unavailable", description);
   t.response.status = 503;
   t.response.AddHeader("Retry-After", std::to_string(retry_after_seconds));
   return t;
 }
 
-TokenResult InvalidClient(std::string description, std::string detail = {}) {
-  return Error("invalid_client", std::move(description), std::move(detail));
+TokenResult InvalidClient(const std::string& description, const std::string& detail = {}) {
+  return Error("invalid_client", description, detail);
 }
 
 bool IsFormContentType(std::string_view ct) {
@@ -176,17 +177,17 @@ bool AudienceMatches(const rapidjson::Value& claims, const std::string& token_ur
 // token request. Same text, same keys, so the memo never goes stale.
 Result<std::vector<Jwk>> ParseJwksMemo(const std::string& json, bool skip_unusable_keys) {
   constexpr size_t kMaxMemo = 512;
-  static std::mutex mu;
-  static std::map<std::pair<std::string, bool>, std::vector<Jwk>> memo;
+  static Mutex mu;
+  static std::map<std::pair<std::string, bool>, std::vector<Jwk>> memo GUARDED_BY(mu);
   auto key = std::make_pair(json, skip_unusable_keys);
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     auto it = memo.find(key);
     if (it != memo.end()) return it->second;
   }
   auto keys = ParseJwks(json, skip_unusable_keys);
   if (keys.ok()) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (memo.size() >= kMaxMemo) memo.clear();
     memo.emplace(std::move(key), *keys);
   }
@@ -208,11 +209,11 @@ class JwksFetchGate {
   // Fetches `url` for `client_id` if the limits allow; kReused/kRecentFailure repeat the last
   // fetch of this client within the interval (*out or *error), kInFlight/kBusy fetch nothing.
   Verdict Fetch(const std::string& client_id, const std::string& url, const TokenEndpointOptions& o,
-                FetchedJwks* out, std::string* error) {
+                FetchedJwks* out, std::string* error) EXCLUDES(mu_) {
     const auto now = std::chrono::steady_clock::now();
     const auto interval = std::chrono::seconds(std::max(0, o.jwks_min_fetch_interval_seconds));
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       auto it = clients_.find(client_id);
       if (it != clients_.end()) {
         const Last& last = it->second;
@@ -234,7 +235,7 @@ class JwksFetchGate {
       last.at = now;
     }
     auto f = FetchJwks(url, o.allow_insecure_jwks);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     in_flight_--;
     Last& last = clients_[client_id];
     last.in_flight = false;
@@ -260,16 +261,17 @@ class JwksFetchGate {
     FetchedJwks result;
     std::string error;
   };
-  // Caller holds mu_. Entries older than the interval carry no limit any more; dropping them
-  // bounds the memory (a fetched set is up to 64 KiB) by the clients fetched within one interval.
-  void Prune(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration iv) {
+  // Entries older than the interval carry no limit any more; dropping them bounds the memory
+  // (a fetched set is up to 64 KiB) by the clients fetched within one interval.
+  void Prune(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration iv)
+      REQUIRES(mu_) {
     for (auto it = clients_.begin(); it != clients_.end();) {
       it = !it->second.in_flight && now - it->second.at >= iv ? clients_.erase(it) : std::next(it);
     }
   }
-  std::mutex mu_;
-  int in_flight_ = 0;
-  std::map<std::string, Last> clients_;
+  Mutex mu_;
+  int in_flight_ GUARDED_BY(mu_) = 0;
+  std::map<std::string, Last> clients_ GUARDED_BY(mu_);
 };
 
 // Keys with the header's kid whose type suits its alg.
@@ -333,6 +335,7 @@ Status ResolveKey(PgConnection* conn, const TokenEndpointOptions& o, const Clien
       }
     }
     auto keys = ParseJwksMemo(body, /*skip_unusable_keys=*/true);
+    const Status parsed = keys.status();
     if (keys.ok()) pool = std::move(keys).value();
     // A key rotated in since the cache was filled: fetch again, at most every few seconds
     // (the gate's interval per process, the cache's age across processes and nodes).
@@ -347,8 +350,8 @@ Status ResolveKey(PgConnection* conn, const TokenEndpointOptions& o, const Clien
         if (again.ok()) pool = std::move(again).value();
       }
     }
-    if (!keys.ok() && pool.empty()) {
-      *why = "the client's JWKS is unusable: " + keys.status().message();
+    if (!parsed.ok() && pool.empty()) {
+      *why = "the client's JWKS is unusable: " + parsed.message();
       return Status::OK();
     }
   }

@@ -50,7 +50,7 @@
 
 namespace fhirbulk {
 
-constexpr size_t kMaxTokenFormBytes = 32 * 1024;
+constexpr size_t kMaxTokenFormBytes = size_t{32} * 1024;
 constexpr size_t kMaxTokenFormFields = 16;
 constexpr size_t kMaxTokenFieldNameBytes = 64;
 constexpr size_t kMaxTokenFieldBytes = 16 * 1024 + 64;

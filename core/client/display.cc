@@ -49,7 +49,7 @@ void Display::EraseLive() {
 
 void Display::Log(const std::string& message) {
   if (quiet_) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   EraseLive();
   Print(message);
   Redraw(true);
@@ -60,7 +60,7 @@ void Display::Detail(const std::string& message) {
 }
 
 void Display::Warn(const std::string& message) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   EraseLive();
   Print("warning: " + message);
   Redraw(true);
@@ -68,7 +68,7 @@ void Display::Warn(const std::string& message) {
 
 void Display::SetStatus(const std::string& state, const std::string& detail) {
   if (quiet_) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   status_ = state + (detail.empty() ? "" : ", " + detail);
   if (tty_) {
     Redraw(true);
@@ -83,7 +83,7 @@ void Display::SetStatus(const std::string& state, const std::string& detail) {
 }
 
 void Display::BeginDownloads(int files, int64_t total_resources) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   status_.clear();
   downloading_ = true;
   files_total_ = files;
@@ -94,7 +94,7 @@ void Display::BeginDownloads(int files, int64_t total_resources) {
 }
 
 int Display::FileStarted(const std::string& name, std::optional<int64_t> count) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   int handle = next_handle_++;
   active_[handle] = Active{name, count, 0, 0};
   Redraw(false);
@@ -102,7 +102,7 @@ int Display::FileStarted(const std::string& name, std::optional<int64_t> count) 
 }
 
 void Display::FileProgress(int handle, uint64_t bytes, int64_t lines) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = active_.find(handle);
   if (it == active_.end()) return;
   it->second.bytes = bytes;
@@ -117,7 +117,7 @@ void Display::FileProgress(int handle, uint64_t bytes, int64_t lines) {
 }
 
 void Display::FileDone(int handle, bool complete) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = active_.find(handle);
   if (it == active_.end()) return;
   bytes_done_ += it->second.bytes;
@@ -128,13 +128,13 @@ void Display::FileDone(int handle, bool complete) {
 }
 
 void Display::EndDownloads() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   downloading_ = false;
   EraseLive();
 }
 
 void Display::Clear() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   status_.clear();
   EraseLive();
 }

@@ -16,10 +16,11 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
+
+#include "util/mutex.h"
 
 namespace fhirbulk {
 namespace client {
@@ -65,37 +66,38 @@ class Display {
   };
   using Clock = std::chrono::steady_clock;
 
-  void Print(const std::string& line);           // REQUIRES: mu_ held
-  void Redraw(bool force);                       // REQUIRES: mu_ held
-  void EraseLive();                              // REQUIRES: mu_ held
-  std::string TotalsLine();                      // REQUIRES: mu_ held
-  void Totals(uint64_t* bytes, int64_t* lines);  // REQUIRES: mu_ held
+  void Print(const std::string& line) REQUIRES(mu_);
+  void Redraw(bool force) REQUIRES(mu_);
+  void EraseLive() REQUIRES(mu_);
+  std::string TotalsLine() REQUIRES(mu_);
+  void Totals(uint64_t* bytes, int64_t* lines) REQUIRES(mu_);
 
   const bool tty_;
   const bool quiet_;
-  std::mutex mu_;
-  std::string status_;
-  std::string logged_state_;
-  Clock::time_point logged_state_at_{};
-  int live_lines_ = 0;  // lines of the live part currently on screen
-  Clock::time_point last_draw_{};
-  Clock::time_point last_log_totals_{};
+  Mutex mu_;
+  std::string status_ GUARDED_BY(mu_);
+  std::string logged_state_ GUARDED_BY(mu_);
+  Clock::time_point logged_state_at_ GUARDED_BY(mu_){};
+  int live_lines_ GUARDED_BY(mu_) = 0;  // lines of the live part currently on screen
+  Clock::time_point last_draw_ GUARDED_BY(mu_){};
+  Clock::time_point last_log_totals_ GUARDED_BY(mu_){};
 
-  bool downloading_ = false;
-  int files_total_ = 0, files_done_ = 0;
-  int64_t resources_total_ = 0;
-  uint64_t bytes_done_ = 0;  // finished files
-  int64_t lines_done_ = 0;
-  Clock::time_point download_start_{};
-  std::map<int, Active> active_;
-  int next_handle_ = 0;
+  bool downloading_ GUARDED_BY(mu_) = false;
+  int files_total_ GUARDED_BY(mu_) = 0;
+  int files_done_ GUARDED_BY(mu_) = 0;
+  int64_t resources_total_ GUARDED_BY(mu_) = 0;
+  uint64_t bytes_done_ GUARDED_BY(mu_) = 0;  // finished files
+  int64_t lines_done_ GUARDED_BY(mu_) = 0;
+  Clock::time_point download_start_ GUARDED_BY(mu_){};
+  std::map<int, Active> active_ GUARDED_BY(mu_);
+  int next_handle_ GUARDED_BY(mu_) = 0;
   struct Sample {
     Clock::time_point at;
     uint64_t bytes;
     int64_t lines;
   };
-  std::deque<Sample> samples_;  // recent totals, for the rate and the ETA
-  int width_ = 100;
+  std::deque<Sample> samples_ GUARDED_BY(mu_);  // recent totals, for the rate and the ETA
+  int width_ GUARDED_BY(mu_) = 100;
 };
 
 }  // namespace client

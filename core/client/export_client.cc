@@ -30,6 +30,7 @@
 #include "client/retry_after.h"
 #include "client/signing_key.h"
 #include "client/token_source.h"
+#include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/progress.h"
 
@@ -91,20 +92,20 @@ std::string CleanProgress(const std::string& text) {
 Status WriteFileAtomic(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::IOError("cannot write " + tmp + ": " + std::strerror(errno));
+  if (fd < 0) return Status::IOError("cannot write " + tmp + ": " + ErrnoText(errno));
   size_t done = 0;
   while (done < content.size()) {
     ssize_t n = write(fd, content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      Status s = Status::IOError("write " + tmp + ": " + std::strerror(errno));
+      Status s = Status::IOError("write " + tmp + ": " + ErrnoText(errno));
       close(fd);
       return s;
     }
     done += static_cast<size_t>(n);
   }
   if (close(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::IOError("write " + path + ": " + std::strerror(errno));
+    return Status::IOError("write " + path + ": " + ErrnoText(errno));
   }
   return Status::OK();
 }
@@ -301,7 +302,7 @@ Status ExportClient::PrepareOutDir() {
   fs::create_directories(dir, ec);
   if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
   lock_fd_ = open((dir + "/" + kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) return Status::IOError("cannot write in " + dir + ": " + std::strerror(errno));
+  if (lock_fd_ < 0) return Status::IOError("cannot write in " + dir + ": " + ErrnoText(errno));
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     return Status::IOError("another fhir-bulk export is using " + dir);
   }
@@ -548,7 +549,7 @@ const ManifestFile* Find(const Manifest& m, const FileJob& job) {
 }  // namespace
 
 Result<std::string> ExportClient::Current(const FileJob& job) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (expires_us_ != 0 && NowMicros() >= expires_us_) {
     // The links may have gone stale: ask for fresh ones (IG: clients MAY re-fetch).
     display_->Log("the manifest's links have expired; fetching it again");
@@ -567,7 +568,7 @@ Result<std::string> ExportClient::Current(const FileJob& job) {
 }
 
 Result<std::string> ExportClient::Refresh(const FileJob& job, const std::string& failed_url) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const ManifestFile* f = Find(manifest_, job);
   if (f != nullptr && f->url != failed_url) return f->url;  // another thread refreshed it
   auto poll = FetchManifestOnce();
@@ -683,7 +684,7 @@ Status ExportClient::Run() {
   FHIRBULK_RETURN_IF_ERROR(WriteFileAtomic(options_.out_dir + "/manifest.json", poll->body));
   Manifest manifest;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     FHIRBULK_RETURN_IF_ERROR(UseManifest(poll->body, poll->expires));
     manifest = manifest_;
   }

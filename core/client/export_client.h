@@ -26,13 +26,13 @@
 #define FHIRBULK_CLIENT_EXPORT_CLIENT_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "client/file_download.h"
 #include "client/http_client.h"
 #include "client/manifest.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -140,7 +140,7 @@ class ExportClient : private LinkSource {
   // LinkSource
   Result<std::string> Current(const FileJob& job) override;
   Result<std::string> Refresh(const FileJob& job, const std::string& failed_url) override;
-  Status UseManifest(const std::string& body, const std::string& expires);  // REQUIRES: mu_
+  Status UseManifest(const std::string& body, const std::string& expires) REQUIRES(mu_);
 
   ExportOptions options_;
   Display* display_;
@@ -150,9 +150,9 @@ class ExportClient : private LinkSource {
   std::string status_url_;
   int lock_fd_ = -1;
 
-  std::mutex mu_;           // the current manifest, for the download threads
-  Manifest manifest_;       // guarded by mu_
-  int64_t expires_us_ = 0;  // guarded by mu_; 0 = no Expires
+  Mutex mu_;  // the current manifest, for the download threads
+  Manifest manifest_ GUARDED_BY(mu_);
+  int64_t expires_us_ GUARDED_BY(mu_) = 0;  // 0 = no Expires
 };
 
 }  // namespace client

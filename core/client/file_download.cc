@@ -16,6 +16,7 @@
 #include "client/interrupt.h"
 #include "client/retry.h"
 #include "client/token_source.h"
+#include "util/errno_text.h"
 #include "util/progress.h"
 
 namespace fhirbulk {
@@ -40,7 +41,7 @@ class Fd {
 };
 
 Status Errno(const std::string& what) {
-  return Status::IOError(what + ": " + std::strerror(errno));
+  return Status::IOError(what + ": " + ErrnoText(errno));
 }
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {

@@ -10,8 +10,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
+
+#include "util/mutex.h"
 
 namespace fhirbulk {
 namespace client {
@@ -20,29 +20,35 @@ class Interrupt {
  public:
   void Trigger() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       triggered_.store(true);
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   // Lets work run again (e.g. the DELETE the user asked for after Ctrl-C).
   void Reset() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     triggered_.store(false);
   }
   bool triggered() const { return triggered_.load(); }
 
   // Sleeps for `seconds`; false if interrupted before (or while) sleeping.
   bool SleepFor(double seconds) const {
-    std::unique_lock<std::mutex> lock(mu_);
-    return !cv_.wait_for(lock, std::chrono::duration<double>(seconds),
-                         [this] { return triggered_.load(); });
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(seconds));
+    MutexLock lock(&mu_);
+    while (!triggered_.load() && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return !triggered_.load();
   }
 
  private:
   std::atomic<bool> triggered_{false};
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
+  // Orders Trigger against a sleeper's check, so no wake-up is lost.
+  mutable Mutex mu_;
+  mutable CondVar cv_;
 };
 
 }  // namespace client

@@ -40,7 +40,7 @@ std::chrono::seconds TokenSource::RenewMargin(std::chrono::seconds lifetime) {
 }
 
 Result<std::string> TokenSource::Get() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (token_.empty() || std::chrono::steady_clock::now() >= renew_at_) {
     Status s = Fetch();
     if (!s.ok()) return s;
@@ -49,7 +49,7 @@ Result<std::string> TokenSource::Get() {
 }
 
 void TokenSource::Invalidate(const std::string& token) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (token == token_) token_.clear();
 }
 

@@ -21,12 +21,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 
 #include "client/http_client.h"
 #include "client/retry.h"
 #include "client/signing_key.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -58,18 +58,18 @@ class TokenSource {
   static std::chrono::seconds RenewMargin(std::chrono::seconds lifetime);
 
  private:
-  Status Fetch();  // REQUIRES: mu_ held
-  // A 200 from the token endpoint: keeps its token. REQUIRES: mu_ held
+  Status Fetch() REQUIRES(mu_);
+  // A 200 from the token endpoint: keeps its token.
   Status Accept(const std::string& answer, std::chrono::steady_clock::time_point sent_at,
-                bool renewal);
+                bool renewal) REQUIRES(mu_);
 
   const SigningKey key_;
   const TokenSourceOptions options_;
-  std::mutex mu_;
-  HttpClient http_;                                   // guarded by mu_
-  std::string token_;                                 // guarded by mu_; "" = none
-  std::chrono::steady_clock::time_point renew_at_{};  // guarded by mu_
-  int obtained_ = 0;                                  // guarded by mu_
+  Mutex mu_;
+  HttpClient http_ GUARDED_BY(mu_);
+  std::string token_ GUARDED_BY(mu_);  // "" = none
+  std::chrono::steady_clock::time_point renew_at_ GUARDED_BY(mu_){};
+  int obtained_ GUARDED_BY(mu_) = 0;
 };
 
 // The token endpoint from GET <fhir_base>/.well-known/smart-configuration (an absolute URL,

@@ -9,43 +9,43 @@ DbWorker::DbWorker(std::unique_ptr<PgConnection> conn, size_t max_queued)
 
 DbWorker::~DbWorker() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  changed_.notify_all();
+  changed_.SignalAll();
   thread_.join();
 }
 
 Status DbWorker::Submit(Task task) {
-  std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [this] { return queue_.size() < max_queued_ || !error_.ok(); });
+  MutexLock lock(&mu_);
+  while (queue_.size() >= max_queued_ && error_.ok()) changed_.Wait(&mu_);
   if (!error_.ok()) return error_;
   queue_.push_back(std::move(task));
-  changed_.notify_all();
+  changed_.SignalAll();
   return Status::OK();
 }
 
 Status DbWorker::Drain() {
-  std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [this] { return (queue_.empty() && !busy_) || !error_.ok(); });
+  MutexLock lock(&mu_);
+  while (!(queue_.empty() && !busy_) && error_.ok()) changed_.Wait(&mu_);
   return error_;
 }
 
 void DbWorker::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    changed_.wait(lock, [this] { return !queue_.empty() || stop_; });
+    while (queue_.empty() && !stop_) changed_.Wait(&mu_);
     if (queue_.empty()) return;  // stop_ and nothing left
     Task task = std::move(queue_.front());
     queue_.pop_front();
     busy_ = true;
     bool skip = !error_.ok();
-    lock.unlock();
+    mu_.Unlock();
     Status s = skip ? Status::OK() : task(conn_.get());
-    lock.lock();
+    mu_.Lock();
     busy_ = false;
     if (!s.ok() && error_.ok()) error_ = s;
-    changed_.notify_all();
+    changed_.SignalAll();
   }
 }
 

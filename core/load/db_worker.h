@@ -11,14 +11,13 @@
 #ifndef FHIRBULK_LOAD_DB_WORKER_H_
 #define FHIRBULK_LOAD_DB_WORKER_H_
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include "db/pg.h"
+#include "util/mutex.h"
 
 namespace fhirbulk {
 
@@ -34,21 +33,21 @@ class DbWorker {
 
   // Queues a task, waiting while max_queued tasks are pending. Returns the error of an
   // earlier task instead of queueing, if one failed.
-  Status Submit(Task task);
+  Status Submit(Task task) EXCLUDES(mu_);
   // Waits until every queued task has run; returns the first error, if any.
-  Status Drain();
+  Status Drain() EXCLUDES(mu_);
 
  private:
-  void Run();
+  void Run() EXCLUDES(mu_);
 
-  std::unique_ptr<PgConnection> conn_;
+  std::unique_ptr<PgConnection> conn_;  // used by the worker thread only
   const size_t max_queued_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<Task> queue_;
-  bool busy_ = false;
-  bool stop_ = false;
-  Status error_;
+  Mutex mu_;
+  CondVar changed_;
+  std::deque<Task> queue_ GUARDED_BY(mu_);
+  bool busy_ GUARDED_BY(mu_) = false;
+  bool stop_ GUARDED_BY(mu_) = false;
+  Status error_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

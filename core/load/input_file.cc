@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/errno_text.h"
+
 namespace fhirbulk {
 
 namespace {
@@ -15,7 +17,7 @@ Result<std::unique_ptr<InputFile>> InputFile::Open(const std::string& path, size
   gzFile gz = gzopen(path.c_str(), "rb");
   if (gz == nullptr) {
     return Status::IOError("cannot open " + path + ": " +
-                           (errno != 0 ? std::strerror(errno) : "out of memory"));
+                           (errno != 0 ? ErrnoText(errno) : "out of memory"));
   }
   gzbuffer(gz, 256 * 1024);
   return std::unique_ptr<InputFile>(new InputFile(gz, path, max_line_bytes));

@@ -107,7 +107,7 @@ bool Contains(std::string_view hay, std::string_view needle) {
   return memmem(hay.data(), hay.size(), needle.data(), needle.size()) != nullptr;
 }
 
-bool HasNul(const std::string& s) { return std::memchr(s.data(), '\0', s.size()) != nullptr; }
+bool HasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 // PostgreSQL text cannot hold U+0000, which a JSON string may spell \u0000. The body re-escapes
 // it; the index values must not contain it.

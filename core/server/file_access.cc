@@ -72,13 +72,13 @@ Result<std::unique_ptr<FileAccess>> FileAccess::Create(FileAccessOptions options
 std::string FileAccess::OwnerOf(std::string_view job_id) const {
   const std::string key(job_id);
   {
-    std::lock_guard<std::mutex> lock(owners_mu_);
+    MutexLock lock(&owners_mu_);
     auto it = owners_.find(key);
     if (it != owners_.end()) return it->second;
   }
   std::string owner = ReadOwnerFile(job_id);
   if (owner.empty()) return owner;  // not planned yet, or gone: ask again next time
-  std::lock_guard<std::mutex> lock(owners_mu_);
+  MutexLock lock(&owners_mu_);
   if (owners_.size() >= kMaxRememberedOwners) owners_.clear();
   owners_.emplace(key, owner);
   return owner;

@@ -21,7 +21,6 @@
 #define FHIRBULK_SERVER_FILE_ACCESS_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +30,7 @@
 #include "auth/key_ring.h"
 #include "fhirbulk/defaults.h"
 #include "http/http.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -68,12 +68,13 @@ class FileAccess {
 
  private:
   explicit FileAccess(FileAccessOptions options) : options_(std::move(options)) {}
-  std::string OwnerOf(std::string_view job_id) const;
+  std::string OwnerOf(std::string_view job_id) const EXCLUDES(owners_mu_);
   std::string ReadOwnerFile(std::string_view job_id) const;
 
   FileAccessOptions options_;
-  mutable std::mutex owners_mu_;
-  mutable std::unordered_map<std::string, std::string> owners_;  // job id -> client id
+  mutable Mutex owners_mu_;
+  mutable std::unordered_map<std::string, std::string> owners_  // job id -> client id
+      GUARDED_BY(owners_mu_);
   std::shared_ptr<const KeyRing> token_keys_;
   std::shared_ptr<const KeyRing> url_keys_;
   AuditLog* audit_ = nullptr;

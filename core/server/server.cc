@@ -25,6 +25,7 @@
 #include "http/outcome.h"
 #include "server/access.h"
 #include "server/capability.h"
+#include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/version.h"
 
@@ -698,7 +699,7 @@ Status WriteCancelMarker(const std::string& export_dir, const std::string& job_i
   int err = errno;
   if (dfd >= 0) ::close(dfd);
   if (fd < 0) {
-    return Status::IOError("cannot write the cancel marker " + path + ": " + std::strerror(err) +
+    return Status::IOError("cannot write the cancel marker " + path + ": " + ErrnoText(err) +
                            " (" + CancelMarkerDirectory(export_dir) +
                            " must be a directory of nginx's user, mode 0700)");
   }
@@ -739,7 +740,7 @@ void SweepCancelMarkers(const std::string& export_dir) {
         now - st.st_mtime < kCancelMarkerKeepSeconds) {
       continue;
     }
-    if (::lstat((export_dir + "/" + name).c_str(), &st) == 0 || errno != ENOENT) continue;
+    if (::lstat(JobDirectory(export_dir, name).c_str(), &st) == 0 || errno != ENOENT) continue;
     ::unlinkat(dfd, name.c_str(), 0);
   }
   ::closedir(d);

@@ -3,7 +3,7 @@
 namespace fhirbulk {
 
 void StatusCache::Put(const std::string& job_id, Entry entry, int64_t read_us) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (slots_.size() >= max_entries_ && slots_.count(job_id) == 0) {
     for (auto it = slots_.begin(); it != slots_.end();) {
       it = read_us - it->second.stored_us >= ttl_us_ ? slots_.erase(it) : std::next(it);
@@ -17,14 +17,14 @@ void StatusCache::Put(const std::string& job_id, Entry entry, int64_t read_us) {
 }
 
 void StatusCache::Erase(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   slots_.erase(job_id);
 }
 
 StatusCache::Hit StatusCache::Get(const std::string& job_id, const std::string& client_id,
                                   int64_t now_us, int min_poll_interval_ms,
                                   std::shared_ptr<const Entry>* entry, int* retry_after_s) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = slots_.find(job_id);
   if (it == slots_.end()) return Hit::kMiss;
   Slot& s = it->second;

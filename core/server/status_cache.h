@@ -20,12 +20,12 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "export/export_request.h"
 #include "http/http.h"
+#include "util/mutex.h"
 
 namespace fhirbulk {
 
@@ -41,13 +41,13 @@ class StatusCache {
   StatusCache(int64_t ttl_us, size_t max_entries) : ttl_us_(ttl_us), max_entries_(max_entries) {}
 
   // `read_us`: when the answer's database read started; the entry expires `ttl` after it.
-  void Put(const std::string& job_id, Entry entry, int64_t read_us);
-  void Erase(const std::string& job_id);
+  void Put(const std::string& job_id, Entry entry, int64_t read_us) EXCLUDES(mu_);
+  void Erase(const std::string& job_id) EXCLUDES(mu_);
 
   enum class Hit { kMiss, kAnswer, kThrottled };
   // kAnswer: *entry is the cached answer; kThrottled: *retry_after_s says how long to wait.
   Hit Get(const std::string& job_id, const std::string& client_id, int64_t now_us,
-          int min_poll_interval_ms, std::shared_ptr<const Entry>* entry, int* retry_after_s);
+          int min_poll_interval_ms, std::shared_ptr<const Entry>* entry, int* retry_after_s) EXCLUDES(mu_);
 
  private:
   struct Slot {
@@ -57,8 +57,8 @@ class StatusCache {
   };
   const int64_t ttl_us_;
   const size_t max_entries_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Slot> slots_;
+  Mutex mu_;
+  std::unordered_map<std::string, Slot> slots_ GUARDED_BY(mu_);
 };
 
 }  // namespace fhirbulk

@@ -40,7 +40,7 @@ int64_t SundayOfMonth(int year, int month, int n) {
   int64_t first = DaysFromCivil(year, month, 1);
   int64_t wd = ((first + 4) % 7 + 7) % 7;
   int64_t first_sunday = first + (7 - wd) % 7;
-  return first_sunday + 7 * (n - 1);
+  return first_sunday + int64_t{7} * (n - 1);
 }
 
 void Append2(std::string* out, int v) {
@@ -101,8 +101,8 @@ int EasternOffsetSeconds(int64_t t) {
     start = SundayOfMonth(y, 4, 1);
     end = SundayOfMonth(y, 10, 0);
   }
-  int64_t start_t = start * kSecondsPerDay + 2 * 3600;
-  int64_t end_t = end * kSecondsPerDay + 1 * 3600;  // 02:00 daylight = 01:00 standard
+  int64_t start_t = start * kSecondsPerDay + int64_t{2} * 3600;
+  int64_t end_t = end * kSecondsPerDay + int64_t{1} * 3600;  // 02:00 daylight = 01:00 standard
   return standard_local >= start_t && standard_local < end_t ? -14400 : -18000;
 }
 

@@ -118,7 +118,7 @@ const LabTest kUrinalysisTests[] = {
 
 }  // namespace
 
-#define PANEL_TESTS(t) t, sizeof(t) / sizeof(t[0])
+#define PANEL_TESTS(t) (t), sizeof(t) / sizeof((t)[0])
 const Panel kPanels[kPanelKindCount] = {
     {{"57698-3", "Lipid Panel"}, PANEL_TESTS(kLipidTests)},
     {{"51990-0", "Basic Metabolic Panel"}, PANEL_TESTS(kBasicMetabolicTests)},

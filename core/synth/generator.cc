@@ -1,13 +1,12 @@
 #include "synth/generator.h"
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include "synth/facility.h"
 #include "synth/json_out.h"
 #include "synth/patient.h"
+#include "util/mutex.h"
 
 namespace fhirbulk {
 namespace synth {
@@ -72,35 +71,38 @@ class ParallelRun {
         ring_(static_cast<size_t>(o.threads) * 2),
         slots_(ring_) {}
 
-  Status Run() {
+  Status Run() EXCLUDES(mu_) {
     std::vector<std::thread> workers;
+    workers.reserve(static_cast<size_t>(o_.threads));
     for (int w = 0; w < o_.threads; w++) workers.emplace_back([this] { Work(); });
     Status result = Drain();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (std::thread& t : workers) t.join();
     return result;
   }
 
  private:
+  // A slot's status and ready flag are guarded by mu_; its buffer belongs to the worker that
+  // claimed the batch until ready, then to the draining thread until it clears ready.
   struct Slot {
     BatchBuffer buffer;
     Status status;
     bool ready = false;
   };
 
-  void Work() {
+  void Work() EXCLUDES(mu_) {
     PatientGenerator gen(o_.seed);
     for (;;) {
       uint64_t b;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] {
-          return stop_ || (next_claim_ < batches_ && next_claim_ < next_write_ + ring_);
-        });
+        MutexLock lock(&mu_);
+        while (!stop_ && !(next_claim_ < batches_ && next_claim_ < next_write_ + ring_)) {
+          cv_.Wait(&mu_);
+        }
         if (stop_ || next_claim_ >= batches_) return;
         b = next_claim_++;
       }
@@ -111,29 +113,29 @@ class ParallelRun {
         s = gen.Generate(k, &slot.buffer);
       }
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         slot.status = s;
         slot.ready = true;
       }
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 
-  Status Drain() {
+  Status Drain() EXCLUDES(mu_) {
     for (uint64_t b = 0; b < batches_; b++) {
       Slot& slot = slots_[b % ring_];
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&slot] { return slot.ready; });
+        MutexLock lock(&mu_);
+        while (!slot.ready) cv_.Wait(&mu_);
       }
       FHIRBULK_RETURN_IF_ERROR(slot.status);
       FHIRBULK_RETURN_IF_ERROR(slot.buffer.Drain(sink_));
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         slot.ready = false;
         next_write_ = b + 1;
       }
-      cv_.notify_all();
+      cv_.SignalAll();
       if (o_.on_progress) o_.on_progress(std::min(o_.patients, (b + 1) * kPatientsPerBatch));
     }
     return Status::OK();
@@ -144,11 +146,11 @@ class ParallelRun {
   const uint64_t batches_;
   const uint64_t ring_;
   std::vector<Slot> slots_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t next_claim_ = 0;
-  uint64_t next_write_ = 0;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  uint64_t next_claim_ GUARDED_BY(mu_) = 0;
+  uint64_t next_write_ GUARDED_BY(mu_) = 0;
+  bool stop_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

@@ -264,7 +264,7 @@ int64_t PatientGenerator::Life::ClinicHours(int64_t t) {
   // 13:00-21:00 UTC: 8 or 9 am to 4 or 5 pm in Massachusetts. (Floor division: t is negative
   // before 1970.)
   int64_t day = t >= 0 ? t / kDay : -((-t + kDay - 1) / kDay);
-  return day * kDay + 13 * 3600 + rng_.Range(0, 8 * 3600 - 1);
+  return day * kDay + int64_t{13} * 3600 + rng_.Range(0, 8 * 3600 - 1);
 }
 
 void PatientGenerator::Life::AddVisit(int64_t time, VisitReason reason, size_t arg, int stage) {
@@ -300,7 +300,7 @@ void PatientGenerator::Life::MakePerson(uint64_t seed, uint64_t index) {
   // Age on the last day of the simulation: roughly the US age pyramid.
   static const double kDecadeWeights[10] = {12, 12.5, 13.5, 13, 12, 13, 12, 8, 3.5, 0.8};
   int decade = static_cast<int>(r.Weighted(kDecadeWeights, 10));
-  int64_t age = decade * 10 * kYear + static_cast<int64_t>(r.Below(10 * kYear));
+  int64_t age = int64_t{decade} * 10 * kYear + static_cast<int64_t>(r.Below(10 * kYear));
   p.birth = SimulationEnd() - age;
   p.death = 0;
   int age_years = p.AgeAt(SimulationEnd());

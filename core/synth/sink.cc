@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/errno_text.h"
+
 namespace fhirbulk {
 namespace synth {
 
@@ -42,7 +44,7 @@ Status WriteAll(int fd, const char* data, size_t n, const std::string& path) {
     ssize_t w = ::write(fd, data, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError("write " + path + ": " + std::strerror(errno));
+      return Status::IOError("write " + path + ": " + ErrnoText(errno));
     }
     data += w;
     n -= static_cast<size_t>(w);
@@ -76,7 +78,7 @@ NdjsonDirSink::~NdjsonDirSink() {
 Result<std::unique_ptr<NdjsonDirSink>> NdjsonDirSink::Open(const std::string& dir) {
   if (dir.empty()) return Status::InvalidArgument("empty output directory");
   if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) {
-    return Status::IOError("mkdir " + dir + ": " + std::strerror(errno));
+    return Status::IOError("mkdir " + dir + ": " + ErrnoText(errno));
   }
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -91,7 +93,7 @@ Status NdjsonDirSink::Flush(Kind kind) {
   std::string path = dir_ + "/" + KindName(kind) + ".ndjson";
   if (f.fd < 0) {
     f.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (f.fd < 0) return Status::IOError("open " + path + ": " + std::strerror(errno));
+    if (f.fd < 0) return Status::IOError("open " + path + ": " + ErrnoText(errno));
   }
   Status s = WriteAll(f.fd, f.buffer.data(), f.buffer.size(), path);
   f.buffer.clear();
@@ -128,7 +130,7 @@ Status NdjsonDirSink::Close() {
     if (f.fd >= 0) {
       if (::close(f.fd) != 0 && first.ok()) {
         first = Status::IOError("close " + dir_ + "/" + KindName(static_cast<Kind>(k)) +
-                                ".ndjson: " + std::strerror(errno));
+                                ".ndjson: " + ErrnoText(errno));
       }
       f.fd = -1;
     }

@@ -23,6 +23,7 @@
 #include "db/pg.h"
 #include "tools/command.h"
 #include "util/base64url.h"
+#include "util/errno_text.h"
 #include "util/flags.h"
 
 namespace fhirbulk {
@@ -48,7 +49,7 @@ int Fail(const std::string& msg, int code = kExitFailure) {
 
 Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError(path + ": " + std::strerror(errno));
+  if (!in) return Status::IOError(path + ": " + ErrnoText(errno));
   std::stringstream b;
   b << in.rdbuf();
   return b.str();
@@ -129,7 +130,7 @@ int Keygen(const std::string& alg, const std::string& private_path, const std::s
   mode_t old = ::umask(077);
   FILE* f = std::fopen(private_path.c_str(), "w");
   ::umask(old);
-  if (f == nullptr) return Fail(private_path + ": " + std::strerror(errno));
+  if (f == nullptr) return Fail(private_path + ": " + ErrnoText(errno));
   bool ok = PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
   ok = std::fclose(f) == 0 && ok;
   if (!ok) return Fail("cannot write " + private_path);

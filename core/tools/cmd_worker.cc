@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "tools/command.h"
 #include "util/daemon.h"
 #include "util/flags.h"
+#include "util/mutex.h"
 #include "worker/worker.h"
 
 namespace fhirbulk {
@@ -217,12 +217,12 @@ bool SameEngine(const WorkerOptions& a, const WorkerOptions& b) {
 
 // Shared between the main thread (which runs the engine) and the signal thread.
 struct Control {
-  std::mutex mu;
-  Worker* current = nullptr;  // the engine running now, if any
-  bool stop = false;          // SIGTERM/SIGINT seen: no new engine
-  bool restart = false;       // SIGHUP changed the engine's options: next holds them
-  WorkerConfig next;
-  bool quit = false;  // the main thread is done: the signal thread ends
+  Mutex mu;
+  Worker* current GUARDED_BY(mu) = nullptr;  // the engine running now, if any
+  bool stop GUARDED_BY(mu) = false;          // SIGTERM/SIGINT seen: no new engine
+  bool restart GUARDED_BY(mu) = false;  // SIGHUP changed the engine's options: next holds them
+  WorkerConfig next GUARDED_BY(mu);
+  bool quit GUARDED_BY(mu) = false;  // the main thread is done: the signal thread ends
 };
 
 void Notify(LogSink* log, const std::string& state) {
@@ -236,17 +236,20 @@ void HandleSignals(const sigset_t& signals, const std::vector<std::string>& comm
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
-    std::unique_lock<std::mutex> lock(control->mu);
-    if (control->quit) return;
+    control->mu.Lock();
+    if (control->quit) {
+      control->mu.Unlock();
+      return;
+    }
     if (sig != SIGHUP) {
       control->stop = true;
       if (control->current != nullptr) control->current->Stop();
-      lock.unlock();
+      control->mu.Unlock();
       log->Info(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
       Notify(log, "STOPPING=1");
       continue;
     }
-    lock.unlock();
+    control->mu.Unlock();
     Notify(log, "RELOADING=1");
     WorkerConfig config;
     std::string error;
@@ -261,11 +264,10 @@ void HandleSignals(const sigset_t& signals, const std::vector<std::string>& comm
     log->Info(std::string("SIGHUP: log reopened, configuration reread") +
               (restart ? "; restarting the export engine with the new options" : ""));
     if (restart) {
-      lock.lock();
+      MutexLock lock(&control->mu);
       control->next = config;
       control->restart = true;
       if (control->current != nullptr) control->current->Stop();
-      lock.unlock();
       running = config;
     }
     Notify(log, "READY=1");
@@ -339,7 +341,7 @@ int RunWorker(int argc, char** argv) {
     good = config;
     Worker* w = worker->get();
     {
-      std::lock_guard<std::mutex> lock(control.mu);
+      MutexLock lock(&control.mu);
       if (control.stop) break;
       control.current = w;
     }
@@ -355,7 +357,7 @@ int RunWorker(int argc, char** argv) {
     }
     bool restart;
     {
-      std::lock_guard<std::mutex> lock(control.mu);
+      MutexLock lock(&control.mu);
       control.current = nullptr;
       restart = control.restart && !control.stop;
       control.restart = false;
@@ -370,7 +372,7 @@ int RunWorker(int argc, char** argv) {
   }
 
   {
-    std::lock_guard<std::mutex> lock(control.mu);
+    MutexLock lock(&control.mu);
     control.quit = true;
   }
   // sigwait returns a signal directed at its thread as well: this wakes it to see `quit`.

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/strings.h"
 
@@ -19,7 +20,7 @@ namespace fhirbulk {
 
 namespace {
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string Errno(const std::string& what) { return what + ": " + ErrnoText(errno); }
 
 void AppendJsonString(std::string* out, const std::string& s) {
   out->push_back('"');
@@ -110,7 +111,7 @@ Status LogSink::Open() {
   std::string path;
   LogFormat format;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     path = path_;
     format = format_;
   }
@@ -124,7 +125,7 @@ Status LogSink::Reopen(const std::string& path, LogFormat format) {
     fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
     if (fd < 0) return Status::IOError(Errno("cannot open log file " + path));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
   path_ = path;
@@ -134,7 +135,7 @@ Status LogSink::Reopen(const std::string& path, LogFormat format) {
 
 void LogSink::Write(const char* level, const std::string& msg) {
   std::string time = FormatInstant(NowMicros());
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::string line;
   if (format_ == LogFormat::kJson) {
     line = "{\"time\":";

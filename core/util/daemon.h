@@ -6,11 +6,11 @@
 #define FHIRBULK_UTIL_DAEMON_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "util/status.h"
+#include "util/mutex.h"
 
 namespace fhirbulk {
 
@@ -46,10 +46,10 @@ class LogSink {
 
  private:
   const std::string program_;
-  std::mutex mu_;
-  std::string path_;  // guarded by mu_
-  LogFormat format_;  // guarded by mu_
-  int fd_ = -1;       // guarded by mu_; -1: stderr
+  Mutex mu_;
+  std::string path_ GUARDED_BY(mu_);
+  LogFormat format_ GUARDED_BY(mu_);
+  int fd_ GUARDED_BY(mu_) = -1;  // -1: stderr
 };
 
 // A pid file: written at Create (to a temporary name, then renamed, so a reader never sees

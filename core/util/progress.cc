@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 
 namespace fhirbulk {
@@ -45,7 +46,7 @@ std::string Progress::Bytes(double n) {
 
 std::string Progress::Duration(double seconds) {
   if (seconds < 0) seconds = 0;
-  long s = static_cast<long>(seconds + 0.5);
+  long s = std::lround(seconds);
   char buf[32];
   if (s >= 3600) {
     std::snprintf(buf, sizeof(buf), "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);

@@ -347,7 +347,7 @@ const std::vector<std::string_view>& MandatoryElements(std::string_view type) {
   return it == table.end() ? kNone : it->second;
 }
 
-TypeSubsetter::TypeSubsetter(std::string type, std::vector<std::string> elements)
+TypeSubsetter::TypeSubsetter(std::string type, const std::vector<std::string>& elements)
     : type_(std::move(type)) {
   for (const std::string& e : elements) names_.push_back(StripChoiceMarker(e));
   for (std::string_view m : MandatoryElements(type_)) names_.push_back(StripChoiceMarker(m));

@@ -40,7 +40,7 @@ class TypeSubsetter {
  public:
   // `elements`: the names requested for this type (bare, without "Type."), mandatory ones
   // are added here.
-  TypeSubsetter(std::string type, std::vector<std::string> elements);
+  TypeSubsetter(std::string type, const std::vector<std::string>& elements);
 
   // Writes the subset of `json` (one resource of this type) to *out (replaced).
   // Corruption when json is not a JSON object.

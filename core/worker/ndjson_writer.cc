@@ -14,13 +14,14 @@
 #include <cstring>
 
 #include "export/job_dir.h"
+#include "util/errno_text.h"
 
 namespace fhirbulk {
 
 namespace {
 
 Status ErrnoStatus(const char* what, const std::string& name, int err) {
-  return Status::IOError(std::string(what) + " " + name + ": " + std::strerror(err));
+  return Status::IOError(std::string(what) + " " + name + ": " + ErrnoText(err));
 }
 
 constexpr int64_t kWritebackChunk = 8 << 20;
@@ -209,6 +210,7 @@ Status Deflater::Finish(const Sink& sink) {
     return s;
   }
 #endif
+
   z_stream& z = z_->z;
   z.next_in = nullptr;
   z.avail_in = 0;

@@ -20,6 +20,7 @@
 #include "export/type_filter_sql.h"
 #include "fhir/resource_types.h"
 #include "http/outcome.h"
+#include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/log_escape.h"
 #include "worker/ndjson_writer.h"
@@ -95,7 +96,7 @@ Result<bool> WaitForOlderTransactions(PgConnection* conn, const std::string& job
 
 Status MakeDirectory(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::IOError("creating the job directory: " + std::string(std::strerror(errno)));
+    return Status::IOError("creating the job directory: " + ErrnoText(errno));
   }
   // The group of the export directory (the one shared with nginx), whatever this process's
   // primary group; then the mode, whatever the umask. setgid: files inherit the group.
@@ -106,13 +107,13 @@ Status MakeDirectory(const std::string& path) {
     if (::stat(path.c_str(), &st) == 0 && st.st_gid != pst.st_gid &&
         ::chown(path.c_str(), static_cast<uid_t>(-1), pst.st_gid) != 0) {
       return Status::IOError("giving the job directory the export directory's group: " +
-                             std::string(std::strerror(errno)) +
+                             ErrnoText(errno) +
                              " (the worker's user must be a member of that group)");
     }
   }
   if (::chmod(path.c_str(), kExportDirMode) != 0) {
     return Status::IOError("setting the job directory's mode: " +
-                           std::string(std::strerror(errno)));
+                           ErrnoText(errno));
   }
   return Status::OK();
 }
@@ -143,7 +144,7 @@ Status WriteJobOwner(const std::string& dir, const std::string& client_id) {
   }
   if (!ok) {
     std::remove(tmp_path.c_str());
-    return Status::IOError("writing the job owner file: " + std::string(std::strerror(err)));
+    return Status::IOError("writing the job owner file: " + ErrnoText(err));
   }
   return Status::OK();
 }
@@ -527,7 +528,7 @@ std::string ErrorReference() {
 
 std::string FailureDiagnostics(const std::string& what, const Status& s, const std::string& ref) {
   std::string out = what + " failed on the server";
-  const char* no_space = std::strerror(ENOSPC);
+  const std::string no_space = ErrnoText(ENOSPC);
   if (s.code() == Status::Code::kIOError && s.message().find(no_space) != std::string::npos) {
     out += std::string(": ") + no_space;
   }

@@ -109,7 +109,7 @@ struct PlannerOptions {
   int64_t target_unit_bytes = kDefaultTargetUnitBytes;
   // Each statement of the planning transaction (e.g. a supporting type's reference query) is
   // cancelled by the server after this long, failing the job; 0: no limit.
-  int64_t statement_timeout_ms = 30 * 60 * 1000;
+  int64_t statement_timeout_ms = int64_t{30} * 60 * 1000;
   const std::atomic<bool>* stop = nullptr;  // set: give the lease back and return
   std::function<void(const std::string&)> log;
 };

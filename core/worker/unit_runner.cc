@@ -16,6 +16,7 @@
 #include "export/job_dir.h"
 #include "export/type_filter_sql.h"
 #include "http/outcome.h"
+#include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/log_escape.h"
 #include "worker/elements.h"
@@ -180,7 +181,7 @@ void Release(PgConnection* control, const ClaimedUnit& u, const UnitRunnerOption
 Status DeleteEarlierAttemptFiles(const std::string& dir, int unit_no) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
-    return Status::IOError("opening the job directory: " + std::string(std::strerror(errno)));
+    return Status::IOError("opening the job directory: " + ErrnoText(errno));
   }
   while (struct dirent* e = ::readdir(d)) {
     auto parsed = ParseExportFileName(e->d_name);
@@ -290,6 +291,7 @@ Result<std::vector<std::string>> JobOutputTypes(PgConnection* control, const std
       {job_id});
   if (!r.ok()) return r.status();
   std::vector<std::string> types;
+  types.reserve(static_cast<size_t>(r->rows()));
   for (int i = 0; i < r->rows(); i++) types.push_back(r->str(i, 0));
   return types;
 }

@@ -66,7 +66,7 @@ struct UnitRunnerOptions {
   int check_every_ms = 1000;
   // A unit's statement running longer is cancelled and fails its job (0: no limit). The
   // server's statement_timeout is set a little above it, for a worker that dies mid-statement.
-  int64_t statement_timeout_ms = 30 * 60 * 1000;
+  int64_t statement_timeout_ms = int64_t{30} * 60 * 1000;
   size_t write_buffer_bytes = 1 << 20;
   int gzip_level = 1;  // gzip twins of the files (NdjsonWriterOptions::gzip_level); 0: none
   const std::atomic<bool>* stop = nullptr;

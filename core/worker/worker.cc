@@ -16,6 +16,7 @@
 #include "export/job_dir.h"
 #include "export/job_store.h"
 #include "export/type_filter_sql.h"
+#include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "worker/ndjson_writer.h"
 #include "worker/planner.h"
@@ -140,16 +141,17 @@ void Worker::Stop() {
 
 void Worker::Wake() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     wake_seq_++;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::WaitForWork(uint64_t seen, int milliseconds) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, std::chrono::milliseconds(milliseconds),
-               [&] { return stop_.load() || wake_seq_ != seen; });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(milliseconds);
+  MutexLock lock(&mu_);
+  while (!stop_.load() && wake_seq_ == seen && cv_.WaitUntil(&mu_, deadline)) {
+  }
 }
 
 Status Worker::EnsureConnected(ThreadState* t) {
@@ -209,7 +211,7 @@ void Worker::ServeLoop(ThreadState* t) {
   while (!stop_.load()) {
     uint64_t seen;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       seen = wake_seq_;
     }
     auto did = Step(t, true, true);
@@ -276,15 +278,15 @@ Status Worker::Run() {
 
 Status Worker::RunUntilIdle() {
   std::atomic<int> busy{0};
-  std::mutex err_mu;
-  Status first_error;
+  Mutex err_mu;
+  Status first_error;  // guarded by err_mu while the threads run
   auto loop = [&](ThreadState* t) {
     while (!stop_.load()) {
       busy++;
       auto did = Step(t, true, true);
       busy--;
       if (!did.ok()) {
-        std::lock_guard<std::mutex> lock(err_mu);
+        MutexLock lock(&err_mu);
         if (first_error.ok()) first_error = did.status();
         return;
       }
@@ -408,7 +410,7 @@ Status Worker::JanitorCancelMarkers(PgConnection* conn) {
     // No cancel yet (nginx creates it at start), or only nginx's user may read it; the
     // HTTP side then sweeps its own markers.
     if (errno == ENOENT || errno == EACCES) return Status::OK();
-    return Status::IOError("cannot list " + dir + ": " + std::strerror(errno));
+    return Status::IOError("cannot list " + dir + ": " + ErrnoText(errno));
   }
   std::vector<std::string> markers;
   const time_t now = std::time(nullptr);
@@ -440,7 +442,9 @@ Status Worker::JanitorCancelMarkers(PgConnection* conn) {
     }
     const std::string renamed = CancelledJobDirectory(options_.export_dir, id);
     if (::lstat(renamed.c_str(), &st) == 0 || errno != ENOENT) continue;
-    if (::unlink((dir + "/" + id).c_str()) == 0) removed++;
+    std::string marker = dir;
+    marker.append("/").append(id);
+    if (::unlink(marker.c_str()) == 0) removed++;
   }
   if (removed > 0) Log("janitor: removed " + std::to_string(removed) + " cancel markers");
   return Status::OK();

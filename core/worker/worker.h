@@ -31,15 +31,14 @@
 #define FHIRBULK_WORKER_WORKER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "db/pg.h"
+#include "util/mutex.h"
 #include "util/status.h"
 #include "worker/planner.h"
 
@@ -104,8 +103,8 @@ class Worker {
   Status EnsureConnected(ThreadState* t);
   Result<bool> Step(ThreadState* t, bool plan, bool run);
   void ServeLoop(ThreadState* t);
-  void WaitForWork(uint64_t seen, int milliseconds);
-  void Wake();
+  void WaitForWork(uint64_t seen, int milliseconds) EXCLUDES(mu_);
+  void Wake() EXCLUDES(mu_);
   void Log(const std::string& msg) const;
   Status JanitorRows(PgConnection* conn);
   Status JanitorFiles(PgConnection* conn);
@@ -115,9 +114,9 @@ class Worker {
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<ThreadState>> threads_;
   std::unique_ptr<PgConnection> janitor_conn_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t wake_seq_ = 0;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  uint64_t wake_seq_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace fhirbulk

@@ -33,12 +33,12 @@
 #include <string>
 #include <vector>
 
-#include "worker/elements.h"
 #include "export/export_request.h"
-#include "worker/ndjson_writer.h"
 #include "export/type_filter_sql.h"
 #include "synth/patient.h"
 #include "synth/sink.h"
+#include "worker/elements.h"
+#include "worker/ndjson_writer.h"
 
 namespace fhirbulk {
 namespace {

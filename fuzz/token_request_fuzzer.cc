@@ -16,8 +16,8 @@
 #include "auth/jwk.h"
 #include "auth/jws.h"
 #include "auth/token_endpoint.h"
-#include "http/query_string.h"
 #include "fuzz_util.h"
+#include "http/query_string.h"
 
 using namespace fhirbulk;
 

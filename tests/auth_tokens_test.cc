@@ -218,7 +218,7 @@ TEST_F(AuthAccessTokenTest, LifetimeBeyondTheConfiguredOneIsRefused) {
     return p.ok() ? std::string("accepted") : p.status().message();
   };
   EXPECT_EQ(verify(kNow, kNow + int64_t{365} * 86400, 300), kTooLong);  // a year ahead
-  EXPECT_EQ(verify(kNow, kNow + 360, 300), "accepted");        // 300 s + 60 s skew
+  EXPECT_EQ(verify(kNow, kNow + 360, 300), "accepted");                 // 300 s + 60 s skew
   EXPECT_EQ(verify(kNow, kNow + 361, 300), kTooLong);
   EXPECT_EQ(verify(kNow, kNow + 180, 120), "accepted");  // configured 120 s
   EXPECT_EQ(verify(kNow, kNow + 181, 120), kTooLong);

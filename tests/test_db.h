@@ -68,11 +68,11 @@ class TestSchema {
 
 }  // namespace fhirbulk
 
-#define FHIRBULK_REQUIRE_TEST_DB()                                                    \
-  do {                                                                                \
-    if (::fhirbulk::TestConninfo().empty()) {                                         \
-      GTEST_SKIP() << "FHIRBULK_TEST_PG is not set (make test sets it)";              \
-    }                                                                                 \
+#define FHIRBULK_REQUIRE_TEST_DB()                                       \
+  do {                                                                   \
+    if (::fhirbulk::TestConninfo().empty()) {                            \
+      GTEST_SKIP() << "FHIRBULK_TEST_PG is not set (make test sets it)"; \
+    }                                                                    \
   } while (0)
 
 #endif  // FHIRBULK_TESTS_TEST_DB_H_

@@ -40,9 +40,7 @@ class Fd {
   int fd_;
 };
 
-Status Errno(const std::string& what) {
-  return Status::IOError(what + ": " + ErrnoText(errno));
-}
+Status Errno(const std::string& what) { return Status::IOError(what + ": " + ErrnoText(errno)); }
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {

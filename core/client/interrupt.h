@@ -34,10 +34,9 @@ class Interrupt {
 
   // Sleeps for `seconds`; false if interrupted before (or while) sleeping.
   bool SleepFor(double seconds) const {
-    const auto deadline =
-        std::chrono::steady_clock::now() +
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            std::chrono::duration<double>(seconds));
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(seconds));
     MutexLock lock(&mu_);
     while (!triggered_.load() && cv_.WaitUntil(&mu_, deadline)) {
     }

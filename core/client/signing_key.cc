@@ -168,7 +168,8 @@ Result<EVP_PKEY*> EcFromJwk(const rapidjson::Value& jwk) {
 // §3.4), each zero-padded to the curve's size.
 Result<std::string> DerToRaw(const std::string& der) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-  std::unique_ptr<ECDSA_SIG, SigDeleter> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  std::unique_ptr<ECDSA_SIG, SigDeleter> sig(
+      d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
   if (!sig) return Status::Internal("ECDSA signature is not DER: " + OpenSslError());
   const BIGNUM* r = ECDSA_SIG_get0_r(sig.get());
   const BIGNUM* s = ECDSA_SIG_get0_s(sig.get());

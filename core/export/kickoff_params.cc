@@ -126,8 +126,8 @@ Status CollectGetParams(std::string_view query, const KickoffLimits& limits, Len
                         RawParams* raw) {
   if (query.size() > limits.max_query_bytes) {
     return Status::UriTooLong(std::string(kQueryTooLarge) + ": the query string is " +
-                                   std::to_string(query.size()) + " bytes, " +
-                                   OverLimit(limits.max_query_bytes, "bytes"));
+                              std::to_string(query.size()) + " bytes, " +
+                              OverLimit(limits.max_query_bytes, "bytes"));
   }
   const size_t segments = static_cast<size_t>(std::count(query.begin(), query.end(), '&')) + 1;
   if (segments > limits.max_parameters) {
@@ -164,8 +164,8 @@ Status CollectPostParams(const HttpRequest& request, const KickoffLimits& limits
   FHIRBULK_RETURN_IF_ERROR(CheckContentType(request.content_type));
   if (request.body.size() > limits.max_body_bytes) {
     return Status::TooLarge(std::string(kBodyTooLarge) + ": the body is " +
-                                   std::to_string(request.body.size()) + " bytes, " +
-                                   OverLimit(limits.max_body_bytes, "bytes"));
+                            std::to_string(request.body.size()) + " bytes, " +
+                            OverLimit(limits.max_body_bytes, "bytes"));
   }
   FHIRBULK_RETURN_IF_ERROR(CheckJsonDepth(request.body, limits.max_json_depth));
   if (!request.query.empty()) {

@@ -699,8 +699,8 @@ Status WriteCancelMarker(const std::string& export_dir, const std::string& job_i
   int err = errno;
   if (dfd >= 0) ::close(dfd);
   if (fd < 0) {
-    return Status::IOError("cannot write the cancel marker " + path + ": " + ErrnoText(err) +
-                           " (" + CancelMarkerDirectory(export_dir) +
+    return Status::IOError("cannot write the cancel marker " + path + ": " + ErrnoText(err) + " (" +
+                           CancelMarkerDirectory(export_dir) +
                            " must be a directory of nginx's user, mode 0700)");
   }
   ::close(fd);

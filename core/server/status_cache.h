@@ -47,7 +47,8 @@ class StatusCache {
   enum class Hit { kMiss, kAnswer, kThrottled };
   // kAnswer: *entry is the cached answer; kThrottled: *retry_after_s says how long to wait.
   Hit Get(const std::string& job_id, const std::string& client_id, int64_t now_us,
-          int min_poll_interval_ms, std::shared_ptr<const Entry>* entry, int* retry_after_s) EXCLUDES(mu_);
+          int min_poll_interval_ms, std::shared_ptr<const Entry>* entry, int* retry_after_s)
+      EXCLUDES(mu_);
 
  private:
   struct Slot {

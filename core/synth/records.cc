@@ -521,7 +521,8 @@ Uuid RecordWriter::WriteProcedure(EncounterCtx* e, const Code& code, const Condi
                                   int64_t net_cents) {
   Uuid id = NewUuid(rng_);
   int64_t start = e->start;
-  int64_t end = std::min(e->end, start + int64_t{15} * 60 + static_cast<int64_t>(rng_->Below(45)) * 60);
+  int64_t end =
+      std::min(e->end, start + int64_t{15} * 60 + static_cast<int64_t>(rng_->Below(45)) * 60);
   Begin("Procedure", id, end);
   JsonOut* j = &json_;
   j->KeyPlain("status", "completed");

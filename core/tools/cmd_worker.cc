@@ -220,7 +220,7 @@ struct Control {
   Mutex mu;
   Worker* current GUARDED_BY(mu) = nullptr;  // the engine running now, if any
   bool stop GUARDED_BY(mu) = false;          // SIGTERM/SIGINT seen: no new engine
-  bool restart GUARDED_BY(mu) = false;  // SIGHUP changed the engine's options: next holds them
+  bool restart GUARDED_BY(mu) = false;       // SIGHUP changed the engine's options: next holds them
   WorkerConfig next GUARDED_BY(mu);
   bool quit GUARDED_BY(mu) = false;  // the main thread is done: the signal thread ends
 };

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "util/status.h"
 #include "util/mutex.h"
+#include "util/status.h"
 
 namespace fhirbulk {
 

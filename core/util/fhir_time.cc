@@ -165,8 +165,8 @@ Status ParseFields(std::string_view text, DateTimeFields* f) {
 // The instant a fully specified dateTime denotes.
 int64_t FieldsToMicros(const DateTimeFields& f) {
   const int64_t days = DaysFromCivil(f.year, f.month, f.day);
-  const int64_t seconds = days * 86400 + int64_t{f.hour} * 3600 + int64_t{f.minute} * 60 + f.second -
-                          static_cast<int64_t>(f.offset_seconds);
+  const int64_t seconds = days * 86400 + int64_t{f.hour} * 3600 + int64_t{f.minute} * 60 +
+                          f.second - static_cast<int64_t>(f.offset_seconds);
   return seconds * kMicrosPerSecond + f.micros;
 }
 

@@ -106,14 +106,13 @@ Status MakeDirectory(const std::string& path) {
     struct stat st;
     if (::stat(path.c_str(), &st) == 0 && st.st_gid != pst.st_gid &&
         ::chown(path.c_str(), static_cast<uid_t>(-1), pst.st_gid) != 0) {
-      return Status::IOError("giving the job directory the export directory's group: " +
-                             ErrnoText(errno) +
-                             " (the worker's user must be a member of that group)");
+      return Status::IOError(
+          "giving the job directory the export directory's group: " + ErrnoText(errno) +
+          " (the worker's user must be a member of that group)");
     }
   }
   if (::chmod(path.c_str(), kExportDirMode) != 0) {
-    return Status::IOError("setting the job directory's mode: " +
-                           ErrnoText(errno));
+    return Status::IOError("setting the job directory's mode: " + ErrnoText(errno));
   }
   return Status::OK();
 }

@@ -23,15 +23,17 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "fhirbulk/defaults.h"
 #include "fhirbulk/fhirbulk.h"
 
 
 /*
  * A cancelled job's marker: "<export dir>/.cancels/<job id>", written by the
- * node that acknowledges the DELETE (core/server/server.cc, kCancelMarkerDir)
- * before its 202; every node refuses the job's files while it exists.
+ * node that acknowledges the DELETE (core/server/server.cc) before its 202;
+ * every node refuses the job's files while it exists.  The directory's name
+ * is the core's (fhirbulk/defaults.h, export/job_dir.h).
  */
-#define NGX_HTTP_FHIR_BULK_CANCELS  "/.cancels/"
+#define NGX_HTTP_FHIR_BULK_CANCELS  "/" FHIRBULK_CANCEL_MARKER_DIR "/"
 
 
 typedef struct {

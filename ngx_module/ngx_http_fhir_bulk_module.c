@@ -984,7 +984,7 @@ ngx_http_fhir_bulk_prepare_cancels(ngx_cycle_t *cycle, ngx_str_t *export_dir,
         goto failed;
     }
 
-    if (mkdirat(dfd, ".cancels", 0700) == 0) {
+    if (mkdirat(dfd, FHIRBULK_CANCEL_MARKER_DIR, 0700) == 0) {
         made = 1;
 
     } else if (ngx_errno != NGX_EEXIST) {
@@ -993,7 +993,8 @@ ngx_http_fhir_bulk_prepare_cancels(ngx_cycle_t *cycle, ngx_str_t *export_dir,
         goto failed;
     }
 
-    fd = openat(dfd, ".cancels", O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+    fd = openat(dfd, FHIRBULK_CANCEL_MARKER_DIR,
+                O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
     if (fd == -1) {
         err = ngx_errno;
         what = (err == NGX_ELOOP || err == NGX_ENOTDIR)
@@ -1040,9 +1041,10 @@ ngx_http_fhir_bulk_prepare_cancels(ngx_cycle_t *cycle, ngx_str_t *export_dir,
 failed:
 
     ngx_log_error(NGX_LOG_WARN, cycle->log, err,
-                  "fhir_bulk: \"%V/.cancels\": %s; cancels are refused "
-                  "until it is a directory of nginx's user, mode 0700 "
-                  "(install -d -o <user> -m 0700 %V/.cancels)",
+                  "fhir_bulk: \"%V/" FHIRBULK_CANCEL_MARKER_DIR "\": %s; "
+                  "cancels are refused until it is a directory of nginx's "
+                  "user, mode 0700 (install -d -o <user> -m 0700 "
+                  "%V/" FHIRBULK_CANCEL_MARKER_DIR ")",
                   export_dir, what, export_dir);
 
     if (fd != -1) {

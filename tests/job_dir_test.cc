@@ -17,7 +17,9 @@ TEST(JobDirTest, Paths) {
 }
 
 // The C module spells the marker path itself (NGX_HTTP_FHIR_BULK_CANCELS "/.cancels/").
-TEST(JobDirTest, CancelMarkerDirMatchesTheModule) { EXPECT_EQ(kCancelMarkerDir, ".cancels"); }
+TEST(JobDirTest, CancelMarkerDirectory) {
+  EXPECT_EQ(CancelMarkerDirectory("/srv/exports"), "/srv/exports/.cancels");
+}
 
 TEST(JobDirTest, CancelledDirJobId) {
   EXPECT_EQ(CancelledDirJobId(".cancelled-abc"), std::optional<std::string_view>("abc"));

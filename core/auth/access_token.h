@@ -26,9 +26,11 @@
 #include "auth/scopes.h"
 #include "util/status.h"
 
+#include "fhirbulk/defaults.h"
+
 namespace fhirbulk {
 
-constexpr int kMaxTokenLifetimeSeconds = 300;
+constexpr int kMaxTokenLifetimeSeconds = FHIRBULK_MAX_TOKEN_LIFETIME;
 // Tokens this server issues are ~300 bytes; 4 KiB leaves room for long client ids and scopes.
 constexpr size_t kMaxAccessTokenBytes = 4096;
 constexpr int64_t kAccessTokenClockSkewSeconds = 60;

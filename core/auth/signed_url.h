@@ -26,11 +26,13 @@
 #include "auth/key_ring.h"
 #include "util/status.h"
 
+#include "fhirbulk/defaults.h"
+
 namespace fhirbulk {
 
 // Signed URLs are bearer capabilities: they expire on bearer-token timescales (IG 3.0.0).
-constexpr int kDefaultSignedUrlLifetimeSeconds = 300;
-constexpr int kMaxSignedUrlLifetimeSeconds = 3600;
+constexpr int kDefaultSignedUrlLifetimeSeconds = FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME;
+constexpr int kMaxSignedUrlLifetimeSeconds = FHIRBULK_MAX_SIGNED_URL_LIFETIME;
 // The query of a signed URL is ~150 bytes; anything much longer is refused unparsed.
 constexpr size_t kMaxSignedQueryBytes = 2048;
 constexpr size_t kMaxSignedQueryParams = 16;

@@ -1,6 +1,6 @@
 // The layout of the export directory, shared by the process that writes it (worker/) and the
-// ones that serve and cancel its files (server/; the nginx module spells the cancel-marker
-// path in C, NGX_HTTP_FHIR_BULK_CANCELS, and must agree with kCancelMarkerDir):
+// ones that serve and cancel its files (server/ and the nginx module, which reads the
+// cancel-marker directory's name from fhirbulk/defaults.h as this file does):
 //
 //   <export_dir>/<job_id>/                     a job's directory (JobDirectory)
 //   <export_dir>/<job_id>/.owner               the owning client_id (kJobOwnerFile)
@@ -19,6 +19,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "fhirbulk/defaults.h"
 
 namespace fhirbulk {
 
@@ -49,7 +51,7 @@ std::optional<ExportFileName> ParseExportFileName(std::string_view name);
 // The HTTP side's cancel markers live in <export_dir>/.cancels (a directory of nginx's user:
 // recording a cancel needs no write access to the export directory itself). While
 // <export_dir>/.cancels/<job_id> exists no node serves that job's files.
-inline constexpr std::string_view kCancelMarkerDir = ".cancels";
+inline constexpr std::string_view kCancelMarkerDir = FHIRBULK_CANCEL_MARKER_DIR;
 std::string CancelMarkerDirectory(const std::string& export_dir);
 // A marker is kept at least this long after it was written, by whoever removes it (the
 // HTTP side's sweep, the worker's janitor): a file a node opened before the cancel (nginx's

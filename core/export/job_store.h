@@ -77,8 +77,9 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std:
                        bool require_enabled_client = false);
 
 // Cancels the job (any state but cancelled): marks it cancelled so workers stop, and deletes
-// its rows of units and files. NotFound as GetJob. Removing the files on disk is the caller's
-// job (the HTTP side renames the job directory away at once; workers delete it later).
+// its rows of units and files. NotFound as GetJob. The files on disk are not touched here:
+// the HTTP side writes the job's cancel marker (export/job_dir.h) before it answers, so no
+// node serves them any more, and the workers' janitor deletes the directory later.
 //
 // The job's row is locked first, waiting at most kCancelLockTimeoutMs: a job being planned
 // (the planner holds its row for the whole planning) gets Aborted ("retry later") at once

@@ -92,10 +92,6 @@ HttpResponse Throttled(int wait_seconds) {
 
 // One definition of each default (fhirbulk/defaults.h); the lower layers that keep a copy of a
 // bound must agree with it.
-static_assert(FHIRBULK_MAX_TOKEN_LIFETIME == kMaxTokenLifetimeSeconds);
-static_assert(FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME == kDefaultSignedUrlLifetimeSeconds);
-static_assert(FHIRBULK_MAX_SIGNED_URL_LIFETIME == kMaxSignedUrlLifetimeSeconds);
-static_assert(FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS == KickoffLimits{}.max_type_filter_terms);
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
 

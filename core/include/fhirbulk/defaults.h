@@ -1,15 +1,21 @@
 /*
- * defaults.h: the one definition of the server's option defaults and bounds.
+ * defaults.h: the one definition of the server's option defaults and bounds, and of the
+ * names the C module shares with the core.
  *
  * The nginx module's merge_conf fills unset directives from these, ServerOptions and
- * FileAccessOptions (core/server/) start from them, and README's directive table states them.
- * A C header (macros only) so the C module and the C++ core read the same numbers; the core
- * checks with static_assert where a lower layer keeps its own copy of a bound
- * (auth/access_token.h, auth/signed_url.h, export/export_request.h).
+ * FileAccessOptions (core/server/) start from them, the lower layers' constants
+ * (auth/access_token.h, auth/signed_url.h, export/export_request.h, export/job_dir.h) are
+ * defined by them, and README's directive table states them. A C header (macros only) so the
+ * C module and the C++ core read the same text; every core folder may include it (the build
+ * links it into each folder's include tree), none may include the C ABI beside it.
  */
 
 #ifndef FHIRBULK_DEFAULTS_H_
 #define FHIRBULK_DEFAULTS_H_
+
+/* The directory of cancel markers in an export directory: "<export dir>/.cancels/<job id>"
+ * (export/job_dir.h; written by the API module, read by the files module and the workers). */
+#define FHIRBULK_CANCEL_MARKER_DIR ".cancels"
 
 /* fhir_bulk_thread_pool */
 #define FHIRBULK_DEFAULT_THREAD_POOL "default"

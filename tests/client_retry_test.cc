@@ -64,6 +64,7 @@ Attempt Fail(const std::string& retry_after = "") {
 TEST(ClientRetryTest, BackoffScheduleDoublesUpToItsCap) {
   Backoff b(1, 60);
   std::vector<double> got;
+  got.reserve(9);
   for (int i = 0; i < 9; ++i) got.push_back(b.Next());
   EXPECT_EQ(got, (std::vector<double>{1, 2, 4, 8, 16, 32, 60, 60, 60}));
   Backoff slow(0.5, 3, 3);

@@ -138,16 +138,18 @@ TEST(SdNotifyTest, SendsToNotifySocket) {
   std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
   ASSERT_EQ(::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)), 0);
 
-  ::unsetenv("NOTIFY_SOCKET");
+  ::unsetenv("NOTIFY_SOCKET");  // NOLINT(concurrency-mt-unsafe): single-threaded test
   EXPECT_TRUE(SdNotify("READY=1").ok()) << "without systemd: nothing to do";
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): single-threaded test
   ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
   EXPECT_TRUE(SdNotify("READY=1").ok());
   char buf[64] = {0};
   ssize_t n = ::recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
   EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "READY=1");
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): single-threaded test
   ::setenv("NOTIFY_SOCKET", "relative/path", 1);
   EXPECT_FALSE(SdNotify("READY=1").ok());
-  ::unsetenv("NOTIFY_SOCKET");
+  ::unsetenv("NOTIFY_SOCKET");  // NOLINT(concurrency-mt-unsafe): single-threaded test
   ::close(fd);
 }
 

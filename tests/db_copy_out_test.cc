@@ -196,8 +196,8 @@ TEST_F(PgCopyOutTest, DestructorAbortsAStatementInFlight) {
 TEST_F(PgCopyOutTest, LiteralQuotesHostileTextAndRefusesNul) {
   auto conn = PgConnection::Connect(TestConninfo());
   ASSERT_TRUE(conn.ok()) << conn.status().ToString();
-  for (std::string v : {std::string("o'brien"), std::string("a\\'); DROP TABLE x; --"),
-                        std::string("\\\\''\\"), std::string("$1"), std::string("")}) {
+  for (const std::string& v : {std::string("o'brien"), std::string("a\\'); DROP TABLE x; --"),
+                               std::string("\\\\''\\"), std::string("$1"), std::string("")}) {
     auto lit = (*conn)->Literal(v);
     ASSERT_TRUE(lit.ok()) << lit.status().ToString();
     auto r = (*conn)->Exec("SELECT " + *lit + "::text");

@@ -155,7 +155,8 @@ struct KickoffLimits {
   size_t max_type_filter_queries = 100;  // _typeFilter queries per kick-off
   size_t max_type_filter_criteria = 32;  // criteria (param=value) per query
   size_t max_type_filter_values = 1000;  // ORed values of one criterion
-  size_t max_type_filter_terms = FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS;  // TypeFilterTermCount summed
+  size_t max_type_filter_terms =
+      FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS;  // TypeFilterTermCount summed
 };
 
 // The defaults filled in where `limits` has 0.

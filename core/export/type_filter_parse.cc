@@ -78,13 +78,12 @@ Status SplitTypeFilterValue(std::string_view raw, std::vector<std::string>* quer
 std::vector<std::string> SplitEscapedValues(std::string_view value) {
   std::vector<std::string> values(1);
   for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size()) {
-      values.back().push_back(value[++i]);
-    } else if (value[i] == ',') {
+    if (value[i] == ',') {
       values.emplace_back();
-    } else {
-      values.back().push_back(value[i]);
+      continue;
     }
+    if (value[i] == '\\' && i + 1 < value.size()) ++i;  // the escaped character, as it is
+    values.back().push_back(value[i]);
   }
   return values;
 }

@@ -123,6 +123,7 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   flags.AddBool("once", &once, "run what is claimable now, clean up once, and exit");
 
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   Status s = flags.Parse(static_cast<int>(argv.size()), argv.data());
   if (flags.help_requested()) {
@@ -375,8 +376,9 @@ int RunWorker(int argc, char** argv) {
     MutexLock lock(&control.mu);
     control.quit = true;
   }
-  // sigwait returns a signal directed at its thread as well: this wakes it to see `quit`.
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  // sigwait returns a signal directed at its thread as well: this wakes it to see `quit`
+  // (any signal of the set does; SIGHUP, because SIGTERM reads as "terminate the thread").
+  pthread_kill(signal_thread.native_handle(), SIGHUP);
   signal_thread.join();
   return exit_code;
 }

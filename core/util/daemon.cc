@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "util/errno_text.h"
 #include "util/fhir_time.h"
@@ -208,13 +209,15 @@ Result<std::vector<std::string>> ReadOptionsFile(const std::string& path) {
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
-    args.push_back("--" + name + "=" + value);
+    std::string arg = "--";
+    arg.append(name).append("=").append(value);
+    args.push_back(std::move(arg));
   }
   return args;
 }
 
 Result<std::string> ReadValueFile(const std::string& path) {
-  auto data = ReadSmallFile(path, 64 * 1024);
+  auto data = ReadSmallFile(path, size_t{64} * 1024);
   if (!data.ok()) return data.status();
   return std::string(Trim(*data, kWhitespace));
 }

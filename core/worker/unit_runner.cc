@@ -252,7 +252,7 @@ Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbe
   const auto beat_every = std::chrono::milliseconds(std::max(1, o.check_every_ms));
   auto next_beat = started + beat_every;
   CopyBinaryParser parser;
-  const Status over_time =
+  Status over_time =
       Status::ResourceExhausted("the unit's statement ran longer than " +
                                 std::to_string(o.statement_timeout_ms / 1000) + " s");
   while (true) {

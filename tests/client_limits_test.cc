@@ -17,6 +17,7 @@
 #include "client/http_status.h"
 #include "client/manifest.h"
 #include "client/ndjson_validator.h"
+#include "scripted_server.h"
 
 namespace fhirbulk {
 namespace client {
@@ -134,51 +135,6 @@ TEST(ClientLimitsTest, NdjsonDeepNestingIsInvalidJsonNotACrash) {
 
 // --- HTTP bodies ---------------------------------------------------------------------------
 
-// Answers one request on a loopback port with a canned response, then closes.
-class OneShotServer {
- public:
-  explicit OneShotServer(std::string response) : response_(std::move(response)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    EXPECT_EQ(listen(fd_, 1), 0);
-    thread_ = std::thread([this] {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      std::string request;
-      char buf[4096];
-      while (request.find("\r\n\r\n") == std::string::npos) {
-        ssize_t n = read(c, buf, sizeof(buf));
-        if (n <= 0) break;
-        request.append(buf, static_cast<size_t>(n));
-      }
-      size_t off = 0;
-      while (off < response_.size()) {
-        ssize_t n = send(c, response_.data() + off, response_.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) break;  // the client hung up (body too large)
-        off += static_cast<size_t>(n);
-      }
-      close(c);
-    });
-  }
-  ~OneShotServer() {
-    thread_.join();
-    close(fd_);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/x"; }
-
- private:
-  std::string response_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-};
-
 std::string HttpResponse(int code, const std::string& body, const std::string& headers = "") {
   return "HTTP/1.1 " + std::to_string(code) +
          " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n" +
@@ -204,29 +160,29 @@ TEST(ClientLimitsTest, FetchCapsSuccessBodiesAndCutsErrorBodies) {
   HttpOptions options;
   options.connect_timeout_seconds = 5;
   {
-    OneShotServer server(HttpResponse(200, two_mib));
+    ScriptedServer server({HttpResponse(200, two_mib)});
     HttpClient http(options);
     Request req;
-    req.url = server.url();
+    req.url = server.url("/x");
     auto res = http.Fetch(req);  // the default: 1 MiB
     EXPECT_EQ(res.status().code(), Status::Code::kResourceExhausted) << res.status().ToString();
     EXPECT_NE(res.status().message().find("larger than 1048576 bytes"), std::string::npos);
   }
   {
-    OneShotServer server(HttpResponse(200, two_mib));
+    ScriptedServer server({HttpResponse(200, two_mib)});
     HttpClient http(options);
     Request req;
-    req.url = server.url();
+    req.url = server.url("/x");
     req.max_body = 3u << 20;  // a manifest may be larger
     auto res = http.Fetch(req);
     ASSERT_TRUE(res.ok()) << res.status().ToString();
     EXPECT_EQ(res->body.size(), two_mib.size());
   }
   {
-    OneShotServer server(HttpResponse(500, two_mib));
+    ScriptedServer server({HttpResponse(500, two_mib)});
     HttpClient http(options);
     Request req;
-    req.url = server.url();
+    req.url = server.url("/x");
     req.max_body = 64u << 20;  // an error body is cut at kMaxErrorBody whatever the request says
     auto res = http.Fetch(req);
     ASSERT_TRUE(res.ok()) << res.status().ToString();
@@ -235,11 +191,11 @@ TEST(ClientLimitsTest, FetchCapsSuccessBodiesAndCutsErrorBodies) {
   }
   {
     // 32 MiB of zeros in ~32 KiB of gzip: the limit counts decoded bytes.
-    OneShotServer server(
-        HttpResponse(200, Gzip(std::string(32u << 20, '\0')), "Content-Encoding: gzip\r\n"));
+    ScriptedServer server(
+        {HttpResponse(200, Gzip(std::string(32u << 20, '\0')), "Content-Encoding: gzip\r\n")});
     HttpClient http(options);
     Request req;
-    req.url = server.url();
+    req.url = server.url("/x");
     req.accept_gzip = true;
     req.max_body = 8u << 20;
     auto res = http.Fetch(req);

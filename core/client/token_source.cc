@@ -58,6 +58,7 @@ Status TokenSource::Fetch() {
   const RetryPolicy policy = RetryPolicy::ForOthers(options_.retries);
   RetryLoop retry(policy, options_.http.interrupt);
   Status s = retry.Run([&]() -> Attempt {
+    mu_.AssertHeld();  // the loop runs this in Fetch, under mu_; the analysis cannot see that
     Request req;
     req.method = "POST";
     req.url = options_.token_url;

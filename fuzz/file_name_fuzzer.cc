@@ -1,5 +1,6 @@
-// Export file names: what a download request names (ParseExportFileName) and the files
-// handler's decision (FileAccess::Authorize) on a job id, file name, Authorization header and
+// Export file names: what a download request names (SplitExportFilePath, which the nginx files
+// module calls on the URI, and ParseExportFileName) and the files handler's decision
+// (FileAccess::Authorize) on a job id, file name, Authorization header and
 // query all taken from the input, against an export directory with one job owned by "c1".
 //
 // Input: selector byte (unused), then job id, "\n--\n", file name, "\n--\n", Authorization,
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "export/job_dir.h"
+#include "export/job_store.h"
 #include "fuzz_util.h"
 #include "http/http.h"
 #include "server/file_access.h"
@@ -37,7 +39,7 @@ const FileAccess* MakeAccess() {
   const std::string job = exports + "/0f8fad5b-d9cb-469f-a165-70867728950e";
   if (mkdir(exports.c_str(), 0750) != 0 || mkdir(job.c_str(), 0750) != 0) abort();
   WriteFile(job + "/.owner", "c1\n");
-  WriteFile(job + "/Patient-1.ndjson", "{}\n");
+  WriteFile(job + "/Patient.1.1.ndjson", "{}\n");  // a name workers write
   FileAccessOptions o;
   o.auth_enabled = true;
   o.token_key_file = root + "/token.keys";
@@ -59,6 +61,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view authorization = in.Part();
   const std::string_view query = in.Rest();
   (void)ParseExportFileName(file);
+  std::string rel(job);
+  rel.append("/").append(file);
+  std::string_view split_job, split_file;
+  if (SplitExportFilePath(rel, &split_job, &split_file)) {
+    // What the module serves must be a job id and a name the workers write, nothing else.
+    if (!IsValidJobId(split_job) || !ParseExportFileName(split_file)) abort();
+  }
   std::string client;
   HttpResponse denial;
   (void)access->Authorize(job, file, authorization, query, &client, &denial);

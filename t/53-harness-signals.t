@@ -2,7 +2,8 @@
 # The harness fails a test file during which an nginx worker exited on a signal (issue 11):
 # FhirBulk::Test scans the error log when the file ends, through finish or, for a file that
 # never calls finish, an END block. Shown here with a worker killed by SIGSEGV: signal_exits
-# reports it, and a child test file that does the same without expect_signal_exit fails.
+# reports it, and a child test file that does the same without expect_signal_exit fails,
+# printing the backtraces of the crashed worker's core dump.
 
 use strict;
 use warnings;
@@ -110,6 +111,8 @@ print \$fh "host=127.0.0.1 port=1 dbname=x\\n";
 close \$fh;
 \$t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
 my (\$w) = \$t->nginx_worker_pids;
+# once the worker has set its core limit and directory (nginx does both before its loop)
+\$t->wait_until(sub { (readlink("/proc/\$w/cwd") // '') =~ m{/cores\$} }, 10);
 kill 'SEGV', \$w;
 \$t->wait_until(sub { grep { /exited on signal/ } `cat \${\\ \$t->dir }/error.log` }, 10);
 ok(1, 'the child test itself passes');
@@ -123,6 +126,15 @@ CHILD
     like($out, qr/not ok \d+ - no nginx worker exited on a signal/, 'with a failing check')
         or diag($out);
     like($out, qr/exited on signal 11/, 'which shows the log line') or diag($out);
+  SKIP: {
+        skip 'no gdb to read the core dump', 1 if system('sh', '-c', 'command -v gdb >/dev/null');
+        skip 'the kernel does not write cores to the process directory', 1
+            if (`cat /proc/sys/kernel/core_pattern 2>/dev/null` // '') !~ /^core/;
+        like($out, qr/core dump .*\n(?s:.*)#\d+ +0x[0-9a-f]+ in \w+/,
+             'and the backtraces of the crashed worker\'s core dump') or diag($out);
+        my ($core) = $out =~ /core dump (\S+):/;
+        unlink $core if $core;
+    }
 }
 
 $t->finish;

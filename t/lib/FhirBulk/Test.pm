@@ -122,8 +122,31 @@ END {
         next unless @crashes;
         local $?;
         Test::More::ok(0, "no nginx worker exited on a signal ($log)");
-        Test::More::diag(join("\n", @crashes));
+        Test::More::diag(join("\n", @crashes, crash_report($log)));
     }
+}
+
+# For a server whose worker crashed: the error log's last lines (glibc and libstdc++ write
+# their abort messages there) and the backtraces of every thread in each core dump, when gdb
+# is installed. The cores are moved out of the test directory so they outlive its cleanup.
+sub crash_report {
+    my ($log) = @_;
+    (my $d = $log) =~ s{/[^/]*$}{};
+    my @out = ('--- the error log\'s last lines:');
+    if (open(my $fh, '<', $log)) {
+        my @lines = <$fh>;
+        close $fh;
+        my $from = @lines > 200 ? @lines - 200 : 0;
+        push @out, map { chomp; $_ } grep { !/\[(?:info|notice|debug)\]/ } @lines[$from .. $#lines];
+    }
+    for my $core (glob("$d/cores/core*")) {
+        my $kept = ($ENV{TMPDIR} || '/tmp') . '/fhir-bulk-core-' . time() . "-$$-" . int(rand(1e6));
+        rename($core, $kept) or $kept = $core;
+        push @out, "--- core dump $kept:";
+        push @out, `gdb -batch -nx -ex 'thread apply all bt 40' $NGINX $kept 2>&1`
+            if system('sh', '-c', 'command -v gdb >/dev/null') == 0;
+    }
+    return @out;
 }
 
 sub dir { $_[0]{dir} }
@@ -277,6 +300,10 @@ sub write_conf {
     mkdir "$d/temp";
     my $main_extra = $self->expand($opt{main} // '');
     my $user = $> == 0 ? 'user nobody nogroup;' : '';
+    # A worker that crashes leaves a core here (the kernel's core_pattern "core" is relative
+    # to the process's directory); crash_report prints its backtraces.
+    mkdir "$d/cores";
+    chmod 0777, "$d/cores";
     my $workers = $opt{workers} // 2;
     my $level = $opt{error_log_level} // 'info';
     my $access_log = $self->expand($opt{access_log} // "access_log $d/access.log;");
@@ -287,6 +314,8 @@ $user
 worker_processes $workers;
 pid $d/nginx.pid;
 error_log $d/error.log $level;
+working_directory $d/cores;
+worker_rlimit_core 1g;
 $main_extra
 events { worker_connections 256; }
 http {
@@ -824,7 +853,8 @@ sub finish {
     ok(!@bad, 'no alerts, crashes or emergencies in the nginx error log')
         or diag(join("\n", @bad));
     my @crashes = $self->signal_exits;
-    ok(!@crashes, 'no nginx worker exited on a signal') or diag(join("\n", @crashes));
+    ok(!@crashes, 'no nginx worker exited on a signal')
+        or diag(join("\n", @crashes, crash_report("$self->{dir}/error.log")));
     $w->{finished} = 1 if $w;
     $self->{finished} = 1;
 }

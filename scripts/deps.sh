@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
     build-essential cmake pkg-config dpkg-dev git ca-certificates
     nginx nginx-dev
-    rapidjson-dev libjwt-dev libssl-dev libpq-dev libcurl4-openssl-dev zlib1g-dev libisal-dev
+    rapidjson-dev libssl-dev libpq-dev libcurl4-openssl-dev zlib1g-dev libisal-dev
     libgtest-dev libbenchmark-dev
     postgresql-15 postgresql-client-15
     perl libcrypt-jwt-perl openssl curl wrk procps

@@ -35,6 +35,9 @@
 /* how often a request waiting for the thread pool re-arms its timer (ms) */
 #define NGX_HTTP_FHIR_BULK_IN_FLIGHT_TICK  60000
 
+/* how long an exiting worker waits for its pool threads to be gone */
+#define NGX_HTTP_FHIR_BULK_EXIT_WAIT       2000
+
 /* the export directories of this configuration, for their ".cancels" */
 typedef struct {
     ngx_array_t           export_dirs;     /* of ngx_str_t */
@@ -82,6 +85,7 @@ static ngx_int_t ngx_http_fhir_bulk_add_export_dir(ngx_conf_t *cf,
 static void ngx_http_fhir_bulk_prepare_cancels(ngx_cycle_t *cycle,
     ngx_str_t *export_dir, ngx_uid_t user);
 static ngx_int_t ngx_http_fhir_bulk_init_module(ngx_cycle_t *cycle);
+static void ngx_http_fhir_bulk_exit_process(ngx_cycle_t *cycle);
 static void *ngx_http_fhir_bulk_create_main_conf(ngx_conf_t *cf);
 
 static void *ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf);
@@ -274,7 +278,7 @@ ngx_module_t  ngx_http_fhir_bulk_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_fhir_bulk_exit_process,       /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -959,6 +963,29 @@ ngx_http_fhir_bulk_init_module(ngx_cycle_t *cycle)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Runs after the thread pool module's exit_process (nginx calls the hooks in
+ * module order; dynamic modules come last): the pools have handed every
+ * thread its exit task, but a thread may still be running its thread-local
+ * destructors (our database connection closes there).  exit() must not run
+ * its handlers under them: see fhirbulk_wait_for_request_threads().
+ */
+
+static void
+ngx_http_fhir_bulk_exit_process(ngx_cycle_t *cycle)
+{
+    int  alive;
+
+    alive = fhirbulk_wait_for_request_threads(NGX_HTTP_FHIR_BULK_EXIT_WAIT);
+
+    if (alive != 0) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "fhir_bulk: %d thread-pool threads still running at exit",
+                      alive);
+    }
 }
 
 

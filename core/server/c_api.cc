@@ -9,6 +9,7 @@
 #include "fhirbulk/fhirbulk.h"
 #include "http/outcome.h"
 #include "server/file_access.h"
+#include "server/request_threads.h"
 #include "server/server.h"
 #include "util/log_escape.h"
 #include "util/version.h"
@@ -198,6 +199,7 @@ fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
 
 void fhirbulk_pending_run(const fhirbulk_pending_t* pending, fhirbulk_response_t* response) {
   try {
+    fhirbulk::NoteRequestThread();
     HttpResponse r;
     pending->server->Continue(*pending->request, &r);
     ToC(r, response);
@@ -298,6 +300,14 @@ void fhirbulk_files_audit(const fhirbulk_files_t* files, const char* client, fhi
                                  ToString(remote_addr), "");
   } catch (...) {
     // An audit event that cannot even be queued is not worth failing a download for.
+  }
+}
+
+int fhirbulk_wait_for_request_threads(int timeout_ms) {
+  try {
+    return fhirbulk::WaitForRequestThreadsToExit(std::chrono::milliseconds(timeout_ms));
+  } catch (...) {
+    return -1;
   }
 }
 

@@ -535,9 +535,23 @@ std::string FailureDiagnostics(const std::string& what, const Status& s, const s
 }
 
 bool RemoveTree(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  return !ec || ec == std::errc::no_such_file_or_directory;
+  // Files may come and go meanwhile (a unit of the same job still writing, or removing its own
+  // partial file): remove_all stops at an entry that vanished (ENOENT) or at a directory that
+  // gained one (ENOTEMPTY), leaving the rest, so start over until nothing is left.
+  constexpr int kAttempts = 100;
+  for (int attempt = 0; attempt < kAttempts; attempt++) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    std::error_code gone;
+    if (std::filesystem::symlink_status(path, gone).type() ==
+        std::filesystem::file_type::not_found) {
+      return true;
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::directory_not_empty) {
+      return false;
+    }
+  }
+  return false;
 }
 
 }  // namespace fhirbulk

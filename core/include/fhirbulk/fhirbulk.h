@@ -208,6 +208,13 @@ FHIRBULK_EXPORT void fhirbulk_files_audit(const fhirbulk_files_t* files, const c
                                           fhirbulk_str_t target, int status,
                                           fhirbulk_str_t remote_addr);
 
+/* For an nginx worker's exit_process hook (which nginx runs after the thread pools'): waits
+ * until every thread that ran fhirbulk_pending_run() in this process has exited, at most
+ * timeout_ms. nginx lets exit() begin while pool threads still run their thread-local
+ * destructors (our database connections close there), and exit handlers racing them can abort
+ * the process. Returns how many threads are still alive (0: all gone). */
+FHIRBULK_EXPORT int fhirbulk_wait_for_request_threads(int timeout_ms);
+
 /* Library version string, e.g. "0.1.0". */
 FHIRBULK_EXPORT const char* fhirbulk_version(void);
 

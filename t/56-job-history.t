@@ -28,7 +28,7 @@ my $history = sub {
 my $job_of = sub { my ($loc) = @_; $loc =~ m{([0-9a-f-]{36})$} or die "no job id in $loc"; $1 };
 
 # --- completed: counts as the manifest's, purged by the janitor, then still there ----------
-my $worker = $t->start_worker('--janitor-interval-seconds', 1, '--retention-seconds', 3,
+my $worker = $t->start_worker('--janitor-interval-seconds', 1, '--retention-seconds', 10,
                               '--grace-seconds', 0);
 my $res = $t->kickoff('/fhir/$export?_type=Patient,Observation,Condition');
 is($res->{status}, 202, 'kick-off accepted');
@@ -87,7 +87,7 @@ is($h->{outcome}, 'failed', 'outcome failed');
 is($h->{error}{issue}[0]{diagnostics}, 'test failure', 'with the OperationOutcome');
 
 # --- a completed job cancelled afterwards keeps its outcome and counts ---------------------
-$worker = $t->start_worker('--janitor-interval-seconds', 1);
+$worker = $t->start_worker('--janitor-interval-seconds', 1, '--grace-seconds', 0);
 $res = $t->kickoff('/fhir/$export?_type=Patient');
 my $later = $job_of->($res->{headers}{'content-location'});
 my $status_url = $res->{headers}{'content-location'};

@@ -28,6 +28,14 @@ TEST(ConfTemplateTest, EmptyValueDropsItsLines) {
   EXPECT_EQ(*r, "a;\nb;");
 }
 
+TEST(ConfTemplateTest, CommentLinesAreCopiedAndDoNotCount) {
+  const char* text = "# replace @L@ and @ONLY_IN_COMMENT@\n  # @C@: the certificate\nlisten @L@;\n";
+  EXPECT_EQ(TemplatePlaceholders(text), (std::set<std::string>{"L"}));
+  auto r = RenderTemplate(text, {{"L", "443 ssl"}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "# replace @L@ and @ONLY_IN_COMMENT@\n  # @C@: the certificate\nlisten 443 ssl;\n");
+}
+
 TEST(ConfTemplateTest, MissingAndUnusedValuesAreErrors) {
   auto missing = RenderTemplate("@A@ @B@ @C@", {{"B", "x"}});
   ASSERT_FALSE(missing.ok());
@@ -38,8 +46,8 @@ TEST(ConfTemplateTest, MissingAndUnusedValuesAreErrors) {
 }
 
 TEST(ConfTemplateTest, ValuesCannotAddDirectives) {
-  for (const char* bad : {"80; include /etc/passwd", "x { }", "a\nb", "#", "\"q\"", "'q'",
-                          "a\rb", "a}"}) {
+  for (const char* bad :
+       {"80; include /etc/passwd", "x { }", "a\nb", "#", "\"q\"", "'q'", "a\rb", "a}"}) {
     EXPECT_FALSE(RenderTemplate("listen @L@;", {{"L", bad}}).ok()) << bad;
   }
   EXPECT_TRUE(RenderTemplate("access_log @A@;", {{"A", "/var/log/x.log fhir_bulk"}}).ok());

@@ -44,11 +44,19 @@ std::vector<std::string_view> Lines(std::string_view text) {
   return lines;
 }
 
+bool IsComment(std::string_view line) {
+  const size_t first = line.find_first_not_of(" \t");
+  return first != std::string_view::npos && line[first] == '#';
+}
+
 }  // namespace
 
 std::set<std::string> TemplatePlaceholders(std::string_view text) {
   std::set<std::string> names;
-  ForEachPlaceholder(text, [&](const std::string& name, size_t, size_t) { names.insert(name); });
+  for (std::string_view line : Lines(text)) {
+    if (IsComment(line)) continue;
+    ForEachPlaceholder(line, [&](const std::string& name, size_t, size_t) { names.insert(name); });
+  }
   return names;
 }
 
@@ -94,6 +102,10 @@ Result<std::string> RenderTemplate(std::string_view text,
   std::string out;
   out.reserve(text.size());
   for (std::string_view line : Lines(text)) {
+    if (IsComment(line)) {  // the template's own documentation of its placeholders
+      out.append(line);
+      continue;
+    }
     bool drop = false;
     std::string rendered;
     size_t last = 0;

@@ -8,6 +8,8 @@
 //    silently unrendered line);
 //  - an EMPTY value removes every line that uses it: optional directives (the ssl_certificate
 //    lines of a plain-HTTP test setup) are written as lines of their own;
+//  - comment lines (first non-blank character '#') are copied as they are: a template's
+//    header documents its @NAME@s, and only directives count as uses;
 //  - values are single-line nginx arguments: no control characters, and none of ; { } # " '
 //    (nginx syntax), so a value cannot add directives to the file.
 //

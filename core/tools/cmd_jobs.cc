@@ -46,7 +46,7 @@ int Fail(const std::string& msg, int code = kExitFailure) {
   return code;
 }
 
-const char* kTypesSql =
+constexpr const char* kTypesSql =
     "array_to_string(ARRAY(SELECT jsonb_array_elements_text(request->'types')), ',')";
 
 // The job's marker in <export_dir>/.cancels, written as the module writes it (O_NOFOLLOW on

@@ -123,12 +123,12 @@ install -m 600 "$DIR/pg/nginx-conninfo" "$DIR/nginx/conf/conninfo"
 # The server block exactly as deployed (conf.d/fhir-bulk.conf.template), with the poll
 # interval, the kick-off limit and the per-address limits (limit_req, limit_conn: wrk runs
 # from one address) off for the benchmark, plus the baselines.
-server_conf=$(cat "$ROOT/conf.d/fhir-bulk.conf.template")
-for kv in "LISTEN=127.0.0.1:$PORT" "BASE_URL=$BASE" "BASE_PATH=/fhir" \
-    "CONNINFO_FILE=$DIR/nginx/conf/conninfo" "EXPORT_DIR=$EXPORT_DIR" \
-    "TOKEN_KEY_FILE=$DIR/nginx/conf/token.key" "ACCESS_LOG=off"; do
-    server_conf=${server_conf//@${kv%%=*}@/${kv#*=}}
-done
+server_conf=$("$BIN" config render \
+    --template "$ROOT/conf.d/fhir-bulk.conf.template" --set "LISTEN=127.0.0.1:$PORT" \
+    --set SSL_CERTIFICATE= --set SSL_CERTIFICATE_KEY= --set "BASE_URL=$BASE" \
+    --set BASE_PATH=/fhir --set "CONNINFO_FILE=$DIR/nginx/conf/conninfo" \
+    --set "EXPORT_DIR=$EXPORT_DIR" --set "TOKEN_KEY_FILE=$DIR/nginx/conf/token.key" \
+    --set ACCESS_LOG=off)
 baselines="
     # --- benchmark baselines (benchmarks/http_benchmark.sh) ---
     location /plain/ {

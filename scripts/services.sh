@@ -27,15 +27,15 @@ free_port() {
          print $s->sockport, "\n";'
 }
 
-render() {  # render TEMPLATE OUT KEY=VALUE...
+render() {  # render TEMPLATE OUT KEY=VALUE...: `fhir-bulk config render`, as in production
     local template=$1 out=$2
     shift 2
-    local text
-    text=$(cat "$template")
+    local args=()
     for kv in "$@"; do
-        text=${text//@${kv%%=*}@/${kv#*=}}
+        args+=(--set "$kv")
     done
-    printf '%s\n' "$text" >"$out"
+    "$BIN" config render --template "$template" --out "$out" "${args[@]}" ||
+        die "cannot render $template"
 }
 
 up() {
@@ -75,7 +75,8 @@ up() {
     render "$REPO/conf.d/mod-http-fhir-bulk.conf.template" "$VAR/nginx/conf/mod-http-fhir-bulk.conf" \
         "MODULE_PATH=$MODULE"
     render "$REPO/conf.d/fhir-bulk.conf.template" "$VAR/nginx/conf/fhir-bulk.conf" \
-        "LISTEN=127.0.0.1:$port" "BASE_URL=$base" "BASE_PATH=/fhir" \
+        "LISTEN=127.0.0.1:$port" "SSL_CERTIFICATE=" "SSL_CERTIFICATE_KEY=" \
+        "BASE_URL=$base" "BASE_PATH=/fhir" \
         "CONNINFO_FILE=$VAR/nginx/conf/conninfo" "EXPORT_DIR=$VAR/exports" \
         "TOKEN_KEY_FILE=$VAR/nginx/conf/token.key" "ACCESS_LOG=$VAR/nginx/logs/access.log fhir_bulk"
     cat >"$VAR/nginx/conf/nginx.conf" <<CONF

@@ -175,16 +175,17 @@ my $base = "http://127.0.0.1:$port/fhir";
 system("umask 077; echo \"k1 \$(openssl rand -hex 32)\" >$dir/token.key") == 0 or die;
 my $template = '/usr/share/doc/libnginx-mod-http-fhir-bulk/examples/fhir-bulk.conf.template';
 ok(-f $template, 'the server template is installed');
-open($fh, '<', $template) or die "$template: $!";
-my $server = do { local $/; <$fh> };
-close $fh;
-my %values = (LISTEN => "127.0.0.1:$port", BASE_URL => $base, BASE_PATH => '/fhir',
-              CONNINFO_FILE => $t->conninfo_file, EXPORT_DIR => '/var/lib/fhir-bulk/exports',
-              TOKEN_KEY_FILE => "$dir/token.key", ACCESS_LOG => "$dir/access.log fhir_bulk");
-$server =~ s/\@(\w+)\@/$values{$1} \/\/ die "template placeholder $1"/ge;
-open($fh, '>', "$dir/fhir-bulk.conf") or die;
-print $fh $server;
-close $fh;
+# Rendered by the installed tool, as the production guide says (plain HTTP on loopback: the
+# certificate lines are dropped by their empty values).
+is(system('/usr/bin/fhir-bulk', 'config', 'render', '--template', $template,
+          '--out', "$dir/fhir-bulk.conf", '--set', "LISTEN=127.0.0.1:$port",
+          '--set', 'SSL_CERTIFICATE=', '--set', 'SSL_CERTIFICATE_KEY=',
+          '--set', "BASE_URL=$base", '--set', 'BASE_PATH=/fhir',
+          '--set', 'CONNINFO_FILE=' . $t->conninfo_file,
+          '--set', 'EXPORT_DIR=/var/lib/fhir-bulk/exports',
+          '--set', "TOKEN_KEY_FILE=$dir/token.key",
+          '--set', "ACCESS_LOG=$dir/access.log fhir_bulk"), 0,
+   'fhir-bulk config render writes the server part from the installed template');
 open($fh, '>', "$dir/nginx.conf") or die;
 print $fh <<"EOF";
 include $SNIPPET;

@@ -133,6 +133,22 @@ Status RemoveClient(PgConnection* conn, const std::string& client_id) {
                       client_id);
 }
 
+Status SetClientJwks(PgConnection* conn, const std::string& client_id, const std::string& jwks) {
+  auto keys = ParseJwks(jwks);
+  if (!keys.ok()) return keys.status();
+  auto r = conn->Exec(
+      "UPDATE auth_client SET jwks = CASE WHEN jwks IS NULL THEN jwks ELSE $2::jsonb END, "
+      "updated_at = now() WHERE client_id = $1 RETURNING jwks IS NOT NULL",
+      {client_id, jwks});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return Status::NotFound("no client " + client_id);
+  if (r->get(0, 0) != "t") {
+    return Status::InvalidArgument("client " + client_id +
+                                   " is registered with a JWKS URL: publish its new keys there");
+  }
+  return Status::OK();
+}
+
 Status StoreJwksCache(PgConnection* conn, const std::string& client_id, const std::string& jwks,
                       int max_age_seconds) {
   auto r = conn->Exec(

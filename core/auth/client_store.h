@@ -55,6 +55,11 @@ Result<std::vector<ClientRecord>> ListClients(PgConnection* conn);
 Result<std::optional<ClientRecord>> FindClient(PgConnection* conn, const std::string& client_id);
 Status SetClientEnabled(PgConnection* conn, const std::string& client_id, bool enabled);
 Status RemoveClient(PgConnection* conn, const std::string& client_id);
+// Replaces the JWK Set of a client registered by value (`fhir-bulk client set-keys`), checked
+// as AddClient checks it; the client_id, scopes and groups stay. The old keys stop verifying
+// at the next token request (every node reads the set from here). NotFound for an unknown
+// client, InvalidArgument for one registered by URL (its keys live at the URL).
+Status SetClientJwks(PgConnection* conn, const std::string& client_id, const std::string& jwks);
 
 // Caches a JWKS fetched for the client for max_age_seconds.
 Status StoreJwksCache(PgConnection* conn, const std::string& client_id, const std::string& jwks,

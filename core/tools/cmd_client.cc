@@ -30,12 +30,15 @@ namespace fhirbulk {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: fhir-bulk client <add|list|disable|enable|remove|keygen> [options]\n"
+    "usage: fhir-bulk client <add|list|disable|enable|remove|set-keys|keygen> [options]\n"
     "  add --name N (--jwks FILE | --jwks-url URL) [--scope S] [--group ID]...\n"
     "      registers a client and prints its client_id\n"
     "  list                      the registered clients\n"
     "  disable ID | enable ID    refuses (or allows again) its tokens, kick-offs and polls\n"
     "  remove ID                 forgets the client\n"
+    "  set-keys ID --jwks FILE   replaces the JWK Set of a client registered by value "
+    "(re-keying):\n"
+    "      same client_id, scopes and groups; tokens are refused to the old keys at once\n"
     "  keygen --alg ES384|RS384 --private FILE --jwks-out FILE [--kid K]\n"
     "      makes a key pair: the private key (PEM, mode 0600) and the public JWK Set\n"
     "Database: --db CONNINFO, else $PG_CONNINFO.\n"
@@ -156,7 +159,8 @@ int RunClient(int argc, char** argv) {
   FlagParser flags("fhir-bulk client " + action + " [options]", "See fhir-bulk client --help.");
   flags.AddString("db", &db, "PostgreSQL connection string", "CONNINFO");
   flags.AddString("name", &name, "add: a name for the client");
-  flags.AddString("jwks", &jwks_file, "add: file with the client's public JWK Set", "FILE");
+  flags.AddString("jwks", &jwks_file, "add, set-keys: file with the client's public JWK Set",
+                  "FILE");
   flags.AddString("jwks-url", &jwks_url, "add: URL of the client's JWK Set", "URL");
   flags.AddBool("allow-http", &allow_http, "add: accept an http:// JWKS URL (tests only)");
   flags.AddString("scope", &scope, "add: scopes the client may be granted (space-separated)");
@@ -174,11 +178,15 @@ int RunClient(int argc, char** argv) {
   const auto& args = flags.positionals();
 
   // The command line is checked whole before the database is asked anything.
-  const bool by_id = action == "disable" || action == "enable" || action == "remove";
+  const bool by_id =
+      action == "disable" || action == "enable" || action == "remove" || action == "set-keys";
   if (!by_id && action != "add" && action != "list" && action != "keygen") {
     return Fail("unknown action '" + action + "'\n" + kUsage, kExitUsage);
   }
   if (by_id && args.size() != 1) return Fail(action + " takes one client_id", kExitUsage);
+  if (action == "set-keys" && jwks_file.empty()) {
+    return Fail("set-keys needs --jwks FILE (the new public JWK Set)", kExitUsage);
+  }
   if (!by_id && !args.empty()) return Fail(action + " takes no arguments", kExitUsage);
 
   if (action == "keygen") {
@@ -222,6 +230,17 @@ int RunClient(int argc, char** argv) {
                   r.allowed_scopes.c_str(), keys.c_str(),
                   groups_text.empty() ? "" : ("; groups:" + groups_text).c_str());
     }
+    return kExitOk;
+  }
+  if (action == "set-keys") {
+    auto text = ReadFile(jwks_file);
+    if (!text.ok()) return Fail(text.status().message());
+    Status r = SetClientJwks(c, args[0], *text);
+    if (!r.ok()) {
+      return Fail(r.message(),
+                  r.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitFailure);
+    }
+    std::printf("%s keys replaced\n", args[0].c_str());
     return kExitOk;
   }
   // disable, enable, remove

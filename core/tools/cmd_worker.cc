@@ -57,6 +57,7 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   long long target_unit_mb = kDefaultTargetUnitBytes >> 20;
   long long max_attempts = 5;
   long long janitor_interval_seconds = 30;
+  long long history_days = 90;
   long long unit_timeout_seconds = 1800;
   bool once = false;
   FlagParser flags(
@@ -116,6 +117,10 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
                "fails with a transient OperationOutcome");
   flags.AddInt("janitor-interval-seconds", &janitor_interval_seconds,
                "how often expired, cancelled and failed exports are cleaned up", "S");
+  flags.AddInt("history-days", &history_days,
+               "keep the history of finished, failed and cancelled exports (who, what, counts, "
+               "bytes, duration, outcome) this many days after they end; 0: forever",
+               "N");
   flags.AddInt("unit-timeout-seconds", &unit_timeout_seconds,
                "a work unit's query running longer is cancelled and its export fails with an "
                "OperationOutcome naming the limit (0: no limit)",
@@ -171,6 +176,7 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   options.max_attempts = static_cast<int>(std::clamp(max_attempts, -1LL, 1000000LL));
   options.janitor_interval_seconds =
       static_cast<int>(std::clamp(janitor_interval_seconds, -1LL, 1000000LL));
+  options.history_days = static_cast<int>(std::clamp(history_days, -1LL, 1000000LL));
   // Out of range stays out of range (Worker::Create rejects it) instead of wrapping.
   options.gzip_level = gzip_level >= 0 && gzip_level <= 9 ? static_cast<int>(gzip_level) : -1;
   options.unit_timeout_seconds = std::clamp(unit_timeout_seconds, -1LL, 1LL << 40);
@@ -211,7 +217,8 @@ bool SameEngine(const WorkerOptions& a, const WorkerOptions& b) {
          a.max_file_bytes == b.max_file_bytes && a.retention_seconds == b.retention_seconds &&
          a.grace_seconds == b.grace_seconds &&
          a.janitor_interval_seconds == b.janitor_interval_seconds &&
-         a.max_attempts == b.max_attempts && a.target_unit_resources == b.target_unit_resources &&
+         a.history_days == b.history_days && a.max_attempts == b.max_attempts &&
+         a.target_unit_resources == b.target_unit_resources &&
          a.target_unit_bytes == b.target_unit_bytes &&
          a.unit_timeout_seconds == b.unit_timeout_seconds && a.gzip_level == b.gzip_level;
 }

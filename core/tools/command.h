@@ -30,6 +30,11 @@ int RunLoad(int argc, char** argv);
 int RunWorker(int argc, char** argv);
 int RunExport(int argc, char** argv);
 int RunClient(int argc, char** argv);
+int RunJobs(int argc, char** argv);
+int RunAudit(int argc, char** argv);
+int RunToken(int argc, char** argv);
+int RunConfig(int argc, char** argv);
+int RunGrants(int argc, char** argv);
 
 }  // namespace fhirbulk
 

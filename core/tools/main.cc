@@ -25,6 +25,11 @@ const Command kCommands[] = {
     {"worker", "run export jobs (the export engine daemon)", RunWorker},
     {"export", "export data from a Bulk Data server (the client)", RunExport},
     {"client", "register and manage SMART clients; make client keys", RunClient},
+    {"jobs", "list, show and cancel export jobs of any client; the job history", RunJobs},
+    {"audit", "query the audit trail (client, time range, action; table, CSV, JSON)", RunAudit},
+    {"token", "print a bearer access token for a registered client (for curl)", RunToken},
+    {"config", "render the conf.d templates with values", RunConfig},
+    {"grants", "print least-privilege GRANTs for the nginx and worker database roles", RunGrants},
 };
 
 void PrintUsage(FILE* out) {

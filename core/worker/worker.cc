@@ -110,6 +110,7 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   }
   if (options.check_every_ms < 1) return Status::InvalidArgument("check_every_ms must be >= 1");
   if (options.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be >= 1");
+  if (options.history_days < 0) return Status::InvalidArgument("--history-days must be >= 0");
   if (options.janitor_interval_seconds < 1) {
     return Status::InvalidArgument("--janitor-interval-seconds must be >= 1");
   }
@@ -316,6 +317,7 @@ Status Worker::RunJanitor() {
   Status s = JanitorRows(janitor_conn_.get());
   if (s.ok()) s = JanitorFiles(janitor_conn_.get());
   if (s.ok()) s = JanitorCancelMarkers(janitor_conn_.get());
+  if (s.ok()) s = JanitorHistory(janitor_conn_.get());
   if (!Usable(janitor_conn_)) janitor_conn_.reset();
   return s;
 }
@@ -349,6 +351,17 @@ Status Worker::JanitorRows(PgConnection* conn) {
     if (found > 0) Log("janitor: removed " + std::to_string(found) + " finished jobs");
     if (found < kBatch) return Status::OK();
   }
+  return Status::OK();
+}
+
+Status Worker::JanitorHistory(PgConnection* conn) {
+  if (options_.history_days <= 0) return Status::OK();
+  auto r = conn->Exec(
+      "DELETE FROM export_job_history WHERE finished_at < now() - $1::int * interval '1 day'",
+      {std::to_string(options_.history_days)});
+  if (!r.ok()) return r.status();
+  const std::string pruned = r->affected();
+  if (!pruned.empty() && pruned != "0") Log("janitor: pruned " + pruned + " job history rows");
   return Status::OK();
 }
 

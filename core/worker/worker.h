@@ -18,7 +18,9 @@
 //    alone;
 //  - the HTTP side's cancel markers (<export_dir>/.cancels/<job_id>) older than
 //    kCancelMarkerKeepSeconds of jobs whose row and directories are gone; a marker never goes
-//    before its job's files do.
+//    before its job's files do;
+//  - job history rows (export_job_history, written by triggers when a job reaches a final
+//    state, so whichever node finishes it) finished more than history_days ago.
 //
 // Stop() (e.g. from SIGTERM) makes Run() return after the threads finished or handed back
 // their units (see unit_runner.h); a planner waiting for old transactions gives its job back.
@@ -54,6 +56,8 @@ struct WorkerOptions {
   int64_t retention_seconds = 86400;  // completed files stay this long
   int64_t grace_seconds = 3600;       // ... plus this, for downloads in flight
   int janitor_interval_seconds = 30;
+  // Job history (sql/0007_job_history.sql) older than this is pruned by the janitor; 0: kept.
+  int history_days = 90;
   int max_attempts = 5;  // per unit, then the job fails (transient)
   // A unit reads at most ~this much of a table (rows; heap + TOAST bytes; planner.h).
   int64_t target_unit_resources = kDefaultTargetUnitResources;
@@ -109,6 +113,7 @@ class Worker {
   Status JanitorRows(PgConnection* conn);
   Status JanitorFiles(PgConnection* conn);
   Status JanitorCancelMarkers(PgConnection* conn);
+  Status JanitorHistory(PgConnection* conn);
 
   WorkerOptions options_;
   std::atomic<bool> stop_{false};

@@ -1,0 +1,39 @@
+// Helpers the operator tools (jobs, audit) share: query results as TextTables.
+
+#ifndef FHIRBULK_TOOLS_TOOL_OUTPUT_H_
+#define FHIRBULK_TOOLS_TOOL_OUTPUT_H_
+
+#include <set>
+#include <string>
+
+#include "db/pg.h"
+#include "util/text_table.h"
+
+namespace fhirbulk {
+
+// Every column of `r`, named as the query names them; columns in `numeric` are numbers.
+inline TextTable TableFromResult(const PgResult& r, const std::set<std::string>& numeric = {}) {
+  TextTable t;
+  for (int c = 0; c < r.columns(); c++) {
+    const std::string name = PQfname(r.raw(), c);
+    t.AddColumn(name, numeric.count(name) > 0);
+  }
+  for (int i = 0; i < r.rows(); i++) {
+    std::vector<TextTable::Cell> cells;
+    cells.reserve(static_cast<size_t>(r.columns()));
+    for (int c = 0; c < r.columns(); c++) {
+      cells.push_back(r.is_null(i, c) ? TextTable::Cell() : TextTable::Cell(r.str(i, c)));
+    }
+    t.AddRow(std::move(cells));
+  }
+  return t;
+}
+
+// A timestamptz column as UTC ISO 8601 (seconds), for SELECT lists.
+inline std::string SqlUtc(const std::string& column) {
+  return "to_char(" + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+}
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_TOOLS_TOOL_OUTPUT_H_

@@ -30,6 +30,7 @@ int RunLoad(int argc, char** argv);
 int RunWorker(int argc, char** argv);
 int RunExport(int argc, char** argv);
 int RunClient(int argc, char** argv);
+int RunGroup(int argc, char** argv);
 
 }  // namespace fhirbulk
 

@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"worker", "run export jobs (the export engine daemon)", RunWorker},
     {"export", "export data from a Bulk Data server (the client)", RunExport},
     {"client", "register and manage SMART clients; make client keys", RunClient},
+    {"group", "read, search, create (members or criteria) and delete Groups", RunGroup},
 };
 
 void PrintUsage(FILE* out) {

@@ -95,7 +95,7 @@ nginx_started=1
 BASE=http://127.0.0.1:$port/fhir
 for _ in $(seq 50); do curl -fsS -o /dev/null "$BASE/metadata" 2>/dev/null && break; sleep 0.1; done
 
-code=$(sql "SELECT substr(k, 6) FROM (SELECT k, count(DISTINCT p) AS n FROM resource r,
+code=$(sql "SELECT substr(k, 29) FROM (SELECT k, count(DISTINCT p) AS n FROM resource r,
     unnest(r.tokens) k, unnest(r.patients) p WHERE r.res_type = 'Condition' AND NOT r.deleted
     AND k LIKE 'code=http://snomed.info/sct|%' GROUP BY k) s
     WHERE n BETWEEN $PATIENTS * 5 / 100 AND $PATIENTS * 30 / 100 ORDER BY n DESC, k LIMIT 1")

@@ -25,7 +25,7 @@ my $MR = 'http://hl7.org/fhir/uv/bulkdata/StructureDefinition/members-refreshed'
 
 # A SNOMED code some but not all patients have, from the data itself.
 my $code = $t->psql(
-    "SELECT substr(k, 6) FROM (SELECT k, count(DISTINCT p) AS n FROM resource r, "
+    "SELECT substr(k, 29) FROM (SELECT k, count(DISTINCT p) AS n FROM resource r, "
     . "unnest(r.tokens) k, unnest(r.patients) p WHERE r.res_type = 'Condition' AND NOT r.deleted "
     . "AND k LIKE 'code=http://snomed.info/sct|%' GROUP BY k) s "
     . "WHERE n BETWEEN 10 AND 60 ORDER BY n DESC, k LIMIT 1");
@@ -38,7 +38,7 @@ my $day_end = "'$since T23:59:59.999999Z'::timestamptz"; $day_end =~ s/ T/T/;
 my @expected = split /\n/, $t->psql(<<"SQL");
 SELECT p FROM (
   SELECT unnest(patients) AS p FROM resource WHERE res_type = 'Condition' AND NOT deleted
-    AND tokens \@> ARRAY['code=$code']
+    AND tokens \@> ARRAY['code=http://snomed.info/sct|$code']
   INTERSECT
   SELECT unnest(patients) FROM resource e WHERE res_type = 'Encounter' AND NOT deleted
     AND EXISTS (SELECT 1 FROM unnest(e.date_params, e.date_lo, e.date_hi) AS d(n, lo, hi)

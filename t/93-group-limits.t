@@ -57,7 +57,7 @@ is(scalar @{ $res->{json}{member} }, $N, 'read returns every member');
 
 $res = $t->kickoff("/fhir/Group/$id/\$export?_type=Patient");
 is($res->{status}, 202, 'export it');
-$res = $t->poll($res->{headers}{'content-location'}, 300);
+$res = $t->poll($res->{headers}{'content-location'}, 900);
 is($res->{status}, 200, '... completes') or diag($res->{content});
 my $count = 0;
 for my $item (@{ $res->{json}{output} }) {

@@ -398,13 +398,13 @@ Status StoreGroup(PgConnection* conn, const std::string& id, const std::string& 
   std::vector<std::string> criteria;
   for (const CohortFilter& f : parsed.filters) criteria.push_back(f.expression);
   const std::string refreshed = refreshed_us ? PgTimestampParam(*refreshed_us) : "";
+  const std::string criteria_array = PgTextArrayLiteral(criteria);
   auto own = conn->Exec(
       "INSERT INTO group_owner (group_id, client_id, criteria, members_refreshed)"
       " VALUES ($1, $2, $3::text[], nullif($4, '')::timestamptz)"
       " ON CONFLICT (group_id) DO UPDATE SET criteria = EXCLUDED.criteria,"
       " members_refreshed = EXCLUDED.members_refreshed",
-      {id, client_id, parsed.filters.empty() ? PgParam() : PgParam(PgTextArrayLiteral(criteria)),
-       refreshed});
+      {id, client_id, parsed.filters.empty() ? PgParam() : PgParam(criteria_array), refreshed});
   if (!own.ok()) return own.status();
   *body_out = std::move(body);
   return Status::OK();
@@ -833,8 +833,8 @@ Status Server::SearchGroups(PgConnection* c, const GroupViewer& viewer, const st
   if (name) {
     values.push_back(*name);
     // FHIR string search: case-insensitive prefix; :exact whole-value, case-sensitive.
-    where += exact ? " AND r.body::jsonb ->> 'name' = $4"
-                   : " AND starts_with(lower(r.body::jsonb ->> 'name'), lower($4))";
+    where += exact ? " AND r.body::jsonb ->> 'name' = $4::text"
+                   : " AND starts_with(lower(r.body::jsonb ->> 'name'), lower($4::text))";
   }
   if (!ids.empty()) {
     values.push_back(PgTextArrayLiteral(ids));

@@ -13,7 +13,7 @@ namespace fhirbulk {
 Result<CohortFilter> ParseMemberFilter(std::string_view expression, const std::string& base_url,
                                        const KickoffLimits& limits) {
   const std::string quoted = kickoff::Quoted(expression);
-  auto fail = [&](Status s) {
+  auto fail = [&](const Status& s) {
     // Keep the code (400 either way; NotSupported reads "not-supported"); name the filter.
     std::string msg = "member-filter " + quoted + ": " + s.message();
     return s.code() == Status::Code::kNotSupported ? Status::NotSupported(std::move(msg))

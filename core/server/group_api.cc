@@ -840,6 +840,7 @@ Status Server::SearchGroups(PgConnection* c, const GroupViewer& viewer, const st
     values.push_back(PgTextArrayLiteral(ids));
     where += " AND r.res_id = ANY($" + std::to_string(values.size()) + "::text[])";
   }
+  bound.reserve(values.size());
   for (const std::string& v : values) bound.emplace_back(v);
   auto total = c->Exec("SELECT count(*)" + where, bound);
   if (!total.ok()) return total.status();

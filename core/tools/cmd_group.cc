@@ -36,7 +36,7 @@ struct Context {
 };
 
 // Sends a request with the bearer token (renewed once after a 401).
-Result<client::Response> Send(Context* ctx, client::Request req) {
+Result<client::Response> Send(Context* ctx, const client::Request& req) {
   for (int attempt = 0; attempt < 2; attempt++) {
     client::Request r = req;
     std::string token;

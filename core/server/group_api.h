@@ -66,7 +66,7 @@ struct GroupCall {
 struct GroupLimits {
   size_t max_members = FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS;
   size_t max_filters = FHIRBULK_DEFAULT_GROUP_MAX_FILTERS;
-  size_t max_body_bytes = FHIRBULK_DEFAULT_GROUP_MAX_BODY;
+  size_t max_body_bytes = static_cast<size_t>(FHIRBULK_DEFAULT_GROUP_MAX_BODY);
   int cohort_timeout_ms = FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS;
 };
 

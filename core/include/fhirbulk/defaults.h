@@ -59,7 +59,7 @@
  * statement timeout of one cohort evaluation (it runs on a thread-pool thread). */
 #define FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS 100000
 #define FHIRBULK_DEFAULT_GROUP_MAX_FILTERS 8
-#define FHIRBULK_DEFAULT_GROUP_MAX_BODY (16L * 1024 * 1024)
+#define FHIRBULK_DEFAULT_GROUP_MAX_BODY (16 * 1024 * 1024)
 #define FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS 20000
 
 #endif /* FHIRBULK_DEFAULTS_H_ */

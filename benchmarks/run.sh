@@ -17,5 +17,8 @@ echo
 echo "== end-to-end export vs raw COPY of the same stored JSON"
 BUILD=${BUILD:-build} benchmarks/export_benchmark.sh "${BENCH_PATIENTS:-}" 3
 echo
+echo "== criteria-based cohort (POST /Group with member-filters) vs a hand-written SQL query"
+BUILD=${BUILD:-build} benchmarks/cohort_benchmark.sh "${BENCH_COHORT_PATIENTS:-10000}" 5
+echo
 echo "== HTTP: downloads, status polls and kick-offs, token endpoint vs plain nginx in the same server"
 benchmarks/http_benchmark.sh

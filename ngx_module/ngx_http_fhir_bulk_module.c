@@ -289,8 +289,11 @@ ngx_http_fhir_bulk_handler(ngx_http_request_t *r)
 {
     ngx_int_t  rc;
 
-    if (r->method == NGX_HTTP_POST) {
-        /* the body is small (a Parameters resource): keep it in one buffer */
+    if (r->method & (NGX_HTTP_POST|NGX_HTTP_PUT)) {
+        /*
+         * a Parameters resource or a Group (client_max_body_size bounds it):
+         * keep it in one buffer
+         */
         r->request_body_in_single_buf = 1;
 
         rc = ngx_http_read_client_request_body(r,
@@ -438,6 +441,9 @@ ngx_http_fhir_bulk_init_request(ngx_http_request_t *r,
     case NGX_HTTP_DELETE:
         req->method = FHIRBULK_METHOD_DELETE;
         break;
+    case NGX_HTTP_PUT:
+        req->method = FHIRBULK_METHOD_PUT;
+        break;
     default:
         req->method = FHIRBULK_METHOD_OTHER;
     }
@@ -483,7 +489,7 @@ ngx_http_fhir_bulk_init_request(ngx_http_request_t *r,
     req->remote_addr.data = (const char *) r->connection->addr_text.data;
     req->remote_addr.len = r->connection->addr_text.len;
 
-    if (r->method == NGX_HTTP_POST
+    if ((r->method & (NGX_HTTP_POST|NGX_HTTP_PUT))
         && ngx_http_fhir_bulk_read_body(r, &req->body) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

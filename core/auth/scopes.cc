@@ -10,6 +10,22 @@ namespace {
 
 constexpr std::string_view kSystemPrefix = "system/";
 constexpr uint8_t kWholeRead = kScopeRead | kScopeSearch;
+constexpr uint8_t kWholeWrite = kScopeCreate | kScopeUpdate | kScopeDelete;
+
+uint8_t LetterBit(char c) {
+  switch (c) {
+    case 'c':
+      return kScopeCreate;
+    case 'r':
+      return kScopeRead;
+    case 'u':
+      return kScopeUpdate;
+    case 'd':
+      return kScopeDelete;
+    default:
+      return kScopeSearch;
+  }
+}
 
 Status Refuse(std::string_view scope, const std::string& why) {
   return Status::InvalidArgument("scope '" + LogEscape(scope) + "': " + why);
@@ -32,8 +48,12 @@ Result<Scope> ParseOne(std::string_view text) {
   if (s.type != "*" && !IsR4ResourceType(s.type)) {
     return Refuse(text, "unknown resource type '" + LogEscape(s.type) + "'");
   }
+  const bool writable = s.type == kWritableScopeType;
   if (perm == "read") {
     s.letters = kWholeRead;
+    s.v1 = true;
+  } else if (perm == "write" && writable) {
+    s.letters = kWholeWrite;
     s.v1 = true;
   } else if (perm == "write" || perm == "*") {
     return Refuse(text, "write access is not available (this server only exports)");
@@ -48,6 +68,10 @@ Result<Scope> ParseOne(std::string_view text) {
     if (!ordered || std::adjacent_find(perm.begin(), perm.end()) != perm.end()) {
       return Refuse(text, "permission letters must be a subset of \"cruds\" in that order");
     }
+    if (writable) {
+      for (char c : perm) s.letters |= LetterBit(c);
+      return s;
+    }
     return Refuse(text, "write access (c, u, d) is not available (this server only exports)");
   } else {
     return Refuse(text, "unknown permission '" + LogEscape(perm) + "'");
@@ -58,8 +82,11 @@ Result<Scope> ParseOne(std::string_view text) {
 std::string Format(const Scope& s) {
   std::string out = std::string(kSystemPrefix) + s.type + ".";
   if (s.v1 && s.letters == kWholeRead) return out + "read";
-  if (s.letters & kScopeRead) out += 'r';
-  if (s.letters & kScopeSearch) out += 's';
+  if (s.v1 && s.letters == kWholeWrite) return out + "write";
+  if (s.v1 && s.letters == (kWholeRead | kWholeWrite)) return out + "read " + out + "write";
+  for (char c : std::string_view("cruds")) {
+    if (s.letters & LetterBit(c)) out += c;
+  }
   return out;
 }
 
@@ -126,6 +153,14 @@ bool ScopeSet::CanRead(std::string_view type) const {
 }
 
 bool ScopeSet::CanReadAll() const { return CanRead("*"); }
+
+bool ScopeSet::Grants(std::string_view type, uint8_t letters) const {
+  uint8_t have = 0;
+  for (const Scope& s : scopes_) {
+    if (s.type == type || (s.type == "*" && (letters & kWholeWrite) == 0)) have |= s.letters;
+  }
+  return (have & letters) == letters;
+}
 
 std::string ScopeSet::ToString() const {
   std::vector<const Scope*> sorted;

@@ -2,10 +2,13 @@
 // intersection with a client's pre-authorization, and what they let a client read.
 //
 // Accepted: "system/<Type|*>.<perm>" where <perm> is v1 "read" or v2 letters from "rs" in
-// that order ("r", "s", "rs"). Type is an R4 resource type. Refused (InvalidArgument naming
-// the scope): patient/ and user/ scopes, unknown resource types, v1 "write" and "*", v2 c/u/d
-// letters (this server is read-only, and a write scope must never be read loosely), letters
-// out of order or repeated, search-parameter suffixes ("?category=..."), and anything else.
+// that order ("r", "s", "rs"). Type is an R4 resource type. The one writable type is Group
+// (the Group API, server/group_api.h): "system/Group.write" (v1, = c u d) and v2 letters
+// from "cruds" in that order ("system/Group.cud", "system/Group.cruds"). Refused
+// (InvalidArgument naming the scope): patient/ and user/ scopes, unknown resource types,
+// v1 "write" and "*" and v2 c/u/d letters on any other type or on "*" (a write scope must
+// never be read loosely), letters out of order or repeated, search-parameter suffixes
+// ("?category=..."), and anything else.
 // Other tokens (e.g. "openid") are refused too: a backend service has no use for them.
 //
 // A ScopeSet is a union: each entry grants letters on one type or on every type ("*").
@@ -25,12 +28,20 @@
 
 namespace fhirbulk {
 
-enum ScopeLetter : uint8_t { kScopeRead = 1, kScopeSearch = 2 };
+enum ScopeLetter : uint8_t {
+  kScopeRead = 1,
+  kScopeSearch = 2,
+  kScopeCreate = 4,  // Group only
+  kScopeUpdate = 8,
+  kScopeDelete = 16
+};
+// The only type write letters may be granted on.
+inline constexpr std::string_view kWritableScopeType = "Group";
 
 struct Scope {
   std::string type;     // an R4 type or "*"
-  uint8_t letters = 0;  // kScopeRead | kScopeSearch
-  bool v1 = false;      // written "read" (shown back in v1 syntax)
+  uint8_t letters = 0;  // ScopeLetter bits
+  bool v1 = false;      // written "read"/"write" (shown back in v1 syntax)
 };
 
 class ScopeSet {
@@ -49,6 +60,9 @@ class ScopeSet {
   bool CanRead(std::string_view type) const;
   // True when "r" is granted on "*".
   bool CanReadAll() const;
+  // True when some entry grants every bit of `letters` on `type` (or "*", for r/s), letters
+  // counted across entries.
+  bool Grants(std::string_view type, uint8_t letters) const;
 
   // Space-separated, in a canonical order (wildcard first, then types alphabetically).
   std::string ToString() const;

@@ -11,7 +11,7 @@
 
 namespace fhirbulk {
 
-enum class HttpMethod { kOther, kGet, kHead, kPost, kDelete };
+enum class HttpMethod { kOther, kGet, kHead, kPost, kDelete, kPut };
 
 struct HttpRequest {
   HttpMethod method = HttpMethod::kGet;

@@ -71,6 +71,9 @@ HttpRequest FromC(const fhirbulk_request_t* r) {
     case FHIRBULK_METHOD_DELETE:
       req.method = HttpMethod::kDelete;
       break;
+    case FHIRBULK_METHOD_PUT:
+      req.method = HttpMethod::kPut;
+      break;
     default:
       req.method = HttpMethod::kOther;
       break;

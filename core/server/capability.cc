@@ -54,6 +54,36 @@ void SearchParam(Writer& w, const SearchParamDef& def) {
   w.EndObject();
 }
 
+// The Group API (server/group_api.h): interactions, the Bulk Cohort profile, and what its
+// member-filter expressions may use.
+void WriteGroupApi(Writer& w) {
+  w.Key("documentation");
+  w.String(
+      "Group API: read, search (name, name:exact, _id, _count, _offset, _summary=count), "
+      "create, update and delete of Groups of patients (type person); a client sees the Groups "
+      "it created and the loaded Groups its registration allows. Member-based Groups list "
+      "Patient members (at most 100000). Criteria-based Groups (Bulk Cohort API, "
+      "bulk-cohort-group profile): POST with Prefer: respond-async (202, then the status URL "
+      "answers 201 with the Group) and 1 to 8 member-filter modifier extensions, ANDed; each "
+      "is one search over Patient or a Patient-compartment type using the searchParam entries "
+      "listed for that type (the _typeFilter parameters). Membership is computed when the Group "
+      "is created or updated (members-refreshed extension) and stored as Group.member; an "
+      "export reads that membership. Evaluation is bounded by a 20 s statement timeout.");
+  w.Key("interaction");
+  w.StartArray();
+  for (const char* code : {"read", "search-type", "create", "update", "delete"}) {
+    w.StartObject();
+    w.Key("code");
+    w.String(code);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("supportedProfile");
+  w.StartArray();
+  w.String("http://hl7.org/fhir/uv/bulkdata/StructureDefinition/bulk-cohort-group");
+  w.EndArray();
+}
+
 // Exportable types, each with the search parameters _typeFilter supports for it; the
 // Patient and Group operations (listed under both spellings, spec digest §7); the system
 // export; and how this server exports.
@@ -84,8 +114,18 @@ void WriteExportRest(Writer& w) {
                 patient ? "patient-export" : "group-export");
       w.EndArray();
     }
+    if (type == "Group") WriteGroupApi(w);
     w.Key("searchParam");
     w.StartArray();
+    if (type == "Group") {
+      // The Group API's own search (server/group_api.h); the rest are _typeFilter's.
+      w.StartObject();
+      w.Key("name");
+      w.String("name");
+      w.Key("type");
+      w.String("string");
+      w.EndObject();
+    }
     for (const SearchParamDef& def : SearchParamsForType(type)) SearchParam(w, def);
     for (const SearchParamDef& def : CommonSearchParams()) SearchParam(w, def);
     w.EndArray();
@@ -210,8 +250,9 @@ std::string SmartConfigurationJson(const std::string& token_url) {
   strings("grant_types_supported", {"client_credentials"});
   strings("token_endpoint_auth_methods_supported", {"private_key_jwt"});
   strings("token_endpoint_auth_signing_alg_values_supported", {"RS384", "ES384"});
-  strings("scopes_supported", {"system/*.read", "system/*.rs", "system/*.r", "system/Patient.read",
-                               "system/Patient.rs", "system/Group.read", "system/Group.rs"});
+  strings("scopes_supported",
+          {"system/*.read", "system/*.rs", "system/*.r", "system/Patient.read", "system/Patient.rs",
+           "system/Group.read", "system/Group.rs", "system/Group.write", "system/Group.cud"});
   strings("capabilities", {"client-confidential-asymmetric", "permission-v1", "permission-v2"});
   strings("code_challenge_methods_supported", {"S256"});
   w.EndObject();

@@ -8,6 +8,7 @@ namespace {
 constexpr std::string_view kStatusPrefix = "/$export-status/";
 constexpr std::string_view kGroupPrefix = "/Group/";
 constexpr std::string_view kExportSuffix = "/$export";
+constexpr std::string_view kGroupStatus = "/$group-status/";
 }  // namespace
 
 std::string StatusPath(std::string_view job_id) {
@@ -29,6 +30,16 @@ Route MatchRoute(std::string_view path) {
   } else if (path == "/$export") {
     r.kind = Route::kExportKickoff;
     r.level = ExportLevel::kSystem;
+  } else if (path == "/Group") {
+    r.kind = Route::kGroupType;
+  } else if (path.substr(0, kGroupPrefix.size()) == kGroupPrefix &&
+             IsValidFhirId(path.substr(kGroupPrefix.size()))) {
+    r.kind = Route::kGroupInstance;
+    r.group_id = std::string(path.substr(kGroupPrefix.size()));
+  } else if (path.substr(0, kGroupStatus.size()) == kGroupStatus &&
+             IsValidFhirId(path.substr(kGroupStatus.size()))) {
+    r.kind = Route::kGroupStatus;
+    r.job_id = std::string(path.substr(kGroupStatus.size()));
   } else if (path == "/Patient/$export") {
     r.kind = Route::kExportKickoff;
     r.level = ExportLevel::kPatient;

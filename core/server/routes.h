@@ -8,6 +8,10 @@
 //   /Patient/$export                   kExportKickoff (patient level)
 //   /Group/<id>/$export                kExportKickoff (group level; id a valid FHIR id)
 //   /$export-status/<job id>           kExportStatus (GET polls, DELETE cancels)
+//   /Group                             kGroupType (search, create; server/group_api.h)
+//   /Group/<id>                        kGroupInstance (read, update, delete; id a FHIR id)
+//   /$group-status/<request id>        kGroupStatus (an asynchronous Group write; job_id
+//                                      holds the request id, a FHIR id)
 // Anything else is kNotFound.
 
 #ifndef FHIRBULK_SERVER_ROUTES_H_
@@ -28,11 +32,14 @@ struct Route {
     kSmartConfiguration,
     kToken,
     kExportKickoff,
-    kExportStatus
+    kExportStatus,
+    kGroupType,
+    kGroupInstance,
+    kGroupStatus
   } kind = kNotFound;
   ExportLevel level = ExportLevel::kSystem;  // kExportKickoff
-  std::string group_id;                      // kExportKickoff at group level
-  std::string job_id;                        // kExportStatus
+  std::string group_id;                      // kExportKickoff at group level, kGroupInstance
+  std::string job_id;                        // kExportStatus, kGroupStatus
 };
 
 Route MatchRoute(std::string_view path);

@@ -69,9 +69,10 @@ HttpResponse MethodNotAllowed(const char* what, const char* allow) {
   return r;
 }
 
-// Every read scope: what a caller has when authorization is off.
+// Every read scope, and managing Groups: what a caller has when authorization is off.
 const ScopeSet& ReadEverything() {
-  static const ScopeSet* all = new ScopeSet(ScopeSet::Parse("system/*.read").value());
+  static const ScopeSet* all =
+      new ScopeSet(ScopeSet::Parse("system/*.read system/Group.cud").value());
   return *all;
 }
 
@@ -260,6 +261,10 @@ std::unique_ptr<PendingRequest> Server::HandleFast(const HttpRequest& req,
     case Route::kExportStatus:
       if (options_.export_dir.empty()) break;
       return FastStatus(req, route, resp);
+    case Route::kGroupType:
+    case Route::kGroupInstance:
+    case Route::kGroupStatus:
+      return FastGroup(req, route, resp);
     case Route::kNotFound:
       break;
   }
@@ -342,6 +347,9 @@ void Server::Continue(const PendingRequest& pending, HttpResponse* resp) const {
       return;
     case PendingRequest::Kind::kCancel:
       HandleCancel(pending, resp);
+      return;
+    case PendingRequest::Kind::kGroup:
+      HandleGroup(pending, resp);
       return;
   }
   *resp = OutcomeResponse(500, "exception", "request has no blocking handler");
@@ -505,13 +513,16 @@ void Server::HandleKickoff(const PendingRequest& pending, HttpResponse* resp) co
   int64_t quota_retry_after = 0;
   create.retry_after_seconds = &quota_retry_after;
   Status s = WithConnection([&](PgConnection* c) -> Status {
+    GroupViewer viewer;  // Groups created through the API belong to their creator
+    viewer.client_id = principal->client_id;
     if (options_.auth_enabled) {
       auto policy = EnabledClientPolicy(c, principal->client_id);
       if (!policy.ok()) return policy.status();
       if (!policy->has_value()) return Status::Unauthenticated("the client is disabled");
-      FHIRBULK_RETURN_IF_ERROR(
-          AuthorizeGroupPolicy((*policy)->group_restricted, (*policy)->allowed_groups, *parsed));
+      viewer.group_restricted = (*policy)->group_restricted;
+      viewer.allowed_groups = (*policy)->allowed_groups;
     }
+    FHIRBULK_RETURN_IF_ERROR(AuthorizeGroupExport(c, viewer, *parsed));
     FHIRBULK_RETURN_IF_ERROR(ValidateAgainstDatabase(c, *parsed));
     auto created = CreateJob(c, principal->client_id, *parsed, create);
     if (!created.ok()) return created.status();

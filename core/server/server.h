@@ -32,6 +32,7 @@
 #include "export/job_store.h"
 #include "fhirbulk/defaults.h"
 #include "http/http.h"
+#include "server/group_api.h"
 #include "server/routes.h"
 #include "server/status_cache.h"
 #include "util/status.h"
@@ -91,6 +92,7 @@ struct PendingRequest {
     kKickoff,  // $export
     kStatus,   // GET /$export-status/<id> that the status cache could not answer
     kCancel,   // DELETE /$export-status/<id>
+    kGroup,    // the Group API (server/group_api.h)
   };
   Kind kind = Kind::kHealth;
   // kKickoff, kStatus, kCancel: the authenticated caller ("anonymous" when auth is off).
@@ -101,6 +103,8 @@ struct PendingRequest {
   std::string job_id;
   // kToken: the form that passed steps 1-3 (auth/token_endpoint.h).
   TokenForm token_form;
+  // kGroup: the call, its body owned.
+  GroupCall group;
   // For the audit trail: the path below the base, and the peer address.
   std::string target;
   std::string remote_addr;
@@ -146,6 +150,14 @@ class Server {
   void HandleKickoff(const PendingRequest& pending, HttpResponse* response) const;
   void HandleStatus(const PendingRequest& pending, HttpResponse* response) const;
   void HandleCancel(const PendingRequest& pending, HttpResponse* response) const;
+  // The Group API (server/group_api.h; defined in group_api.cc).
+  std::unique_ptr<PendingRequest> FastGroup(const HttpRequest& request, const Route& route,
+                                            HttpResponse* response) const;
+  void HandleGroup(const PendingRequest& pending, HttpResponse* response) const;
+  Status WriteGroup(PgConnection* conn, const GroupViewer& viewer, const GroupCall& call,
+                    HttpResponse* response) const;
+  Status SearchGroups(PgConnection* conn, const GroupViewer& viewer, const std::string& query,
+                      HttpResponse* response) const;
   // The caller's job, when it is theirs (NotFound otherwise, as if it did not exist) and their
   // token still covers what it exports (PermissionDenied).
   Result<JobInfo> AccessibleJob(PgConnection* conn, const std::string& job_id,
@@ -170,6 +182,7 @@ class Server {
   std::shared_ptr<const KeyRing> url_keys_;
   AuditLog* audit_ = nullptr;
   std::unique_ptr<StatusCache> status_cache_;
+  GroupLimits group_limits_;
 };
 
 }  // namespace fhirbulk

@@ -35,6 +35,7 @@ int RunAudit(int argc, char** argv);
 int RunToken(int argc, char** argv);
 int RunConfig(int argc, char** argv);
 int RunGrants(int argc, char** argv);
+int RunGroup(int argc, char** argv);
 
 }  // namespace fhirbulk
 

@@ -30,6 +30,7 @@ const Command kCommands[] = {
     {"token", "print a bearer access token for a registered client (for curl)", RunToken},
     {"config", "render the conf.d templates with values", RunConfig},
     {"grants", "print least-privilege GRANTs for the nginx and worker database roles", RunGrants},
+    {"group", "read, search, create (members or criteria) and delete Groups", RunGroup},
 };
 
 void PrintUsage(FILE* out) {

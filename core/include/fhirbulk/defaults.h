@@ -53,4 +53,13 @@
 #define FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME 300
 #define FHIRBULK_MAX_SIGNED_URL_LIFETIME 3600
 
+/* The Group API (core/server/group_api.h; no directives): members of one Group (POST/PUT
+ * bodies and evaluated cohorts alike), member-filter extensions of one cohort, the body of a
+ * Group write (beyond it 413; nginx's client_max_body_size must allow it too), and the
+ * statement timeout of one cohort evaluation (it runs on a thread-pool thread). */
+#define FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS 100000
+#define FHIRBULK_DEFAULT_GROUP_MAX_FILTERS 8
+#define FHIRBULK_DEFAULT_GROUP_MAX_BODY (16 * 1024 * 1024)
+#define FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS 20000
+
 #endif /* FHIRBULK_DEFAULTS_H_ */

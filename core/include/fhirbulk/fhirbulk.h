@@ -102,7 +102,8 @@ typedef enum {
   FHIRBULK_METHOD_GET,
   FHIRBULK_METHOD_HEAD,
   FHIRBULK_METHOD_POST,
-  FHIRBULK_METHOD_DELETE
+  FHIRBULK_METHOD_DELETE,
+  FHIRBULK_METHOD_PUT /* the Group API's update; its body is read like a POST's */
 } fhirbulk_method_e;
 
 typedef struct {

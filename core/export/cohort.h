@@ -1,0 +1,53 @@
+// Criteria-based cohorts (Bulk Cohort API, IG 3.0.0; spec digest §8): the member-filter
+// expressions of a Group, compiled into one SQL query returning the ids of the patients that
+// meet all of them.
+//
+// Contract:
+//  - An expression is one FHIR search "Type?param=value&..." over a single R4 type that is
+//    Patient or in the Patient compartment (the member-filter extension's
+//    application/x-fhir-query). It is parsed by the _typeFilter grammar (export_request.h:
+//    the same search parameters, modifiers, value syntax and limits), so a Group filter and
+//    an export filter mean the same thing. A parameter or modifier the grammar does not
+//    support is NotSupported naming it; malformed text, a type outside the compartment, or
+//    more than one query in one expression ("A?x=1,B?y=2") are InvalidArgument.
+//  - Semantics: a patient qualifies for a filter when its own Patient resource (type
+//    Patient) or a resource in its compartment (any other type; via the precomputed
+//    `patients` column, sql/0001) matches the query. Filters are ANDed (INTERSECT). Only
+//    patients whose Patient resource exists (not deleted) are returned. Deleted resources
+//    never match.
+//  - CohortSql binds every value ($1, $2 ... as TypeFilterSql does; nothing client-given is
+//    spliced into the text but the type names, which are validated R4 type names). Rows:
+//    one text column, the patient id, sorted, unique.
+//
+// Thread-safety: pure functions.
+
+#ifndef FHIRBULK_EXPORT_COHORT_H_
+#define FHIRBULK_EXPORT_COHORT_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "export/export_request.h"
+#include "util/status.h"
+
+namespace fhirbulk {
+
+struct CohortFilter {
+  std::string expression;  // as the client wrote it
+  TypeFilterQuery query;
+};
+
+// base_url: this server's base (absolute references under it are made relative).
+Result<CohortFilter> ParseMemberFilter(std::string_view expression, const std::string& base_url,
+                                       const KickoffLimits& limits);
+
+// The patients meeting every filter (REQUIRES: filters not empty); when `candidates` is not
+// null, only those among them (Group.member given with the filters).
+Status CohortSql(const std::vector<CohortFilter>& filters,
+                 const std::vector<std::string>* candidates, std::string* sql,
+                 std::vector<std::string>* params);
+
+}  // namespace fhirbulk
+
+#endif  // FHIRBULK_EXPORT_COHORT_H_

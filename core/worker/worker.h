@@ -20,6 +20,8 @@
 //    kCancelMarkerKeepSeconds of jobs whose row and directories are gone; a marker never goes
 //    before its job's files do.
 //
+// Run() also keeps the worker's row in worker_heartbeat (worker/heartbeat.h) while it serves.
+//
 // Stop() (e.g. from SIGTERM) makes Run() return after the threads finished or handed back
 // their units (see unit_runner.h); a planner waiting for old transactions gives its job back.
 // Memory per thread is bounded (streaming COPY, fixed write buffer), whatever the export size.

@@ -159,12 +159,13 @@ for my $m (values %manifest) {
     for my $item (@{ $m->{output} }) {
         my $d = $t->request('GET', $item->{url}, $auth);
         $sent{"download $d->{status}"}++;
-        $bytes += length($d->{content}) if $d->{status} == 200;
+        $bytes += length($d->{content} // '');
     }
 }
 ok($sent{'download 200'}, 'files downloaded');
 my $bad = $t->request('GET', '/fhir/$export-files/not-a-job/Patient.ndjson', $auth);
 $sent{"download $bad->{status}"}++;
+$bytes += length($bad->{content} // '');  # body bytes of every answer, as $body_bytes_sent
 is($bad->{status}, 404, 'a download of no file: 404');
 $t->request('GET', '/fhir/metadata');
 $sent{'other 200'}++;

@@ -5,8 +5,8 @@
 #include "server/metrics.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <rapidjson/document.h>
+#include <unistd.h>
 
 #include <map>
 #include <regex>
@@ -93,14 +93,12 @@ TEST(MetricsTest, StatusClasses) {
 }
 
 TEST(MetricsTest, RoutesAndTokenOutcomes) {
-  EXPECT_EQ(MetricRoute(MatchRoute("/$export"), HttpMethod::kGet),
-            FHIRBULK_METRIC_KICKOFF_SYSTEM);
+  EXPECT_EQ(MetricRoute(MatchRoute("/$export"), HttpMethod::kGet), FHIRBULK_METRIC_KICKOFF_SYSTEM);
   EXPECT_EQ(MetricRoute(MatchRoute("/Patient/$export"), HttpMethod::kPost),
             FHIRBULK_METRIC_KICKOFF_PATIENT);
   EXPECT_EQ(MetricRoute(MatchRoute("/Group/g1/$export"), HttpMethod::kGet),
             FHIRBULK_METRIC_KICKOFF_GROUP);
-  EXPECT_EQ(MetricRoute(MatchRoute("/$export-status/abc"), HttpMethod::kGet),
-            FHIRBULK_METRIC_POLL);
+  EXPECT_EQ(MetricRoute(MatchRoute("/$export-status/abc"), HttpMethod::kGet), FHIRBULK_METRIC_POLL);
   EXPECT_EQ(MetricRoute(MatchRoute("/$export-status/abc"), HttpMethod::kDelete),
             FHIRBULK_METRIC_CANCEL);
   EXPECT_EQ(MetricRoute(MatchRoute("/auth/token"), HttpMethod::kPost), FHIRBULK_METRIC_TOKEN);
@@ -177,8 +175,9 @@ TEST(MetricsTest, DatabaseGaugesFormat) {
 
   std::string down;
   FormatDbGauges(nullptr, &down);
-  EXPECT_EQ(down, "# HELP fhir_bulk_database_up 1 when this node could read the database for "
-                  "these metrics.\n# TYPE fhir_bulk_database_up gauge\nfhir_bulk_database_up 0\n");
+  EXPECT_EQ(down,
+            "# HELP fhir_bulk_database_up 1 when this node could read the database for "
+            "these metrics.\n# TYPE fhir_bulk_database_up gauge\nfhir_bulk_database_up 0\n");
 }
 
 rapidjson::Document Json(const HttpResponse& r) {
@@ -256,11 +255,12 @@ class MetricsDbTest : public ::testing::Test {
   // A job in `state`, created `age` ago, finished `took` after that (completed ones).
   void Job(const std::string& state, const std::string& age, const std::string& took = "",
            int resources = 0) {
-    Exec("INSERT INTO export_job (client_id, state, request, request_url, transaction_time,"
-         " xmax_at_kickoff, created_at, finished_at, resources_written) VALUES ('c', '" +
-         state + "', '{}', 'x', now(), pg_current_xact_id(), now() - interval '" + age + "', " +
-         (took.empty() ? "NULL" : "now() - interval '" + age + "' + interval '" + took + "'") +
-         ", " + std::to_string(resources) + ")");
+    Exec(
+        "INSERT INTO export_job (client_id, state, request, request_url, transaction_time,"
+        " xmax_at_kickoff, created_at, finished_at, resources_written) VALUES ('c', '" +
+        state + "', '{}', 'x', now(), pg_current_xact_id(), now() - interval '" + age + "', " +
+        (took.empty() ? "NULL" : "now() - interval '" + age + "' + interval '" + took + "'") +
+        ", " + std::to_string(resources) + ")");
   }
 
   TestSchema schema_;
@@ -273,13 +273,16 @@ TEST_F(MetricsDbTest, GaugesMatchTheRows) {
   Job("completed", "1 hour", "3 seconds", 100);
   Job("completed", "1 hour", "100 seconds", 50);
   Job("completed", "1 hour", "20000 seconds", 1);
-  Exec("INSERT INTO export_unit (job_id, unit_no, kind, state, worker) SELECT job_id, 0,"
-       " 'output', 'running', 'w1-t0' FROM export_job WHERE state = 'running'");
-  Exec("INSERT INTO export_unit (job_id, unit_no, kind, state) SELECT job_id, 1, 'output',"
-       " 'pending' FROM export_job WHERE state = 'running'");
-  Exec("INSERT INTO worker_heartbeat (worker_id, host, pid, started_at, version, threads,"
-       " units_in_flight, last_seen) VALUES ('w1', 'h', 1, now(), '0', 2, 1, now()),"
-       " ('dead', 'h', 2, now(), '0', 2, 0, now() - interval '1 minute')");
+  Exec(
+      "INSERT INTO export_unit (job_id, unit_no, kind, state, worker) SELECT job_id, 0,"
+      " 'output', 'running', 'w1-t0' FROM export_job WHERE state = 'running'");
+  Exec(
+      "INSERT INTO export_unit (job_id, unit_no, kind, state) SELECT job_id, 1, 'output',"
+      " 'pending' FROM export_job WHERE state = 'running'");
+  Exec(
+      "INSERT INTO worker_heartbeat (worker_id, host, pid, started_at, version, threads,"
+      " units_in_flight, last_seen) VALUES ('w1', 'h', 1, now(), '0', 2, 1, now()),"
+      " ('dead', 'h', 2, now(), '0', 2, 0, now() - interval '1 minute')");
   auto g = QueryDbGauges(conn_.get());
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   std::map<std::string, int64_t> jobs(g->jobs.begin(), g->jobs.end());
@@ -299,7 +302,7 @@ TEST_F(MetricsDbTest, GaugesMatchTheRows) {
   EXPECT_EQ(g->duration_le[3], 1);
   EXPECT_EQ(g->duration_le[4], 2);  // 100 s
   EXPECT_EQ(g->duration_le[8], 2);
-  EXPECT_EQ(g->duration_le[9], 3);  // 20000 s
+  EXPECT_EQ(g->duration_le[9], 3);   // 20000 s
   ASSERT_EQ(g->workers.size(), 1u);  // the dead one is not live
   EXPECT_EQ(g->workers[0].id, "w1");
   EXPECT_EQ(g->workers[0].units_in_flight, 1);
@@ -314,11 +317,13 @@ TEST_F(MetricsDbTest, GaugesMatchTheRows) {
 
 TEST_F(MetricsDbTest, HeartbeatWritesCountsAndRemovesItsRow) {
   Job("running", "1 second");
-  Exec("INSERT INTO export_unit (job_id, unit_no, kind, state, worker) SELECT job_id, n,"
-       " 'output', 'running', CASE WHEN n < 2 THEN 'me-1-t' || n ELSE 'other-t0' END"
-       " FROM export_job, generate_series(0, 2) n");
-  Exec("INSERT INTO worker_heartbeat (worker_id, host, pid, started_at, version, threads,"
-       " last_seen) VALUES ('forgotten', 'h', 1, now(), '0', 1, now() - interval '2 hours')");
+  Exec(
+      "INSERT INTO export_unit (job_id, unit_no, kind, state, worker) SELECT job_id, n,"
+      " 'output', 'running', CASE WHEN n < 2 THEN 'me-1-t' || n ELSE 'other-t0' END"
+      " FROM export_job, generate_series(0, 2) n");
+  Exec(
+      "INSERT INTO worker_heartbeat (worker_id, host, pid, started_at, version, threads,"
+      " last_seen) VALUES ('forgotten', 'h', 1, now(), '0', 1, now() - interval '2 hours')");
   HeartbeatOptions o;
   o.conninfo = TestConninfo();
   o.worker_id = "me-1";

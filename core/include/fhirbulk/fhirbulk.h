@@ -133,9 +133,9 @@ typedef enum {
   FHIRBULK_METRIC_KICKOFF_SYSTEM, /* $export at each level */
   FHIRBULK_METRIC_KICKOFF_PATIENT,
   FHIRBULK_METRIC_KICKOFF_GROUP,
-  FHIRBULK_METRIC_POLL,   /* GET of a status URL */
-  FHIRBULK_METRIC_CANCEL, /* DELETE of a status URL */
-  FHIRBULK_METRIC_TOKEN,  /* the token endpoint; outcome in fhirbulk_metric_tag_t.token */
+  FHIRBULK_METRIC_POLL,     /* GET of a status URL */
+  FHIRBULK_METRIC_CANCEL,   /* DELETE of a status URL */
+  FHIRBULK_METRIC_TOKEN,    /* the token endpoint; outcome in fhirbulk_metric_tag_t.token */
   FHIRBULK_METRIC_DOWNLOAD, /* export files (the files module counts these itself) */
   FHIRBULK_METRIC_ROUTES
 } fhirbulk_metric_route_e;

@@ -59,8 +59,11 @@ typedef struct {
     ngx_str_t             signed_url_key_file;
     ngx_int_t             signed_url_lifetime;
 
+    ngx_flag_t            metrics;         /* fhir_bulk_metrics */
+
     ngx_thread_pool_t    *thread_pool;
     fhirbulk_server_t    *server;
+    fhirbulk_metrics_t   *metrics_source;
 } ngx_http_fhir_bulk_loc_conf_t;
 
 
@@ -83,6 +86,28 @@ char *ngx_http_fhir_bulk_read_conninfo_file(ngx_conf_t *cf,
 
 /* an absolute path, NUL-terminated; empty stays empty */
 ngx_int_t ngx_http_fhir_bulk_full_name(ngx_conf_t *cf, ngx_str_t *name);
+
+
+/*
+ * Metrics (ngx_http_fhir_bulk_metrics.c): the node's counters in the shared
+ * zone "fhir_bulk_metrics" (NULL before it exists), counted with atomics.
+ */
+extern fhirbulk_counters_t  *ngx_http_fhir_bulk_counters;
+
+/* adds n to one counter (or gauge) of ngx_http_fhir_bulk_counters */
+void ngx_http_fhir_bulk_metric_add(unsigned long *counter, ngx_int_t n);
+
+/* counts one response: the core's tag plus the status sent */
+void ngx_http_fhir_bulk_count(fhirbulk_metric_tag_t *tag, ngx_uint_t status);
+
+/* counts one export file request and its body bytes (log phase) */
+void ngx_http_fhir_bulk_count_download(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_fhir_bulk_metrics_add_zone(ngx_conf_t *cf);
+char *ngx_http_fhir_bulk_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_fhir_bulk_metrics_merge(ngx_conf_t *cf,
+    ngx_http_fhir_bulk_loc_conf_t *conf);
 
 
 #endif /* _NGX_HTTP_FHIR_BULK_H_INCLUDED_ */

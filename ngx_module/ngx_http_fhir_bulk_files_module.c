@@ -831,13 +831,23 @@ ngx_http_fhir_bulk_files_postconfiguration(ngx_conf_t *cf)
 }
 
 
-/* every download that reached authorization goes to the audit trail */
+/*
+ * every request of a files location is counted (metrics); every download
+ * that reached authorization goes to the audit trail
+ */
 
 static ngx_int_t
 ngx_http_fhir_bulk_log_handler(ngx_http_request_t *r)
 {
-    fhirbulk_str_t                      target, addr;
-    ngx_http_fhir_bulk_download_ctx_t  *ctx;
+    fhirbulk_str_t                        target, addr;
+    ngx_http_fhir_bulk_download_ctx_t    *ctx;
+    ngx_http_fhir_bulk_files_loc_conf_t  *fcf;
+
+    fcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_bulk_files_module);
+
+    if (fcf->files_dir.len) {
+        ngx_http_fhir_bulk_count_download(r);
+    }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_bulk_files_module);
 

@@ -249,13 +249,20 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       offsetof(ngx_http_fhir_bulk_loc_conf_t, signed_url_lifetime),
       NULL },
 
+    { ngx_string("fhir_bulk_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_fhir_bulk_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_http_fhir_bulk_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_fhir_bulk_metrics_add_zone,   /* postconfiguration */
 
     ngx_http_fhir_bulk_create_main_conf,   /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -353,6 +360,7 @@ ngx_http_fhir_bulk_process(ngx_http_request_t *r)
     if (fhirbulk_handle_fast(flcf->server, &req, &resp, &pending)
         == FHIRBULK_DONE)
     {
+        ngx_http_fhir_bulk_count(&resp.metric, (ngx_uint_t) resp.status);
         rc = ngx_http_fhir_bulk_send(r, &resp);
         fhirbulk_response_free(&resp);
         return rc;
@@ -392,14 +400,35 @@ ngx_http_fhir_bulk_process(ngx_http_request_t *r)
     ctx->in_flight.log = r->connection->log;
     ctx->in_flight.handler = ngx_http_fhir_bulk_in_flight_handler;
 
+    /* queued before the post: the thread may start (and subtract) at once */
+    if (ngx_http_fhir_bulk_counters != NULL) {
+        ngx_http_fhir_bulk_metric_add(
+                                &ngx_http_fhir_bulk_counters->pool_queued, 1);
+    }
+
     if (ngx_thread_task_post(flcf->thread_pool, task) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "fhir_bulk: thread pool \"%V\" queue is full",
                       &flcf->thread_pool_name);
 
+        if (ngx_http_fhir_bulk_counters != NULL) {
+            ngx_http_fhir_bulk_metric_add(
+                               &ngx_http_fhir_bulk_counters->pool_queued, -1);
+            ngx_http_fhir_bulk_metric_add(
+                              &ngx_http_fhir_bulk_counters->pool_rejected, 1);
+        }
+
+        /* counted as the route handle_fast() tagged */
+        ngx_http_fhir_bulk_count(&resp.metric, NGX_HTTP_SERVICE_UNAVAILABLE);
+
         return ngx_http_fhir_bulk_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                    "transient", "the server is busy, retry later",
                    flcf->retry_after);
+    }
+
+    if (ngx_http_fhir_bulk_counters != NULL) {
+        ngx_http_fhir_bulk_metric_add(&ngx_http_fhir_bulk_counters->pool_tasks,
+                                      1);
     }
 
     ngx_add_timer(&ctx->in_flight, NGX_HTTP_FHIR_BULK_IN_FLIGHT_TICK);
@@ -633,7 +662,19 @@ ngx_http_fhir_bulk_thread_handler(void *data, ngx_log_t *log)
 {
     ngx_http_fhir_bulk_ctx_t  *ctx = data;
 
+    fhirbulk_counters_t  *c = ngx_http_fhir_bulk_counters;
+
+    /* atomics only: safe on this thread */
+    if (c != NULL) {
+        ngx_http_fhir_bulk_metric_add(&c->pool_queued, -1);
+        ngx_http_fhir_bulk_metric_add(&c->pool_running, 1);
+    }
+
     fhirbulk_pending_run(ctx->pending, &ctx->response);
+
+    if (c != NULL) {
+        ngx_http_fhir_bulk_metric_add(&c->pool_running, -1);
+    }
 }
 
 
@@ -701,6 +742,9 @@ ngx_http_fhir_bulk_finish(ngx_http_request_t *r, ngx_http_fhir_bulk_ctx_t *ctx)
         ngx_http_run_posted_requests(c);
         return;
     }
+
+    ngx_http_fhir_bulk_count(&ctx->response.metric,
+                             (ngx_uint_t) ctx->response.status);
 
     rc = ngx_http_fhir_bulk_send(r, &ctx->response);
     fhirbulk_response_free(&ctx->response);
@@ -1112,6 +1156,7 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->api = NGX_CONF_UNSET;
+    conf->metrics = NGX_CONF_UNSET;
     conf->retry_after = NGX_CONF_UNSET;
     conf->max_active_exports = NGX_CONF_UNSET;
     conf->max_retained_exports = NGX_CONF_UNSET;
@@ -1143,6 +1188,10 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     /* not inherited: the content handler is per location, too */
     if (conf->api == NGX_CONF_UNSET) {
         conf->api = 0;
+    }
+
+    if (conf->metrics == NGX_CONF_UNSET) {
+        conf->metrics = 0;
     }
 
     ngx_conf_merge_str_value(conf->base_url, prev->base_url, "");
@@ -1244,6 +1293,10 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"fhir_bulk_min_poll_interval\" must be at most "
                            "1h");
         return NGX_CONF_ERROR;
+    }
+
+    if (conf->metrics) {
+        return ngx_http_fhir_bulk_metrics_merge(cf, conf);
     }
 
     if (!conf->api) {

@@ -17,6 +17,7 @@
 #   MigrateDbTest                 concurrent migrations
 #   ClientLimitsTest, ClientKickoffTest  the export client with its download threads
 #   MutexTest                     util/mutex.h itself
+#   MetricsDbTest                 the worker's heartbeat thread
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TSAN_BUILD=${TSAN_BUILD:-build-tsan}
@@ -25,7 +26,7 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 suites='WorkerDbTest|CancelJobDbTest|UnitRunnerAbortTest|AuthDbTest|AuthJwksFetchTest'
 suites+='|StatusCacheTest|ServerTest|ServerDbTest|LoaderDbTest|LoaderPipelineTest|SynthGeneratorTest'
-suites+='|MigrateDbTest|ClientLimitsTest|ClientKickoffTest|MutexTest'
+suites+='|MigrateDbTest|ClientLimitsTest|ClientKickoffTest|MutexTest|MetricsDbTest'
 # halt_on_error: the first report fails the test; second_deadlock_stack: both sides of an
 # inversion in the report.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"

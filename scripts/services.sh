@@ -126,6 +126,7 @@ CONF
 # Written by 'make up'. Source it: . var/run/env
 FHIR_BASE=$base
 FHIR_TOKEN_URL=$base/auth/token
+METRICS_URL=http://127.0.0.1:$port/metrics
 PG_CONNINFO='$PG_CONNINFO'
 PG_LOG=$PG_LOG
 NGINX_ERROR_LOG=$VAR/nginx/logs/error.log
@@ -133,7 +134,7 @@ NGINX_ACCESS_LOG=$VAR/nginx/logs/access.log
 WORKER_LOG=$VAR/log/worker.log
 EXPORT_DIR=$VAR/exports
 FHIR_BULK_BIN=$BIN
-export FHIR_BASE FHIR_TOKEN_URL PG_CONNINFO
+export FHIR_BASE FHIR_TOKEN_URL METRICS_URL PG_CONNINFO
 ENV
     umask 022
     # wait until nginx answers
@@ -142,6 +143,7 @@ ENV
         sleep 0.1
     done
     echo "FHIR base URL: $base   (environment: . var/run/env)"
+    echo "Metrics:       http://127.0.0.1:$port/metrics"
 }
 
 stop_nginx() {

@@ -24,8 +24,15 @@ fhirbulk_c_abi_check(void)
     (void) fhirbulk_pending_run;
     (void) fhirbulk_pending_free;
     (void) fhirbulk_files_split_path;
+    /* metrics: the tag, the counters' layout, the renderer */
+    (void) fhirbulk_metrics_render;
+    (void) fhirbulk_metric_code_index;
+    resp.metric.route = FHIRBULK_METRIC_OTHER;
+    resp.metric.token = FHIRBULK_TOKEN_NONE;
 
     return resp.status + resp.nheaders + (int) sizeof(fhirbulk_request_t)
            + (pending == NULL) + (int) (job.len + file.len) + (bytes > 0)
-           + FHIRBULK_DEFAULT_AUTH + (int) sizeof(FHIRBULK_DEFAULT_THREAD_POOL);
+           + FHIRBULK_DEFAULT_AUTH + (int) sizeof(FHIRBULK_DEFAULT_THREAD_POOL)
+           + (int) sizeof(fhirbulk_counters_t) + (int) resp.metric.route
+           + FHIRBULK_WORKER_LIVE_SECONDS;
 }

@@ -189,10 +189,11 @@ TEST(ServerTest, DefaultsAreTheModulesDefaults) {
 
 // The blocking half takes the fast half's result and nothing else: it has no way to see the
 // raw request, so it cannot route, authenticate or parse it again.
+// (The last parameter, the metric tag, is optional for callers; a member pointer names it.)
 static_assert(!std::is_invocable_v<decltype(&Server::Continue), const Server&, const HttpRequest&,
-                                   HttpResponse*>);
+                                   HttpResponse*, fhirbulk_metric_tag_t*>);
 static_assert(std::is_invocable_v<decltype(&Server::Continue), const Server&, const PendingRequest&,
-                                  HttpResponse*>);
+                                  HttpResponse*, fhirbulk_metric_tag_t*>);
 static_assert(std::is_same_v<decltype(&fhirbulk_pending_run),
                              void (*)(const fhirbulk_pending_t*, fhirbulk_response_t*)>);
 

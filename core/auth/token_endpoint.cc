@@ -44,6 +44,7 @@ TokenResult Error(const char* error, const std::string& description,
   t.response.AddHeader("Cache-Control", "no-store");
   t.response.AddHeader("Pragma", "no-cache");
   t.detail = std::string(error) + ": " + (detail.empty() ? description : detail);
+  t.error = error;
   return t;
 }
 

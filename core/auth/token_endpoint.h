@@ -74,6 +74,7 @@ struct TokenResult {
   HttpResponse response;
   std::string client_id;  // the client the assertion claimed, when it got that far
   std::string detail;     // why it failed, or the granted scopes
+  std::string error;      // the OAuth error code of a refusal; empty when granted (metrics)
 };
 
 // The decoded form of a request that passed steps 1-3: each field once, none empty.

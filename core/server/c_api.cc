@@ -10,6 +10,7 @@
 #include "http/outcome.h"
 #include "server/file_access.h"
 #include "server/request_threads.h"
+#include "server/metrics.h"
 #include "server/server.h"
 #include "util/log_escape.h"
 #include "util/version.h"
@@ -23,6 +24,10 @@ struct fhirbulk_files_s {
 };
 
 // The continuation between the two halves: the parsed request and the server to finish it.
+struct fhirbulk_metrics_s {
+  std::unique_ptr<fhirbulk::MetricsSource> source;
+};
+
 struct fhirbulk_pending_s {
   const fhirbulk::Server* server;
   std::unique_ptr<fhirbulk::PendingRequest> request;
@@ -187,12 +192,16 @@ fhirbulk_dispatch_e fhirbulk_handle_fast(const fhirbulk_server_t* server,
   *pending = nullptr;
   try {
     HttpResponse r;
-    std::unique_ptr<fhirbulk::PendingRequest> next = server->server->HandleFast(FromC(request), &r);
+    fhirbulk_metric_tag_t metric{};
+    std::unique_ptr<fhirbulk::PendingRequest> next =
+        server->server->HandleFast(FromC(request), &r, &metric);
     if (next != nullptr) {
       *pending = new fhirbulk_pending_s{server->server.get(), std::move(next)};
+      response->metric = metric;
       return FHIRBULK_NEEDS_BLOCKING;
     }
     ToC(r, response);
+    response->metric = metric;
   } catch (...) {
     fhirbulk_response_free(response);
     InternalError(response);
@@ -204,8 +213,10 @@ void fhirbulk_pending_run(const fhirbulk_pending_t* pending, fhirbulk_response_t
   try {
     fhirbulk::NoteRequestThread();
     HttpResponse r;
-    pending->server->Continue(*pending->request, &r);
+    fhirbulk_metric_tag_t metric{};
+    pending->server->Continue(*pending->request, &r, &metric);
     ToC(r, response);
+    response->metric = metric;
   } catch (...) {
     fhirbulk_response_free(response);
     InternalError(response);
@@ -311,6 +322,36 @@ int fhirbulk_wait_for_request_threads(int timeout_ms) {
     return fhirbulk::WaitForRequestThreadsToExit(std::chrono::milliseconds(timeout_ms));
   } catch (...) {
     return -1;
+  }
+}
+
+int fhirbulk_metric_code_index(int status) { return fhirbulk::MetricCodeIndex(status); }
+
+fhirbulk_metrics_t* fhirbulk_metrics_create(fhirbulk_str_t conninfo, char* err, size_t err_len) {
+  try {
+    if (conninfo.len == 0) {
+      WriteError(err, err_len, "a metrics location needs a database connection string");
+      return nullptr;
+    }
+    auto* m = new fhirbulk_metrics_s;
+    m->source = std::make_unique<fhirbulk::MetricsSource>(ToString(conninfo));
+    return m;
+  } catch (...) {
+    WriteError(err, err_len, "out of memory");
+    return nullptr;
+  }
+}
+
+void fhirbulk_metrics_destroy(fhirbulk_metrics_t* metrics) { delete metrics; }
+
+void fhirbulk_metrics_render(const fhirbulk_metrics_t* metrics, const fhirbulk_counters_t* counters,
+                             fhirbulk_response_t* response) {
+  try {
+    fhirbulk::NoteRequestThread();
+    ToC(metrics->source->Render(*counters), response);
+  } catch (...) {
+    fhirbulk_response_free(response);
+    InternalError(response);
   }
 }
 

@@ -25,6 +25,8 @@
 #include "http/outcome.h"
 #include "server/access.h"
 #include "server/capability.h"
+#include "server/health.h"
+#include "server/metrics.h"
 #include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/version.h"
@@ -54,6 +56,8 @@ constexpr const char* kSetStatementTimeout =
     "SET statement_timeout = 10000; SET synchronous_commit = off";
 
 thread_local ThreadConnection t_conn;
+// Database failures on this thread (WithConnection), so that Continue can tag the answer.
+thread_local uint64_t t_db_failures = 0;
 
 // Kick-offs refused for lack of disk space retry after this; a retained-export quota answer
 // waits until the client's next export expires, at most this long.
@@ -204,9 +208,12 @@ void Server::Audit(std::string_view remote_addr, const char* action, const std::
   audit_->Submit(std::move(e));
 }
 
-std::unique_ptr<PendingRequest> Server::HandleFast(const HttpRequest& req,
-                                                   HttpResponse* resp) const {
+std::unique_ptr<PendingRequest> Server::HandleFast(const HttpRequest& req, HttpResponse* resp,
+                                                   fhirbulk_metric_tag_t* metric) const {
   Route route = MatchRoute(req.path);
+  fhirbulk_metric_tag_t unused{};
+  if (metric == nullptr) metric = &unused;
+  *metric = fhirbulk_metric_tag_t{MetricRoute(route, req.method), FHIRBULK_TOKEN_NONE, 0};
   bool get_like = req.method == HttpMethod::kGet || req.method == HttpMethod::kHead;
   auto pending = [&](PendingRequest::Kind kind) {
     auto p = std::make_unique<PendingRequest>();
@@ -252,6 +259,7 @@ std::unique_ptr<PendingRequest> Server::HandleFast(const HttpRequest& req,
       auto early = PrecheckTokenRequest(req.content_type, req.body, &p->token_form);
       if (!early) return p;  // the rest needs the client registry
       *resp = std::move(early->response);
+      metric->token = TokenOutcome(early->error);
       Audit(req.remote_addr, "token", "", "", *resp, early->detail);
       return nullptr;
     }
@@ -268,6 +276,7 @@ std::unique_ptr<PendingRequest> Server::HandleFast(const HttpRequest& req,
     case Route::kNotFound:
       break;
   }
+  metric->route = FHIRBULK_METRIC_OTHER;  // a route switched off answers as unknown
   std::string diag = "no route for ";
   diag += req.path.empty() ? "/" : std::string(req.path);
   diag += " under the FHIR base";
@@ -331,28 +340,46 @@ std::unique_ptr<PendingRequest> Server::FastStatus(const HttpRequest& req, const
   return p;
 }
 
-void Server::Continue(const PendingRequest& pending, HttpResponse* resp) const {
+void Server::Continue(const PendingRequest& pending, HttpResponse* resp,
+                      fhirbulk_metric_tag_t* metric) const {
+  fhirbulk_metric_tag_t tag{FHIRBULK_METRIC_OTHER, FHIRBULK_TOKEN_NONE, 0};
+  const uint64_t failures_before = t_db_failures;
+  std::string oauth_error;
   switch (pending.kind) {
     case PendingRequest::Kind::kHealth:
+      tag.route = FHIRBULK_METRIC_HEALTH;
       HandleHealth(resp);
-      return;
+      break;
     case PendingRequest::Kind::kToken:
-      HandleToken(pending, resp);
-      return;
-    case PendingRequest::Kind::kKickoff:
+      tag.route = FHIRBULK_METRIC_TOKEN;
+      HandleToken(pending, resp, &oauth_error);
+      tag.token = TokenOutcome(oauth_error);
+      break;
+    case PendingRequest::Kind::kKickoff: {
+      Route r;
+      r.kind = Route::kExportKickoff;
+      r.level = pending.export_request.level;
+      tag.route = MetricRoute(r, HttpMethod::kGet);
       HandleKickoff(pending, resp);
-      return;
+      break;
+    }
     case PendingRequest::Kind::kStatus:
+      tag.route = FHIRBULK_METRIC_POLL;
       HandleStatus(pending, resp);
-      return;
+      break;
     case PendingRequest::Kind::kCancel:
+      tag.route = FHIRBULK_METRIC_CANCEL;
       HandleCancel(pending, resp);
-      return;
+      break;
     case PendingRequest::Kind::kGroup:
       HandleGroup(pending, resp);
-      return;
+      break;
+    default:
+      *resp = OutcomeResponse(500, "exception", "request has no blocking handler");
+      break;
   }
-  *resp = OutcomeResponse(500, "exception", "request has no blocking handler");
+  tag.db_error = t_db_failures != failures_before ? 1 : 0;
+  if (metric != nullptr) *metric = tag;
 }
 
 Status Server::WithConnection(const std::function<Status(PgConnection*)>& fn) const {
@@ -367,11 +394,15 @@ Status Server::WithConnection(const std::function<Status(PgConnection*)>& fn) co
     if (tc.conn == nullptr || !tc.conn->healthy()) {
       tc.conn.reset();
       auto now = std::chrono::steady_clock::now();
-      if (now < tc.retry_not_before) return tc.last_error;
+      if (now < tc.retry_not_before) {
+        t_db_failures++;
+        return tc.last_error;
+      }
       auto c = PgConnection::Connect(tc.conninfo);
       if (!c.ok()) {
         tc.last_error = c.status();
         tc.retry_not_before = now + kReconnectBackoff;
+        t_db_failures++;
         return c.status();
       }
       tc.conn = std::move(c).value();
@@ -385,31 +416,32 @@ Status Server::WithConnection(const std::function<Status(PgConnection*)>& fn) co
     Status s = fn(tc.conn.get());
     if (!IsUnavailable(s)) return s;
     tc.conn.reset();  // never reuse a connection that failed at the connection level
-    if (fresh) return s;
+    if (fresh) {
+      t_db_failures++;
+      return s;
+    }
   }
+  t_db_failures++;
   return Status::Unavailable("database unavailable");
 }
 
 void Server::HandleHealth(HttpResponse* resp) const {
-  int version = 0;
+  HealthReport report;
   Status s = WithConnection([&](PgConnection* c) -> Status {
-    auto v = SchemaVersion(c);
-    if (!v.ok()) return v.status();
-    version = *v;
+    auto h = QueryHealth(c);
+    if (!h.ok()) return h.status();
+    report = *h;
     return Status::OK();
   });
   if (!s.ok()) {
     *resp = StatusResponse(s, options_.retry_after_unavailable);
     return;
   }
-  resp->status = 200;
-  resp->content_type = "application/json";
-  resp->body =
-      "{\"status\":\"pass\",\"database\":\"up\",\"schemaVersion\":" + std::to_string(version) + "}";
-  resp->AddHeader("Cache-Control", "no-store");
+  *resp = HealthResponse(report, FHIRBULK_HEALTH_QUEUE_FAIL_SECONDS);
 }
 
-void Server::HandleToken(const PendingRequest& pending, HttpResponse* resp) const {
+void Server::HandleToken(const PendingRequest& pending, HttpResponse* resp,
+                         std::string* oauth_error) const {
   TokenEndpointOptions o;
   o.token_url = token_url_;
   o.keys = token_keys_;
@@ -425,8 +457,10 @@ void Server::HandleToken(const PendingRequest& pending, HttpResponse* resp) cons
   if (!s.ok()) {
     *resp = StatusResponse(s, options_.retry_after_unavailable);
     Audit(pending.remote_addr, "token", "", "", *resp, "server error");
+    *oauth_error = "temporarily_unavailable";
     return;
   }
+  *oauth_error = result.error;
   *resp = std::move(result.response);
   if (resp->status != 200) resp->log_message = "token request refused: " + result.detail;
   Audit(pending.remote_addr, "token", result.client_id, "", *resp, result.detail);

@@ -31,6 +31,7 @@
 #include "export/export_request.h"
 #include "export/job_store.h"
 #include "fhirbulk/defaults.h"
+#include "fhirbulk/fhirbulk.h"
 #include "http/http.h"
 #include "server/group_api.h"
 #include "server/routes.h"
@@ -117,11 +118,14 @@ class Server {
   // The event-loop half. nullptr: *response is the complete answer. Otherwise the request
   // needs the database: the caller hands the result to Continue() on a thread-pool thread
   // (*response is untouched).
-  std::unique_ptr<PendingRequest> HandleFast(const HttpRequest& request,
-                                             HttpResponse* response) const;
+  // *metric (when given) says what the answer counts as (server/metrics.h), whichever way
+  // this returns.
+  std::unique_ptr<PendingRequest> HandleFast(const HttpRequest& request, HttpResponse* response,
+                                             fhirbulk_metric_tag_t* metric = nullptr) const;
   // The blocking half: finishes a request HandleFast returned. Never fails: a database that
   // is down yields 503 with Retry-After.
-  void Continue(const PendingRequest& pending, HttpResponse* response) const;
+  void Continue(const PendingRequest& pending, HttpResponse* response,
+                fhirbulk_metric_tag_t* metric = nullptr) const;
 
   const std::string& base_url() const { return options_.base_url; }
   const std::string& token_url() const { return token_url_; }
@@ -136,7 +140,9 @@ class Server {
   Status WithConnection(const std::function<Status(PgConnection*)>& fn) const;
 
   void HandleHealth(HttpResponse* response) const;
-  void HandleToken(const PendingRequest& pending, HttpResponse* response) const;
+  // *oauth_error: the OAuth error the request was refused with, "" when granted.
+  void HandleToken(const PendingRequest& pending, HttpResponse* response,
+                   std::string* oauth_error) const;
   // The caller of a protected route: from the bearer token, or "anonymous" with every read
   // scope when authorization is off. On failure *response is the 401.
   std::optional<Principal> Authenticate(const HttpRequest& request, HttpResponse* response) const;

@@ -18,6 +18,7 @@
 #include "export/type_filter_sql.h"
 #include "util/errno_text.h"
 #include "util/fhir_time.h"
+#include "worker/heartbeat.h"
 #include "worker/ndjson_writer.h"
 #include "worker/planner.h"
 #include "worker/unit_runner.h"
@@ -235,6 +236,14 @@ Status Worker::Run() {
   for (auto& t : threads_) pool.emplace_back([this, tp = t.get()] { ServeLoop(tp); });
   Log("worker " + options_.worker_id + " serving " + options_.export_dir + " with " +
       std::to_string(threads_.size()) + " threads");
+  // The worker's row in worker_heartbeat (/_health, /metrics); deleted when Run() returns.
+  HeartbeatOptions ho;
+  ho.conninfo = options_.conninfo;
+  ho.worker_id = options_.worker_id;
+  ho.threads = static_cast<int>(threads_.size());
+  ho.log = [this](const std::string& m) { Log(m); };
+  Heartbeat heartbeat(std::move(ho));
+  heartbeat.Start();
 
   // This thread: LISTEN for kick-offs and run the janitor.
   std::unique_ptr<PgConnection> listener;
@@ -273,6 +282,7 @@ Status Worker::Run() {
   }
   Wake();
   for (auto& th : pool) th.join();
+  heartbeat.Stop();
   Log("worker " + options_.worker_id + " stopped");
   return Status::OK();
 }

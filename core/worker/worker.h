@@ -22,6 +22,8 @@
 //  - job history rows (export_job_history, written by triggers when a job reaches a final
 //    state, so whichever node finishes it) finished more than history_days ago.
 //
+// Run() also keeps the worker's row in worker_heartbeat (worker/heartbeat.h) while it serves.
+//
 // Stop() (e.g. from SIGTERM) makes Run() return after the threads finished or handed back
 // their units (see unit_runner.h); a planner waiting for old transactions gives its job back.
 // Memory per thread is bounded (streaming COPY, fixed write buffer), whatever the export size.

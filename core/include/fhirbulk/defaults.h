@@ -61,5 +61,15 @@
 #define FHIRBULK_DEFAULT_GROUP_MAX_FILTERS 8
 #define FHIRBULK_DEFAULT_GROUP_MAX_BODY (16 * 1024 * 1024)
 #define FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS 20000
+/* Worker heartbeats (sql/0006_worker_heartbeat.sql): a worker writes its row this often
+ * (seconds); readers (/_health, /metrics) count it live while its last_seen is younger than
+ * FHIRBULK_WORKER_LIVE_SECONDS (three missed beats); rows older than
+ * FHIRBULK_WORKER_FORGET_SECONDS are deleted by the next worker that beats. */
+#define FHIRBULK_WORKER_HEARTBEAT_SECONDS 5
+#define FHIRBULK_WORKER_LIVE_SECONDS 15
+#define FHIRBULK_WORKER_FORGET_SECONDS 3600
+/* /_health fails (503) when no worker is live and a job has waited (accepted or running)
+ * longer than this many seconds (core/server/health.h). */
+#define FHIRBULK_HEALTH_QUEUE_FAIL_SECONDS 30
 
 #endif /* FHIRBULK_DEFAULTS_H_ */

@@ -118,6 +118,53 @@ typedef struct {
   fhirbulk_str_t remote_addr;   /* peer address, for the audit trail */
 } fhirbulk_request_t;
 
+/*
+ * Metrics (fhir_bulk_metrics). The module keeps per-node counters in a shared memory zone
+ * (fhirbulk_counters_t, one for all its worker processes) and increments them with atomics;
+ * what a response counts as is the core's decision, handed over in the response's metric tag.
+ * fhirbulk_metrics_render() turns a snapshot of the counters, plus gauges it reads from the
+ * database, into the Prometheus text format. Adding an enumerator changes the zone's size,
+ * so a new module gets a fresh zone (nginx reuses a zone only at the same size).
+ */
+
+/* What a response answered. */
+typedef enum {
+  FHIRBULK_METRIC_OTHER = 0, /* metadata, discovery, unknown routes, errors before routing */
+  FHIRBULK_METRIC_HEALTH,
+  FHIRBULK_METRIC_KICKOFF_SYSTEM, /* $export at each level */
+  FHIRBULK_METRIC_KICKOFF_PATIENT,
+  FHIRBULK_METRIC_KICKOFF_GROUP,
+  FHIRBULK_METRIC_POLL,     /* GET of a status URL */
+  FHIRBULK_METRIC_CANCEL,   /* DELETE of a status URL */
+  FHIRBULK_METRIC_TOKEN,    /* the token endpoint; outcome in fhirbulk_metric_tag_t.token */
+  FHIRBULK_METRIC_DOWNLOAD, /* export files (the files module counts these itself) */
+  FHIRBULK_METRIC_ROUTES
+} fhirbulk_metric_route_e;
+
+/* A token request's outcome: granted, or the OAuth error (RFC 6749 5.2) it was refused with. */
+typedef enum {
+  FHIRBULK_TOKEN_NONE = 0, /* not a token answer */
+  FHIRBULK_TOKEN_GRANTED,
+  FHIRBULK_TOKEN_INVALID_REQUEST,
+  FHIRBULK_TOKEN_INVALID_CLIENT,
+  FHIRBULK_TOKEN_INVALID_GRANT,
+  FHIRBULK_TOKEN_INVALID_SCOPE,
+  FHIRBULK_TOKEN_UNAUTHORIZED_CLIENT,
+  FHIRBULK_TOKEN_UNSUPPORTED_GRANT_TYPE,
+  FHIRBULK_TOKEN_UNAVAILABLE, /* temporarily_unavailable, database down */
+  FHIRBULK_TOKEN_OUTCOMES
+} fhirbulk_token_outcome_e;
+
+/* Status codes are counted in these classes (fhirbulk_metric_code_index(); the label values
+ * are "200" "202" "2xx" "304" "3xx" "400" "401" "403" "404" "429" "4xx" "503" "5xx"). */
+#define FHIRBULK_METRIC_CODES 13
+
+typedef struct {
+  fhirbulk_metric_route_e route;
+  fhirbulk_token_outcome_e token;
+  int db_error; /* non-zero: the database failed while this request was answered */
+} fhirbulk_metric_tag_t;
+
 #define FHIRBULK_MAX_HEADERS 8
 
 typedef struct {
@@ -134,6 +181,10 @@ typedef struct {
   int nheaders;
   char* log_message; /* for the error log, never the client; or NULL */
   int delay_ms;      /* send the response only after this long (without blocking a thread) */
+  /* What the answer counts as (metrics). fhirbulk_handle_fast() sets it whichever way it
+   * returns (on FHIRBULK_NEEDS_BLOCKING only this field: the route, should the module have
+   * to answer itself, e.g. a full queue); fhirbulk_pending_run() sets it again. */
+  fhirbulk_metric_tag_t metric;
 } fhirbulk_response_t;
 
 typedef enum {
@@ -215,6 +266,41 @@ FHIRBULK_EXPORT void fhirbulk_files_audit(const fhirbulk_files_t* files, const c
  * destructors (our database connections close there), and exit handlers racing them can abort
  * the process. Returns how many threads are still alive (0: all gone). */
 FHIRBULK_EXPORT int fhirbulk_wait_for_request_threads(int timeout_ms);
+/*
+ * Metrics, continued: the counters of one nginx node, in the module's shared memory zone. The
+ * module increments them with atomic adds (ngx_atomic_fetch_add: every field is an aligned
+ * unsigned long, nginx's ngx_atomic_uint_t) and hands fhirbulk_metrics_render() a copy.
+ */
+typedef struct {
+  /* responses by route and status class (fhirbulk_metric_code_index) */
+  unsigned long responses[FHIRBULK_METRIC_ROUTES][FHIRBULK_METRIC_CODES];
+  unsigned long tokens[FHIRBULK_TOKEN_OUTCOMES]; /* token answers by outcome */
+  unsigned long download_bytes;                  /* body bytes of export files sent */
+  unsigned long database_errors;                 /* requests the database failed */
+  unsigned long pool_tasks;                      /* thread-pool tasks posted */
+  unsigned long pool_rejected;                   /* refused: the pool's queue was full */
+  unsigned long pool_queued;                     /* gauge: posted, not yet started */
+  unsigned long pool_running;                    /* gauge: running on a pool thread */
+} fhirbulk_counters_t;
+
+/* The class index of an HTTP status (0 .. FHIRBULK_METRIC_CODES - 1). */
+FHIRBULK_EXPORT int fhirbulk_metric_code_index(int status);
+
+typedef struct fhirbulk_metrics_s fhirbulk_metrics_t;
+
+/* The database side of a metrics location: conninfo as for the server. Returns NULL and
+ * writes a message into err on invalid options. Read-only afterwards, like a server. */
+FHIRBULK_EXPORT fhirbulk_metrics_t* fhirbulk_metrics_create(fhirbulk_str_t conninfo, char* err,
+                                                            size_t err_len);
+FHIRBULK_EXPORT void fhirbulk_metrics_destroy(fhirbulk_metrics_t* metrics);
+
+/* Blocking (a thread-pool thread): the exposition (text/plain; version=0.0.4) of the node's
+ * counters and of the database gauges (queried at most once a second per process; the cache
+ * is shared by the process's threads). A database that is down yields the counters and
+ * fhir_bulk_database_up 0, still 200. */
+FHIRBULK_EXPORT void fhirbulk_metrics_render(const fhirbulk_metrics_t* metrics,
+                                             const fhirbulk_counters_t* counters,
+                                             fhirbulk_response_t* response);
 
 /* Library version string, e.g. "0.1.0". */
 FHIRBULK_EXPORT const char* fhirbulk_version(void);

@@ -110,6 +110,9 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   }
   if (options.check_every_ms < 1) return Status::InvalidArgument("check_every_ms must be >= 1");
   if (options.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be >= 1");
+  if (options.history_retention_seconds < 0) {
+    return Status::InvalidArgument("--history-retention-seconds must be >= 0");
+  }
   if (options.janitor_interval_seconds < 1) {
     return Status::InvalidArgument("--janitor-interval-seconds must be >= 1");
   }
@@ -316,6 +319,7 @@ Status Worker::RunJanitor() {
   Status s = JanitorRows(janitor_conn_.get());
   if (s.ok()) s = JanitorFiles(janitor_conn_.get());
   if (s.ok()) s = JanitorCancelMarkers(janitor_conn_.get());
+  if (s.ok()) s = JanitorHistory(janitor_conn_.get());
   if (!Usable(janitor_conn_)) janitor_conn_.reset();
   return s;
 }
@@ -349,6 +353,47 @@ Status Worker::JanitorRows(PgConnection* conn) {
     if (found > 0) Log("janitor: removed " + std::to_string(found) + " finished jobs");
     if (found < kBatch) return Status::OK();
   }
+  return Status::OK();
+}
+
+Status Worker::JanitorHistory(PgConnection* conn) {
+  constexpr int kHistoryPruneBatch = 2000;
+  int64_t pruned = 0;
+  while (!stop_.load()) {
+    int64_t gone = 0;
+    Status s = PgTransaction(conn, [&]() -> Status {
+      // The horizon row first (a planner checking it waits for this pass, or this pass for
+      // the planner's job to commit), then the jobs, read by a later statement.
+      auto lock = conn->Exec("SELECT 1 FROM history_horizon WHERE id = 1 FOR UPDATE");
+      if (!lock.ok()) return lock.status();
+      auto r = conn->Exec(
+          "WITH horizon AS (SELECT least((SELECT min(transaction_time) FROM export_job "
+          "WHERE state IN ('accepted', 'running') OR (state = 'completed' "
+          "AND (expires_at IS NULL OR expires_at > now()))), "
+          "now() - $1::bigint * interval '1 second') AS h), "
+          "mark AS (UPDATE history_horizon SET pruned_before = greatest(pruned_before, "
+          "(SELECT h FROM horizon)) WHERE id = 1), "
+          "victims AS (SELECT ctid FROM resource_history "
+          "WHERE valid_to < (SELECT h FROM horizon) LIMIT " +
+              std::to_string(kHistoryPruneBatch) +
+              "), "
+              "gone AS (DELETE FROM resource_history WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+              "victims)) "
+              "RETURNING res_type, res_id, version), "
+              "members AS (DELETE FROM group_member_history m USING gone "
+              "WHERE gone.res_type = 'Group' AND m.group_id = gone.res_id "
+              "AND m.group_version = gone.version) "
+              "SELECT count(*) FROM gone",
+          {std::to_string(std::max<int64_t>(0, options_.history_retention_seconds))});
+      if (!r.ok()) return r.status();
+      gone = r->int64(0, 0);
+      return Status::OK();
+    });
+    if (!s.ok()) return s;
+    pruned += gone;
+    if (gone < kHistoryPruneBatch) break;
+  }
+  if (pruned > 0) Log("janitor: pruned " + std::to_string(pruned) + " replaced versions");
   return Status::OK();
 }
 

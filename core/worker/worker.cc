@@ -362,10 +362,12 @@ Status Worker::JanitorHistory(PgConnection* conn) {
   while (!stop_.load()) {
     int64_t gone = 0;
     Status s = PgTransaction(conn, [&]() -> Status {
-      // The horizon row first (a planner checking it waits for this pass, or this pass for
-      // the planner's job to commit), then the jobs, read by a later statement.
-      auto lock = conn->Exec("SELECT 1 FROM history_horizon WHERE id = 1 FOR UPDATE");
+      // The horizon row first (a planner checking it waits for this pass), then the jobs,
+      // read by a later statement. Held by a planner (or another worker's janitor): this
+      // pass skips pruning rather than wait for a planning transaction to end.
+      auto lock = conn->Exec("SELECT 1 FROM history_horizon WHERE id = 1 FOR UPDATE SKIP LOCKED");
       if (!lock.ok()) return lock.status();
+      if (lock->rows() == 0) return Status::OK();
       auto r = conn->Exec(
           "WITH horizon AS (SELECT least((SELECT min(transaction_time) FROM export_job "
           "WHERE state IN ('accepted', 'running') OR (state = 'completed' "

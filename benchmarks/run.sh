@@ -19,6 +19,8 @@ BUILD=${BUILD:-build} benchmarks/export_benchmark.sh "${BENCH_PATIENTS:-}" 3
 echo
 echo "== criteria-based cohort (POST /Group with member-filters) vs a hand-written SQL query"
 BUILD=${BUILD:-build} benchmarks/cohort_benchmark.sh "${BENCH_COHORT_PATIENTS:-10000}" 5
+echo "== point-in-time: a system export while the loader rewrites 10% of the resources"
+BUILD=${BUILD:-build} benchmarks/point_in_time_benchmark.sh 1000 3
 echo
 echo "== HTTP: downloads, status polls and kick-offs, token endpoint vs plain nginx in the same server"
 benchmarks/http_benchmark.sh

@@ -684,7 +684,7 @@ TEST_F(WorkerDbTest, ConsistentAsOfTransactionTime) {
                          "'{\"resourceType\":\"Observation\",\"id\":\"late\"}')")
                   .ok());
   const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
-  // Changed after the kick-off: left out (the engine keeps no old versions).
+  // Changed after the kick-off: exported as it was at transactionTime (sql/0008).
   Exec(
       "UPDATE resource SET last_updated = clock_timestamp(), version = 2 "
       "WHERE res_type = 'Observation' AND res_id = 'o2'");
@@ -696,8 +696,9 @@ TEST_F(WorkerDbTest, ConsistentAsOfTransactionTime) {
   ASSERT_TRUE((*writer)->Exec("COMMIT").ok());
   run.join();
   ASSERT_EQ(State(job), "completed");
-  EXPECT_EQ(ReadExport(job).output, Set({"Observation/o1", "Observation/o3", "Observation/o4",
-                                         "Observation/o5", "Observation/o6", "Observation/late"}));
+  EXPECT_EQ(ReadExport(job).output,
+            Set({"Observation/o1", "Observation/o2", "Observation/o3", "Observation/o4",
+                 "Observation/o5", "Observation/o6", "Observation/late"}));
 }
 
 TEST_F(WorkerDbTest, GzipTwinOfEveryFileUnlessLevelZero) {

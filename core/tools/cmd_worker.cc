@@ -59,6 +59,7 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   long long janitor_interval_seconds = 30;
   long long history_days = 90;
   long long unit_timeout_seconds = 1800;
+  long long history_retention_seconds = 60;
   bool once = false;
   FlagParser flags(
       "fhir-bulk worker [--config FILE] [--db CONNINFO | --db-file FILE] --export-dir DIR "
@@ -125,6 +126,10 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
                "a work unit's query running longer is cancelled and its export fails with an "
                "OperationOutcome naming the limit (0: no limit)",
                "S");
+  flags.AddInt("history-retention-seconds", &history_retention_seconds,
+               "keep resource versions replaced by writes at least this long (exports in "
+               "progress or kept keep theirs regardless: they read as of transactionTime)",
+               "S");
   flags.AddBool("once", &once, "run what is claimable now, clean up once, and exit");
 
   std::vector<char*> argv;
@@ -180,6 +185,7 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   // Out of range stays out of range (Worker::Create rejects it) instead of wrapping.
   options.gzip_level = gzip_level >= 0 && gzip_level <= 9 ? static_cast<int>(gzip_level) : -1;
   options.unit_timeout_seconds = std::clamp(unit_timeout_seconds, -1LL, 1LL << 40);
+  options.history_retention_seconds = std::clamp(history_retention_seconds, -1LL, 1LL << 40);
   return ParseOutcome::kOk;
 }
 
@@ -220,7 +226,8 @@ bool SameEngine(const WorkerOptions& a, const WorkerOptions& b) {
          a.history_days == b.history_days && a.max_attempts == b.max_attempts &&
          a.target_unit_resources == b.target_unit_resources &&
          a.target_unit_bytes == b.target_unit_bytes &&
-         a.unit_timeout_seconds == b.unit_timeout_seconds && a.gzip_level == b.gzip_level;
+         a.unit_timeout_seconds == b.unit_timeout_seconds && a.gzip_level == b.gzip_level &&
+         a.history_retention_seconds == b.history_retention_seconds;
 }
 
 // Shared between the main thread (which runs the engine) and the signal thread.

@@ -288,11 +288,21 @@ std::string PatientFilterArraySql(PgConnection* conn, const ExportRequest& reque
   }
   if (request.level == ExportLevel::kGroup) {
     const std::string t = TimestampLiteral(conn, transaction_time_us);
+    const std::string g = conn->QuoteLiteral(request.group_id);
+    // The membership of the Group's version current at transactionTime (sql/0008): the
+    // group_member rows when the Group has not changed since, else the kept membership of
+    // the replaced version that was current then.
     std::string sql =
-        "(SELECT coalesce(array_agg(DISTINCT m.patient_id), '{}'::text[]) FROM group_member m "
-        "WHERE m.group_id = " +
-        conn->QuoteLiteral(request.group_id) +
-        " AND NOT m.inactive AND (m.period_start IS NULL OR m.period_start <= " + t +
+        "(SELECT coalesce(array_agg(DISTINCT m.patient_id), '{}'::text[]) FROM ("
+        "SELECT patient_id, inactive, period_start, period_end FROM group_member "
+        "WHERE group_id = " +
+        g + " AND EXISTS (SELECT 1 FROM resource r WHERE r.res_type = 'Group' AND r.res_id = " + g +
+        " AND r.last_updated <= " + t +
+        ") UNION ALL SELECT gm.patient_id, gm.inactive, gm.period_start, gm.period_end "
+        "FROM group_member_history gm JOIN resource_history h ON h.res_type = 'Group' "
+        "AND h.res_id = gm.group_id AND h.version = gm.group_version WHERE gm.group_id = " +
+        g + " AND h.last_updated <= " + t + " AND h.valid_to > " + t +
+        ") m WHERE NOT m.inactive AND (m.period_start IS NULL OR m.period_start <= " + t +
         ") AND (m.period_end IS NULL OR m.period_end >= " + t + ")";
     if (!patients_literal.empty()) sql += " AND m.patient_id = ANY(" + patients_literal + ")";
     return sql + ")";
@@ -435,6 +445,7 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
   }
 
   int units_planned = 0;
+  bool history_pruned = false;
   Status s = PgTransaction(conn, [&]() -> Status {
     auto durable = conn->Exec("SET LOCAL synchronous_commit = on; SET LOCAL statement_timeout = " +
                               std::to_string(std::max<int64_t>(0, o.statement_timeout_ms)));
@@ -445,6 +456,18 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
         {job_id, o.worker_id});
     if (!mine.ok()) return mine.status();
     if (mine->rows() == 0) return Status::Aborted("planner lease lost");
+    // The versions replaced after transactionTime must all still be kept (sql/0008): the
+    // janitor may have pruned past it if this job's kick-off committed after the janitor
+    // read the jobs. The share lock orders this check against a pruning pass.
+    auto horizon = conn->Exec(
+        "SELECT pruned_before > timestamptz 'epoch' + $1::bigint * interval '1 microsecond' "
+        "FROM history_horizon WHERE id = 1 FOR SHARE",
+        {std::to_string(transaction_time_us)});
+    if (!horizon.ok()) return horizon.status();
+    if (horizon->rows() == 1 && horizon->get(0, 0) == "t") {
+      history_pruned = true;
+      return Status::OK();
+    }
     auto gone = conn->Exec("DELETE FROM export_unit WHERE job_id = $1::uuid", {job_id});
     if (!gone.ok()) return gone.status();
 
@@ -480,6 +503,15 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
   });
   if (s.code() == Status::Code::kAborted) return true;   // someone else has it now
   if (s.code() == Status::Code::kUnavailable) return s;  // lease runs out; replanned later
+  if (s.ok() && history_pruned) {
+    Log(o, "job " + job_id + ": versions replaced after its transactionTime were pruned");
+    Status f = FailJob(conn, o.export_dir, job_id,
+                       "the server no longer holds the data as of this export's "
+                       "transactionTime; please start the export again",
+                       /*transient=*/true, o.retention_seconds);
+    if (!f.ok()) return f;
+    return true;
+  }
   if (!s.ok()) {
     // Details (SQL errors, paths) go to the log only; the client gets a reference.
     const std::string ref = ErrorReference();

@@ -6,7 +6,9 @@
 //     (pg_snapshot_xmin(pg_current_snapshot()) >= xmax_at_kickoff), polling every 10-100 ms
 //     and renewing the planner lease, so that no row with last_updated <= transactionTime
 //     can still appear;
-//  2. in ONE transaction that re-checks the lease under a row lock: resolves the type set,
+//  2. in ONE transaction that re-checks the lease under a row lock (and, under a share lock
+//     of history_horizon, that the janitor has not pruned versions replaced after the job's
+//     transactionTime, else the job fails as transient; sql/0008): resolves the type set,
 //     fixes the patient scope (export_job.patient_scope, sql/0004), splits the work into
 //     units, creates "<export_dir>/<job_id>/" with its ".owner" file (the client_id, for file
 //     serving without the database), inserts the export_unit rows, records the supporting
@@ -27,10 +29,12 @@
 //    exported, whatever their age (the IG allows it), and it gets no deleted unit. The
 //    referenced ids are collected at planning, by one query over the compartment rows the
 //    job's units select (SupportingRefsSql), into each supporting unit's res_ids.
-//  - Group level: members are group_member rows of the Group that are not inactive and whose
-//    period covers transactionTime; the `patient` parameter intersects. They are fixed at
-//    planning in export_job.patient_scope (a Patient export's `patient` list too), so every
-//    unit reads the same patients even when the Group is rewritten during the export. No
+//  - Group level: members are those of the Group's version current at transactionTime
+//    (group_member, or group_member_history when the Group changed since; sql/0008) that are
+//    not inactive and whose period covers transactionTime; the `patient` parameter
+//    intersects. They are fixed at planning in export_job.patient_scope (a Patient export's
+//    `patient` list too), so every unit reads the same patients even when the Group is
+//    rewritten during the export. No
 //    member left: the job completes with empty output (the error unit still runs if there is
 //    one). _since applies to every member alike (older data of members who joined after
 //    _since is not added).

@@ -487,11 +487,19 @@ Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& r
   if (request.until_us) {
     c_changed += " AND c.last_updated < " + TimestampLiteral(conn, *request.until_us);
   }
-  return "SELECT DISTINCT ref FROM resource c CROSS JOIN LATERAL unnest(c.outrefs) AS ref "
+  // The compartment rows as of transactionTime: current rows not changed since, plus the
+  // versions current then that were replaced since (sql/0008).
+  const std::string t = TimestampLiteral(conn, transaction_time_us);
+  const std::string columns =
+      "res_type, res_id, deleted, last_updated, patients, tokens, refs, date_params, date_lo, "
+      "date_hi, outrefs";
+  return "SELECT DISTINCT ref FROM (SELECT " + columns +
+         " FROM resource WHERE last_updated <= " + t + " UNION ALL SELECT " + columns +
+         " FROM resource_history WHERE valid_to > " + t + " AND last_updated <= " + t +
+         ") c CROSS JOIN LATERAL unnest(c.outrefs) AS ref "
          "WHERE split_part(ref, '/', 1) = ANY(" +
          conn->QuoteLiteral(PgTextArrayLiteral(ref_types)) +
-         "::text[]) AND NOT c.deleted AND c.last_updated <= " +
-         TimestampLiteral(conn, transaction_time_us) + c_changed +
+         "::text[]) AND NOT c.deleted AND c.last_updated <= " + t + c_changed +
          (scope_sql.empty() ? " AND cardinality(c.patients) > 0"
                             : " AND c.patients && " + scope_sql) +
          " AND (" + referencing + ")";
@@ -512,13 +520,27 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
   if (request.until_us)
     changed += " AND last_updated < " + TimestampLiteral(conn, *request.until_us);
 
-  std::string sql = "COPY (SELECT ";
-  sql += unit.kind == UnitKind::kOutput ? "body" : "res_id";
-  sql += " FROM " + PartitionIdentifier(conn, partition) +
-         " WHERE res_type = " + conn->QuoteLiteral(type);
-  if (unit.page_lo) sql += " AND ctid >= '(" + std::to_string(*unit.page_lo) + ",0)'::tid";
-  if (unit.page_hi) sql += " AND ctid < '(" + std::to_string(*unit.page_hi) + ",0)'::tid";
+  // The rows as of transactionTime (sql/0008): the type's current rows with
+  // last_updated <= T, plus (UNION ALL) the replaced versions that were current at T. For any
+  // id at most one of the two qualifies. `sql` collects the conditions both branches share;
+  // the history branch goes to one unit of the type only, the one whose page range starts
+  // at the beginning (a type split into page ranges must not export it twice).
+  const std::string column = unit.kind == UnitKind::kOutput ? "body" : "res_id";
+  std::string current = "SELECT " + column + " FROM " + PartitionIdentifier(conn, partition) +
+                        " WHERE res_type = " + conn->QuoteLiteral(type);
+  if (unit.page_lo) current += " AND ctid >= '(" + std::to_string(*unit.page_lo) + ",0)'::tid";
+  if (unit.page_hi) current += " AND ctid < '(" + std::to_string(*unit.page_hi) + ",0)'::tid";
+  const std::string replaced =
+      "SELECT " + column + " FROM resource_history WHERE res_type = " + conn->QuoteLiteral(type) +
+      " AND valid_to > " + t;
+  const bool reads_history = !unit.page_lo.has_value();
+  auto assemble = [&](const std::string& conditions) {
+    std::string out = "COPY (" + current + conditions;
+    if (reads_history) out += " UNION ALL " + replaced + conditions;
+    return out + ") TO STDOUT (FORMAT binary)";
+  };
 
+  std::string sql;
   if (unit.kind == UnitKind::kDeleted) {
     if (!request.since_us) return Status::InvalidArgument("a deleted unit needs _since");
     // _typeFilter cannot apply: tombstones keep no search values.
@@ -526,7 +548,7 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
     if (role == TypeRole::kCompartment) {
       sql += patients.empty() ? " AND cardinality(patients) > 0" : " AND patients && " + patients;
     }
-    return sql + ") TO STDOUT (FORMAT binary)";
+    return assemble(sql);
   }
 
   sql += " AND NOT deleted AND last_updated <= " + t;
@@ -558,7 +580,7 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
     FHIRBULK_RETURN_IF_ERROR(TypeFilterSqlLiteral(queries, conn, &filter));
     sql += " AND (" + filter + ")";
   }
-  return sql + ") TO STDOUT (FORMAT binary)";
+  return assemble(sql);
 }
 
 Status CopyBinaryParser::ParseOne(std::string_view d, const RowFn& on_row, size_t* used) {

@@ -7,8 +7,11 @@
 //    OperationOutcome. Files of earlier attempts of the unit (final or temp, gzip twins too, any
 //    worker) are deleted before it starts again.
 //  - Read: one `COPY (SELECT ...) TO STDOUT (FORMAT binary)` on the data connection
-//    (BuildUnitCopySql) whose rows are parsed as they arrive (CopyBinaryParser) and written
-//    through an NdjsonWriter: bodies byte for byte, or subset by _elements (elements.h);
+//    (BuildUnitCopySql), as of the job's transactionTime T: the type's rows with
+//    last_updated <= T UNION ALL, in the unit whose page range starts the table (so once per
+//    type), the replaced versions of resource_history current at T (sql/0008); a redone
+//    unit reads the same versions. Its rows are parsed as they arrive (CopyBinaryParser) and
+//    written through an NdjsonWriter: bodies byte for byte, or subset by _elements (elements.h);
 //    deleted units write one transaction Bundle with a DELETE entry per tombstone; the error
 //    unit writes one OperationOutcome per ignored request parameter. Memory stays bounded by
 //    the largest row and the write buffer.

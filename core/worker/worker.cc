@@ -112,6 +112,9 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.check_every_ms < 1) return Status::InvalidArgument("check_every_ms must be >= 1");
   if (options.max_attempts < 1) return Status::InvalidArgument("--max-attempts must be >= 1");
   if (options.history_days < 0) return Status::InvalidArgument("--history-days must be >= 0");
+  if (options.history_retention_seconds < 0) {
+    return Status::InvalidArgument("--history-retention-seconds must be >= 0");
+  }
   if (options.janitor_interval_seconds < 1) {
     return Status::InvalidArgument("--janitor-interval-seconds must be >= 1");
   }
@@ -327,7 +330,8 @@ Status Worker::RunJanitor() {
   Status s = JanitorRows(janitor_conn_.get());
   if (s.ok()) s = JanitorFiles(janitor_conn_.get());
   if (s.ok()) s = JanitorCancelMarkers(janitor_conn_.get());
-  if (s.ok()) s = JanitorHistory(janitor_conn_.get());
+  if (s.ok()) s = JanitorJobHistory(janitor_conn_.get());
+  if (s.ok()) s = JanitorResourceHistory(janitor_conn_.get());
   if (!Usable(janitor_conn_)) janitor_conn_.reset();
   return s;
 }
@@ -364,7 +368,8 @@ Status Worker::JanitorRows(PgConnection* conn) {
   return Status::OK();
 }
 
-Status Worker::JanitorHistory(PgConnection* conn) {
+// The job history (sql/0007): rows older than history_days; 0 keeps them.
+Status Worker::JanitorJobHistory(PgConnection* conn) {
   if (options_.history_days <= 0) return Status::OK();
   auto r = conn->Exec(
       "DELETE FROM export_job_history WHERE finished_at < now() - $1::int * interval '1 day'",
@@ -372,6 +377,50 @@ Status Worker::JanitorHistory(PgConnection* conn) {
   if (!r.ok()) return r.status();
   const std::string pruned = r->affected();
   if (!pruned.empty() && pruned != "0") Log("janitor: pruned " + pruned + " job history rows");
+  return Status::OK();
+}
+
+// Replaced resource versions (sql/0008) no export can need any more.
+Status Worker::JanitorResourceHistory(PgConnection* conn) {
+  constexpr int kHistoryPruneBatch = 2000;
+  int64_t pruned = 0;
+  while (!stop_.load()) {
+    int64_t gone = 0;
+    Status s = PgTransaction(conn, [&]() -> Status {
+      // The horizon row first (a planner checking it waits for this pass), then the jobs,
+      // read by a later statement. Held by a planner (or another worker's janitor): this
+      // pass skips pruning rather than wait for a planning transaction to end.
+      auto lock = conn->Exec("SELECT 1 FROM history_horizon WHERE id = 1 FOR UPDATE SKIP LOCKED");
+      if (!lock.ok()) return lock.status();
+      if (lock->rows() == 0) return Status::OK();
+      auto r = conn->Exec(
+          "WITH horizon AS (SELECT least((SELECT min(transaction_time) FROM export_job "
+          "WHERE state IN ('accepted', 'running') OR (state = 'completed' "
+          "AND (expires_at IS NULL OR expires_at > now()))), "
+          "now() - $1::bigint * interval '1 second') AS h), "
+          "mark AS (UPDATE history_horizon SET pruned_before = greatest(pruned_before, "
+          "(SELECT h FROM horizon)) WHERE id = 1), "
+          "victims AS (SELECT ctid FROM resource_history "
+          "WHERE valid_to < (SELECT h FROM horizon) LIMIT " +
+              std::to_string(kHistoryPruneBatch) +
+              "), "
+              "gone AS (DELETE FROM resource_history WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+              "victims)) "
+              "RETURNING res_type, res_id, version), "
+              "members AS (DELETE FROM group_member_history m USING gone "
+              "WHERE gone.res_type = 'Group' AND m.group_id = gone.res_id "
+              "AND m.group_version = gone.version) "
+              "SELECT count(*) FROM gone",
+          {std::to_string(std::max<int64_t>(0, options_.history_retention_seconds))});
+      if (!r.ok()) return r.status();
+      gone = r->int64(0, 0);
+      return Status::OK();
+    });
+    if (!s.ok()) return s;
+    pruned += gone;
+    if (gone < kHistoryPruneBatch) break;
+  }
+  if (pruned > 0) Log("janitor: pruned " + std::to_string(pruned) + " replaced versions");
   return Status::OK();
 }
 

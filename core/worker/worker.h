@@ -16,6 +16,11 @@
 //    that no longer exist (once older than the lease); and, in directories of jobs that are
 //    not running, "*.tmp.*" files older than the lease. Names that are not job ids are left
 //    alone;
+//  - replaced resource versions (resource_history, sql/0008) that no export in progress or
+//    kept (accepted, running, completed and not expired) can need: valid_to before the oldest
+//    such transactionTime and before now - history_retention_seconds; in batches of
+//    kHistoryPruneBatch rows, each its own short transaction (loads never wait for it), the
+//    horizon recorded in history_horizon;
 //  - the HTTP side's cancel markers (<export_dir>/.cancels/<job_id>) older than
 //    kCancelMarkerKeepSeconds of jobs whose row and directories are gone; a marker never goes
 //    before its job's files do;
@@ -60,6 +65,10 @@ struct WorkerOptions {
   int janitor_interval_seconds = 30;
   // Job history (sql/0007_job_history.sql) older than this is pruned by the janitor; 0: kept.
   int history_days = 90;
+  // Replaced versions are kept at least this long (beyond what exports need); a floor of a
+  // minute keeps a kick-off that commits while the janitor runs from finding its versions
+  // pruned (which fails it as transient).
+  int64_t history_retention_seconds = 60;
   int max_attempts = 5;  // per unit, then the job fails (transient)
   // A unit reads at most ~this much of a table (rows; heap + TOAST bytes; planner.h).
   int64_t target_unit_resources = kDefaultTargetUnitResources;
@@ -115,7 +124,8 @@ class Worker {
   Status JanitorRows(PgConnection* conn);
   Status JanitorFiles(PgConnection* conn);
   Status JanitorCancelMarkers(PgConnection* conn);
-  Status JanitorHistory(PgConnection* conn);
+  Status JanitorJobHistory(PgConnection* conn);
+  Status JanitorResourceHistory(PgConnection* conn);
 
   WorkerOptions options_;
   std::atomic<bool> stop_{false};

@@ -1,0 +1,299 @@
+// Point-in-time exports (sql/0008, issue 18): the history triggers, the units' as-of reads,
+// the janitor's pruning and the planner's horizon check, against a real PostgreSQL.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "export/export_request.h"
+#include "test_db.h"
+#include "worker/planner.h"
+#include "worker/unit_runner.h"
+#include "worker/worker.h"
+
+namespace fhirbulk {
+namespace {
+
+namespace fs = std::filesystem;
+
+class PointInTimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FHIRBULK_REQUIRE_TEST_DB();
+    Status s = schema_.Enter("pit_test");
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    conn_ = ConnectTestDb();
+    ASSERT_NE(conn_, nullptr);
+    char tmpl[] = "/tmp/fhirbulk-pit-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    conn_.reset();
+    schema_.Leave();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  PgResult Exec(const std::string& sql, const std::vector<PgParam>& params = {}) {
+    auto r = conn_->Exec(sql, params);
+    EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
+    return r.ok() ? std::move(r).value() : PgResult();
+  }
+  std::string Scalar(const std::string& sql, const std::vector<PgParam>& params = {}) {
+    PgResult r = Exec(sql, params);
+    return r.rows() > 0 && !r.is_null(0, 0) ? r.str(0, 0) : "";
+  }
+  static std::string Body(const std::string& type, const std::string& id, int version) {
+    return "{\"resourceType\":\"" + type + "\",\"id\":\"" + id +
+           "\",\"v\":" + std::to_string(version) + "}";
+  }
+  // A first version, `age` ago.
+  void Put(const std::string& type, const std::string& id, const std::string& patient,
+           const std::string& age = "1 day") {
+    Exec(
+        "INSERT INTO resource (res_type, res_id, version, last_updated, body, patients) "
+        "VALUES ($1, $2, 1, clock_timestamp() - $3::interval, $4, $5::text[])",
+        {type, id, age, Body(type, id, 1), "{" + patient + "}"});
+  }
+  // A new version as the loader writes it: the old row deleted, the new one inserted, in one
+  // transaction.
+  void Rewrite(const std::string& type, const std::string& id, const std::string& patient) {
+    const std::string v =
+        Scalar("SELECT version + 1 FROM resource WHERE res_type = $1 AND res_id = $2", {type, id});
+    Exec("BEGIN");
+    Exec("DELETE FROM resource WHERE res_type = $1 AND res_id = $2", {type, id});
+    Exec(
+        "INSERT INTO resource (res_type, res_id, version, last_updated, body, patients) "
+        "VALUES ($1, $2, $3::bigint, clock_timestamp(), $4, $5::text[])",
+        {type, id, v, Body(type, id, std::stoi(v)), "{" + patient + "}"});
+    Exec("COMMIT");
+  }
+  // A deletion as the loader writes it: a tombstone.
+  void Delete(const std::string& type, const std::string& id) {
+    Exec(
+        "UPDATE resource SET deleted = true, version = version + 1, "
+        "last_updated = clock_timestamp(), body = NULL WHERE res_type = $1 AND res_id = $2",
+        {type, id});
+  }
+  std::string NewJob(const ExportRequest& request) {
+    ExportRequest r = request;
+    r.request_url = "http://fhir.test/fhir/$export";
+    return Scalar(
+        "INSERT INTO export_job (client_id, request, request_url, transaction_time, "
+        "xmax_at_kickoff) VALUES ('c', $1::jsonb, $2, clock_timestamp(), "
+        "pg_current_xact_id()) RETURNING job_id::text",
+        {ExportRequestToJson(r), r.request_url});
+  }
+  static ExportRequest Request(ExportLevel level, std::vector<std::string> types = {}) {
+    ExportRequest r;
+    r.level = level;
+    r.types = std::move(types);
+    return r;
+  }
+  WorkerOptions Options() {
+    WorkerOptions o;
+    o.conninfo = TestConninfo();
+    o.export_dir = dir_;
+    o.threads = 2;
+    o.history_retention_seconds = 0;
+    if (std::getenv("WORKER_LOG") == nullptr) o.log = [](const std::string&) {};
+    return o;
+  }
+  std::unique_ptr<Worker> MakeWorker(const WorkerOptions& o) {
+    auto w = Worker::Create(o);
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    return w.ok() ? std::move(w).value() : nullptr;
+  }
+  void RunAll(const WorkerOptions& o) {
+    auto w = MakeWorker(o);
+    ASSERT_NE(w, nullptr);
+    Status s = w->RunUntilIdle();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  std::string State(const std::string& job) {
+    return Scalar("SELECT state FROM export_job WHERE job_id = $1::uuid", {job});
+  }
+  // Every line of the job's NDJSON files (not the gzip twins), counted.
+  std::map<std::string, int> Lines(const std::string& job) {
+    std::map<std::string, int> lines;
+    if (!fs::exists(dir_ + "/" + job)) return lines;
+    for (const auto& f : fs::directory_iterator(dir_ + "/" + job)) {
+      const std::string name = f.path().filename().string();
+      if (name.size() < 7 || name.compare(name.size() - 7, 7, ".ndjson") != 0) continue;
+      std::ifstream in(f.path());
+      std::string line;
+      while (std::getline(in, line)) lines[line]++;
+    }
+    return lines;
+  }
+
+  std::unique_ptr<PgConnection> conn_;
+  TestSchema schema_;
+  std::string dir_;
+};
+
+TEST_F(PointInTimeTest, TriggersKeepReplacedVersionsWithTheirInterval) {
+  Put("Observation", "o1", "p1");
+  Put("Observation", "o2", "p1");
+  Rewrite("Observation", "o1", "p1");
+  Delete("Observation", "o2");
+  // Each kept version ends exactly where its successor starts.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM resource_history h JOIN resource r USING (res_type, "
+                   "res_id) WHERE h.valid_to = r.last_updated AND h.version = r.version - 1 "
+                   "AND NOT h.deleted AND h.body = '" +
+                   Body("Observation", "o1", 1) + "'"),
+            "1");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM resource_history h JOIN resource r USING (res_type, "
+                   "res_id) WHERE r.res_id = 'o2' AND r.deleted AND h.valid_to = r.last_updated"),
+            "1");
+  // Re-created after its deletion: the tombstone is kept too.
+  Rewrite("Observation", "o2", "p1");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM resource_history WHERE res_id = 'o2' AND deleted AND "
+                   "valid_to = (SELECT last_updated FROM resource WHERE res_id = 'o2')"),
+            "1");
+  // First versions cost no history; an UPDATE that changes no version neither.
+  Put("Observation", "o3", "p1");
+  Exec("UPDATE resource SET tokens = '{a}' WHERE res_id = 'o3'");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM resource_history WHERE res_id = 'o3'"), "0");
+}
+
+TEST_F(PointInTimeTest, GroupMembershipOfTheReplacedVersionIsKept) {
+  Put("Group", "g", "");
+  Exec(
+      "INSERT INTO group_member VALUES ('g', 0, 'p1', false, NULL, NULL), "
+      "('g', 1, 'p2', false, NULL, NULL)");
+  Exec("BEGIN");
+  Exec("DELETE FROM resource WHERE res_type = 'Group' AND res_id = 'g'");
+  Exec(
+      "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES "
+      "('Group', 'g', 2, clock_timestamp(), '{}')");
+  Exec("DELETE FROM group_member WHERE group_id = 'g'");
+  Exec("INSERT INTO group_member VALUES ('g', 0, 'p3', false, NULL, NULL)");
+  Exec("COMMIT");
+  EXPECT_EQ(Scalar("SELECT string_agg(patient_id || ':' || group_version, ',' ORDER BY "
+                   "patient_id) FROM group_member_history"),
+            "p1:1,p2:1");
+}
+
+TEST_F(PointInTimeTest, ExportReadsEveryResourceAsOfTransactionTime) {
+  for (int i = 0; i < 300; i++) Put("Observation", "o" + std::to_string(i), "p1");
+  Put("Patient", "p1", "p1");
+  Exec("ANALYZE resource_observation");
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation", "Patient"}));
+  // After transactionTime: updates (one of them twice), deletions, a creation.
+  for (int i = 0; i < 300; i += 7) Rewrite("Observation", "o" + std::to_string(i), "p1");
+  Rewrite("Observation", "o0", "p1");
+  for (int i = 1; i < 300; i += 11) Delete("Observation", "o" + std::to_string(i));
+  Delete("Patient", "p1");
+  Put("Observation", "new", "p1", "0 seconds");
+  WorkerOptions o = Options();
+  o.target_unit_resources = 50;  // page ranges: the kept versions must still come once
+  RunAll(o);
+  ASSERT_EQ(State(job), "completed");
+  EXPECT_GT(std::stoi(Scalar("SELECT count(*) FROM export_unit WHERE job_id = $1::uuid "
+                             "AND res_type = 'Observation'",
+                             {job})),
+            1);
+  std::map<std::string, int> expected;
+  for (int i = 0; i < 300; i++) expected[Body("Observation", "o" + std::to_string(i), 1)] = 1;
+  expected[Body("Patient", "p1", 1)] = 1;
+  EXPECT_EQ(Lines(job), expected);
+}
+
+TEST_F(PointInTimeTest, SinceGroupAndDeletedListAsOfTransactionTime) {
+  Put("Patient", "p1", "p1", "2 days");
+  Put("Patient", "p2", "p2", "2 days");
+  Put("Condition", "c1", "p1", "2 days");
+  Put("Condition", "c2", "p2", "2 days");
+  Put("Condition", "gone", "p1", "2 days");
+  Put("Group", "g", "", "2 days");
+  Exec("INSERT INTO group_member VALUES ('g', 0, 'p1', false, NULL, NULL)");
+  const std::string since_us =
+      Scalar("SELECT (extract(epoch FROM clock_timestamp() - interval '1 day') * 1000000)::bigint");
+  Delete("Condition", "gone");  // before transactionTime: in `deleted`
+  ExportRequest sr = Request(ExportLevel::kSystem, {"Condition"});
+  sr.since_us = std::stoll(since_us);
+  const std::string since_job = NewJob(sr);
+  ExportRequest gr = Request(ExportLevel::kGroup, {"Patient", "Condition"});
+  gr.group_id = "g";
+  const std::string group_job = NewJob(gr);
+  // After: the deleted one re-created, the Group now has p2 only, c1 rewritten.
+  Rewrite("Condition", "gone", "p1");
+  Exec("BEGIN");
+  Exec("DELETE FROM resource WHERE res_type = 'Group' AND res_id = 'g'");
+  Exec(
+      "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES "
+      "('Group', 'g', 2, clock_timestamp(), '{}')");
+  Exec("DELETE FROM group_member WHERE group_id = 'g'");
+  Exec("INSERT INTO group_member VALUES ('g', 0, 'p2', false, NULL, NULL)");
+  Exec("COMMIT");
+  Rewrite("Condition", "c1", "p1");
+  RunAll(Options());
+  ASSERT_EQ(State(since_job), "completed");
+  ASSERT_EQ(State(group_job), "completed");
+  std::map<std::string, int> deleted_only = {
+      {"{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"request\":"
+       "{\"method\":\"DELETE\",\"url\":\"Condition/gone\"}}]}",
+       1}};
+  EXPECT_EQ(Lines(since_job), deleted_only);  // c1, c2 older than _since
+  std::map<std::string, int> group = {{Body("Patient", "p1", 1), 1},
+                                      {Body("Condition", "c1", 1), 1}};
+  EXPECT_EQ(Lines(group_job), group);
+}
+
+TEST_F(PointInTimeTest, UnitSqlReadsHistoryInTheFirstRangeOnly) {
+  const ExportRequest r = Request(ExportLevel::kSystem, {"Observation"});
+  UnitPlan first;
+  first.res_type = "Observation";
+  first.page_hi = 10;
+  UnitPlan later = first;
+  later.page_lo = 10;
+  later.page_hi.reset();
+  auto a = BuildUnitCopySql(conn_.get(), r, "00000000-0000-4000-8000-000000000000", 0, first,
+                            "resource_observation");
+  auto b = BuildUnitCopySql(conn_.get(), r, "00000000-0000-4000-8000-000000000000", 0, later,
+                            "resource_observation");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->find("resource_history"), std::string::npos);
+  EXPECT_EQ(b->find("resource_history"), std::string::npos);
+}
+
+TEST_F(PointInTimeTest, JanitorPrunesWhatNoRetainedExportNeeds) {
+  Put("Observation", "o1", "p1");
+  Put("Observation", "o2", "p1");
+  Rewrite("Observation", "o1", "p1");  // replaced before the job: never needed by it
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  Rewrite("Observation", "o2", "p1");  // replaced after: needed while the job is kept
+  auto w = MakeWorker(Options());
+  ASSERT_NE(w, nullptr);
+  ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_EQ(Scalar("SELECT string_agg(res_id, ',') FROM resource_history"), "o2");
+  ASSERT_TRUE(w->RunUntilIdle().ok());
+  ASSERT_EQ(State(job), "completed");
+  ASSERT_TRUE(w->RunJanitor().ok());  // completed, not expired: still kept
+  EXPECT_EQ(Scalar("SELECT count(*) FROM resource_history"), "1");
+  Exec("UPDATE export_job SET expires_at = now() - interval '1 second'");
+  ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM resource_history"), "0");
+  EXPECT_EQ(Scalar("SELECT pruned_before > now() - interval '1 minute' FROM history_horizon"), "t");
+}
+
+TEST_F(PointInTimeTest, JobOlderThanThePrunedHorizonFailsAsTransient) {
+  Put("Observation", "o1", "p1");
+  const std::string job = NewJob(Request(ExportLevel::kSystem, {"Observation"}));
+  // As if a janitor pass had pruned past it before its kick-off committed.
+  Exec("UPDATE history_horizon SET pruned_before = clock_timestamp()");
+  RunAll(Options());
+  EXPECT_EQ(State(job), "failed");
+  EXPECT_EQ(Scalar("SELECT error_transient FROM export_job WHERE job_id = $1::uuid", {job}), "t");
+}
+
+}  // namespace
+}  // namespace fhirbulk

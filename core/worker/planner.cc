@@ -385,8 +385,15 @@ Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest&
     u.kind = UnitKind::kError;
     tail.push_back(u);
   }
+  std::vector<UnitPlan> head;
+  if (request.allow_partial_manifests && !tail.empty() && tail.back().kind == UnitKind::kError) {
+    // Partial manifests wait for the error files (every page repeats `error`, see
+    // export/manifest_pages.h): the cheap error unit goes first so they come early.
+    head.push_back(std::move(tail.back()));
+    tail.pop_back();
+  }
   std::vector<UnitPlan> units;
-  for (auto* part : {&output, &supporting, &tail}) {
+  for (auto* part : {&head, &output, &supporting, &tail}) {
     for (UnitPlan& u : *part) {
       u.unit_no = static_cast<int>(units.size()) + 1;
       units.push_back(std::move(u));

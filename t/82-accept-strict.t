@@ -12,10 +12,12 @@ use FhirBulk::Test;
 
 my $t = FhirBulk::Test->new;
 $t->start_pg;
-my $conf = FhirBulk::Test::default_http_conf();
+# Many kick-offs and no worker: no per-client limits.
+my $limits = 'fhir_bulk_max_active_exports 0; fhir_bulk_max_retained_exports 0;';
+my $conf = FhirBulk::Test::default_http_conf(location_extra => $limits);
 $t->write_conf($conf)->start_nginx;
 my $lenient = $t->add_node(FhirBulk::Test::default_http_conf(
-    location_extra => 'fhir_bulk_strict_headers off;'));
+    location_extra => "fhir_bulk_strict_headers off; $limits"));
 $lenient->start_nginx;
 
 sub kick { my ($node, $accept) = @_;

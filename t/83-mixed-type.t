@@ -31,14 +31,14 @@ for my $case (['/fhir/Patient/$export', 'Patient level', 0],
               ['/fhir/Patient/$export', 'Patient level, lenient', 1]) {
     my ($path, $name, $lenient) = @$case;
     my %h = $lenient ? (headers => { Prefer => 'respond-async, handling=lenient' }) : ();
-    my $res = $t->kickoff("$path?_type=Condition,Account,Encounter,Binary", %h);
+    my $res = $t->kickoff("$path?_type=Condition,Device,Encounter,Library", %h);
     is($res->{status}, 202, "$name: compartment + other types -> 202") or diag($res->{content});
     $res = $t->poll($res->{headers}{'content-location'}, 180);
     is($res->{status}, 200, "$name: completes");
     my $m = $res->{json};
     my %types = map { $_->{type} => 1 } @{ $m->{output} };
     ok($types{Condition} && $types{Encounter}, "$name: Condition and Encounter exported");
-    ok(!$types{Account} && !$types{Binary}, "$name: Account and Binary not");
+    ok(!$types{Device} && !$types{Library}, "$name: Device and Library not");
     is(scalar @{ $m->{error} }, 1, "$name: one error file");
     my @issues;
     for my $e (@{ $m->{error} }) {
@@ -47,14 +47,14 @@ for my $case (['/fhir/Patient/$export', 'Patient level', 0],
     }
     my @warned = map { $_->{diagnostics} =~ /'(\w+)'/ ? $1 : () }
                  grep { $_->{severity} eq 'warning' } @issues;
-    is_deeply([ sort @warned ], [ 'Account', 'Binary' ],
+    is_deeply([ sort @warned ], [ 'Device', 'Library' ],
               "$name: a warning OperationOutcome for each ignored type");
 }
 
 # Only types outside the compartment: 400, strict and lenient.
-$t->is_outcome($t->kickoff('/fhir/Patient/$export?_type=Account,Binary'), 400, 'not-supported',
+$t->is_outcome($t->kickoff('/fhir/Patient/$export?_type=Device,Library'), 400, 'not-supported',
                'Patient level, only other types: 400');
-$t->is_outcome($t->kickoff('/fhir/Group/cohort/$export?_type=Account',
+$t->is_outcome($t->kickoff('/fhir/Group/cohort/$export?_type=PractitionerRole',
                            headers => { Prefer => 'respond-async, handling=lenient' }),
                400, 'not-supported', 'Group level, lenient, only other types: 400');
 # A type that is not an R4 type at all is still an error in strict mode.

@@ -371,6 +371,11 @@ Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest&
   std::stable_sort(output.begin(), output.end(), [](const UnitPlan& a, const UnitPlan& b) {
     return a.cost_bytes > b.cost_bytes;
   });
+  if (request.allow_partial_manifests && !output.empty()) {
+    // Partial manifests: the cheapest unit first, so that a first file is published early
+    // (its manifest page is what the client waits for); the rest stays largest first.
+    std::rotate(output.begin(), output.end() - 1, output.end());
+  }
   if (request.since_us) {
     for (const std::string& type : types) {
       if (RoleOf(request, type) == TypeRole::kSupporting) continue;

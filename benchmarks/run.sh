@@ -17,5 +17,8 @@ echo
 echo "== end-to-end export vs raw COPY of the same stored JSON"
 BUILD=${BUILD:-build} benchmarks/export_benchmark.sh "${BENCH_PATIENTS:-}" 3
 echo
+echo "== allowPartialManifests: first file downloadable vs the full export (1,000 patients)"
+BUILD=${BUILD:-build} benchmarks/partial_manifest_benchmark.sh 1000 3
+echo
 echo "== HTTP: downloads, status polls and kick-offs, token endpoint vs plain nginx in the same server"
 benchmarks/http_benchmark.sh

@@ -21,6 +21,8 @@ echo "== criteria-based cohort (POST /Group with member-filters) vs a hand-writt
 BUILD=${BUILD:-build} benchmarks/cohort_benchmark.sh "${BENCH_COHORT_PATIENTS:-10000}" 5
 echo "== point-in-time: a system export while the loader rewrites 10% of the resources"
 BUILD=${BUILD:-build} benchmarks/point_in_time_benchmark.sh 1000 3
+echo "== allowPartialManifests: first file downloadable vs the full export (1,000 patients)"
+BUILD=${BUILD:-build} benchmarks/partial_manifest_benchmark.sh 1000 3
 echo
 echo "== HTTP: downloads, status polls and kick-offs, token endpoint vs plain nginx in the same server"
 benchmarks/http_benchmark.sh

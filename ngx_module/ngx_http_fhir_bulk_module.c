@@ -193,6 +193,13 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       offsetof(ngx_http_fhir_bulk_loc_conf_t, min_poll_interval),
       NULL },
 
+    { ngx_string("fhir_bulk_manifest_page_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, manifest_page_size),
+      NULL },
+
     { ngx_string("fhir_bulk_strict_headers"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -1166,6 +1173,7 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
     conf->strict_headers = NGX_CONF_UNSET;
     conf->typefilter_max_terms = NGX_CONF_UNSET;
     conf->min_poll_interval = NGX_CONF_UNSET_MSEC;
+    conf->manifest_page_size = NGX_CONF_UNSET;
     conf->auth = NGX_CONF_UNSET;
     conf->token_lifetime = NGX_CONF_UNSET;
     conf->jwks_allow_insecure = NGX_CONF_UNSET;
@@ -1218,6 +1226,8 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          FHIRBULK_DEFAULT_TYPEFILTER_MAX_TERMS);
     ngx_conf_merge_msec_value(conf->min_poll_interval, prev->min_poll_interval,
                               FHIRBULK_DEFAULT_MIN_POLL_INTERVAL_MS);
+    ngx_conf_merge_value(conf->manifest_page_size, prev->manifest_page_size,
+                         FHIRBULK_DEFAULT_MANIFEST_PAGE_SIZE);
 
     /* secure by default: authorization is on unless switched off */
     ngx_conf_merge_value(conf->auth, prev->auth, FHIRBULK_DEFAULT_AUTH);
@@ -1285,6 +1295,15 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_bulk_typefilter_max_terms\" must be from 1 "
                            "to %d", FHIRBULK_MAX_TYPEFILTER_MAX_TERMS);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->manifest_page_size < 1
+        || conf->manifest_page_size > FHIRBULK_MAX_MANIFEST_PAGE_SIZE)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_manifest_page_size\" must be from 1 "
+                           "to %d", FHIRBULK_MAX_MANIFEST_PAGE_SIZE);
         return NGX_CONF_ERROR;
     }
 
@@ -1362,6 +1381,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         && prev->strict_headers == conf->strict_headers
         && prev->typefilter_max_terms == conf->typefilter_max_terms
         && prev->min_poll_interval == conf->min_poll_interval
+        && prev->manifest_page_size == conf->manifest_page_size
         && prev->auth == conf->auth
         && prev->token_key_file.data == conf->token_key_file.data
         && prev->token_lifetime == conf->token_lifetime
@@ -1390,6 +1410,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.strict_kickoff_headers = (int) conf->strict_headers;
     opts.typefilter_max_terms = (int) conf->typefilter_max_terms;
     opts.min_poll_interval_ms = (int) conf->min_poll_interval;
+    opts.manifest_page_size = (int) conf->manifest_page_size;
     opts.auth_enabled = (int) conf->auth;
     opts.token_lifetime = (int) conf->token_lifetime;
     opts.jwks_allow_insecure = (int) conf->jwks_allow_insecure;

@@ -199,6 +199,11 @@ oauth_error(token_request($t, assertion($t, $es_client, $es), form => { scope =>
             'invalid_scope', 'letters out of order');
 oauth_error(token_request($t, assertion($t, $es_client, $es), form => { scope => 'patient/*.read' }),
             'invalid_scope', 'patient/ scope');
+# Issue 13: a scope parameter that is present but empty (or blank) asks for nothing.
+oauth_error(token_request($t, assertion($t, $es_client, $es), form => { scope => '' }),
+            'invalid_scope', 'empty scope');
+oauth_error(token_request($t, assertion($t, $es_client, $es), form => { scope => '   ' }),
+            'invalid_scope', 'blank scope');
 
 is($t->run_tool('client', 'disable', $es_client), 0, 'fhir-bulk client disable');
 oauth_error(token_request($t, assertion($t, $es_client, $es)), 'invalid_client', 'disabled client');

@@ -656,7 +656,8 @@ TEST_F(AuthDbTest, RefusesMalformedRequests) {
             "invalid_request: Content-Type must be application/x-www-form-urlencoded");
   const std::string full = Body(jwt);
   for (const char* name : {"grant_type", "client_assertion_type", "client_assertion", "scope"}) {
-    // Remove the parameter, then give it an empty value (empty counts as omitted).
+    // Remove the parameter, then give it an empty value (empty counts as omitted, but for
+    // scope: present and empty is invalid_scope, issue 13).
     std::string without;
     std::string empty;
     size_t i = 0;
@@ -673,8 +674,12 @@ TEST_F(AuthDbTest, RefusesMalformedRequests) {
       i = amp + 1;
     }
     EXPECT_EQ(Verdict(Post(without)), std::string("invalid_request: missing parameter ") + name);
-    EXPECT_EQ(Verdict(Post(empty)), std::string("invalid_request: missing parameter ") + name);
+    EXPECT_EQ(Verdict(Post(empty)),
+              std::string(name) == "scope"
+                  ? std::string("invalid_scope: the scope parameter is empty")
+                  : std::string("invalid_request: missing parameter ") + name);
   }
+  EXPECT_EQ(Verdict(Post(full + "&scope=+%20")), "invalid_scope: the scope parameter is empty");
   EXPECT_EQ(Verdict(Post(full + "&scope=system%2FGroup.rs")),
             "invalid_request: parameter scope is repeated");
   EXPECT_EQ(Verdict(Post(full + "&grant_type=client_credentials")),

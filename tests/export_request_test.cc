@@ -178,11 +178,12 @@ TEST(ExportQueryStringTest, Utf8) {
 
 TEST(ExportRequestTest, AcceptAllowsFhirJson) {
   for (const char* accept :
-       {"application/fhir+json", "APPLICATION/FHIR+JSON", "application/json", "*/*",
-        "application/*", "text/html, application/fhir+json;q=0.5",
-        "application/fhir+json; fhirVersion=4.0", "application/fhir+json;q=0.001",
-        "text/html;q=0.9, */*;q=0.1", "application/fhir+json;q=1.000",
-        "application/json;q=0, application/fhir+json"}) {
+       {"application/fhir+json", "APPLICATION/FHIR+JSON", "*/*", "application/*",
+        "text/html, application/fhir+json;q=0.5", "application/fhir+json; fhirVersion=4.0",
+        "application/fhir+json;q=0.001", "text/html;q=0.9, */*;q=0.1",
+        "application/fhir+json;q=1.000", "application/json;q=0, application/fhir+json",
+        "application/json, application/fhir+json;q=0.1", "application/json, */*;q=0.2",
+        "application/*;q=0.5, application/json"}) {
     Req r = Get("");
     r.accept = accept;
     EXPECT_TRUE(Parse(r).ok()) << accept;
@@ -194,11 +195,66 @@ TEST(ExportRequestTest, AcceptRefusesOthers) {
        {"text/html", "application/xml", "application/fhir+xml", "application/fhir+json;q=0",
         "*/*;q=0", "application/fhir+json;q=0, */*", "application/fhir+json;q=abc",
         "application/fhir+json;q=1.5", "application/fhir+json;q=0.0001", "json",
-        "text/*, application/fhir+json;q=0", "application/fhir+json;q=0, application/json"}) {
+        "text/*, application/fhir+json;q=0", "application/fhir+json;q=0, application/json",
+        // Strict (issue 13): application/json alone does not admit application/fhir+json.
+        "application/json", "application/json;q=1", "application/json, text/html",
+        "application/json, application/*;q=0", "application/json, */*;q=0"}) {
     Req r = Get("");
     r.accept = accept;
     ExpectError(r, Status::Code::kNotAcceptable, "Accept", ExportLevel::kSystem, "");
   }
+}
+
+// fhir_bulk_strict_headers off: application/json (or a wildcard) is enough, unless
+// application/fhir+json is refused by name.
+TEST(ExportRequestTest, AcceptLenientTakesJson) {
+  ExportParseOptions o = Options();
+  o.require_accept_fhir_json = false;
+  for (const char* accept :
+       {"application/json", "application/json;q=0.5", "*/*", "", "application/fhir+json"}) {
+    Req r = Get("");
+    r.accept = accept;
+    EXPECT_TRUE(ParseExportRequest(r.View(), ExportLevel::kSystem, "", o).ok()) << accept;
+  }
+  for (const char* accept :
+       {"application/fhir+json;q=0, application/json", "text/html", "application/json;q=0"}) {
+    Req r = Get("");
+    r.accept = accept;
+    EXPECT_EQ(ParseExportRequest(r.View(), ExportLevel::kSystem, "", o).status().code(),
+              Status::Code::kNotAcceptable)
+        << accept;
+  }
+}
+
+TEST(ExportRequestTest, AllowPartialManifestsAndSeparateStatus) {
+  EXPECT_FALSE(ParseOk(Get("")).allow_partial_manifests);
+  EXPECT_TRUE(ParseOk(Get("allowPartialManifests=true")).allow_partial_manifests);
+  EXPECT_TRUE(ParseOk(Get("allowPartialManifests=TRUE")).allow_partial_manifests);
+  EXPECT_FALSE(ParseOk(Get("allowPartialManifests=false")).allow_partial_manifests);
+  ExpectError(Get("allowPartialManifests=yes"), Status::Code::kInvalidArgument,
+              "allowPartialManifests");
+  ExpectError(Get("allowPartialManifests=true&allowPartialManifests=true"),
+              Status::Code::kInvalidArgument, "allowPartialManifests");
+  EXPECT_TRUE(ParseOk(Post({"{\"name\":\"allowPartialManifests\",\"valueBoolean\":true}"}),
+                      ExportLevel::kPatient)
+                  .allow_partial_manifests);
+  ExpectError(Post({Str("allowPartialManifests", "true")}), Status::Code::kInvalidArgument,
+              "allowPartialManifests", ExportLevel::kPatient, "valueBoolean");
+  Req r = Get("");
+  r.prefer = "respond-async, separate-export-status";
+  ExportRequest e = ParseOk(r);
+  EXPECT_TRUE(e.separate_export_status);
+  EXPECT_FALSE(ParseOk(Get("")).separate_export_status);
+  // Both survive the job store's JSON; jobs stored without them read as false.
+  e.allow_partial_manifests = true;
+  auto back = ExportRequestFromJson(ExportRequestToJson(e));
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->allow_partial_manifests);
+  EXPECT_TRUE(back->separate_export_status);
+  auto plain = ExportRequestFromJson(ExportRequestToJson(ParseOk(Get(""))));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->allow_partial_manifests);
+  EXPECT_EQ(ExportRequestToJson(ParseOk(Get(""))).find("partial"), std::string::npos);
 }
 
 TEST(ExportRequestTest, MissingAccept) {
@@ -357,10 +413,19 @@ TEST(ExportRequestTest, TypeCompartmentAtPatientAndGroupLevel) {
         ParseOk(Get("_type=Observation,Practitioner,Organization,Location,Medication,Group"), level)
             .types.size(),
         6u);
-    ExpectNotSupported(Get("_type=Observation,Device"), "_type", level, "Device");
-    ExpectIgnoredOnce(Get("_type=Observation,Device"), "_type", level);
-    EXPECT_EQ(ParseOk(Lenient(Get("_type=Observation,Device")), level).types,
-              Strings{"Observation"});
+    // Issue 13: mixing compartment and other types is accepted in both modes; the others
+    // are reported as warnings for the manifest's error file.
+    for (bool lenient : {false, true}) {
+      Req mixed = Get("_type=Observation,Device");
+      ExportRequest e = ParseOk(lenient ? Lenient(mixed) : mixed, level);
+      EXPECT_EQ(e.types, Strings{"Observation"});
+      ASSERT_EQ(e.ignored.size(), 1u);
+      EXPECT_EQ(e.ignored[0].severity, "warning");
+      EXPECT_EQ(e.ignored[0].code, "not-supported");
+      EXPECT_NE(e.ignored[0].diagnostics.find("Device"), std::string::npos);
+    }
+    ExpectNotSupported(Get("_type=Device,PractitionerRole"), "_type", level,
+                       "only non-compartment");
     ExpectNotSupported(Lenient(Get("_type=Device,PractitionerRole")), "_type", level,
                        "only non-compartment");
   }
@@ -560,9 +625,10 @@ TEST(ExportRequestTest, PostPatientReferences) {
 }
 
 TEST(ExportRequestTest, PostUnknownParameterAndQuery) {
-  ExpectNotSupported(Post({Str("allowPartialManifests", "true")}), "allowPartialManifests",
+  // (allowPartialManifests is supported since issue 13: another name stands for "unknown".)
+  ExpectNotSupported(Post({Str("xUnknownParameter", "true")}), "xUnknownParameter",
                      ExportLevel::kPatient);
-  ExpectIgnoredOnce(Post({Str("allowPartialManifests", "true")}), "allowPartialManifests",
+  ExpectIgnoredOnce(Post({Str("xUnknownParameter", "true")}), "xUnknownParameter",
                     ExportLevel::kPatient);
   Req r = Post({Str("_type", "Patient")});
   r.query = "_type=Observation";

@@ -98,6 +98,11 @@ std::optional<TokenResult> Precheck(std::string_view content_type, std::string_v
       return Error("invalid_request", "form field " + LogEscape(p.name, 64) + " is too long");
     }
     if (!value.ok()) return Error("invalid_request", "the form body is malformed");
+    if (p.name == "scope" && value->find_first_not_of(' ') == std::string::npos) {
+      // Sent but empty (or blanks): a request for no access at all, which RFC 6749 §5.2
+      // calls an invalid scope; checked before "empty = omitted" below.
+      return Error("invalid_scope", "the scope parameter is empty");
+    }
     if (value->empty()) continue;  // RFC 6749: an empty parameter is an omitted one
     if (!form->fields.emplace(p.name, std::move(value).value()).second) {
       return Error("invalid_request", "parameter " + LogEscape(p.name, 64) + " is repeated");

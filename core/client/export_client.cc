@@ -251,6 +251,14 @@ KickoffRequest BuildKickoff(const ExportOptions& o) {
     if (!o.until.empty()) param("_until", "valueInstant", o.until);
     for (const auto& e : o.elements) param("_elements", "valueString", e);
     for (const auto& f : o.type_filters) param("_typeFilter", "valueString", f);
+    if (o.allow_partial_manifests) {
+      w.StartObject();
+      w.Key("name");
+      w.String("allowPartialManifests");
+      w.Key("valueBoolean");
+      w.Bool(true);
+      w.EndObject();
+    }
     for (const auto& p : o.patients) {
       w.StartObject();
       w.Key("name");
@@ -275,6 +283,7 @@ KickoffRequest BuildKickoff(const ExportOptions& o) {
   if (!o.elements.empty()) params.push_back("_elements=" + Join(o.elements, ",", PercentEncode));
   // Each query URL-encoded whole, so its own '&' '=' ',' stay inside it (IG §2.3).
   for (const auto& f : o.type_filters) params.push_back("_typeFilter=" + PercentEncode(f));
+  if (o.allow_partial_manifests) params.push_back("allowPartialManifests=true");
   if (!params.empty()) k.url += "?" + Join(params, "&");
   return k;
 }
@@ -389,9 +398,10 @@ Status ExportClient::Kickoff() {
     req.method = k.method;
     req.url = k.url;
     req.body = k.body;
-    req.headers = {
-        "Accept: application/fhir+json",
-        std::string("Prefer: respond-async") + (options_.lenient ? ", handling=lenient" : "")};
+    req.headers = {"Accept: application/fhir+json",
+                   std::string("Prefer: respond-async") +
+                       (options_.lenient ? ", handling=lenient" : "") +
+                       (options_.separate_export_status ? ", separate-export-status" : "")};
     if (k.method == "POST") req.headers.push_back("Content-Type: application/fhir+json");
     auto token = Authorize(&req);
     if (!token.ok()) return Attempt::Done(token.status());
@@ -451,7 +461,8 @@ Status ExportClient::Accepted(const KickoffRequest& k, const Response& res) {
   return Status::OK();
 }
 
-Result<ExportClient::Poll> ExportClient::PollUntilDone() {
+Result<ExportClient::Poll> ExportClient::PollUntilDone(
+    const std::string& url, const std::function<bool(const std::string&)>& news) {
   const RetryPolicy policy = RetryPolicy::ForPolling(options_.retries);
   RetryLoop retry(policy, interrupt_);
   bool token_renewed = false;
@@ -459,7 +470,7 @@ Result<ExportClient::Poll> ExportClient::PollUntilDone() {
   std::optional<Poll> done;
   auto attempt = [&]() -> Attempt {
     Request req;
-    req.url = status_url_;
+    req.url = url;
     req.headers = {"Accept: application/json"};
     req.max_body = options_.manifest_limits.max_bytes;  // a 200 carries the manifest
     auto token = Authorize(&req);
@@ -472,14 +483,34 @@ Result<ExportClient::Poll> ExportClient::PollUntilDone() {
       }
       return AttemptForError(res.status());
     }
+    if (res->status == 200 && res->HasHeader("x-export-status")) {
+      // Prefer: separate-export-status: the request itself succeeded; the job's status is
+      // "<code> <reason>" in X-Export-Status.
+      const std::string job_status = res->Header("x-export-status");
+      long job_code = 0;
+      for (char ch : job_status) {
+        if (ch < '0' || ch > '9') break;
+        job_code = job_code * 10 + (ch - '0');
+        if (job_code > 999) break;
+      }
+      if (job_code < 200 || job_code > 599) {
+        return Attempt::Done(
+            Status::NotSupported("unreadable X-Export-Status: " + CleanProgress(job_status)));
+      }
+      res->status = job_code;
+    }
     const long code = res->status;
     if (code != 401) token_renewed = false;
     if (code == 200) {
-      done = Poll{std::move(res->body), res->Header("expires")};
+      done = Poll{std::move(res->body), res->Header("expires"), true};
       return Attempt::Done();
     }
     if (code == 202) {
       if (res->HasHeader("x-progress")) progress = CleanProgress(res->Header("x-progress"));
+      if (news && !res->body.empty() && news(res->body)) {
+        done = Poll{std::move(res->body), res->Header("expires"), false};
+        return Attempt::Done();
+      }
       return Attempt::Pending(res->Header("retry-after"));
     }
     if (code == 401 && !token->empty() && !token_renewed) {
@@ -488,8 +519,8 @@ Result<ExportClient::Poll> ExportClient::PollUntilDone() {
       return Attempt::Again();
     }
     if (code == 404 || code == 410) {
-      return Attempt::Done(Status::NotFound("no export at " + status_url_ +
-                                            " (cancelled, expired, or another client's)"));
+      return Attempt::Done(
+          Status::NotFound("no export at " + url + " (cancelled, expired, or another client's)"));
     }
     return AttemptForAnswer(policy, *res, "the export failed");
   };
@@ -553,8 +584,13 @@ Result<std::string> ExportClient::Current(const FileJob& job) {
   if (expires_us_ != 0 && NowMicros() >= expires_us_) {
     // The links may have gone stale: ask for fresh ones (IG: clients MAY re-fetch).
     display_->Log("the manifest's links have expired; fetching it again");
-    auto poll = FetchManifestOnce();
-    Status s = poll.ok() ? UseManifest(poll->body, poll->expires) : poll.status();
+    Status s;
+    if (options_.allow_partial_manifests) {
+      s = RefetchPages();
+    } else {
+      auto poll = FetchManifestOnce();
+      s = poll.ok() ? UseManifest(poll->body, poll->expires) : poll.status();
+    }
     if (!s.ok()) {
       // The server SHOULD NOT delete files mid-download: try the links we have.
       display_->Warn("cannot re-fetch the manifest: " + s.message());
@@ -571,12 +607,143 @@ Result<std::string> ExportClient::Refresh(const FileJob& job, const std::string&
   MutexLock lock(&mu_);
   const ManifestFile* f = Find(manifest_, job);
   if (f != nullptr && f->url != failed_url) return f->url;  // another thread refreshed it
-  auto poll = FetchManifestOnce();
-  if (!poll.ok()) return poll.status();
-  FHIRBULK_RETURN_IF_ERROR(UseManifest(poll->body, poll->expires));
+  if (options_.allow_partial_manifests) {
+    FHIRBULK_RETURN_IF_ERROR(RefetchPages());
+  } else {
+    auto poll = FetchManifestOnce();
+    if (!poll.ok()) return poll.status();
+    FHIRBULK_RETURN_IF_ERROR(UseManifest(poll->body, poll->expires));
+  }
   f = Find(manifest_, job);
   if (f == nullptr || f->url == failed_url) return Status::NotFound("no fresh link");
   return f->url;
+}
+
+namespace {
+
+// Appends a page's output and deleted files to *combined (pages list disjoint files; `error`
+// is repeated on every page, so it comes from the first one).
+void AppendPage(Manifest page, bool first, Manifest* combined) {
+  if (first) {
+    *combined = std::move(page);
+    return;
+  }
+  for (auto& f : page.output) combined->output.push_back(std::move(f));
+  for (auto& f : page.deleted) combined->deleted.push_back(std::move(f));
+  combined->next_url = std::move(page.next_url);
+}
+
+}  // namespace
+
+Status ExportClient::RefetchPages() {
+  // Pages never change but for their links (IG 3.0.0), so the files keep their positions.
+  Manifest combined;
+  std::string url = status_url_;
+  std::string expires;
+  for (int page = 0; !url.empty(); ++page) {
+    Request req;
+    req.url = url;
+    req.headers = {"Accept: application/json"};
+    req.max_body = options_.manifest_limits.max_bytes;
+    auto token = Authorize(&req);
+    if (!token.ok()) return token.status();
+    auto res = http_.Fetch(req);
+    if (!res.ok()) return res.status();
+    if ((res->status != 200 && res->status != 202) || res->body.empty()) {
+      return HttpStatusToStatus(res->status, "manifest", res->body);
+    }
+    auto m = ParseManifest(res->body, options_.manifest_limits);
+    if (!m.ok()) return Status::NotSupported("unusable manifest: " + m.status().message());
+    if (page == 0) expires = res->Header("expires");
+    std::string next = m->next_url;
+    AppendPage(std::move(m).value(), page == 0, &combined);
+    if (combined.output.size() + combined.deleted.size() >=
+        manifest_.output.size() + manifest_.deleted.size()) {
+      break;  // every file we know of has a fresh link
+    }
+    if (next.empty()) break;
+    auto resolved = ResolveUrl(url, next);
+    if (!resolved.ok()) return Status::NotSupported("bad manifest link: " + next);
+    url = *resolved;
+  }
+  combined.next_url.clear();
+  manifest_ = std::move(combined);
+  auto at = ParseHttpDate(expires);
+  expires_us_ = at.ok() ? *at : 0;
+  return Status::OK();
+}
+
+Status ExportClient::RunPartial(Manifest* combined, std::vector<FileJob>* jobs,
+                                std::vector<std::unique_ptr<FileOutcome>>* outcomes) {
+  std::string url = status_url_;
+  bool page_done = false;  // this page's files are being handled (a page never changes)
+  bool first = true;
+  int page_no = 1;
+  for (;;) {
+    // News: a page not seen yet, or a link to the next one.
+    auto news = [&](const std::string& body) {
+      if (!page_done) return true;
+      auto m = ParseManifest(body, options_.manifest_limits);
+      return m.ok() && !m->next_url.empty();
+    };
+    auto poll = PollUntilDone(url, news);
+    if (!poll.ok()) return poll.status();
+    auto page = ParseManifest(poll->body, options_.manifest_limits);
+    if (!page.ok()) return Status::NotSupported("unusable manifest: " + page.status().message());
+    const std::string next = page->next_url;
+    if (!page_done) {
+      FHIRBULK_RETURN_IF_ERROR(WriteFileAtomic(
+          options_.out_dir + (page_no == 1 ? std::string("/manifest.json")
+                                           : "/manifest-" + std::to_string(page_no) + ".json"),
+          poll->body));
+      const size_t before = jobs->size();
+      {
+        MutexLock lock(&mu_);
+        AppendPage(std::move(page).value(), first, &manifest_);
+        auto at = ParseHttpDate(poll->expires);
+        if (first || at.ok()) expires_us_ = at.ok() ? *at : 0;
+        *combined = manifest_;
+      }
+      first = false;
+      page_done = true;
+      for (const auto& [sub, files] :
+           {std::pair<const char*, const std::vector<ManifestFile>*>{"deleted", &combined->deleted},
+            {"error", &combined->error}}) {
+        if (files->empty()) continue;
+        std::error_code ec;
+        fs::create_directories(options_.out_dir + "/" + sub, ec);
+        if (ec) return Status::IOError("cannot create " + options_.out_dir + "/" + sub);
+      }
+      // The combined list only grows at the end of each section: earlier files keep their
+      // names, the new ones are the jobs not planned yet.
+      std::map<std::string, size_t> planned_before;  // files planned so far, per section
+      for (size_t i = 0; i < before; ++i) ++planned_before[(*jobs)[i].section];
+      std::vector<FileJob> fresh;
+      for (FileJob& j : PlanDownloads(*combined)) {
+        if (j.index >= planned_before[j.section]) fresh.push_back(std::move(j));
+      }
+      display_->Log("manifest page " + std::to_string(page_no) + ": " +
+                    std::to_string(fresh.size()) + " new file(s)" +
+                    (poll->complete ? "" : " (export still running)"));
+      auto got = DownloadAll(fresh);
+      for (size_t i = 0; i < fresh.size(); ++i) {
+        jobs->push_back(std::move(fresh[i]));
+        outcomes->push_back(std::move(got[i]));
+      }
+      if (interrupt_ != nullptr && interrupt_->triggered()) {
+        return Status::Aborted("interrupted");
+      }
+    }
+    if (!next.empty()) {
+      auto resolved = ResolveUrl(url, next);
+      if (!resolved.ok()) return Status::NotSupported("bad manifest link: " + next);
+      url = *resolved;
+      page_done = false;
+      ++page_no;
+      continue;
+    }
+    if (poll->complete) return Status::OK();
+  }
 }
 
 std::vector<FileJob> ExportClient::PlanDownloads(const Manifest& manifest) const {
@@ -678,7 +845,29 @@ Status ExportClient::Run() {
           WriteFileAtomic(options_.out_dir + "/" + kJobFile, JobJson(status_url_, "")));
     }
   }
-  auto poll = PollUntilDone();
+  if (options_.allow_partial_manifests) {
+    Manifest combined;
+    std::vector<FileJob> jobs;
+    std::vector<std::unique_ptr<FileOutcome>> outcomes;
+    const auto t_download = Clock::now();
+    Status s = RunPartial(&combined, &jobs, &outcomes);
+    if (kicked_off) times.export_seconds = seconds_since(t0);
+    times.download_seconds = seconds_since(t_download);
+    if (!s.ok() && s.code() != Status::Code::kAborted) return s;
+    ExportSummary summary(combined, status_url_, jobs, outcomes);
+    Status result = summary.status();
+    if (result.code() == Status::Code::kAborted || s.code() == Status::Code::kAborted) {
+      return Status::Aborted("interrupted");
+    }
+    times.total_seconds = seconds_since(t0);
+    FHIRBULK_RETURN_IF_ERROR(
+        WriteFileAtomic(options_.out_dir + "/summary.json", summary.Json(times)));
+    display_->Clear();
+    std::fputs(summary.Text(times, options_.out_dir).c_str(), stdout);
+    std::fflush(stdout);
+    return result;
+  }
+  auto poll = PollUntilDone(status_url_);
   if (!poll.ok()) return poll.status();
   if (kicked_off) times.export_seconds = seconds_since(t0);
   FHIRBULK_RETURN_IF_ERROR(WriteFileAtomic(options_.out_dir + "/manifest.json", poll->body));

@@ -25,6 +25,7 @@
 #ifndef FHIRBULK_CLIENT_EXPORT_CLIENT_H_
 #define FHIRBULK_CLIENT_EXPORT_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,11 @@ struct ExportOptions {
   std::string since, until;               // FHIR instants
   bool post = false;                      // POST a Parameters resource (implied by patients)
   bool lenient = false;                   // Prefer: handling=lenient
+  // IG 3.0.0: allowPartialManifests=true (files are downloaded as partial manifests list
+  // them, following `link` pages) and Prefer: separate-export-status (polls answer 200 with
+  // the job's status in X-Export-Status).
+  bool allow_partial_manifests = false;
+  bool separate_export_status = false;
 
   std::string status_url;  // resume this export instead of starting one
   std::string out_dir;
@@ -120,16 +126,27 @@ class ExportClient : private LinkSource {
 
  private:
   struct Poll {
-    std::string body;     // the manifest
-    std::string expires;  // the Expires header, if any
+    std::string body;      // the manifest
+    std::string expires;   // the Expires header, if any
+    bool complete = true;  // false: a partial manifest of a running export
   };
   Status SetUpAuth();
   Status PrepareOutDir();
   Status Kickoff();
   // The kick-off's 202: records the status URL (job.json).
   Status Accepted(const KickoffRequest& k, const Response& res);
-  Result<Poll> PollUntilDone();
+  // Polls `url` (the status URL, or a manifest page) until the export is complete. With
+  // `news` set, a running export's partial manifest for which news(body) is true ends the
+  // polling too (complete = false).
+  Result<Poll> PollUntilDone(const std::string& url,
+                             const std::function<bool(const std::string&)>& news = nullptr);
   Result<Poll> FetchManifestOnce();
+  // allowPartialManifests: polls page after page, downloading each page's files as it comes;
+  // *combined gets every page's files (error from the first page: every page repeats it).
+  Status RunPartial(Manifest* combined, std::vector<FileJob>* jobs,
+                    std::vector<std::unique_ptr<FileOutcome>>* outcomes);
+  // allowPartialManifests: every page again, from the status URL (fresh links).
+  Status RefetchPages() REQUIRES(mu_);
   // One job per manifest file: <Type>.<n>.ndjson, deleted/..., error/...
   std::vector<FileJob> PlanDownloads(const Manifest& manifest) const;
   // options_.parallel threads; outcomes[i] null when jobs[i] was never tried (interrupted).

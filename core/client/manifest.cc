@@ -97,6 +97,22 @@ Result<Manifest> ParseManifest(std::string_view json, const ManifestLimits& limi
                                      " files (--max-manifest-files)");
   }
   if (!s.ok()) return s;
+  // IG 3.0.0 paged manifests: link [{"relation": "next", "url": ...}]; anything else in
+  // `link` is ignored (a client that does not page just sees the first page's files).
+  auto link = doc.FindMember("link");
+  if (link != doc.MemberEnd() && link->value.IsArray()) {
+    for (const auto& l : link->value.GetArray()) {
+      if (!l.IsObject()) continue;
+      auto rel = l.FindMember("relation");
+      auto url = l.FindMember("url");
+      if (rel == l.MemberEnd() || url == l.MemberEnd() || !rel->value.IsString() ||
+          !url->value.IsString() || std::string_view(rel->value.GetString()) != "next") {
+        continue;
+      }
+      m.next_url.assign(url->value.GetString(), url->value.GetStringLength());
+      break;
+    }
+  }
   return m;
 }
 

@@ -4,9 +4,10 @@
 // array). `request` is read when present (v2 requires it, v4 drops it, the client needs
 // nothing from it). `error` is required by the IG but "[]" is only a SHOULD, so a missing
 // one reads as empty; a v4-style `outcome` array is read as `error` when `error` is absent.
-// `deleted` is optional. Every item needs a type and an absolute http(s) url; count, when present,
-// is a non-negative integer. Unknown members (extension, link, ...) are ignored. Anything else is
-// Corruption, naming the offending member.
+// `deleted` is optional. `link` (IG 3.0.0): the url of the entry with relation "next" is kept.
+// Every item needs a type and an absolute http(s) url; count, when present, is a non-negative
+// integer. Unknown members (extension, link, ...) are ignored. Anything else is Corruption, naming
+// the offending member.
 //
 // Limits (the manifest comes from a server the client does not control): at most
 // ManifestLimits::max_bytes of JSON, nested at most kMaxJsonDepth deep (client/bounded_json.h),
@@ -43,6 +44,7 @@ struct Manifest {
   std::vector<ManifestFile> output;
   std::vector<ManifestFile> deleted;
   std::vector<ManifestFile> error;
+  std::string next_url;  // link relation "next" (IG 3.0.0 paged manifests), "" when none
 };
 
 struct ManifestLimits {

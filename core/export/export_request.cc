@@ -149,10 +149,14 @@ Status ApplyTypes(const std::vector<std::string>& values, const KickoffLimits& l
     }
     if (out->level != ExportLevel::kSystem && !IsPatientCompartmentType(type) &&
         !IsPatientExportSupportingType(type)) {
-      FHIRBULK_RETURN_IF_ERROR(leniency->Unsupported(
-          "_type", "_type: " + Quoted(type) +
-                       " is outside the Patient compartment and not exported at Patient or "
-                       "Group level"));
+      // Not an error in either mode (issue 13): the other types are exported and this one is
+      // reported as a warning in the manifest's `error`; only a request left with no type
+      // fails (below), as the IG's "only non-compartment types" rule says.
+      leniency->Record("warning", "not-supported",
+                       "_type: " + Quoted(type) +
+                           " is outside the Patient compartment and not exported at Patient or "
+                           "Group level; ignored",
+                       "_type");
       continue;
     }
     AddUnique(&out->types, std::move(type));
@@ -233,6 +237,19 @@ Status ApplyPatients(const std::vector<std::string>& values, const ExportParseOp
   return Status::OK();
 }
 
+// allowPartialManifests: a boolean, at most once; GET "true"/"false" (any case).
+Status ApplyAllowPartialManifests(const std::vector<std::string>& values, ExportRequest* out) {
+  FHIRBULK_RETURN_IF_ERROR(SingleValue(values, "allowPartialManifests"));
+  if (values.empty()) return Status::OK();
+  const std::string v = Lower(Trim(values[0]));
+  if (v != "true" && v != "false") {
+    return Status::InvalidArgument("allowPartialManifests: " + Quoted(values[0]) +
+                                   " is not a boolean (true or false)");
+  }
+  out->allow_partial_manifests = v == "true";
+  return Status::OK();
+}
+
 Status ApplyIncludeAssociatedData(const std::vector<std::string>& values,
                                   const KickoffLimits& limits, Leniency* leniency) {
   Result<std::vector<std::string>> codes =
@@ -301,6 +318,7 @@ Result<ExportRequest> ParseExportRequest(const HttpRequest& request, ExportLevel
   out.level = level;
   if (level == ExportLevel::kGroup) out.group_id = std::move(group_id);
   out.lenient = prefer.lenient;
+  out.separate_export_status = prefer.separate_export_status;
   Leniency leniency(out.lenient, limits.max_ignored_issues, &out.ignored);
 
   RawParams raw;
@@ -318,6 +336,7 @@ Result<ExportRequest> ParseExportRequest(const HttpRequest& request, ExportLevel
   const int64_t now_us = options.now_us != 0 ? options.now_us : NowMicros();
   FHIRBULK_RETURN_IF_ERROR(ApplyOutputFormat(raw.output_format, &out));
   FHIRBULK_RETURN_IF_ERROR(ApplySinceUntil(raw, now_us, &out));
+  FHIRBULK_RETURN_IF_ERROR(ApplyAllowPartialManifests(raw.allow_partial_manifests, &out));
   FHIRBULK_RETURN_IF_ERROR(ApplyTypes(raw.types, limits, &leniency, &out));
   FHIRBULK_RETURN_IF_ERROR(ApplyElements(raw.elements, limits, &leniency, &out));
   ExportParseOptions effective = options;

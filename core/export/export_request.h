@@ -21,9 +21,11 @@
 // export_request_json.cc (the job store's JSON); kickoff_util holds what they share.
 //
 // Decisions where the IG is silent:
-//  - Headers, checked first: Accept must give application/fhir+json or application/json a
-//    q > 0 (most specific media range wins, so `*/*` and `application/*` do; q=0 refuses;
-//    naming application/fhir+json with q=0 refuses even when a wildcard would allow json).
+//  - Headers, checked first: Accept must give application/fhir+json a q > 0 (most specific
+//    media range wins, so `*/*` and `application/*` do; q=0 refuses); `application/json`
+//    alone is 406 (issue 13, as the reference implementation). With require_accept_fhir_json
+//    off, application/json is enough (unless application/fhir+json is refused by name) and
+//    an empty Accept too. `Prefer: separate-export-status` sets separate_export_status.
 //    Prefer is RFC 7240: comma-joined and repeated headers, case-insensitive, the first
 //    `handling` wins; `handling=strict` or any other value means strict.
 //  - GET query: application/x-www-form-urlencoded ('+' is a space; a literal plus must be
@@ -39,7 +41,12 @@
 //  - Comma lists (_type, _elements, includeAssociatedData): blanks around items are trimmed;
 //    an empty item is InvalidArgument.
 //  - _type: if lenient mode drops every requested type the request is NotSupported at every
-//    level (an empty list would mean "all types"). Types are deduplicated, order kept.
+//    level (an empty list would mean "all types"). Types are deduplicated, order kept. At
+//    Patient and Group level a type outside the Patient compartment (and not a supporting
+//    type) is dropped with a warning in `ignored` in both modes (issue 13); NotSupported
+//    only when no requested type is left.
+//  - allowPartialManifests: "true"/"false" (GET, any case) or valueBoolean (POST), at most
+//    once; anything else InvalidArgument.
 //  - _elements: "Type.element" (Type an R4 type, else NotSupported/ignored) or "element"
 //    ([a-z][A-Za-z0-9]*); deeper paths NotSupported/ignored; anything else InvalidArgument.
 //  - patient (POST, Patient/Group level): "Patient/<id>", ".../_history/<v>" (dropped) or
@@ -124,6 +131,11 @@ struct ExportRequest {
   bool lenient = false;               // Prefer: handling=lenient
   std::vector<OutcomeIssue> ignored;  // what lenient mode ignored, for the manifest
   std::string request_url;            // the manifest's `request`: kick-off URL (GET with query)
+  // STU3 (issue 13): allowPartialManifests=true (manifests of the files done so far while
+  // the job runs, and paged manifests); Prefer: separate-export-status (polls answer 200 with
+  // the job's status in X-Export-Status).
+  bool allow_partial_manifests = false;
+  bool separate_export_status = false;
 };
 
 // The non-compartment types a Patient or Group export adds as context (the referenced

@@ -129,6 +129,15 @@ std::string ExportRequestToJson(const ExportRequest& r) {
   }
   w.EndArray();
   WriteString(&w, "request_url", r.request_url);
+  // Written only when set, so the JSON of jobs without them (and of older jobs) is unchanged.
+  if (r.allow_partial_manifests) {
+    w.Key("allow_partial_manifests");
+    w.Bool(true);
+  }
+  if (r.separate_export_status) {
+    w.Key("separate_export_status");
+    w.Bool(true);
+  }
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -199,6 +208,13 @@ Result<ExportRequest> ExportRequestFromJson(std::string_view json) {
     r.ignored.push_back(std::move(issue));
   }
   FHIRBULK_RETURN_IF_ERROR(ReadString(doc, "request_url", &r.request_url));
+  for (auto [key, flag] : {std::pair{"allow_partial_manifests", &r.allow_partial_manifests},
+                           std::pair{"separate_export_status", &r.separate_export_status}}) {
+    auto it = doc.FindMember(key);
+    if (it == doc.MemberEnd()) continue;  // absent: false (jobs from before issue 13)
+    if (!it->value.IsBool()) return Malformed(std::string(key) + " is not a boolean");
+    *flag = it->value.GetBool();
+  }
   return r;
 }
 

@@ -75,8 +75,10 @@ AcceptMatch MatchAccept(std::string_view accept, std::string_view type, std::str
 
 }  // namespace
 
-// Our responses are application/fhir+json. application/json (or a wildcard) is good enough
-// unless the client refused application/fhir+json by name (q=0).
+// Our responses are application/fhir+json. Strict: Accept must give it a q > 0 (by name,
+// application/* or */*), as the reference implementation requires; `Accept: application/json`
+// alone is refused. Lenient: application/json (or a wildcard) is good enough unless the
+// client refused application/fhir+json by name (q=0).
 Status CheckAccept(std::string_view accept, const ExportParseOptions& options) {
   if (Trim(accept).empty()) {
     if (!options.require_accept_fhir_json) return Status::OK();
@@ -84,9 +86,10 @@ Status CheckAccept(std::string_view accept, const ExportParseOptions& options) {
                                  std::string(kFhirJson));
   }
   const AcceptMatch fhir_json = MatchAccept(accept, "application", "fhir+json");
+  if (fhir_json.q > 0) return Status::OK();
   const AcceptMatch json = MatchAccept(accept, "application", "json");
   const bool refused_by_name = fhir_json.specificity == 3 && fhir_json.q == 0;
-  if (fhir_json.q > 0 || (json.q > 0 && !refused_by_name)) return Status::OK();
+  if (!options.require_accept_fhir_json && json.q > 0 && !refused_by_name) return Status::OK();
   return Status::NotAcceptable("Accept: " + Quoted(accept) + " does not allow " +
                                std::string(kFhirJson) + ", the only format this operation returns");
 }
@@ -106,6 +109,8 @@ Preferences ParsePrefer(std::string_view prefer) {
     }
     if (name == "respond-async") {
       p.respond_async = true;
+    } else if (name == "separate-export-status") {
+      p.separate_export_status = true;
     } else if (name == "handling" && !handling_seen) {
       handling_seen = true;
       p.lenient = Lower(value) == "lenient";

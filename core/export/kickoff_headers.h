@@ -14,10 +14,11 @@
 namespace fhirbulk {
 namespace kickoff {
 
-// Our responses are application/fhir+json: OK when Accept gives it (or application/json, or a
-// wildcard, by the most specific matching range) a q > 0, unless the client refused
-// application/fhir+json by name (q=0). An empty Accept is OK only when
-// options.require_accept_fhir_json is off. Errors start with "Accept: ".
+// Our responses are application/fhir+json: OK when Accept gives it a q > 0 (by the most
+// specific matching range: exact, application/* or */*). With options.require_accept_fhir_json
+// off (fhir_bulk_strict_headers off) also when application/json gets a q > 0, unless the
+// client refused application/fhir+json by name (q=0), and when Accept is empty.
+// NotAcceptable (406) otherwise; errors start with "Accept: ".
 Status CheckAccept(std::string_view accept, const ExportParseOptions& options);
 
 // The preferences of a Prefer header that matter to a kick-off (RFC 7240: comma-joined and
@@ -26,6 +27,7 @@ Status CheckAccept(std::string_view accept, const ExportParseOptions& options);
 struct Preferences {
   bool respond_async = false;
   bool lenient = false;
+  bool separate_export_status = false;  // STU3: echoed in Preference-Applied
 };
 Preferences ParsePrefer(std::string_view prefer);
 

@@ -68,6 +68,10 @@ Result<std::string> ParameterValue(const rapidjson::Value& entry, std::string_vi
     return Status::InvalidArgument(std::string(name) + ": expected " + std::string(expected) +
                                    ", got " + std::string(member));
   };
+  if (name == "allowPartialManifests") {
+    if (member != "valueBoolean" || !value->IsBool()) return wrong_type("valueBoolean");
+    return std::string(value->GetBool() ? "true" : "false");
+  }
   if (name == "_since" || name == "_until") {
     if ((member != "valueInstant" && member != "valueDateTime") || !value->IsString()) {
       return wrong_type("valueInstant");
@@ -111,6 +115,7 @@ Status CheckJsonDepth(std::string_view json, int max_depth) {
 }  // namespace
 
 std::vector<std::string>* RawParams::Find(std::string_view name) {
+  if (name == "allowPartialManifests") return &allow_partial_manifests;
   if (name == "_outputFormat") return &output_format;
   if (name == "_since") return &since;
   if (name == "_until") return &until;

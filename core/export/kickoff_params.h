@@ -31,6 +31,8 @@ struct RawParams {
   std::vector<std::string> output_format, since, until, types, elements, patients,
       include_associated_data, type_filters;
 
+  std::vector<std::string> allow_partial_manifests;  // "true" / "false" (POST: valueBoolean)
+
   // The list of the parameter called `name`; nullptr for a parameter $export does not have.
   std::vector<std::string>* Find(std::string_view name);
 };

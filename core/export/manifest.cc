@@ -95,6 +95,13 @@ void WriteFileList(Writer* w, const char* key, const std::vector<const JobFile*>
 std::string ManifestJson(const JobInfo& job, const std::string& base_url,
                          bool requires_access_token,
                          const std::function<std::string(const std::string&)>& url_query) {
+  return ManifestJson(job, base_url, requires_access_token, url_query, std::string());
+}
+
+std::string ManifestJson(const JobInfo& job, const std::string& base_url,
+                         bool requires_access_token,
+                         const std::function<std::string(const std::string&)>& url_query,
+                         const std::string& next_url) {
   std::string base = base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   const std::string url_prefix = base + "/$export-files/" + job.job_id + "/";
@@ -119,6 +126,17 @@ std::string ManifestJson(const JobInfo& job, const std::string& base_url,
   WriteFileList(&w, "output", output, url_prefix, url_query);
   if (list_deleted) WriteFileList(&w, "deleted", deleted, url_prefix, url_query);
   WriteFileList(&w, "error", errors, url_prefix, url_query);
+  if (!next_url.empty()) {
+    w.Key("link");
+    w.StartArray();
+    w.StartObject();
+    w.Key("relation");
+    w.String("next");
+    w.Key("url");
+    w.String(next_url);
+    w.EndObject();
+    w.EndArray();
+  }
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }

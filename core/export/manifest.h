@@ -37,6 +37,13 @@ std::string ManifestJson(const JobInfo& job, const std::string& base_url,
                          bool requires_access_token,
                          const std::function<std::string(const std::string&)>& url_query = {});
 
+// One page of a paged manifest (export/manifest_pages.h): the manifest of job.files (the
+// page's files), plus "link": [{"relation": "next", "url": next_url}] when next_url is set.
+std::string ManifestJson(const JobInfo& job, const std::string& base_url,
+                         bool requires_access_token,
+                         const std::function<std::string(const std::string&)>& url_query,
+                         const std::string& next_url);
+
 std::string ProgressText(const JobInfo& job);
 
 }  // namespace fhirbulk

@@ -90,7 +90,8 @@ void WriteGroupApi(Writer& w) {
 void WriteExportRest(Writer& w) {
   w.Key("documentation");
   w.String(
-      "Bulk Data export (IG v2.0.0) at system, Patient and Group level, GET and POST. "
+      "Bulk Data export (IG 3.0.0 STU3; v2.0.0 clients work unchanged) at system, Patient and "
+      "Group level, GET and POST. "
       "Parameters: _outputFormat (application/fhir+ndjson, application/ndjson, ndjson), _since, "
       "_until, _type, _elements, patient (POST, Patient and Group level), _typeFilter (the "
       "searchParam entries of each resource below; token, reference, date with eq/ne/gt/lt/ge/"
@@ -98,7 +99,15 @@ void WriteExportRest(Writer& w) {
       "Location and Medication resources the exported resources reference. Group exports use "
       "the group's active members (member.inactive and member.period honoured) and, with "
       "_since, only resources changed since then. Files are split at a configured size; "
-      "each file holds one resource type. includeAssociatedData is not supported.");
+      "each file holds one resource type. "
+      "allowPartialManifests (boolean): while the export runs, polls answer 202 with a "
+      "manifest of the files already complete; manifests are paged with link relation next "
+      "(a fixed number of files per page, pages never change). Prefer: respond-async, "
+      "separate-export-status is applied (Preference-Applied; polls answer 200 with "
+      "X-Export-Status). Kick-offs need an Accept that admits application/fhir+json. At "
+      "Patient and Group level, _type types outside the Patient compartment are ignored with "
+      "a warning in the manifest's error files. "
+      "includeAssociatedData is not supported.");
   w.Key("resource");
   w.StartArray();
   for (std::string_view type : R4ResourceTypes()) {

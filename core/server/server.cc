@@ -22,6 +22,7 @@
 #include "export/job_dir.h"
 #include "export/job_store.h"
 #include "export/manifest.h"
+#include "export/manifest_pages.h"
 #include "http/outcome.h"
 #include "server/access.h"
 #include "server/capability.h"
@@ -330,9 +331,20 @@ std::unique_ptr<PendingRequest> Server::FastStatus(const HttpRequest& req, const
     if (cancel) Audit(req.remote_addr, "cancel", "", route.job_id, *resp, "no valid access token");
     return nullptr;
   }
-  if (get_like && StatusFromCache(route.job_id, *principal, resp)) return nullptr;
+  int page = 1;
+  if (get_like) {
+    auto parsed = ParseManifestPageQuery(req.query);
+    if (!parsed.ok()) {
+      *resp = OutcomeResponse(404, "not-found", "no such manifest page of export " + route.job_id);
+      return nullptr;
+    }
+    page = *parsed;
+  }
+  // The cache holds the status URL's own answer (page 1); other pages ask the database.
+  if (get_like && page == 1 && StatusFromCache(route.job_id, *principal, resp)) return nullptr;
   auto p = std::make_unique<PendingRequest>();
   p->kind = cancel ? PendingRequest::Kind::kCancel : PendingRequest::Kind::kStatus;
+  p->manifest_page = page;
   p->principal = std::move(*principal);
   p->job_id = route.job_id;
   p->target = std::string(req.path);
@@ -576,6 +588,10 @@ void Server::HandleKickoff(const PendingRequest& pending, HttpResponse* resp) co
   }
   resp->status = 202;
   resp->AddHeader("Content-Location", options_.base_url + StatusPath(job.job_id));
+  if (parsed->separate_export_status) {
+    // IG 3.0.0: a supported separate-export-status SHALL be echoed, with respond-async.
+    resp->AddHeader("Preference-Applied", "respond-async, separate-export-status");
+  }
   // The body may be an OperationOutcome (spec §2.6): say what happens next.
   OutcomeIssue info;
   info.severity = "information";
@@ -607,6 +623,21 @@ Result<JobInfo> Server::AccessibleJob(PgConnection* conn, const std::string& job
   FHIRBULK_RETURN_IF_ERROR(AuthorizeJobAccess(principal.scopes, *parsed));
   *request = std::move(parsed).value();
   return job;
+}
+
+std::string Server::ManifestBody(const JobInfo& job, const std::string& next_url) const {
+  if (url_keys_ == nullptr) {
+    return ManifestJson(job, options_.base_url, options_.auth_enabled, {}, next_url);
+  }
+  // A link outlives neither the files nor its configured lifetime.
+  int64_t expires = NowSeconds() + options_.signed_url_lifetime_seconds;
+  if (job.expires_at_us) expires = std::min(expires, *job.expires_at_us / 1000000);
+  return ManifestJson(
+      job, options_.base_url, false,
+      [&](const std::string& file) {
+        return SignFileQuery(*url_keys_, job.job_id, file, job.client_id, expires);
+      },
+      next_url);
 }
 
 bool Server::StatusFromCache(const std::string& job_id, const Principal& principal,
@@ -646,16 +677,44 @@ void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) con
     *resp = StatusResponse(s, options_.retry_after_unavailable);
     return;
   }
+  // allowPartialManifests: the answer carries a manifest page (running or completed);
+  // other jobs have one manifest, at the status URL itself.
+  const bool paged = request.allow_partial_manifests && job.state != JobState::kFailed &&
+                     job.state != JobState::kCancelled;
+  if (pending.manifest_page != 1 && !paged) {
+    *resp = OutcomeResponse(404, "not-found", "no such manifest page of export " + job.job_id);
+    return;
+  }
+  ManifestPage page;
+  if (paged) {
+    s = WithConnection([&](PgConnection* c) -> Status {
+      auto got = GetManifestPage(c, job, pending.manifest_page, options_.manifest_page_size);
+      if (!got.ok()) return got.status();
+      page = std::move(got).value();
+      return Status::OK();
+    });
+    if (!s.ok()) {
+      *resp = StatusResponse(s, options_.retry_after_unavailable);
+      return;
+    }
+    if (page.available) job.files = std::move(page.files);
+  }
+  const std::string next_url = page.has_next ? options_.base_url + StatusPath(job.job_id) +
+                                                   "?page=" + std::to_string(page.page_no + 1)
+                                             : std::string();
   switch (job.state) {
     case JobState::kAccepted:
     case JobState::kRunning: {
       int wait = 0;
-      s = WithConnection([&](PgConnection* c) -> Status {
-        auto r = RecordPoll(c, job.job_id, options_.min_poll_interval_ms);
-        if (!r.ok()) return r.status();
-        wait = *r;
-        return Status::OK();
-      });
+      // A page that links further is navigation, not a poll for news: not throttled.
+      if (!page.has_next) {
+        s = WithConnection([&](PgConnection* c) -> Status {
+          auto r = RecordPoll(c, job.job_id, options_.min_poll_interval_ms);
+          if (!r.ok()) return r.status();
+          wait = *r;
+          return Status::OK();
+        });
+      }
       if (!s.ok()) {
         *resp = StatusResponse(s, options_.retry_after_unavailable);
         return;
@@ -665,6 +724,11 @@ void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) con
         return;
       }
       resp->status = 202;
+      if (page.available) {
+        // IG 3.0.0: a partial manifest of the files complete so far, on the 202.
+        resp->content_type = "application/json";
+        resp->body = ManifestBody(job, next_url);
+      }
       resp->AddHeader("X-Progress", ProgressText(job));
       resp->AddHeader("Retry-After", std::to_string(options_.poll_retry_after));
       resp->AddHeader("Cache-Control", "no-store");
@@ -673,16 +737,7 @@ void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) con
     case JobState::kCompleted:
       resp->status = 200;
       resp->content_type = "application/json";
-      if (url_keys_ != nullptr) {
-        // A link outlives neither the files nor its configured lifetime.
-        int64_t expires = NowSeconds() + options_.signed_url_lifetime_seconds;
-        if (job.expires_at_us) expires = std::min(expires, *job.expires_at_us / 1000000);
-        resp->body = ManifestJson(job, options_.base_url, false, [&](const std::string& file) {
-          return SignFileQuery(*url_keys_, job.job_id, file, job.client_id, expires);
-        });
-      } else {
-        resp->body = ManifestJson(job, options_.base_url, options_.auth_enabled);
-      }
+      resp->body = ManifestBody(job, next_url);
       if (job.expires_at_us) resp->AddHeader("Expires", FormatHttpDate(*job.expires_at_us));
       resp->AddHeader("Cache-Control", "no-store");
       break;
@@ -695,6 +750,16 @@ void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) con
       *resp = OutcomeResponse(404, "not-found", "no export job " + job.job_id);
       return;
   }
+  if (request.separate_export_status) {
+    // Prefer: separate-export-status (IG 3.0.0): the HTTP status is the status request's own
+    // (200); the job's is in X-Export-Status, as "<code> <reason phrase>".
+    const char* job_status = resp->status == 202   ? "202 Accepted"
+                             : resp->status == 200 ? "200 OK"
+                                                   : "500 Internal Server Error";
+    resp->AddHeader("X-Export-Status", job_status);
+    resp->status = 200;
+  }
+  if (pending.manifest_page != 1) return;  // the cache holds the status URL's answer only
   StatusCache::Entry entry;
   entry.client_id = principal->client_id;
   entry.request = std::move(request);

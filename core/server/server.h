@@ -81,6 +81,8 @@ struct ServerOptions {
   // Signed URLs are capability URLs: IG 3.0.0 has them expire like bearer tokens (default at
   // most 5 minutes); at most kMaxSignedUrlLifetimeSeconds.
   int signed_url_lifetime_seconds = FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME;
+  // Files per manifest page of allowPartialManifests exports (export/manifest_pages.h).
+  int manifest_page_size = FHIRBULK_DEFAULT_MANIFEST_PAGE_SIZE;
 };
 
 // A request the fast half accepted and the blocking half finishes: what HandleFast learned,
@@ -102,6 +104,8 @@ struct PendingRequest {
   ExportRequest export_request;
   // kStatus, kCancel: a valid job id.
   std::string job_id;
+  // kStatus: the manifest page asked for ("?page=N" on the status URL; 1 without it).
+  int manifest_page = 1;
   // kToken: the form that passed steps 1-3 (auth/token_endpoint.h).
   TokenForm token_form;
   // kGroup: the call, its body owned.
@@ -155,6 +159,8 @@ class Server {
                                              HttpResponse* response) const;
   void HandleKickoff(const PendingRequest& pending, HttpResponse* response) const;
   void HandleStatus(const PendingRequest& pending, HttpResponse* response) const;
+  // The manifest of `job` (its files, or a page's): file URLs signed when signed URLs are on.
+  std::string ManifestBody(const JobInfo& job, const std::string& next_url) const;
   void HandleCancel(const PendingRequest& pending, HttpResponse* response) const;
   // The Group API (server/group_api.h; defined in group_api.cc).
   std::unique_ptr<PendingRequest> FastGroup(const HttpRequest& request, const Route& route,

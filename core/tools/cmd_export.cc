@@ -109,6 +109,12 @@ int RunExport(int argc, char** argv) {
   flags.AddBool("post", &o.post, "kick off with POST and a Parameters resource");
   flags.AddBool("lenient", &o.lenient,
                 "Prefer: handling=lenient (the server may skip what it does not support)");
+  flags.AddBool("allow-partial-manifests", &o.allow_partial_manifests,
+                "allowPartialManifests=true: download files as the running export lists "
+                "them, following manifest pages (IG 3.0.0)");
+  flags.AddBool("separate-export-status", &o.separate_export_status,
+                "Prefer: separate-export-status: polls answer 200 with the export's status in "
+                "X-Export-Status (IG 3.0.0)");
   flags.AddString("client-id", &o.client_id, "SMART Backend Services client id", "ID");
   flags.AddString("key", &o.key_file,
                   "the client's private key: a JWK or JWK Set (.jwk/.json) or PEM file", "FILE");

@@ -381,6 +381,11 @@ Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest&
   std::stable_sort(output.begin(), output.end(), [](const UnitPlan& a, const UnitPlan& b) {
     return a.cost_bytes > b.cost_bytes;
   });
+  if (request.allow_partial_manifests && !output.empty()) {
+    // Partial manifests: the cheapest unit first, so that a first file is published early
+    // (its manifest page is what the client waits for); the rest stays largest first.
+    std::rotate(output.begin(), output.end() - 1, output.end());
+  }
   if (request.since_us) {
     for (const std::string& type : types) {
       if (RoleOf(request, type) == TypeRole::kSupporting) continue;
@@ -395,8 +400,15 @@ Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest&
     u.kind = UnitKind::kError;
     tail.push_back(u);
   }
+  std::vector<UnitPlan> head;
+  if (request.allow_partial_manifests && !tail.empty() && tail.back().kind == UnitKind::kError) {
+    // Partial manifests wait for the error files (every page repeats `error`, see
+    // export/manifest_pages.h): the cheap error unit goes first so they come early.
+    head.push_back(std::move(tail.back()));
+    tail.pop_back();
+  }
   std::vector<UnitPlan> units;
-  for (auto* part : {&output, &supporting, &tail}) {
+  for (auto* part : {&head, &output, &supporting, &tail}) {
     for (UnitPlan& u : *part) {
       u.unit_no = static_cast<int>(units.size()) + 1;
       units.push_back(std::move(u));

@@ -52,6 +52,10 @@
 /* fhir_bulk_signed_url_lifetime: seconds, 1..3600 (IG 3.0.0: bearer-token timescales) */
 #define FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME 300
 #define FHIRBULK_MAX_SIGNED_URL_LIFETIME 3600
+/* fhir_bulk_manifest_page_size: files per manifest page of allowPartialManifests exports,
+ * 1..100000 (export/manifest_pages.h) */
+#define FHIRBULK_DEFAULT_MANIFEST_PAGE_SIZE 1000
+#define FHIRBULK_MAX_MANIFEST_PAGE_SIZE 100000
 
 /* The Group API (core/server/group_api.h; no directives): members of one Group (POST/PUT
  * bodies and evaluated cohorts alike), member-filter extensions of one cohort, the body of a

@@ -86,6 +86,9 @@ typedef struct {
   fhirbulk_str_t signed_url_key_file;
   /* Lifetime of signed URLs in seconds, 1..3600; 0 = FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME. */
   int signed_url_lifetime;
+  /* Files per manifest page of allowPartialManifests exports (export/manifest_pages.h);
+   * 0 = FHIRBULK_DEFAULT_MANIFEST_PAGE_SIZE. */
+  int manifest_page_size;
 } fhirbulk_server_options_t;
 
 /* Returns NULL and writes a message into err on invalid options. */

@@ -55,6 +55,10 @@ struct ExportOptions {
   std::string since, until;               // FHIR instants
   bool post = false;                      // POST a Parameters resource (implied by patients)
   bool lenient = false;                   // Prefer: handling=lenient
+  // IG 3.0.0: organizeOutputBy (files of patient blocks, validated as such) and
+  // includeAssociatedData codes.
+  std::string organize_output_by;
+  std::vector<std::string> include_associated_data;
 
   std::string status_url;  // resume this export instead of starting one
   std::string out_dir;

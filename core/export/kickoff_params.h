@@ -30,6 +30,7 @@ inline constexpr std::string_view kQueryTooLarge = "query: too large";
 struct RawParams {
   std::vector<std::string> output_format, since, until, types, elements, patients,
       include_associated_data, type_filters;
+  std::vector<std::string> organize_output_by;  // STU3
 
   // The list of the parameter called `name`; nullptr for a parameter $export does not have.
   std::vector<std::string>* Find(std::string_view name);

@@ -115,7 +115,7 @@ struct PlannerOptions {
   int64_t target_unit_resources = kDefaultTargetUnitResources;
   int64_t target_unit_bytes = kDefaultTargetUnitBytes;
   // organizeOutputBy=Patient: patients per blocks unit (patient_blocks.h).
-  int64_t block_unit_patients = 250;
+  int64_t block_unit_patients = 250;  // kDefaultBlockUnitPatients
   // Each statement of the planning transaction (e.g. a supporting type's reference query) is
   // cancelled by the server after this long, failing the job; 0: no limit.
   int64_t statement_timeout_ms = int64_t{30} * 60 * 1000;

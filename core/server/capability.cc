@@ -3,6 +3,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <string>
 #include <string_view>
 
 #include "fhir/resource_types.h"
@@ -54,6 +55,18 @@ void SearchParam(Writer& w, const SearchParamDef& def) {
   w.EndObject();
 }
 
+// IG 3.0.0 (STU3) parameters of the worker (worker/patient_blocks.h).
+constexpr const char* kStu3ExportDocumentation =
+    "IG 3.0.0 (STU3): organizeOutputBy=Patient (files of patient blocks: a Parameters header "
+    "line naming Patient/<id>, the Patient, then the resources of its compartment; a block "
+    "larger than a file continues in the next one, linked by continuesInFile; resources of no "
+    "patient, such as the referenced Practitioner, Organization, Location and Medication, are "
+    "in files without headers); includeAssociatedData=LatestProvenanceResources and "
+    "RelevantProvenanceResources (the Provenance whose target is an exported resource); "
+    "without it, every Provenance (system level) or those of the patients' compartments "
+    "(Patient and Group level) unless _type leaves Provenance out. Custom (_-prefixed) "
+    "includeAssociatedData values and other organizeOutputBy types are not supported.";
+
 // Exportable types, each with the search parameters _typeFilter supports for it; the
 // Patient and Group operations (listed under both spellings, spec digest §7); the system
 // export; and how this server exports.
@@ -68,7 +81,8 @@ void WriteExportRest(Writer& w) {
       "Location and Medication resources the exported resources reference. Group exports use "
       "the group's active members (member.inactive and member.period honoured) and, with "
       "_since, only resources changed since then. Files are split at a configured size; "
-      "each file holds one resource type. includeAssociatedData is not supported.");
+      "each file holds one resource type. " +
+      std::string(kStu3ExportDocumentation));
   w.Key("resource");
   w.StartArray();
   for (std::string_view type : R4ResourceTypes()) {

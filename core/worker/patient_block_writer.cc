@@ -32,7 +32,8 @@ Status WriteFd(int fd, const char* data, size_t n, const std::string& name) {
 }
 
 int OpenForWrite(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kExportFileMode);
+  // Read too: a block that moves to the next file is read back from this one.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, kExportFileMode);
   if (fd >= 0 && ::fchmod(fd, kExportFileMode) != 0) {
     int err = errno;
     ::close(fd);

@@ -1,5 +1,6 @@
 #include "synth/sha1.h"
 
+#include <cstddef>
 #include <cstring>
 
 namespace fhirbulk {
@@ -11,7 +12,7 @@ uint32_t Rotl(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
 
 void Block(const uint8_t* p, uint32_t h[5]) {
   uint32_t w[80];
-  for (int i = 0; i < 16; i++) {
+  for (size_t i = 0; i < 16; i++) {
     w[i] = (uint32_t{p[4 * i]} << 24) | (uint32_t{p[4 * i + 1]} << 16) |
            (uint32_t{p[4 * i + 2]} << 8) | uint32_t{p[4 * i + 3]};
   }
@@ -67,7 +68,7 @@ std::array<uint8_t, 20> Sha1(std::string_view bytes) {
   Block(tail, h);
   if (len == 128) Block(tail + 64, h);
   std::array<uint8_t, 20> out;
-  for (int i = 0; i < 5; i++) {
+  for (size_t i = 0; i < 5; i++) {
     out[4 * i] = static_cast<uint8_t>(h[i] >> 24);
     out[4 * i + 1] = static_cast<uint8_t>(h[i] >> 16);
     out[4 * i + 2] = static_cast<uint8_t>(h[i] >> 8);

@@ -65,7 +65,8 @@ Result<std::string> TypeFiltersSql(PgConnection* conn, const ExportRequest& requ
     std::string filter;
     FHIRBULK_RETURN_IF_ERROR(TypeFilterSqlLiteral(queries, conn, &filter));
     filtered.push_back(t);
-    ors += " OR (" + type_column + " = " + conn->QuoteLiteral(t) + " AND (" + filter + "))";
+    ors.append(" OR (").append(type_column).append(" = ").append(conn->QuoteLiteral(t));
+    ors.append(" AND (").append(filter).append("))");
   }
   if (filtered.empty()) return std::string();
   return " AND (" + type_column + " <> ALL(" + ArrayLiteral(conn, filtered) + ")" + ors + ")";

@@ -456,22 +456,52 @@ TEST(ExportRequestTest, PatientInGetIsNotSupported) {
 
 TEST(ExportRequestTest, IncludeAssociatedData) {
   for (const char* code : {"LatestProvenanceResources", "RelevantProvenanceResources"}) {
-    const Req r = Get(std::string("includeAssociatedData=") + code);
-    ExpectNotSupported(r, "includeAssociatedData", ExportLevel::kSystem, "Provenance");
-    ExpectIgnoredOnce(r, "includeAssociatedData");
-    EXPECT_TRUE(ParseOk(Lenient(r)).include_associated_data.empty());
+    ExportRequest e = ParseOk(Get(std::string("includeAssociatedData=") + code));
+    EXPECT_EQ(e.include_associated_data, std::vector<std::string>{code});
+    EXPECT_TRUE(e.ignored.empty());
   }
   ExpectNotSupported(Get("includeAssociatedData=_myCustom"), "includeAssociatedData");
+  ExpectIgnoredOnce(Get("includeAssociatedData=_myCustom"), "includeAssociatedData");
   ExpectInvalid(Get("includeAssociatedData=Bogus"), "includeAssociatedData");
   ExpectInvalid(Lenient(Get("includeAssociatedData=Bogus")), "includeAssociatedData");
-  ExportRequest e = ParseOk(
-      Lenient(Get("includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources")));
-  EXPECT_EQ(e.ignored.size(), 2u);
+  // Comma-joined, repeated and duplicated values are one deduplicated list.
+  ExportRequest e =
+      ParseOk(Get("includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources"
+                  "&includeAssociatedData=LatestProvenanceResources"));
+  EXPECT_EQ(e.include_associated_data,
+            (std::vector<std::string>{"LatestProvenanceResources", "RelevantProvenanceResources"}));
+  e = ParseOk(Lenient(Get("includeAssociatedData=_a,RelevantProvenanceResources")));
+  EXPECT_EQ(e.include_associated_data, std::vector<std::string>{"RelevantProvenanceResources"});
+  ASSERT_EQ(e.ignored.size(), 1u);
+  EXPECT_EQ(e.ignored[0].severity, "warning");
+}
+
+TEST(ExportRequestTest, OrganizeOutputBy) {
+  EXPECT_EQ(ParseOk(Get("organizeOutputBy=Patient")).organize_output_by, "Patient");
+  EXPECT_EQ(ParseOk(Get("organizeOutputBy=Patient", "/Patient/$export"), ExportLevel::kPatient)
+                .organize_output_by,
+            "Patient");
+  EXPECT_EQ(
+      ParseOk(Post({Entry("organizeOutputBy", "valueString", "Patient")}), ExportLevel::kPatient)
+          .organize_output_by,
+      "Patient");
+  ExpectNotSupported(Get("organizeOutputBy=Encounter"), "organizeOutputBy");
+  ExpectIgnoredOnce(Get("organizeOutputBy=Encounter"), "organizeOutputBy");
+  EXPECT_TRUE(ParseOk(Lenient(Get("organizeOutputBy=Encounter"))).organize_output_by.empty());
+  ExpectInvalid(Get("organizeOutputBy=patient"), "organizeOutputBy");
+  ExpectInvalid(Lenient(Get("organizeOutputBy=Bogus")), "organizeOutputBy");
+  ExpectInvalid(Get("organizeOutputBy=Patient&organizeOutputBy=Patient"), "organizeOutputBy");
+  // Stored with the job and read back; absent in jobs stored before.
+  ExportRequest e = ParseOk(Get("organizeOutputBy=Patient"));
+  Result<ExportRequest> back = ExportRequestFromJson(ExportRequestToJson(e));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->organize_output_by, "Patient");
+  EXPECT_EQ(ExportRequestToJson(ParseOk(Get(""))).find("organize_output_by"), std::string::npos);
 }
 
 TEST(ExportRequestTest, UnknownParameters) {
-  ExpectNotSupported(Get("_type=Patient&organizeOutputBy=Patient"), "organizeOutputBy");
-  ExpectIgnoredOnce(Get("_type=Patient&organizeOutputBy=Patient"), "organizeOutputBy");
+  ExpectNotSupported(Get("_type=Patient&organizeOutputBY=Patient"), "organizeOutputBY");
+  ExpectIgnoredOnce(Get("_type=Patient&organizeOutputBY=Patient"), "organizeOutputBY");
   ExpectNotSupported(Get("_count=10"), "_count");
   ExpectNotSupported(Get("_Type=Patient"), "_Type");  // names are case-sensitive
 }
@@ -603,8 +633,8 @@ TEST(ExportRequestTest, PostIncludeAssociatedDataValueTypes) {
         std::string("{\"name\":\"includeAssociatedData\",\"valueCoding\":{\"system\":\"http://"
                     "hl7.org/fhir/uv/bulkdata/CodeSystem/include-associated-data\",\"code\":"
                     "\"LatestProvenanceResources\"}}")}) {
-    ExpectNotSupported(Post({entry}), "includeAssociatedData", ExportLevel::kPatient, "Provenance");
-    ExpectIgnoredOnce(Post({entry}), "includeAssociatedData", ExportLevel::kPatient);
+    EXPECT_EQ(ParseOk(Post({entry}), ExportLevel::kPatient).include_associated_data,
+              std::vector<std::string>{"LatestProvenanceResources"});
   }
   ExpectInvalid(Post({"{\"name\":\"includeAssociatedData\",\"valueCoding\":{}}"}),
                 "includeAssociatedData", ExportLevel::kPatient);
@@ -893,7 +923,7 @@ TEST(ExportRequestTest, JsonRoundTripOfParsedRequest) {
                 Str("includeAssociatedData", "LatestProvenanceResources")},
                "/Group/g1/$export");
   ExportRequest e = ParseOk(Lenient(r), ExportLevel::kGroup);
-  ASSERT_EQ(e.ignored.size(), 2u);  // Device, includeAssociatedData
+  ASSERT_EQ(e.ignored.size(), 1u);  // Device
   const std::string json = ExportRequestToJson(e);
   Result<ExportRequest> back = ExportRequestFromJson(json);
   ASSERT_TRUE(back.ok()) << back.status().ToString() << json;

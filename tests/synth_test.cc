@@ -23,6 +23,7 @@
 #include "synth/json_out.h"
 #include "synth/patient.h"
 #include "synth/prng.h"
+#include "synth/sha1.h"
 #include "synth/sink.h"
 
 namespace fhirbulk {
@@ -398,28 +399,44 @@ TEST_F(SynthPopulationTest, GroupsHoldExistingPatients) {
   EXPECT_TRUE(saw_period_end);
 }
 
+TEST(SynthSha1Test, KnownVectors) {
+  auto b64 = [](std::string_view s) {
+    const std::array<uint8_t, 20> h = Sha1(s);
+    std::string out;
+    AppendBase64(&out, std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+    return out;
+  };
+  EXPECT_EQ(b64(""), "2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
+  EXPECT_EQ(b64("abc"), "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=");
+  // 56 bytes: the padding needs a second block.
+  EXPECT_EQ(b64("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "hJg+RBw70m66rkqh+VEp5eVGcPE=");
+}
+
+// Every attachment is inline (the IG: attachment URLs must be dereferenceable), with size and
+// hash (base64 SHA-1) of the decoded bytes.
 TEST_F(SynthPopulationTest, DocumentAttachmentsDecode) {
-  int inline_docs = 0, url_docs = 0;
+  int docs = 0;
   for (const auto& it : *items_) {
     if (it.kind != Kind::kDocumentReference) continue;
     rapidjson::Document d;
     d.Parse(it.json.c_str());
     const auto& a = d["content"][0]["attachment"];
     EXPECT_STREQ(a["contentType"].GetString(), "text/plain");
-    if (a.HasMember("data")) {
-      std::string text;
-      ASSERT_TRUE(DecodeBase64(a["data"].GetString(), &text));
-      EXPECT_NE(text.find("# Chief Complaint"), std::string::npos);
-      EXPECT_NE(text.find("# Assessment and Plan"), std::string::npos);
-      inline_docs++;
-    } else {
-      EXPECT_TRUE(a.HasMember("url"));
-      EXPECT_GT(a["size"].GetInt(), 100);
-      url_docs++;
-    }
+    EXPECT_FALSE(a.HasMember("url"));
+    ASSERT_TRUE(a.HasMember("data"));
+    std::string text;
+    ASSERT_TRUE(DecodeBase64(a["data"].GetString(), &text));
+    EXPECT_NE(text.find("# Chief Complaint"), std::string::npos);
+    EXPECT_NE(text.find("# Assessment and Plan"), std::string::npos);
+    EXPECT_EQ(a["size"].GetInt64(), static_cast<int64_t>(text.size()));
+    const std::array<uint8_t, 20> h = Sha1(text);
+    std::string hash;
+    AppendBase64(&hash, std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
+    EXPECT_EQ(a["hash"].GetString(), hash);
+    docs++;
   }
-  EXPECT_GT(inline_docs, 0);
-  EXPECT_GT(url_docs, 0);
+  EXPECT_GT(docs, 0);
 }
 
 TEST_F(SynthPopulationTest, ObservationsCarryCodesAndUnits) {

@@ -183,6 +183,12 @@ Status ValidateOptions(const ExportOptions& o, bool for_cancel) {
       return Status::InvalidArgument("--type-filter wants Type?query, got '" + f + "'");
     }
   }
+  if (!o.organize_output_by.empty() && !IsTypeName(o.organize_output_by)) {
+    return Status::InvalidArgument("--organize-output-by wants a resource type (Patient)");
+  }
+  for (const std::string& c : o.include_associated_data) {
+    if (c.empty()) return Status::InvalidArgument("--include-associated-data: an empty code");
+  }
   for (const std::string& p : o.patients) {
     if (p.rfind("Patient/", 0) != 0 || !IsFhirId(p.substr(8))) {
       return Status::InvalidArgument("--patient-ref wants Patient/ID, got '" + p + "'");
@@ -259,6 +265,9 @@ KickoffRequest BuildKickoff(const ExportOptions& o) {
       w.Bool(true);
       w.EndObject();
     }
+    if (!o.organize_output_by.empty())
+      param("organizeOutputBy", "valueString", o.organize_output_by);
+    for (const auto& c : o.include_associated_data) param("includeAssociatedData", "valueCode", c);
     for (const auto& p : o.patients) {
       w.StartObject();
       w.Key("name");
@@ -284,6 +293,13 @@ KickoffRequest BuildKickoff(const ExportOptions& o) {
   // Each query URL-encoded whole, so its own '&' '=' ',' stay inside it (IG §2.3).
   for (const auto& f : o.type_filters) params.push_back("_typeFilter=" + PercentEncode(f));
   if (o.allow_partial_manifests) params.push_back("allowPartialManifests=true");
+  if (!o.organize_output_by.empty()) {
+    params.push_back("organizeOutputBy=" + PercentEncode(o.organize_output_by));
+  }
+  if (!o.include_associated_data.empty()) {
+    params.push_back("includeAssociatedData=" +
+                     Join(o.include_associated_data, ",", PercentEncode));
+  }
   if (!params.empty()) k.url += "?" + Join(params, "&");
   return k;
 }
@@ -760,7 +776,9 @@ std::vector<FileJob> ExportClient::PlanDownloads(const Manifest& manifest) const
       job.section = section;
       job.index = i;
       job.item = f;
-      job.name = sub + SafeName(f.type) + "." + std::to_string(++per_type[f.type]) + ".ndjson";
+      // Files of patient blocks (organizeOutputBy) have no type.
+      const std::string base = f.type.empty() ? std::string("blocks") : SafeName(f.type);
+      job.name = sub + base + "." + std::to_string(++per_type[f.type]) + ".ndjson";
       job.path = options_.out_dir + "/" + job.name;
       job.send_token = tokens_ != nullptr && manifest.requires_access_token;
       job.max_line_bytes = options_.max_line_bytes;

@@ -61,6 +61,10 @@ struct ExportOptions {
   // the job's status in X-Export-Status).
   bool allow_partial_manifests = false;
   bool separate_export_status = false;
+  // IG 3.0.0: organizeOutputBy (files of patient blocks, validated as such) and
+  // includeAssociatedData codes.
+  std::string organize_output_by;
+  std::vector<std::string> include_associated_data;
 
   std::string status_url;  // resume this export instead of starting one
   std::string out_dir;

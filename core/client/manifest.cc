@@ -12,7 +12,7 @@ namespace client {
 namespace {
 
 Status ParseFiles(const rapidjson::Value& doc, const char* name, bool required, size_t* files_left,
-                  std::vector<ManifestFile>* out) {
+                  std::vector<ManifestFile>* out, bool organized = false) {
   auto it = doc.FindMember(name);
   if (it == doc.MemberEnd()) {
     return required ? Status::Corruption(std::string("manifest has no ") + name) : Status::OK();
@@ -28,15 +28,24 @@ Status ParseFiles(const rapidjson::Value& doc, const char* name, bool required, 
     if (!item.IsObject()) return Status::Corruption(where + " is not an object");
     auto type = item.FindMember("type");
     auto url = item.FindMember("url");
-    if (type == item.MemberEnd() || !type->value.IsString() || type->value.GetStringLength() == 0) {
-      return Status::Corruption(where + " has no type");
-    }
+    const bool typed =
+        type != item.MemberEnd() && type->value.IsString() && type->value.GetStringLength() > 0;
+    if (!typed && !organized) return Status::Corruption(where + " has no type");
     if (url == item.MemberEnd() || !url->value.IsString() || !IsHttpUrl(url->value.GetString())) {
       return Status::Corruption(where + " has no absolute http(s) url");
     }
     ManifestFile f;
-    f.type = type->value.GetString();
+    if (typed) f.type = type->value.GetString();
     f.url = url->value.GetString();
+    if (organized) {  // IG 3.0.0: a block that goes on in another file
+      auto next = item.FindMember("continuesInFile");
+      if (next != item.MemberEnd()) {
+        if (!next->value.IsString() || !IsHttpUrl(next->value.GetString())) {
+          return Status::Corruption(where + " continuesInFile is not an absolute http(s) url");
+        }
+        f.continues_in_file = next->value.GetString();
+      }
+    }
     auto count = item.FindMember("count");
     if (count != item.MemberEnd()) {
       if (count->value.IsUint64() && count->value.GetUint64() <= INT64_MAX) {
@@ -86,7 +95,15 @@ Result<Manifest> ParseManifest(std::string_view json, const ManifestLimits& limi
   }
   m.requires_access_token = rat->value.GetBool();
   size_t files_left = limits.max_files;
-  Status s = ParseFiles(doc, "output", true, &files_left, &m.output);
+  auto organized = doc.FindMember("outputOrganizedBy");
+  if (organized != doc.MemberEnd()) {
+    if (!organized->value.IsString() || organized->value.GetStringLength() == 0) {
+      return Status::Corruption("manifest outputOrganizedBy is not a resource type");
+    }
+    m.output_organized_by = organized->value.GetString();
+  }
+  Status s =
+      ParseFiles(doc, "output", true, &files_left, &m.output, !m.output_organized_by.empty());
   if (s.ok()) s = ParseFiles(doc, "deleted", false, &files_left, &m.deleted);
   if (s.ok()) {
     s = ParseFiles(doc, doc.HasMember("error") ? "error" : "outcome", false, &files_left, &m.error);

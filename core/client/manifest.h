@@ -32,7 +32,8 @@ namespace fhirbulk {
 namespace client {
 
 struct ManifestFile {
-  std::string type;
+  std::string type;               // "" in `output` of an organizeOutputBy manifest (IG 3.0.0)
+  std::string continues_in_file;  // organizeOutputBy: the URL the file's last block goes on in
   std::string url;
   std::optional<int64_t> count;
 };
@@ -41,6 +42,7 @@ struct Manifest {
   std::string transaction_time;
   std::string request;
   bool requires_access_token = true;
+  std::string output_organized_by;  // IG 3.0.0 outputOrganizedBy, or ""
   std::vector<ManifestFile> output;
   std::vector<ManifestFile> deleted;
   std::vector<ManifestFile> error;

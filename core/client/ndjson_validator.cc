@@ -90,6 +90,10 @@ void NdjsonValidator::Reset() {
   pending_.clear();
   skipped_bytes_ = 0;
   lines_ = good_lines_ = error_count_ = 0;
+  file_has_blocks_ = false;
+  header_lines_ = lines_since_header_ = 0;
+  current_patient_.clear();
+  seen_headers_.clear();
   issues_.clear();
   severities_.clear();
   samples_.clear();
@@ -143,9 +147,10 @@ void NdjsonValidator::Finish() {
     CheckLine(pending_);
     pending_.clear();
   }
-  if (expected_count_ && *expected_count_ != lines_) {
-    AddIssue(0, std::to_string(lines_) + " lines, but the manifest's count is " +
-                    std::to_string(*expected_count_));
+  if (expected_count_ && *expected_count_ != lines_ - header_lines_) {
+    AddIssue(0, std::to_string(lines_ - header_lines_) +
+                    (header_lines_ > 0 ? " resources" : " lines") +
+                    ", but the manifest's count is " + std::to_string(*expected_count_));
   }
 }
 
@@ -184,12 +189,74 @@ void NdjsonValidator::CheckLine(std::string_view line) {
     AddIssue(n, handler.has_type ? "resourceType is not a string" : "no resourceType");
     return;
   }
+  if (expected_type_.empty()) {
+    CheckBlockLine(n, handler.type, line);
+    return;
+  }
   if (handler.type != expected_type_) {
     AddIssue(n, "resourceType '" + Shorten(handler.type, 64) + "' in a file of " + expected_type_);
     return;
   }
   good_lines_++;
   if (expected_type_ == "OperationOutcome") TallyOutcome(line);
+}
+
+void NdjsonValidator::CheckBlockLine(int64_t n, std::string_view type, std::string_view line) {
+  constexpr size_t kMaxTrackedHeaders = 1000000;  // bounds memory on a hostile file
+  if (type == "Parameters") {
+    rapidjson::Document doc;
+    std::string ref;
+    if (ParseBoundedJson(line, &doc) && doc.IsObject()) {
+      auto params = doc.FindMember("parameter");
+      if (params != doc.MemberEnd() && params->value.IsArray() && params->value.Size() == 1) {
+        const auto& p = params->value[0];
+        auto name = p.FindMember("name");
+        auto value = p.FindMember("valueReference");
+        if (name != p.MemberEnd() && name->value.IsString() &&
+            std::string_view(name->value.GetString()) == "header" && value != p.MemberEnd() &&
+            value->value.IsObject()) {
+          auto r = value->value.FindMember("reference");
+          if (r != value->value.MemberEnd() && r->value.IsString()) ref = r->value.GetString();
+        }
+      }
+    }
+    if (ref.rfind("Patient/", 0) != 0 || ref.size() == 8) {
+      AddIssue(n, "a Parameters line that is not a block header (header -> Patient/<id>)");
+      return;
+    }
+    if (n == 1) file_has_blocks_ = true;
+    if (!file_has_blocks_) {
+      AddIssue(n, "a block header in a file that did not start with one");
+      return;
+    }
+    header_lines_++;
+    current_patient_ = ref.substr(8);
+    lines_since_header_ = 0;
+    if (!seen_headers_.insert(current_patient_).second) {
+      AddIssue(n, "the block of " + Shorten(ref, 80) + " is split inside the file");
+    }
+    if (seen_headers_.size() > kMaxTrackedHeaders) seen_headers_.clear();
+    return;
+  }
+  if (file_has_blocks_ && type == "Patient") {
+    rapidjson::Document doc;
+    std::string id;
+    if (ParseBoundedJson(line, &doc) && doc.IsObject()) {
+      auto it = doc.FindMember("id");
+      if (it != doc.MemberEnd() && it->value.IsString()) id = it->value.GetString();
+    }
+    if (id != current_patient_) {
+      AddIssue(n, "Patient/" + Shorten(id, 64) + " in the block of Patient/" +
+                      Shorten(current_patient_, 64));
+      return;
+    }
+    if (lines_since_header_ != 0) {
+      AddIssue(n, "the Patient is not the first resource of its block");
+      return;
+    }
+  }
+  lines_since_header_++;
+  good_lines_++;
 }
 
 void NdjsonValidator::TallyOutcome(std::string_view line) {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,11 @@ class NdjsonValidator {
  public:
   static constexpr size_t kDefaultMaxLineBytes = 64u << 20;  // --max-line-bytes
 
+  // An empty expected_type is an organizeOutputBy=Patient file (IG 3.0.0): any resourceType,
+  // and either a file without header lines or one of patient blocks: it starts with a header
+  // (Parameters, parameter "header", valueReference "Patient/<id>"), a patient's block is not
+  // split inside the file, the block's Patient (if there) comes first and has the header's
+  // id. The count is of resources, not headers.
   NdjsonValidator(std::string expected_type, std::optional<int64_t> expected_count,
                   size_t max_issues = 20, size_t max_line_bytes = kDefaultMaxLineBytes);
 
@@ -66,8 +72,15 @@ class NdjsonValidator {
   void SkipLongLine();  // counts and reports the line that was over max_line_bytes_
   void AddIssue(int64_t line, std::string message);
   void TallyOutcome(std::string_view line);
+  void CheckBlockLine(int64_t n, std::string_view type, std::string_view line);
 
   std::string expected_type_;
+  // organizeOutputBy files (expected_type ""): see the constructor's comment.
+  bool file_has_blocks_ = false;
+  int64_t header_lines_ = 0;
+  int64_t lines_since_header_ = 0;
+  std::string current_patient_;
+  std::set<std::string> seen_headers_;
   std::optional<int64_t> expected_count_;
   size_t max_issues_;
   size_t max_line_bytes_;

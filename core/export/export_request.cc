@@ -251,15 +251,18 @@ Status ApplyAllowPartialManifests(const std::vector<std::string>& values, Export
 }
 
 Status ApplyIncludeAssociatedData(const std::vector<std::string>& values,
-                                  const KickoffLimits& limits, Leniency* leniency) {
+                                  const KickoffLimits& limits, Leniency* leniency,
+                                  ExportRequest* out) {
   Result<std::vector<std::string>> codes =
       CommaItems(values, "includeAssociatedData", limits.max_list_items);
   if (!codes.ok()) return codes.status();
   for (const std::string& code : *codes) {
     std::string message = "includeAssociatedData: " + Quoted(code);
-    if (code == "LatestProvenanceResources" || code == "RelevantProvenanceResources") {
-      message += " is not supported: this server does not export Provenance resources";
-    } else if (StartsWith(code, "_")) {
+    if (code == kLatestProvenanceResources || code == kRelevantProvenanceResources) {
+      AddUnique(&out->include_associated_data, code);
+      continue;
+    }
+    if (StartsWith(code, "_")) {
       message += " is not supported: this server defines no custom values";
     } else {
       return Status::InvalidArgument(message +
@@ -269,6 +272,24 @@ Status ApplyIncludeAssociatedData(const std::vector<std::string>& values,
     FHIRBULK_RETURN_IF_ERROR(leniency->Unsupported("includeAssociatedData", std::move(message)));
   }
   return Status::OK();
+}
+
+Status ApplyOrganizeOutputBy(const std::vector<std::string>& values, Leniency* leniency,
+                             ExportRequest* out) {
+  FHIRBULK_RETURN_IF_ERROR(SingleValue(values, "organizeOutputBy"));
+  if (values.empty()) return Status::OK();
+  const std::string value(Trim(values[0]));
+  if (value == "Patient") {
+    out->organize_output_by = value;
+    return Status::OK();
+  }
+  if (!IsR4ResourceType(value)) {
+    return Status::InvalidArgument("organizeOutputBy: " + Quoted(value) +
+                                   " is not a FHIR R4 resource type");
+  }
+  return leniency->Unsupported("organizeOutputBy",
+                               "organizeOutputBy: " + Quoted(value) +
+                                   " is not supported: output can be organized by Patient only");
 }
 
 }  // namespace
@@ -343,7 +364,8 @@ Result<ExportRequest> ParseExportRequest(const HttpRequest& request, ExportLevel
   effective.limits = limits;
   FHIRBULK_RETURN_IF_ERROR(ApplyPatients(raw.patients, effective, &leniency, &out));
   FHIRBULK_RETURN_IF_ERROR(
-      ApplyIncludeAssociatedData(raw.include_associated_data, limits, &leniency));
+      ApplyIncludeAssociatedData(raw.include_associated_data, limits, &leniency, &out));
+  FHIRBULK_RETURN_IF_ERROR(ApplyOrganizeOutputBy(raw.organize_output_by, &leniency, &out));
   FHIRBULK_RETURN_IF_ERROR(
       kickoff::ApplyTypeFilters(raw.type_filters, options.base_url, limits, &leniency, &out));
   return out;

@@ -51,9 +51,13 @@
 //    ([a-z][A-Za-z0-9]*); deeper paths NotSupported/ignored; anything else InvalidArgument.
 //  - patient (POST, Patient/Group level): "Patient/<id>", ".../_history/<v>" (dropped) or
 //    "<base_url>/Patient/<id>"; in GET or at system level NotSupported/ignored.
-//  - includeAssociatedData: the two Provenance codes and "_"-prefixed codes are NotSupported
-//    (we export no Provenance) / ignored; other codes are InvalidArgument. valueCode,
-//    valueString and valueCoding.code are read.
+//  - includeAssociatedData: LatestProvenanceResources and RelevantProvenanceResources are
+//    accepted (deduplicated, in `include_associated_data`; both given: Relevant, the least
+//    restrictive, wins in the engine); "_"-prefixed codes are NotSupported / ignored; other
+//    codes are InvalidArgument. valueCode, valueString and valueCoding.code are read.
+//  - organizeOutputBy (STU3, at most once): "Patient" is accepted at every level; another
+//    R4 type is NotSupported / ignored; anything else InvalidArgument. valueString or
+//    valueCode.
 //  - _typeFilter: split per the digest's recommendation (SplitTypeFilterValue in
 //    type_filter_parse.cc);
 //    inside a query, names and values are percent-decoded, ',' separates ORed values and '\'
@@ -127,6 +131,9 @@ struct ExportRequest {
   std::vector<std::string> elements;  // _elements items: "Type.element" or "element"
   std::vector<std::string> patients;  // patient ids from `patient` references (POST only)
   std::vector<std::string> include_associated_data;  // accepted codes
+  // organizeOutputBy (STU3): "" (files by type) or "Patient" (files of patient blocks,
+  // worker/patient_block_writer.h).
+  std::string organize_output_by;
   std::vector<TypeFilterQuery> type_filters;
   bool lenient = false;               // Prefer: handling=lenient
   std::vector<OutcomeIssue> ignored;  // what lenient mode ignored, for the manifest
@@ -137,6 +144,12 @@ struct ExportRequest {
   bool allow_partial_manifests = false;
   bool separate_export_status = false;
 };
+
+// includeAssociatedData codes this server applies (http://hl7.org/fhir/uv/bulkdata/
+// CodeSystem/include-associated-data), and the one organizeOutputBy value.
+inline constexpr std::string_view kLatestProvenanceResources = "LatestProvenanceResources";
+inline constexpr std::string_view kRelevantProvenanceResources = "RelevantProvenanceResources";
+inline constexpr std::string_view kOrganizeByPatient = "Patient";
 
 // The non-compartment types a Patient or Group export adds as context (the referenced
 // Location, Medication, Organization and Practitioner resources); _type may name them at

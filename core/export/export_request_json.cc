@@ -96,6 +96,7 @@ std::string ExportRequestToJson(const ExportRequest& r) {
   WriteStrings(&w, "elements", r.elements);
   WriteStrings(&w, "patients", r.patients);
   WriteStrings(&w, "include_associated_data", r.include_associated_data);
+  if (!r.organize_output_by.empty()) WriteString(&w, "organize_output_by", r.organize_output_by);
   w.Key("type_filters");
   w.StartArray();
   for (const TypeFilterQuery& q : r.type_filters) {
@@ -166,6 +167,9 @@ Result<ExportRequest> ExportRequestFromJson(std::string_view json) {
   FHIRBULK_RETURN_IF_ERROR(ReadStrings(doc, "elements", &r.elements));
   FHIRBULK_RETURN_IF_ERROR(ReadStrings(doc, "patients", &r.patients));
   FHIRBULK_RETURN_IF_ERROR(ReadStrings(doc, "include_associated_data", &r.include_associated_data));
+  if (doc.HasMember("organize_output_by")) {  // absent in jobs stored before STU3 support
+    FHIRBULK_RETURN_IF_ERROR(ReadString(doc, "organize_output_by", &r.organize_output_by));
+  }
   auto filters = doc.FindMember("type_filters");
   if (filters == doc.MemberEnd() || !filters->value.IsArray()) {
     return Malformed("type_filters is not an array");

@@ -153,7 +153,8 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std:
   if (job.state != JobState::kCompleted) return job;
 
   auto files = conn->Exec(
-      "SELECT file_name, kind, res_type, resources, bytes FROM export_file WHERE job_id = $1::uuid "
+      "SELECT file_name, kind, res_type, resources, bytes, coalesce(continues_in, '') "
+      "FROM export_file WHERE job_id = $1::uuid "
       "ORDER BY kind DESC, res_type, unit_no, seq",  // output, error, deleted
       {job_id});
   if (!files.ok()) return files.status();
@@ -164,6 +165,7 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std:
     f.res_type = files->str(i, 2);
     f.resources = files->int64(i, 3);
     f.bytes = files->int64(i, 4);
+    f.continues_in = files->str(i, 5);
     job.files.push_back(std::move(f));
   }
   return job;

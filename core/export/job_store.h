@@ -33,6 +33,7 @@ struct JobFile {
   std::string res_type;  // manifest `type`
   int64_t resources = 0;
   int64_t bytes = 0;
+  std::string continues_in;  // organizeOutputBy: the file its last block goes on in, or ""
 };
 
 struct JobInfo {

@@ -100,6 +100,9 @@ Result<std::string> ParameterValue(const rapidjson::Value& entry, std::string_vi
     }
     return wrong_type("valueCode");
   }
+  if (name == "organizeOutputBy" && member == "valueCode" && value->IsString()) {
+    return JsonText(*value, name, member);
+  }
   if (member != "valueString" || !value->IsString()) return wrong_type("valueString");
   return JsonText(*value, name, member);
 }
@@ -124,6 +127,7 @@ std::vector<std::string>* RawParams::Find(std::string_view name) {
   if (name == "patient") return &patients;
   if (name == "includeAssociatedData") return &include_associated_data;
   if (name == kTypeFilter) return &type_filters;
+  if (name == "organizeOutputBy") return &organize_output_by;
   return nullptr;
 }
 

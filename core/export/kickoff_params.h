@@ -30,6 +30,7 @@ inline constexpr std::string_view kQueryTooLarge = "query: too large";
 struct RawParams {
   std::vector<std::string> output_format, since, until, types, elements, patients,
       include_associated_data, type_filters;
+  std::vector<std::string> organize_output_by;  // STU3
 
   std::vector<std::string> allow_partial_manifests;  // "true" / "false" (POST: valueBoolean)
 

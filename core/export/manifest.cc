@@ -71,18 +71,29 @@ std::vector<const JobFile*> FilesOfKind(const JobInfo& job, std::string_view kin
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
+// `organized`: organizeOutputBy output (STU3): no `type`, and `continuesInFile` where a block
+// goes on in another file.
 void WriteFileList(Writer* w, const char* key, const std::vector<const JobFile*>& files,
                    const std::string& url_prefix,
-                   const std::function<std::string(const std::string&)>& url_query) {
+                   const std::function<std::string(const std::string&)>& url_query,
+                   bool organized = false) {
+  auto url = [&](const std::string& name) {
+    return url_query ? url_prefix + name + "?" + url_query(name) : url_prefix + name;
+  };
   w->Key(key);
   w->StartArray();
   for (const JobFile* f : files) {
     w->StartObject();
-    w->Key("type");
-    w->String(f->res_type);
+    if (!organized) {
+      w->Key("type");
+      w->String(f->res_type);
+    }
     w->Key("url");
-    w->String(url_query ? url_prefix + f->file_name + "?" + url_query(f->file_name)
-                        : url_prefix + f->file_name);
+    w->String(url(f->file_name));
+    if (organized && !f->continues_in.empty()) {
+      w->Key("continuesInFile");
+      w->String(url(f->continues_in));
+    }
     w->Key("count");
     w->Int64(f->resources);
     w->EndObject();
@@ -123,7 +134,12 @@ std::string ManifestJson(const JobInfo& job, const std::string& base_url,
   w.String(job.request_url);
   w.Key("requiresAccessToken");
   w.Bool(requires_access_token);
-  WriteFileList(&w, "output", output, url_prefix, url_query);
+  const bool organized = request.ok() && !request->organize_output_by.empty();
+  if (organized) {
+    w.Key("outputOrganizedBy");
+    w.String(request->organize_output_by);
+  }
+  WriteFileList(&w, "output", output, url_prefix, url_query, organized);
   if (list_deleted) WriteFileList(&w, "deleted", deleted, url_prefix, url_query);
   WriteFileList(&w, "error", errors, url_prefix, url_query);
   if (!next_url.empty()) {

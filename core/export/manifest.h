@@ -5,6 +5,8 @@
 //    "request": job.request_url,
 //    "requiresAccessToken": <flag>,
 //    "output":  [{"type","url","count"}...]   files of kind "output",
+//    (organizeOutputBy, STU3: "outputOrganizedBy" before "output", whose items have no
+//     "type" and carry "continuesInFile" (the next file's URL) when a block goes on there),
 //    "deleted": [{"type":"Bundle","url","count"}...]   only when the request had _since
 //                                              (or, should the request not parse, whenever
 //                                              there are deleted files),

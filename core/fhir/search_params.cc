@@ -643,6 +643,10 @@ constexpr SearchParamDef kTypeParams[] = {
     // Provenance
     {"Provenance", "patient", K::kReference, "Patient", true, {{"target", E::kReference}},
         "Patient"},
+    // recorded and target (any type): includeAssociatedData finds the Provenance of the
+    // exported resources through the refs index ("target=Type/id").
+    {"Provenance", "recorded", K::kDate, "", false, {{"recorded", E::kDateTime}}},
+    {"Provenance", "target", K::kReference, "", false, {{"target", E::kReference}}},
     // QuestionnaireResponse
     {"QuestionnaireResponse", "author", K::kReference, "", true, {{"author", E::kReference}},
         "Device Organization Patient Practitioner PractitionerRole RelatedPerson"},

@@ -3,6 +3,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <string>
 #include <string_view>
 
 #include "fhir/resource_types.h"
@@ -83,6 +84,17 @@ void WriteGroupApi(Writer& w) {
   w.String("http://hl7.org/fhir/uv/bulkdata/StructureDefinition/bulk-cohort-group");
   w.EndArray();
 }
+// IG 3.0.0 (STU3) parameters of the worker (worker/patient_blocks.h).
+constexpr const char* kStu3ExportDocumentation =
+    "IG 3.0.0 (STU3): organizeOutputBy=Patient (files of patient blocks: a Parameters header "
+    "line naming Patient/<id>, the Patient, then the resources of its compartment; a block "
+    "larger than a file continues in the next one, linked by continuesInFile; resources of no "
+    "patient, such as the referenced Practitioner, Organization, Location and Medication, are "
+    "in files without headers); includeAssociatedData=LatestProvenanceResources and "
+    "RelevantProvenanceResources (the Provenance whose target is an exported resource); "
+    "without it, every Provenance (system level) or those of the patients' compartments "
+    "(Patient and Group level) unless _type leaves Provenance out. Custom (_-prefixed) "
+    "includeAssociatedData values and other organizeOutputBy types are not supported.";
 
 // Exportable types, each with the search parameters _typeFilter supports for it; the
 // Patient and Group operations (listed under both spellings, spec digest §7); the system
@@ -106,8 +118,8 @@ void WriteExportRest(Writer& w) {
       "separate-export-status is applied (Preference-Applied; polls answer 200 with "
       "X-Export-Status). Kick-offs need an Accept that admits application/fhir+json. At "
       "Patient and Group level, _type types outside the Patient compartment are ignored with "
-      "a warning in the manifest's error files. "
-      "includeAssociatedData is not supported.");
+      "a warning in the manifest's error files. " +
+      std::string(kStu3ExportDocumentation));
   w.Key("resource");
   w.StartArray();
   for (std::string_view type : R4ResourceTypes()) {

@@ -257,6 +257,7 @@ Status PatientGenerator::Life::Run(uint64_t seed, uint64_t index, ResourceSink* 
     ProcessVisit(v);
     if (!writer_.status().ok()) break;
   }
+  if (writer_.status().ok()) writer_.WriteProvenance();
   return writer_.status();
 }
 
@@ -1256,7 +1257,8 @@ void PatientGenerator::Life::Contraception() {
 void PatientGenerator::Life::MaybeDocument(double probability) {
   if (!rng_.Chance(probability)) return;
   BuildNote();
-  writer_.WriteDocument(enc_, note_, rng_.Chance(0.7));
+  (void)rng_.Chance(0.7);  // once inline-or-URL; still drawn so later draws stay as they were
+  writer_.WriteDocument(enc_, note_);
 }
 
 // A plain-text note in the layout of Synthea's clinical notes.

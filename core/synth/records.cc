@@ -1,11 +1,13 @@
 #include "synth/records.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "synth/base64.h"
 #include "synth/clock.h"
 #include "synth/fhir_json.h"
+#include "synth/sha1.h"
 
 namespace fhirbulk {
 namespace synth {
@@ -20,7 +22,6 @@ constexpr char kDicom[] = "http://dicom.nema.org/resources/ontology/DCM";
 // Identifier systems of this generator (example.org: clearly synthetic, never a real issuer).
 constexpr char kSynthPersonSystem[] = "http://example.org/fhir-bulk/synth/person";
 constexpr char kSynthMrnSystem[] = "http://example.org/fhir-bulk/synth/mrn";
-constexpr char kNoteUrlBase[] = "https://notes.example.org/fhir-bulk/synth/";
 
 const int64_t kSimulationEnd = DateToSeconds(2026, 6, 30);
 const int64_t kDetailedStart = kSimulationEnd - 10 * kSecondsPerYear - kSecondsPerYear / 2;
@@ -104,6 +105,7 @@ void RecordWriter::Begin(const Person* person, Rng* rng, ResourceSink* sink) {
   rng_ = rng;
   sink_ = sink;
   status_ = Status::OK();
+  targets_.clear();
 }
 
 // A record is written some time after the fact: mostly within days, sometimes amended months
@@ -127,6 +129,7 @@ int64_t RecordWriter::LastUpdated(int64_t t) {
 }
 
 void RecordWriter::Begin(const char* type, const Uuid& id, int64_t clinical_time) {
+  targets_.emplace_back(type, id);
   json_.Clear();
   BeginResource(&json_, type, id, LastUpdated(clinical_time), static_cast<int>(rng_->Below(1000)));
 }
@@ -170,6 +173,7 @@ void RecordWriter::WritePatient(int64_t last_updated) {
   const Person& p = *person_;
   JsonOut* j = &json_;
   j->Clear();
+  targets_.emplace_back("Patient", p.id);
   BeginResource(j, "Patient", p.id, last_updated, static_cast<int>(rng_->Below(1000)));
   j->Key("text");
   j->BeginObject();
@@ -874,7 +878,7 @@ void RecordWriter::WriteDevice(const EncounterCtx& e, const DeviceDef& device) {
   Emit(Kind::kDevice);
 }
 
-void RecordWriter::WriteDocument(const EncounterCtx& e, std::string_view note, bool inline_data) {
+void RecordWriter::WriteDocument(const EncounterCtx& e, std::string_view note) {
   Uuid id = NewUuid(rng_);
   const Code& type = kEncounterTypes[e.kind].act_class[0] == 'E'          ? kNoteTypes[3]
                      : kEncounterTypes[e.kind].act_class[0] == 'I'        ? kNoteTypes[2]
@@ -922,20 +926,19 @@ void RecordWriter::WriteDocument(const EncounterCtx& e, std::string_view note, b
   j->BeginObject();
   j->KeyPlain("contentType", "text/plain");
   j->KeyPlain("language", "en-US");
-  if (inline_data) {
-    j->Key("data");
-    j->BeginString();
-    AppendBase64(j->mutable_buffer(), note);
-    j->EndString();
-  } else {
-    j->Key("url");
-    j->BeginString();
-    j->AppendRaw(kNoteUrlBase);
-    j->AppendRaw(id.view());
-    j->AppendRaw(".txt");
-    j->EndString();
-    j->KeyInt("size", static_cast<int64_t>(note.size()));
-  }
+  // Inline, so every attachment is dereferenceable (the IG's rule for attachment URLs
+  // applies when `data` is absent): size and hash (base64 SHA-1) are of the decoded bytes.
+  j->Key("data");
+  j->BeginString();
+  AppendBase64(j->mutable_buffer(), note);
+  j->EndString();
+  j->KeyInt("size", static_cast<int64_t>(note.size()));
+  const std::array<uint8_t, 20> sha1 = Sha1(note);
+  j->Key("hash");
+  j->BeginString();
+  AppendBase64(j->mutable_buffer(),
+               std::string_view(reinterpret_cast<const char*>(sha1.data()), sha1.size()));
+  j->EndString();
   j->KeyString("title", type.display);
   j->Key("creation");
   DateTime(j, e.end);
@@ -955,6 +958,46 @@ void RecordWriter::WriteDocument(const EncounterCtx& e, std::string_view note, b
   Period(j, e.start, e.end);
   j->EndObject();
   Emit(Kind::kDocumentReference);
+}
+
+void RecordWriter::WriteProvenance() {
+  if (targets_.empty()) return;
+  const Uuid id = NewUuid(rng_);
+  const int64_t recorded = kSimulationEnd - rng_->Range(0, kSecondsPerDay);
+  const int millis = static_cast<int>(rng_->Below(1000));
+  JsonOut* j = &json_;
+  j->Clear();
+  BeginResource(j, "Provenance", id, recorded, millis);
+  j->Key("target");
+  j->BeginArray();
+  for (const auto& [type, target] : targets_) Reference(j, type, target);
+  j->EndArray();
+  j->Key("recorded");
+  j->BeginString();
+  AppendUtcInstant(j->mutable_buffer(), recorded, millis);
+  j->EndString();
+  const Facility& f = person_->primary;
+  j->Key("agent");
+  j->BeginArray();
+  for (const char* role : {"author", "transmitter"}) {
+    j->BeginObject();
+    j->Key("type");
+    j->BeginObject();
+    j->Key("coding");
+    j->BeginArray();
+    Coding(j, "http://terminology.hl7.org/CodeSystem/provenance-participant-type", role,
+           role[0] == 'a' ? "Author" : "Transmitter");
+    j->EndArray();
+    j->KeyPlain("text", role[0] == 'a' ? "Author" : "Transmitter");
+    j->EndObject();
+    j->Key("who");
+    Reference(j, "Practitioner", f.practitioner_id, f.practitioner_display);
+    j->Key("onBehalfOf");
+    Reference(j, "Organization", f.organization_id, f.name);
+    j->EndObject();
+  }
+  j->EndArray();
+  Emit(Kind::kProvenance);
 }
 
 // --- Claim and ExplanationOfBenefit ------------------------------------------------------------

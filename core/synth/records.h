@@ -147,9 +147,13 @@ class RecordWriter {
   void WriteImagingStudy(const EncounterCtx& e, const char* body_site,
                          const char* body_site_display);
   void WriteDevice(const EncounterCtx& e, const DeviceDef& device);
-  // A clinical note; inline (base64 `data`) or by URL.
-  void WriteDocument(const EncounterCtx& e, std::string_view note_text, bool inline_data);
+  // A clinical note, inline (base64 `data`, with `size` and `hash`).
+  void WriteDocument(const EncounterCtx& e, std::string_view note_text);
   void WriteClaimAndEob(const EncounterCtx& e);
+  // Last, as Synthea does for each patient's bundle: one Provenance whose `target` lists every
+  // resource written for the patient since Begin, recorded at the end of the simulation, with
+  // the primary care practitioner as author and transmitter on behalf of its organization.
+  void WriteProvenance();
 
  private:
   int64_t LastUpdated(int64_t clinical_time);
@@ -165,6 +169,7 @@ class RecordWriter {
   Status status_;
   JsonOut json_;
   std::string scratch_;
+  std::vector<std::pair<const char*, Uuid>> targets_;  // of WriteProvenance
 };
 
 }  // namespace synth

@@ -31,6 +31,7 @@ constexpr const char* kKindNames[kKindCount] = {
     "DocumentReference",
     "Claim",
     "ExplanationOfBenefit",
+    "Provenance",
     "Organization",
     "Practitioner",
     "Location",

@@ -41,6 +41,7 @@ enum class Kind : uint8_t {
   kDocumentReference,
   kClaim,
   kExplanationOfBenefit,
+  kProvenance,
   kOrganization,
   kPractitioner,
   kLocation,

@@ -76,7 +76,7 @@ int RunExport(int argc, char** argv) {
   bool system_level = false, patient_level = false, cancel = false, no_gzip = false;
   bool quiet = false, print_jwks = false;
   std::string group;
-  std::vector<std::string> types, elements;
+  std::vector<std::string> types, elements, include_associated;
   long long parallel = 4, retries = 5, max_rate = 0, stall_timeout = 60;
   long long max_manifest_bytes = static_cast<long long>(client::ManifestLimits().max_bytes);
   long long max_manifest_files = static_cast<long long>(client::ManifestLimits().max_files);
@@ -107,6 +107,11 @@ int RunExport(int argc, char** argv) {
   flags.AddRepeated("patient-ref", &o.patients,
                     "patient: only these patients (repeat it; implies --post)", "Patient/ID");
   flags.AddBool("post", &o.post, "kick off with POST and a Parameters resource");
+  flags.AddString("organize-output-by", &o.organize_output_by,
+                  "organizeOutputBy (IG v3): files of patient blocks; checks their structure",
+                  "Patient");
+  flags.AddRepeated("include-associated-data", &include_associated,
+                    "includeAssociatedData (IG v3), e.g. LatestProvenanceResources", "CODE,...");
   flags.AddBool("lenient", &o.lenient,
                 "Prefer: handling=lenient (the server may skip what it does not support)");
   flags.AddBool("allow-partial-manifests", &o.allow_partial_manifests,
@@ -181,6 +186,7 @@ int RunExport(int argc, char** argv) {
   o.group_id = group;
   o.types = SplitCommas(types);
   o.elements = SplitCommas(elements);
+  o.include_associated_data = SplitCommas(include_associated);
   // out of range stays out of range (ValidateOptions refuses it) instead of wrapping
   o.parallel = static_cast<int>(std::clamp(parallel, -1LL, 1000LL));
   o.retries = static_cast<int>(std::clamp(retries, -1LL, 1000LL));

@@ -16,6 +16,7 @@
 #include "util/daemon.h"
 #include "util/flags.h"
 #include "util/mutex.h"
+#include "worker/patient_blocks.h"
 #include "worker/worker.h"
 
 namespace fhirbulk {
@@ -55,6 +56,7 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   long long gzip_level = 1;
   long long target_unit_resources = kDefaultTargetUnitResources;
   long long target_unit_mb = kDefaultTargetUnitBytes >> 20;
+  long long block_unit_patients = kDefaultBlockUnitPatients;
   long long max_attempts = 5;
   long long janitor_interval_seconds = 30;
   long long history_days = 90;
@@ -109,6 +111,8 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
                "rows of a type's table per work unit, roughly: smaller units spread one export "
                "over more workers and redo less after a crash, but read a table through "
                "PostgreSQL's buffer pool instead of a sequential scan (slower)");
+  flags.AddInt("block-unit-patients", &block_unit_patients,
+               "organizeOutputBy=Patient: patients per work unit (units share an export)");
   flags.AddInt("target-unit-mb", &target_unit_mb,
                "megabytes of a type's table (heap and TOAST) per work unit, roughly (the same "
                "trade-off)",
@@ -175,6 +179,7 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   options.retention_seconds = retention_seconds;
   options.grace_seconds = grace_seconds;
   options.target_unit_resources = target_unit_resources;
+  options.block_unit_patients = std::clamp(block_unit_patients, 1LL, 1LL << 40);
   // Clamped, not wrapped or shifted out of range: Worker::Create rejects <= 0.
   options.target_unit_bytes = std::clamp(target_unit_mb, 0LL, 1LL << 40) << 20;
   // Clamped, not wrapped: Worker::Create rejects what is out of range.
@@ -226,6 +231,7 @@ bool SameEngine(const WorkerOptions& a, const WorkerOptions& b) {
          a.history_days == b.history_days && a.max_attempts == b.max_attempts &&
          a.target_unit_resources == b.target_unit_resources &&
          a.target_unit_bytes == b.target_unit_bytes &&
+         a.block_unit_patients == b.block_unit_patients &&
          a.unit_timeout_seconds == b.unit_timeout_seconds && a.gzip_level == b.gzip_level &&
          a.history_retention_seconds == b.history_retention_seconds;
 }

@@ -24,6 +24,7 @@
 #include "util/fhir_time.h"
 #include "util/log_escape.h"
 #include "worker/ndjson_writer.h"
+#include "worker/patient_blocks.h"
 #include "worker/unit_runner.h"
 
 namespace fhirbulk {
@@ -201,6 +202,7 @@ Status RecordPlan(PgConnection* conn, const std::string& job_id, const ExportReq
         {job_id, PgTextArrayLiteral(nos), PgTextArrayLiteral(kinds), PgTextArrayLiteral(types_of),
          PgTextArrayLiteral(los), PgTextArrayLiteral(his)});
     if (!ins.ok()) return ins.status();
+    FHIRBULK_RETURN_IF_ERROR(RecordBlockColumns(conn, job_id, units));  // STU3
     FHIRBULK_RETURN_IF_ERROR(
         RecordSupportingIds(conn, job_id, request, transaction_time_us, types, units));
     auto upd = conn->Exec(
@@ -497,9 +499,13 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
     std::vector<UnitPlan> units;
     if (!nobody) {
       auto planned =
-          PlanUnits(conn, *request, *types, o.target_unit_resources, o.target_unit_bytes);
+          OrganizedByPatient(*request)
+              ? PlanPatientBlockUnits(conn, *request, *types, job_id, transaction_time_us,
+                                      o.block_unit_patients)
+              : PlanUnits(conn, *request, *types, o.target_unit_resources, o.target_unit_bytes);
       if (!planned.ok()) return planned.status();
       units = std::move(planned).value();
+      if (!OrganizedByPatient(*request)) ApplyAssociatedData(*request, *types, &units);
     } else if (!request->ignored.empty()) {
       UnitPlan u;
       u.unit_no = 1;

@@ -90,6 +90,13 @@ struct UnitPlan {
   std::optional<int64_t> page_hi;
   int64_t cost_bytes = 0;  // the planner's estimate of the table bytes the unit reads
   bool res_ids = false;    // a supporting unit whose ids were recorded at planning
+  // STU3 (sql/0011, patient_blocks.h): "patients" / "unattached" block units over the key
+  // range [block_lo, block_hi) of block_types; assoc "latest" / "relevant" for the
+  // includeAssociatedData Provenance unit (block_types: the exported types it looks at).
+  std::string blocks;
+  std::optional<std::string> block_lo, block_hi;
+  std::vector<std::string> block_types;
+  std::string assoc;
 };
 
 // How a type is selected at Patient/Group level.
@@ -111,6 +118,8 @@ struct PlannerOptions {
   int64_t retention_seconds = 86400;
   int64_t target_unit_resources = kDefaultTargetUnitResources;
   int64_t target_unit_bytes = kDefaultTargetUnitBytes;
+  // organizeOutputBy=Patient: patients per blocks unit (patient_blocks.h).
+  int64_t block_unit_patients = 250;  // kDefaultBlockUnitPatients
   // Each statement of the planning transaction (e.g. a supporting type's reference query) is
   // cancelled by the server after this long, failing the job; 0: no limit.
   int64_t statement_timeout_ms = int64_t{30} * 60 * 1000;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -21,6 +22,8 @@
 #include "util/log_escape.h"
 #include "worker/elements.h"
 #include "worker/ndjson_writer.h"
+#include "worker/patient_block_writer.h"
+#include "worker/patient_blocks.h"
 
 namespace fhirbulk {
 
@@ -146,7 +149,8 @@ Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunner
       "u.page_hi, u.attempts, j.request::text, "
       "(extract(epoch FROM j.transaction_time) * 1000000)::bigint, u.res_ids IS NOT NULL, "
       "coalesce(to_regclass('resource_' || lower(u.res_type)), "
-      "'resource_other'::regclass)::text",
+      "'resource_other'::regclass)::text, coalesce(u.blocks, ''), u.block_lo, u.block_hi, "
+      "array_to_string(u.block_types, ','), coalesce(u.assoc, '')",
       {o.worker_id, std::to_string(o.lease_seconds)});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return std::optional<ClaimedUnit>();
@@ -164,6 +168,19 @@ Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunner
   u.transaction_time_us = r->int64(0, 8);
   u.plan.res_ids = r->get(0, 9) == "t";
   u.partition = r->str(0, 10);  // as PartitionOf, without a round trip of its own
+  // STU3 units (sql/0011, patient_blocks.h)
+  u.plan.blocks = r->str(0, 11);
+  if (!r->is_null(0, 12)) u.plan.block_lo = r->str(0, 12);
+  if (!r->is_null(0, 13)) u.plan.block_hi = r->str(0, 13);
+  if (!r->is_null(0, 14)) {
+    const std::string types = r->str(0, 14);  // type names hold no comma
+    for (size_t at = 0; at <= types.size() && !types.empty();) {
+      const size_t comma = std::min(types.find(',', at), types.size());
+      u.plan.block_types.push_back(types.substr(at, comma - at));
+      at = comma + 1;
+    }
+  }
+  u.plan.assoc = r->str(0, 15);
   return std::optional<ClaimedUnit>(std::move(u));
 }
 
@@ -299,14 +316,18 @@ Result<std::vector<std::string>> JobOutputTypes(PgConnection* control, const std
 // Records the unit's files and publishes them (see the header). Two statements between BEGIN
 // and COMMIT: round trips are what a unit's end costs besides the syncs, and on a busy
 // machine each one waits for the backend to be scheduled.
-Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* writer,
-                const UnitRunnerOptions& o) {
-  std::vector<std::string> names, seqs, counts, sizes;
-  for (const NdjsonFile& f : writer->files()) {
+// `continues_in`: parallel to the files, the file a patient block goes on in, or "".
+template <typename Writer>
+Status Complete(PgConnection* control, const ClaimedUnit& u, Writer* writer,
+                const UnitRunnerOptions& o, const std::vector<std::string>& continues_in = {}) {
+  std::vector<std::string> names, seqs, counts, sizes, continues;
+  for (size_t i = 0; i < writer->files().size(); i++) {
+    const NdjsonFile& f = writer->files()[i];
     names.push_back(f.name);
     seqs.push_back(std::to_string(f.seq));
     counts.push_back(std::to_string(f.resources));
     sizes.push_back(std::to_string(f.bytes));
+    continues.push_back(i < continues_in.size() ? continues_in[i] : std::string());
   }
   const std::string unit_no = std::to_string(u.plan.unit_no);
   const std::string resources = std::to_string(writer->total_resources());
@@ -339,13 +360,15 @@ Status Complete(PgConnection* control, const ClaimedUnit& u, NdjsonWriter* write
         "lease_until = NULL WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 "
         "AND state = 'running' RETURNING 1), "
         "files AS (INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, "
-        "resources, bytes) SELECT $1::uuid, n, $5, $6, $2::int, s::int, c::bigint, b::bigint "
-        "FROM unnest($7::text[], $8::text[], $9::text[], $10::text[]) AS f(n, s, c, b) "
+        "resources, bytes, continues_in) SELECT $1::uuid, n, $5, $6, $2::int, s::int, "
+        "c::bigint, b::bigint, NULLIF(ci, '') "
+        "FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) "
+        "AS f(n, s, c, b, ci) "
         "WHERE EXISTS (SELECT 1 FROM done)) "
         "SELECT (SELECT count(*) FROM done), set_config('synchronous_commit', 'on', true)",
         {u.job_id, unit_no, o.worker_id, resources, UnitKindName(u.plan.kind), FileTypeOf(u.plan),
          PgTextArrayLiteral(names), PgTextArrayLiteral(seqs), PgTextArrayLiteral(counts),
-         PgTextArrayLiteral(sizes)});
+         PgTextArrayLiteral(sizes), PgTextArrayLiteral(continues)});
     if (!r.ok()) return r.status();
     if (r->int64(0, 0) == 0) return Status::Aborted("the unit's lease was lost");
     // Last: the files become visible only if everything above holds; a failed COMMIT leaves
@@ -390,8 +413,11 @@ Status WriteUnitRows(PgConnection* control, PgConnection* data, const ClaimedUni
     if (!types.ok()) return types.status();
     job_types = std::move(types).value();
   }
-  auto sql = BuildUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan, u.partition,
-                              job_types);
+  auto sql =
+      !u.plan.assoc.empty()
+          ? BuildAssociatedProvenanceCopySql(data, request, u.job_id, u.transaction_time_us, u.plan)
+          : BuildUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan, u.partition,
+                             job_types);
   if (!sql.ok()) return sql.status();
 
   std::unique_ptr<TypeSubsetter> subsetter;
@@ -410,6 +436,59 @@ Status WriteUnitRows(PgConnection* control, PgConnection* data, const ClaimedUni
   return StreamCopy(data, *sql, heartbeat, on_row, o);
 }
 
+// A blocks unit (organizeOutputBy=Patient, patient_blocks.h): rows (block key, type, body)
+// in block order into a PatientBlockWriter.
+Status ExecuteBlocks(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
+                     const ExportRequest& request, const UnitRunnerOptions& o, UnitStats* stats) {
+  NdjsonWriterOptions wo;
+  wo.dir = JobDirectory(o.export_dir, u.job_id);
+  wo.type = FileTypeOf(u.plan);
+  wo.unit_no = u.plan.unit_no;
+  wo.worker_id = o.worker_id;
+  wo.max_resources = o.max_file_resources;
+  wo.max_bytes = o.max_file_bytes;
+  wo.buffer_bytes = o.write_buffer_bytes;
+  wo.gzip_level = o.gzip_level;
+  PatientBlockWriter writer(wo);  // its destructor deletes the temp files on early returns
+  Heartbeat heartbeat(control, o, u);
+  auto sql = BuildBlockUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan);
+  if (!sql.ok()) return sql.status();
+  const ElementsSelection elements(request.elements);
+  std::map<std::string, std::unique_ptr<TypeSubsetter>, std::less<>> subsetters;
+  std::string line;
+  const CopyBinaryParser::RowFn on_row =
+      [&](const std::vector<CopyBinaryParser::Field>& f) -> Status {
+    if (f.size() != 3 || f[1].null || f[2].null) {
+      return Status::Corruption("unexpected COPY row shape");
+    }
+    const std::string_view key = f[0].null ? std::string_view() : f[0].bytes;
+    if (elements.empty()) return writer.Append(key, f[2].bytes);
+    auto it = subsetters.find(f[1].bytes);
+    if (it == subsetters.end()) {
+      it = subsetters.emplace(std::string(f[1].bytes), elements.ForType(f[1].bytes)).first;
+    }
+    if (it->second == nullptr) return writer.Append(key, f[2].bytes);
+    FHIRBULK_RETURN_IF_ERROR(it->second->Apply(f[2].bytes, &line));
+    return writer.Append(key, line);
+  };
+  auto limit = data->Exec("SET statement_timeout = " +
+                          std::to_string(o.statement_timeout_ms > 0
+                                             ? o.statement_timeout_ms + kServerTimeoutSlackMs
+                                             : 0));
+  if (!limit.ok()) return limit.status();
+  FHIRBULK_RETURN_IF_ERROR(StreamCopy(data, *sql, &heartbeat, on_row, o));
+  stats->read_done = Clock::now();
+  FHIRBULK_RETURN_IF_ERROR(heartbeat.Beat(writer.total_resources(), /*honor_stop=*/false));
+  FHIRBULK_RETURN_IF_ERROR(writer.Seal());
+  stats->sealed = Clock::now();
+  FHIRBULK_RETURN_IF_ERROR(Complete(control, u, &writer, o, writer.continues_in()));
+  stats->committed = Clock::now();
+  stats->resources = writer.total_resources();
+  stats->bytes = writer.total_bytes();
+  stats->files = static_cast<int64_t>(writer.files().size());
+  return Status::OK();
+}
+
 // Runs a claimed unit to completion. Non-OK: see RunNextUnit for how each code is handled.
 Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
                const UnitRunnerOptions& o, UnitStats* stats) {
@@ -420,6 +499,7 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
   }
   const std::string dir = JobDirectory(o.export_dir, u.job_id);
   if (u.attempts > 1) FHIRBULK_RETURN_IF_ERROR(DeleteEarlierAttemptFiles(dir, u.plan.unit_no));
+  if (!u.plan.blocks.empty()) return ExecuteBlocks(control, data, u, *request, o, stats);
 
   NdjsonWriterOptions wo;
   wo.dir = dir;

@@ -181,6 +181,7 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     po.retention_seconds = options_.retention_seconds;
     po.target_unit_resources = options_.target_unit_resources;
     po.target_unit_bytes = options_.target_unit_bytes;
+    po.block_unit_patients = options_.block_unit_patients;
     po.statement_timeout_ms = options_.unit_timeout_seconds * 1000;
     po.stop = &stop_;
     po.log = options_.log;

@@ -73,6 +73,7 @@ struct WorkerOptions {
   // A unit reads at most ~this much of a table (rows; heap + TOAST bytes; planner.h).
   int64_t target_unit_resources = kDefaultTargetUnitResources;
   int64_t target_unit_bytes = kDefaultTargetUnitBytes;
+  int64_t block_unit_patients = 250;  // organizeOutputBy=Patient (patient_blocks.h)
   // Heartbeat / cancellation check: every check_every_rows rows or check_every_ms, whichever
   // first, also while a unit's query returns no rows (unit_runner.h).
   int64_t check_every_rows = 10000;

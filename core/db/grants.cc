@@ -37,7 +37,6 @@ Result<std::string> GrantStatements(const GrantOptions& o) {
 
   sql += "-- nginx: kick-offs (Group and patient checks), polls, cancels, the token endpoint,\n";
   sql += "-- the JWKS cache of clients registered by URL, and the audit trail.\n";
-  sql += "GRANT SELECT (res_type, res_id, deleted, body) ON " + t("resource") + " TO " + n + ";\n";
   sql += "GRANT SELECT ON " + t("group_member") + " TO " + n + ";\n";
   sql += "GRANT SELECT, INSERT ON " + t("export_job") + " TO " + n + ";\n";
   sql += "GRANT UPDATE (state, finished_at, last_polled_at) ON " + t("export_job") + " TO " + n +
@@ -49,7 +48,20 @@ Result<std::string> GrantStatements(const GrantOptions& o) {
          " TO " + n + ";\n";
   sql += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + t("auth_jti") + " TO " + n + ";\n";
   sql += "GRANT INSERT ON " + t("audit_event") + " TO " + n + ";\n";
-  sql += "GRANT USAGE ON SEQUENCE " + t("audit_event_event_id_seq") + " TO " + n + ";\n\n";
+  sql += "GRANT USAGE ON SEQUENCE " + t("audit_event_event_id_seq") + " TO " + n + ";\n";
+  sql += "-- /_health and /metrics: live workers.\n";
+  sql += "GRANT SELECT ON " + t("worker_heartbeat") + " TO " + n + ";\n";
+  sql += "-- manifest pages (allowPartialManifests, paged manifests): fixed once returned.\n";
+  sql += "GRANT SELECT, INSERT ON " + t("export_manifest_page") + " TO " + n + ";\n";
+  sql += "-- the Group API: Groups (resource rows of type Group and their members; cohorts are\n";
+  sql += "-- evaluated over every resource's index columns), their owners, async requests; the\n";
+  sql += "-- point-in-time triggers keep each replaced Group version as the writer.\n";
+  sql += "GRANT SELECT, INSERT, DELETE ON " + t("resource") + " TO " + n + ";\n";
+  sql += "GRANT SELECT, INSERT, DELETE ON " + t("group_member") + " TO " + n + ";\n";
+  sql += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + t("group_owner") + ", " + t("group_request") +
+         " TO " + n + ";\n";
+  sql += "GRANT SELECT, INSERT, UPDATE ON " + t("resource_history") + " TO " + n + ";\n";
+  sql += "GRANT INSERT ON " + t("group_member_history") + " TO " + n + ";\n\n";
 
   sql += "-- workers: planning and running jobs (the resources, read through their partitions),\n";
   sql += "-- the janitor (expired jobs, job history).\n";
@@ -58,6 +70,11 @@ Result<std::string> GrantStatements(const GrantOptions& o) {
   sql += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + t("export_unit") + " TO " + w + ";\n";
   sql += "GRANT SELECT, INSERT ON " + t("export_file") + " TO " + w + ";\n";
   sql += "GRANT SELECT, DELETE ON " + t("export_job_history") + " TO " + w + ";\n";
+  sql += "-- heartbeats; point-in-time reads of replaced versions and their pruning.\n";
+  sql += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + t("worker_heartbeat") + " TO " + w + ";\n";
+  sql += "GRANT SELECT, DELETE ON " + t("resource_history") + ", " + t("group_member_history") +
+         " TO " + w + ";\n";
+  sql += "GRANT SELECT, UPDATE ON " + t("history_horizon") + " TO " + w + ";\n";
   sql += "DO $grants$\nDECLARE\n    p regclass;\nBEGIN\n";
   sql += "    FOR p IN SELECT inhrelid::regclass FROM pg_inherits\n";
   sql += "             WHERE inhparent = '" + t("resource") + "'::regclass LOOP\n";

@@ -115,6 +115,9 @@ fhirbulk_metric_route_e MetricRoute(const Route& route, HttpMethod method) {
     case Route::kNotFound:
     case Route::kMetadata:
     case Route::kSmartConfiguration:
+    case Route::kGroupType:  // the Group API: counted under "other" for now
+    case Route::kGroupInstance:
+    case Route::kGroupStatus:
       break;
   }
   return FHIRBULK_METRIC_OTHER;

@@ -44,8 +44,8 @@ rejects('an unknown parameter', $t->kickoff('/fhir/$export?_count=10'), 400, qr/
 rejects('an unsupported _typeFilter parameter',
         $t->kickoff('/fhir/$export?_type=Observation&_typeFilter=Observation%3Fnope%3D1'),
         400, qr/nope/);
-rejects('includeAssociatedData',
-        $t->kickoff('/fhir/$export?includeAssociatedData=LatestProvenanceResources'),
+rejects('a custom includeAssociatedData value (strict)',
+        $t->kickoff('/fhir/$export?includeAssociatedData=_custom'),
         400, qr/includeAssociatedData/);
 rejects('a POST with malformed JSON', $t->kickoff('/fhir/Patient/$export', body => '{"resourceType":'),
         400, qr/JSON/);

@@ -13,6 +13,7 @@ PKGS=(
     perl libcrypt-jwt-perl openssl curl wrk procps
     clang libclang-rt-14-dev
     debhelper fakeroot lintian logrotate
+    chromium chromium-driver python3-selenium
 )
 
 missing=()

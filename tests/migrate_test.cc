@@ -53,6 +53,28 @@ TEST(MigrateDbTest, ConcurrentCallersAreSafe) {
   for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
+// A SECURITY DEFINER function runs with its owner's rights: its search_path must be pinned,
+// with pg_temp last, or a caller could shadow the tables and operators it uses.
+TEST(MigrateDbTest, DefinerFunctionsPinTheirSearchPath) {
+  FHIRBULK_REQUIRE_TEST_DB();
+  auto conn = ConnectTestDb();
+  ASSERT_NE(conn, nullptr);
+  auto rows = conn->Exec(
+      "SELECT p.oid::regprocedure::text, coalesce(array_to_string(p.proconfig, ';'), '') "
+      "FROM pg_proc p WHERE p.prosecdef AND p.pronamespace = current_schema()::regnamespace");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_GT(rows->rows(), 0) << "no SECURITY DEFINER function found: is the query right?";
+  for (int i = 0; i < rows->rows(); i++) {
+    const std::string config = rows->str(i, 1);
+    const std::string pinned = "search_path=pg_catalog, ";
+    const std::string last = ", pg_temp";
+    EXPECT_NE(config.find(pinned), std::string::npos) << rows->str(i, 0) << ": " << config;
+    EXPECT_TRUE(config.size() >= last.size() &&
+                config.compare(config.size() - last.size(), last.size(), last) == 0)
+        << rows->str(i, 0) << ": " << config;
+  }
+}
+
 TEST(PgConnectionTest, UnreachableServerIsUnavailable) {
   auto conn = PgConnection::Connect("host=127.0.0.1 port=1 dbname=x connect_timeout=2");
   ASSERT_FALSE(conn.ok());

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "export/export_request.h"
-#include "test_db.h"
+#include "schema_db_test.h"
 #include "worker/planner.h"
 #include "worker/unit_runner.h"
 #include "worker/worker.h"
@@ -23,33 +23,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class PointInTimeTest : public ::testing::Test {
+class PointInTimeTest : public SchemaDbTest {
  protected:
-  void SetUp() override {
-    FHIRBULK_REQUIRE_TEST_DB();
-    Status s = schema_.Enter("pit_test");
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    conn_ = ConnectTestDb();
-    ASSERT_NE(conn_, nullptr);
-    char tmpl[] = "/tmp/fhirbulk-pit-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    conn_.reset();
-    schema_.Leave();
-    if (!dir_.empty()) fs::remove_all(dir_);
-  }
-
-  PgResult Exec(const std::string& sql, const std::vector<PgParam>& params = {}) {
-    auto r = conn_->Exec(sql, params);
-    EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
-    return r.ok() ? std::move(r).value() : PgResult();
-  }
-  std::string Scalar(const std::string& sql, const std::vector<PgParam>& params = {}) {
-    PgResult r = Exec(sql, params);
-    return r.rows() > 0 && !r.is_null(0, 0) ? r.str(0, 0) : "";
-  }
+  PointInTimeTest() : SchemaDbTest("pit") {}
   static std::string Body(const std::string& type, const std::string& id, int version) {
     return "{\"resourceType\":\"" + type + "\",\"id\":\"" + id +
            "\",\"v\":" + std::to_string(version) + "}";
@@ -133,10 +109,6 @@ class PointInTimeTest : public ::testing::Test {
     }
     return lines;
   }
-
-  std::unique_ptr<PgConnection> conn_;
-  TestSchema schema_;
-  std::string dir_;
 };
 
 TEST_F(PointInTimeTest, TriggersKeepReplacedVersionsWithTheirInterval) {

@@ -28,7 +28,7 @@
 #include "export/job_store.h"
 #include "export/manifest.h"
 #include "export/type_filter_sql.h"
-#include "test_db.h"
+#include "schema_db_test.h"
 #include "test_gzip.h"
 #include "worker/ndjson_writer.h"
 #include "worker/unit_runner.h"
@@ -136,34 +136,9 @@ std::string ReadFile(const std::string& path) {
 
 // ---- fixture --------------------------------------------------------------------------------
 
-class WorkerDbTest : public ::testing::Test {
+class WorkerDbTest : public SchemaDbTest {
  protected:
-  void SetUp() override {
-    FHIRBULK_REQUIRE_TEST_DB();
-    // A schema of its own: ctest runs tests in parallel processes, and workers see every job.
-    Status s = schema_.Enter("worker_test");
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    conn_ = ConnectTestDb();
-    ASSERT_NE(conn_, nullptr);
-    char tmpl[] = "/tmp/fhirbulk-worker-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    conn_.reset();
-    schema_.Leave();
-    if (!dir_.empty()) fs::remove_all(dir_);
-  }
-
-  PgResult Exec(const std::string& sql, const std::vector<PgParam>& params = {}) {
-    auto r = conn_->Exec(sql, params);
-    EXPECT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
-    return r.ok() ? std::move(r).value() : PgResult();
-  }
-  std::string Scalar(const std::string& sql, const std::vector<PgParam>& params = {}) {
-    PgResult r = Exec(sql, params);
-    return r.rows() > 0 && !r.is_null(0, 0) ? r.str(0, 0) : "";
-  }
+  WorkerDbTest() : SchemaDbTest("worker") {}
 
   // age: how long ago it was last updated (an interval; "-1 hour" is in the future).
   void Put(const std::string& type, const std::string& id, std::vector<std::string> patients = {},
@@ -332,10 +307,6 @@ class WorkerDbTest : public ::testing::Test {
   static std::multiset<std::string> Set(std::initializer_list<const char*> items) {
     return std::multiset<std::string>(items.begin(), items.end());
   }
-
-  std::unique_ptr<PgConnection> conn_;
-  TestSchema schema_;
-  std::string dir_;
 };
 
 // ---- exports ----------------------------------------------------------------------------

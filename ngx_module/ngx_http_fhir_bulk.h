@@ -81,6 +81,10 @@ ngx_int_t ngx_http_fhir_bulk_send_error(ngx_http_request_t *r,
     ngx_int_t status, const char *issue_code, const char *diagnostics,
     ngx_int_t retry_after);
 
+/* exactly one of conninfo and conninfo_file; reads the file; else logs why */
+char *ngx_http_fhir_bulk_require_conninfo(ngx_conf_t *cf,
+    ngx_http_fhir_bulk_loc_conf_t *conf, const char *directive);
+
 /* sets conf->conninfo from conf->conninfo_file */
 char *ngx_http_fhir_bulk_read_conninfo_file(ngx_conf_t *cf,
     ngx_http_fhir_bulk_loc_conf_t *conf);

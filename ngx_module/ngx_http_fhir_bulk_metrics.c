@@ -242,24 +242,9 @@ ngx_http_fhir_bulk_metrics_merge(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    if (conf->conninfo.len && conf->conninfo_file.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"fhir_bulk_pg_conninfo\" and "
-                           "\"fhir_bulk_pg_conninfo_file\" are exclusive");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->conninfo_file.len
-        && ngx_http_fhir_bulk_read_conninfo_file(cf, conf) != NGX_CONF_OK)
+    if (ngx_http_fhir_bulk_require_conninfo(cf, conf, "fhir_bulk_metrics")
+        != NGX_CONF_OK)
     {
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->conninfo.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"fhir_bulk_metrics\" requires "
-                           "\"fhir_bulk_pg_conninfo\" or "
-                           "\"fhir_bulk_pg_conninfo_file\"");
         return NGX_CONF_ERROR;
     }
 

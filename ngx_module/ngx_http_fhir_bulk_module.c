@@ -1328,23 +1328,9 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->conninfo.len && conf->conninfo_file.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"fhir_bulk_pg_conninfo\" and "
-                           "\"fhir_bulk_pg_conninfo_file\" are exclusive");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->conninfo_file.len
-        && ngx_http_fhir_bulk_read_conninfo_file(cf, conf) != NGX_CONF_OK)
+    if (ngx_http_fhir_bulk_require_conninfo(cf, conf, "fhir_bulk_api")
+        != NGX_CONF_OK)
     {
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->conninfo.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"fhir_bulk_api\" requires \"fhir_bulk_pg_conninfo\" "
-                           "or \"fhir_bulk_pg_conninfo_file\"");
         return NGX_CONF_ERROR;
     }
 
@@ -1532,6 +1518,39 @@ ngx_http_fhir_bulk_retry_after(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     flcf->retry_after = n;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A location that needs the database names it exactly once: by
+ * "fhir_bulk_pg_conninfo" or by "fhir_bulk_pg_conninfo_file".
+ */
+
+char *
+ngx_http_fhir_bulk_require_conninfo(ngx_conf_t *cf,
+    ngx_http_fhir_bulk_loc_conf_t *conf, const char *directive)
+{
+    if (conf->conninfo.len && conf->conninfo_file.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_bulk_pg_conninfo\" and "
+                           "\"fhir_bulk_pg_conninfo_file\" are exclusive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->conninfo_file.len
+        && ngx_http_fhir_bulk_read_conninfo_file(cf, conf) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->conninfo.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" requires \"fhir_bulk_pg_conninfo\" "
+                           "or \"fhir_bulk_pg_conninfo_file\"", directive);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

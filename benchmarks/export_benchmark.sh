@@ -14,7 +14,12 @@
 # 2 as `make up`), BENCH_MD=FILE (append the results as Markdown tables to FILE),
 # BENCH_COMPARE_BIN=PATH (also measure another build's fhir-bulk worker, interleaved),
 # BENCH_KEEP=1 (keep the database under $BUILD/bench-var afterwards; by default it is removed),
-# BENCH_REUSE=1 (reuse a kept database whose population already has the size: no reload).
+# BENCH_REUSE=1 (reuse a kept database whose population already has the size: no reload),
+# BENCH_KINDS (default "system group": which exports to measure), BENCH_VARIANTS (indexes
+# of the variants below to run, default all, e.g. "0" for gzip twins only),
+# BENCH_CONCURRENT=K (issue 17: also K system exports kicked off at once against the same
+# worker, with gzip twins; throughput K x resources / time from the first kick-off to the
+# last 200 manifest, over a single export's resources / time in the same round; goal >= 0.9).
 #
 # Each size gets a fresh population (fhir-bulk synth --seed 1 --load, VACUUM ANALYZE), its own
 # PostgreSQL, nginx (with the module, authorization off) and worker under $BUILD/bench-var.
@@ -212,6 +217,45 @@ export_time() {  # export_time PATH: "seconds resources" from kick-off to the 20
     awk -v a="$t0" -v b="$t1" -v n="$resources" 'BEGIN { printf "%.3f %d\n", b - a, n }'
 }
 
+# export_times_concurrent K PATH: "seconds resources" for K exports of PATH kicked off at once
+# (all K kick-offs sent, then all K watched to their 200 manifest); resources: their sum.
+export_times_concurrent() {
+    local k=$1 t0 t1 i url code total=0 n
+    local -a urls=() jobs=()
+    t0=$(now)
+    for i in $(seq "$k"); do
+        url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
+            -H 'Prefer: respond-async' "$FHIR_BASE/$2" | tr -d '\r' |
+            sed -n 's/^[Cc]ontent-[Ll]ocation: //p')
+        urls+=("$url")
+        jobs+=("'${url##*/}'")
+    done
+    local in_list
+    in_list=$(IFS=,; echo "${jobs[*]}")
+    psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+        WHILE EXISTS (SELECT 1 FROM export_job WHERE job_id IN ($in_list) AND state NOT IN
+              ('completed', 'failed', 'cancelled')) LOOP
+            PERFORM pg_sleep(0.02);
+        END LOOP; END \$\$" >/dev/null
+    for url in "${urls[@]}"; do
+        code=$(curl -sS -o "$VAR/manifest.json" -w '%{http_code}' "$url")
+        if [ "$code" != 200 ]; then
+            echo "export $2 (one of $k at once): status $code: $(head -c 500 "$VAR/manifest.json")" >&2
+            exit 1
+        fi
+    done
+    t1=$(now)
+    for url in "${urls[@]}"; do
+        n=$(sql "SELECT resources_written FROM export_job WHERE job_id = '${url##*/}'")
+        total=$((total + n))
+        curl -fsS -X DELETE -o /dev/null "$url"
+        rm -rf "$VAR/exports/${url##*/}" "$VAR/exports/.cancelled-${url##*/}"
+    done
+    awk -v a="$t0" -v b="$t1" -v n="$total" 'BEGIN { printf "%.3f %d\n", b - a, n }'
+}
+CONCURRENT=${BENCH_CONCURRENT:-0}
+KINDS=${BENCH_KINDS:-system group}
+
 MD=""
 md() { MD+="$*"$'\n'; }
 md "| patients | export | resources | baseline s | export s | ratio | µs/resource | time vs system export | share of the resources |"
@@ -252,11 +296,11 @@ UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication',
     declare -A T=()  # T[<series>,<run>]: seconds
     for i in $(seq "$RUNS"); do
         line="run $i:"
-        for kind in system group; do
+        for kind in $KINDS; do
             if [ "$kind" = system ]; then q=$sys_q path='$export' want=$resources; else q=$grp_q path="Group/$group/\$export" want=$grp_resources; fi
             T[$kind-baseline,$i]=$(copy_time "$q")
             line+=" $kind baseline ${T[$kind-baseline,$i]}"
-            for v in "${!VARIANTS[@]}"; do
+            for v in ${BENCH_VARIANTS:-${!VARIANTS[@]}}; do
                 read -r vbin vgz <<<"${VARIANT_ARGS[$v]}"
                 start_worker "$vgz" "$vbin"
                 read -r t n < <(export_time "$path")
@@ -265,6 +309,15 @@ UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication',
                 line+=", ${VARIANTS[$v]} $t"
                 [ "$vbin" = "$BIN" ] && note_worker_hwm
             done
+            if [ "$kind" = system ] && [ "$CONCURRENT" -gt 1 ]; then
+                # the same worker configuration as the single export's gzip-twin series
+                start_worker 1 "$BIN"
+                read -r t n < <(export_times_concurrent "$CONCURRENT" "$path")
+                [ "$n" = $((CONCURRENT * want)) ] || { echo "$CONCURRENT exports at once wrote $n resources, expected $((CONCURRENT * want))" >&2; exit 1; }
+                T[concurrent,$i]=$t
+                line+=", $CONCURRENT at once $t"
+                note_worker_hwm
+            fi
             [ "$kind" = system ] && line+=";"
         done
         echo "$line"
@@ -277,12 +330,12 @@ UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication',
     share=$(awk -v g="$grp_resources" -v n="$resources" 'BEGIN { printf "%.3f", g / n }')
     echo
     printf '%-34s %10s %10s %7s %12s %12s\n' "$N patients, medians of $RUNS" "baseline s" "export s" "ratio" "µs/resource" "range s"
-    for kind in system group; do
+    for kind in $KINDS; do
         if [ "$kind" = system ]; then n=$resources; else n=$grp_resources; fi
         base=$(series "$kind-baseline" | median)
         awk -v l="COPY baseline ($kind)" -v b="$base" -v n="$n" -v r="$(series "$kind-baseline" | spread)" \
             'BEGIN { printf "%-34s %10.3f %10s %7s %12.2f %12s\n", l, b, "", "", b / n * 1e6, r }'
-        for v in "${!VARIANTS[@]}"; do
+        for v in ${BENCH_VARIANTS:-${!VARIANTS[@]}}; do
             e=$(series "$kind-$v" | median)
             sys_e=$(series "system-$v" | median)
             awk -v l="$kind export, ${VARIANTS[$v]}" -v b="$base" -v e="$e" -v n="$n" -v r="$(series "$kind-$v" | spread)" \
@@ -299,7 +352,19 @@ UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication',
                 'BEGIN { printf "| %d | %s | %d | %.2f | %.2f | %.2f | %.1f | %s | %s |", N, l, n, b, e, e / b, e / n * 1e6, f, s }')"
         done
     done
-    for v in "${!VARIANTS[@]}"; do
+    if [ "$CONCURRENT" -gt 1 ] && [[ " $KINDS " == *" system "* ]]; then
+        # per round: (K x resources / K-at-once time) / (resources / single time), the single
+        # export being the same round's gzip-twin series (variant 0)
+        ratios=$(for i in $(seq "$RUNS"); do awk -v s="${T[system-0,$i]}" -v c="${T[concurrent,$i]}" -v k="$CONCURRENT" 'BEGIN { printf "%.3f\n", k * s / c }'; done)
+        c_med=$(series concurrent | median)
+        s_med=$(series system-0 | median)
+        line=$(awk -v k="$CONCURRENT" -v c="$c_med" -v s="$s_med" -v n="$resources" -v p="$(printf '%s\n' $ratios | median)" -v r="$(series concurrent | spread)" 'BEGIN {
+            printf "%d system exports at once (gzip twins): %.3f s (range %s) for %d resources = %.0f resources/s; one export %.3f s = %.0f resources/s; throughput ratio %.2f (median of per-round ratios %.2f; goal >= 0.9)", k, c, r, k * n, k * n / c, s, n / s, k * s / c, p }')
+        echo "$line"
+        SUMMARY+="$(printf '%6d patients, %s' "$N" "$line")"$'\n'
+    fi
+    for v in ${BENCH_VARIANTS:-${!VARIANTS[@]}}; do
+        [[ " $KINDS " == *" group "* ]] || break
         awk -v l="${VARIANTS[$v]}" -v s="$share" -v g="$(series "group-$v" | median)" -v x="$(series "system-$v" | median)" \
             'BEGIN { printf "group (%s): %.1f%% of the resources, %.1f%% of the system export'"'"'s time\n", l, s * 100, g / x * 100 }'
     done

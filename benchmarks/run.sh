@@ -16,8 +16,8 @@ echo
 echo "== loader vs raw COPY of the same NDJSON (Synthea sample)"
 benchmarks/load_benchmark.sh
 echo
-echo "== end-to-end export vs raw COPY of the same stored JSON"
-BUILD=${BUILD:-build} benchmarks/export_benchmark.sh "${BENCH_PATIENTS:-}" 3
+echo "== end-to-end export vs raw COPY of the same stored JSON; four system exports at once vs one (issue 17)"
+BUILD=${BUILD:-build} BENCH_CONCURRENT=${BENCH_CONCURRENT:-4} benchmarks/export_benchmark.sh "${BENCH_PATIENTS:-}" 3
 echo
 echo "== criteria-based cohort (POST /Group with member-filters) vs a hand-written SQL query"
 BUILD=${BUILD:-build} benchmarks/cohort_benchmark.sh "${BENCH_COHORT_PATIENTS:-10000}" 5
@@ -29,4 +29,10 @@ echo "== organizeOutputBy=Patient system export vs the type-organized one (IG 3.
 BUILD=${BUILD:-build} benchmarks/organize_benchmark.sh "${BENCH_ORGANIZE_PATIENTS:-1000,3000}" "${BENCH_ORGANIZE_RUNS:-3}"
 echo
 echo "== HTTP: downloads, status polls and kick-offs, token endpoint vs plain nginx in the same server"
-benchmarks/http_benchmark.sh
+BUILD_ABS=$(cd "${BUILD:-build}" && pwd)
+HTTP_BENCH_KEEP=1 HTTP_BENCH_DIR=$BUILD_ABS/http-bench BUILD=$BUILD_ABS benchmarks/http_benchmark.sh
+echo "== HTTP, instructions per request under callgrind (load-independent): small file, polls"
+benchmarks/http_callgrind.sh "$BUILD_ABS/http-bench" "$BUILD_ABS/nginx/ngx_http_fhir_bulk_module.so"
+kill -QUIT "$(cat "$BUILD_ABS/http-bench/nginx/nginx.pid")"
+scripts/pg-cluster.sh stop "$BUILD_ABS/http-bench/pg" >/dev/null
+rm -rf "$BUILD_ABS/http-bench"

@@ -366,6 +366,33 @@ TEST_F(AuthFileAccessTest, OwnerIsReadOnceAndAbsenceIsNotRemembered) {
   EXPECT_TRUE(Ask(*fa, kOtherJob, "Patient.1.1.ndjson", Bearer("client-2", "system/*.rs")).allowed);
 }
 
+// Verified tokens are remembered (auth/token_cache.h), owners and scopes are not: after the
+// owner's downloads warmed the cache, another client's token, the owner's token for another
+// job, and a token with fewer scopes are decided as before.
+TEST_F(AuthFileAccessTest, WarmTokenCacheDecidesOwnerAndScopesPerRequest) {
+  auto fa = Make(true, true, false);
+  ASSERT_NE(fa, nullptr);
+  const std::string owner = Bearer("client-1", "system/Patient.rs");
+  for (int i = 0; i < 3; i++) {
+    ASSERT_TRUE(Ask(*fa, kJob, "Patient.1.1.ndjson", owner).allowed);
+  }
+  const std::string other = Bearer("client-2", "system/*.rs");
+  for (int i = 0; i < 2; i++) {
+    EXPECT_EQ(Ask(*fa, kJob, "Patient.1.1.ndjson", other).denial.status, 404);
+    EXPECT_EQ(Ask(*fa, kOtherJob, "Patient.1.1.ndjson", owner).denial.status, 404);
+    EXPECT_EQ(Ask(*fa, kJob, "Observation.1.1.ndjson", owner).denial.status, 403);
+  }
+  // A changed byte in the remembered token is a new token, and a bad one.
+  std::string tampered = owner;
+  tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Ask(*fa, kJob, "Patient.1.1.ndjson", tampered).denial.status, 401);
+  // An expired token is refused (the cache checks exp on every hit).
+  EXPECT_EQ(
+      Ask(*fa, kJob, "Patient.1.1.ndjson", Bearer("client-1", "system/Patient.rs", Now() - 301))
+          .denial.status,
+      401);
+}
+
 // A token whose subject is empty must not match a job that has no owner file.
 TEST_F(AuthFileAccessTest, EmptySubjectNeverOwnsAJob) {
   auto fa = Make(true, true, false);

@@ -97,6 +97,7 @@ Result<Principal> VerifyAccessToken(const KeyRing& ring, std::string_view token,
   if (p.expires_at > iat + max_lifetime + skew) {
     return Status::Unauthenticated("token lifetime exceeds the server's limit");
   }
+  p.issued_at = iat;
   p.client_id = sub->value.GetString();
   auto scopes = ScopeSet::Parse(scope->value.GetString());
   if (!scopes.ok()) return Status::Unauthenticated("token scopes unreadable");

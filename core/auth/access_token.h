@@ -39,6 +39,7 @@ struct Principal {
   std::string client_id;
   ScopeSet scopes;
   int64_t expires_at = 0;  // seconds since the epoch
+  int64_t issued_at = 0;   // iat, seconds since the epoch (set by VerifyAccessToken)
 };
 
 std::string IssueAccessToken(const KeyRing& ring, const std::string& client_id,

@@ -1,11 +1,16 @@
 #include "auth/jws.h"
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ecdsa.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "util/base64url.h"
 #include "util/json_depth.h"
@@ -124,8 +129,60 @@ Status VerifyAsymmetric(const ParsedJws& jws, const Jwk& key) {
   return Status::OK();
 }
 
+namespace {
+
+// HMAC() (EVP_Q_mac) fetches the HMAC algorithm and SHA-256 by name on every call, which
+// costs more than the MAC of a short token. Instead: the algorithm is fetched once per
+// process, and each thread keeps a context keyed with each secret it has used (a key ring
+// holds a handful); EVP_MAC_init with no key restarts a context with its key.
+struct MacFree {
+  void operator()(EVP_MAC* m) const { EVP_MAC_free(m); }
+};
+struct MacCtxFree {
+  void operator()(EVP_MAC_CTX* c) const { EVP_MAC_CTX_free(c); }
+};
+using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
+
+EVP_MAC* HmacAlgorithm() {
+  static const std::unique_ptr<EVP_MAC, MacFree> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+  return mac.get();
+}
+
+constexpr size_t kMaxKeyedContexts = 8;  // per thread; more secrets than that: start over
+
+// nullptr when OpenSSL cannot set one up (then the caller falls back to HMAC()).
+EVP_MAC_CTX* KeyedContext(std::string_view secret) {
+  thread_local std::vector<std::pair<std::string, MacCtxPtr>> contexts;
+  for (auto& [key, ctx] : contexts) {
+    if (key == secret)
+      return EVP_MAC_init(ctx.get(), nullptr, 0, nullptr) == 1 ? ctx.get() : nullptr;
+  }
+  EVP_MAC* mac = HmacAlgorithm();
+  if (mac == nullptr) return nullptr;
+  MacCtxPtr ctx(EVP_MAC_CTX_new(mac));
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  if (!ctx || EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(secret.data()),
+                           secret.size(), params) != 1) {
+    return nullptr;
+  }
+  if (contexts.size() >= kMaxKeyedContexts) contexts.clear();
+  contexts.emplace_back(std::string(secret), std::move(ctx));
+  return contexts.back().second.get();
+}
+
+}  // namespace
+
 std::string HmacSha256(std::string_view secret, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
+  EVP_MAC_CTX* ctx = KeyedContext(secret);
+  size_t mac_len = 0;
+  if (ctx != nullptr &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+      EVP_MAC_final(ctx, out, &mac_len, sizeof(out)) == 1) {
+    return std::string(reinterpret_cast<const char*>(out), mac_len);
+  }
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);

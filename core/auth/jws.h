@@ -41,7 +41,9 @@ Result<ParsedJws> ParseCompactJws(std::string_view token);
 // the same one. Anything else (none, HS*, PS*, RS256, a key of the other type) fails.
 Status VerifyAsymmetric(const ParsedJws& jws, const Jwk& key);
 
-// HS256 over `signing_input` with `secret` (raw bytes).
+// HS256 over `signing_input` with `secret` (raw bytes). The HMAC algorithm is fetched once
+// per process and a keyed context kept per thread and secret (at most 8), so a call costs the
+// MAC itself, not OpenSSL's algorithm lookup. Thread-safe.
 std::string HmacSha256(std::string_view secret, std::string_view data);
 
 // Constant-time equality of two byte strings (the length is not secret).

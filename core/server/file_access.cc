@@ -17,6 +17,7 @@ namespace {
 constexpr size_t kMaxClientId = 256;
 constexpr size_t kMaxRememberedOwners = 10000;  // ~1 MB; cleared when full
 constexpr size_t kMaxFileName = 128;
+constexpr size_t kMaxRememberedTokens = 4096;  // ~2 MB at most (auth/token_cache.h)
 
 HttpResponse NoSuchFile() {
   return OutcomeResponse(404, "not-found",
@@ -54,6 +55,8 @@ Result<std::unique_ptr<FileAccess>> FileAccess::Create(FileAccessOptions options
     auto ring = KeyRing::LoadFile(o.token_key_file);
     if (!ring.ok()) return Status::InvalidArgument("token key file: " + ring.status().message());
     fa->token_keys_ = std::make_shared<const KeyRing>(std::move(ring).value());
+    fa->token_cache_ = std::make_unique<AccessTokenCache>(fa->token_keys_, o.token_lifetime_seconds,
+                                                          kMaxRememberedTokens);
   }
   if (o.auth_enabled && o.token_key_file.empty() && o.signed_url_key_file.empty()) {
     return Status::InvalidArgument(
@@ -127,12 +130,13 @@ bool FileAccess::Authorize(std::string_view job_id, std::string_view file_name,
     *denial = CredentialsRequiredResponse("a bearer token is required to download export files");
     return false;
   }
-  auto principal = VerifyAccessToken(*token_keys_, token, now, options_.token_lifetime_seconds);
-  if (!principal.ok()) {
+  auto verified = token_cache_->Verify(token, now);
+  if (!verified.ok()) {
     *denial = StatusResponse(
-        Status::Unauthenticated("invalid access token: " + principal.status().message()), 0);
+        Status::Unauthenticated("invalid access token: " + verified.status().message()), 0);
     return false;
   }
+  const Principal* principal = verified->get();
   *client = principal->client_id;
   // Another client's file does not exist as far as this client can tell. No owner file (no
   // such job) is "" and matches nobody, not even a token with an empty subject.

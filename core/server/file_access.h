@@ -15,7 +15,10 @@
 // marker, see server.cc) or gone, so a remembered owner can only let through a request whose
 // file then fails to open (404). The owner file is opened without following a symbolic link.
 //
-// Thread-safety: safe for concurrent use (the owner memo is locked).
+// Verified bearer tokens are remembered per process too (auth/token_cache.h: exact, expiry
+// checked on every hit); the owner and the scopes are checked on every request.
+//
+// Thread-safety: safe for concurrent use (the owner memo and the token cache are locked).
 
 #ifndef FHIRBULK_SERVER_FILE_ACCESS_H_
 #define FHIRBULK_SERVER_FILE_ACCESS_H_
@@ -28,6 +31,7 @@
 #include "auth/access_token.h"
 #include "auth/audit.h"
 #include "auth/key_ring.h"
+#include "auth/token_cache.h"
 #include "fhirbulk/defaults.h"
 #include "http/http.h"
 #include "util/mutex.h"
@@ -76,6 +80,7 @@ class FileAccess {
   mutable std::unordered_map<std::string, std::string> owners_  // job id -> client id
       GUARDED_BY(owners_mu_);
   std::shared_ptr<const KeyRing> token_keys_;
+  std::unique_ptr<AccessTokenCache> token_cache_;  // with token_keys_
   std::shared_ptr<const KeyRing> url_keys_;
   AuditLog* audit_ = nullptr;
 };

@@ -86,6 +86,8 @@ int64_t NowSeconds() { return NowMicros() / 1000000; }
 // How stale a cached poll answer may be (see server/status_cache.h), and how many jobs.
 constexpr int64_t kStatusCacheTtlUs = 1000000;
 constexpr size_t kStatusCacheEntries = 10000;
+// Verified access tokens remembered per process (auth/token_cache.h: exact, ~2 MB at most).
+constexpr size_t kTokenCacheEntries = 4096;
 
 HttpResponse Throttled(int wait_seconds) {
   HttpResponse r = OutcomeResponse(429, "throttled",
@@ -150,6 +152,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
     auto ring = KeyRing::LoadFile(o.token_key_file);
     if (!ring.ok()) return Status::InvalidArgument("token key file: " + ring.status().message());
     server->token_keys_ = std::make_shared<const KeyRing>(std::move(ring).value());
+    server->token_cache_ = std::make_unique<AccessTokenCache>(
+        server->token_keys_, o.token_lifetime_seconds, kTokenCacheEntries);
     server->token_url_ = u + std::string(kTokenPath);
     server->smart_configuration_json_ = SmartConfigurationJson(server->token_url_);
     FetchJwksGlobalInit();  // now, while the process has one thread
@@ -187,13 +191,13 @@ std::optional<Principal> Server::Authenticate(const HttpRequest& req, HttpRespon
         "a bearer token is required (SMART Backend Services; token endpoint " + token_url_ + ")");
     return std::nullopt;
   }
-  auto p = VerifyAccessToken(*token_keys_, token, NowSeconds(), options_.token_lifetime_seconds);
+  auto p = token_cache_->Verify(token, NowSeconds());
   if (!p.ok()) {
     *resp =
         StatusResponse(Status::Unauthenticated("invalid access token: " + p.status().message()), 0);
     return std::nullopt;
   }
-  return std::move(p).value();
+  return **p;
 }
 
 void Server::Audit(std::string_view remote_addr, const char* action, const std::string& client_id,

@@ -26,6 +26,7 @@
 #include "auth/access_token.h"
 #include "auth/audit.h"
 #include "auth/key_ring.h"
+#include "auth/token_cache.h"
 #include "auth/token_endpoint.h"
 #include "db/pg.h"
 #include "export/export_request.h"
@@ -191,6 +192,7 @@ class Server {
   std::string token_url_;
   std::string smart_configuration_json_;
   std::shared_ptr<const KeyRing> token_keys_;
+  std::unique_ptr<AccessTokenCache> token_cache_;  // with token_keys_
   std::shared_ptr<const KeyRing> url_keys_;
   AuditLog* audit_ = nullptr;
   std::unique_ptr<StatusCache> status_cache_;

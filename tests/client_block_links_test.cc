@@ -59,7 +59,7 @@ TEST(BlockLinksTest, TheLinkMustNameAnotherFileOfTheManifest) {
   ASSERT_EQ(issues.size(), 1u);
   EXPECT_NE(issues[0].message.find("the file itself"), std::string::npos);
   issues = CheckBlockLinks(
-      {File("a", "p1", "p3", "c"), File("b", "p3", "p3", "c"), File("c", "p3", "p4")});
+      {File("a", "p1", "p3", "c"), File("b", "p2", "p3", "c"), File("c", "p3", "p4")});
   ASSERT_EQ(issues.size(), 1u) << ::testing::PrintToString(Messages(issues));
   EXPECT_EQ(issues[0].file, 1u);
   EXPECT_NE(issues[0].message.find("another file continues in already"), std::string::npos);

@@ -10,10 +10,13 @@
 #   RUNS   interleaved runs of each export (default 3); medians are reported
 #
 # Environment: BUILD (default build/), BENCH_THREADS (worker threads, default 2),
-# BENCH_MD=FILE (append a Markdown table). Each size gets a fresh population (synth --seed 1
-# --load, VACUUM ANALYZE), PostgreSQL, nginx (authorization off) and worker under
-# $BUILD/bench-organize. A worker is started for each export, so its VmHWM (read when the
-# export has completed) is that export's peak. Export time: kick-off to the 200 manifest.
+# BENCH_MD=FILE (append a Markdown table). Each size has its own PostgreSQL cluster under
+# $BUILD/bench-organize-data/pg-<N> with a population (synth --seed 1 --load, VACUUM
+# ANALYZE); nginx (authorization off) and the worker run under $BUILD/bench-organize.
+# BENCH_KEEP=1 keeps the clusters after the run, and a later run reuses a cluster that holds
+# the size's population (10,000 patients are generated once). A worker is started for each
+# export, so its VmHWM (read when the export has completed) is that export's peak. Export
+# time: kick-off to the 200 manifest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -25,6 +28,7 @@ BIN=$BUILD/bin/fhir-bulk
 MODULE=$BUILD/nginx/ngx_http_fhir_bulk_module.so
 NGINX=${NGINX:-/usr/sbin/nginx}
 VAR=$BUILD/bench-organize
+DATA=$BUILD/bench-organize-data
 [ -x "$BIN" ] && [ -f "$MODULE" ] || { echo "build first: make BUILD=$BUILD" >&2; exit 1; }
 
 worker_pid="" nginx_started=0
@@ -44,24 +48,34 @@ stop_nginx() {
     fi
     nginx_started=0
 }
+pg_dir=""
+stop_pg() {
+    if [ -n "$pg_dir" ]; then "$ROOT/scripts/pg-cluster.sh" stop "$pg_dir" >/dev/null 2>&1 || true; fi
+    pg_dir=""
+}
 cleanup() {
     stop_worker
     stop_nginx
-    "$ROOT/scripts/pg-cluster.sh" stop "$VAR/pg" >/dev/null 2>&1 || true
-    if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$VAR"; fi
+    stop_pg
+    rm -rf "$VAR"
+    if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$DATA"; fi
 }
 trap cleanup EXIT
 
-if [ "${BENCH_REUSE:-0}" != 1 ]; then rm -rf "$VAR"; fi
-mkdir -p "$VAR/nginx/conf" "$VAR/nginx/logs" "$VAR/nginx/temp" "$VAR/exports" "$VAR/log"
+rm -rf "$VAR"
+mkdir -p "$VAR/nginx/conf" "$VAR/nginx/logs" "$VAR/nginx/temp" "$VAR/exports" "$VAR/log" "$DATA"
 if [ "$(id -u)" = 0 ]; then  # nginx workers run as nobody and read the export files
     chgrp nogroup "$VAR/exports"
     chmod 2775 "$VAR/exports"
 fi
-"$ROOT/scripts/pg-cluster.sh" start "$VAR/pg" >/dev/null
-# shellcheck disable=SC1091
-. "$VAR/pg/env"
-"$BIN" migrate --quiet --db "$PG_CONNINFO" >/dev/null
+start_pg() {  # start_pg N: the cluster of size N, migrated
+    stop_pg
+    pg_dir=$DATA/pg-$1
+    "$ROOT/scripts/pg-cluster.sh" start "$pg_dir" >/dev/null
+    # shellcheck disable=SC1090
+    . "$pg_dir/env"
+    "$BIN" migrate --quiet --db "$PG_CONNINFO" >/dev/null
+}
 sql() { psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -Atc "$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 spread() { sort -g | awk 'NR == 1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
@@ -71,76 +85,7 @@ start_nginx() {
     local port auth=""
     port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
         LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or die; print $s->sockport')
-    install -m 600 "$VAR/pg/nginx-conninfo" "$VAR/nginx/conf/conninfo"
-    # A build with SMART authorization (on by default) is measured without it: the tokens'
-    # cost is another benchmark's.
-    if grep -qa fhir_bulk_auth "$MODULE"; then auth="fhir_bulk_auth off;"; fi
-    local user_line=""
-    [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
-    cat >"$VAR/nginx/conf/nginx.conf" <<CONF
-load_module $MODULE;
-$user_line
-worker_processes 2;
-pid $VAR/nginx/nginx.pid;
-error_log $VAR/nginx/logs/error.log warn;
-thread_pool fhir_bulk threads=4 max_queue=512;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $VAR/nginx/temp/body;
-    proxy_temp_path $VAR/nginx/temp/proxy;
-    fastcgi_temp_path $VAR/nginx/temp/fastcgi;
-    uwsgi_temp_path $VAR/nginx/temp/uwsgi;
-    scgi_temp_path $VAR/nginx/temp/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        $auth
-        location /fhir {
-            fhir_bulk_api;
-            fhir_bulk_base_url http://127.0.0.1:$port/fhir;
-            fhir_bulk_pg_conninfo_file $VAR/nginx/conf/conninfo;
-            fhir_bulk_thread_pool fhir_bulk;
-            fhir_bulk_export_dir $VAR/exports;
-            fhir_bulk_max_active_exports 0;
-            fhir_bulk_max_retained_exports 0;
-        }
-        location /fhir/\$export-files/ {
-            fhir_bulk_files $VAR/exports;
-            sendfile on;
-        }
-    }
-}
-CONF
-    "$NGINX" -p "$VAR/nginx" -c "$VAR/nginx/conf/nginx.conf" -e "$VAR/nginx/logs/error.log"
-    nginx_started=1
-    FHIR_BASE=http://127.0.0.1:$port/fhir
-    for _ in $(seq 50); do
-        curl -fsS -o /dev/null "$FHIR_BASE/metadata" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nginx does not answer (see $VAR/nginx/logs/error.log)" >&2
-    exit 1
-}
-
-
-rm -rf "$VAR"
-mkdir -p "$VAR/nginx/conf" "$VAR/nginx/logs" "$VAR/nginx/temp" "$VAR/exports" "$VAR/log"
-if [ "$(id -u)" = 0 ]; then
-    chgrp nogroup "$VAR/exports"
-    chmod 2775 "$VAR/exports"
-fi
-"$ROOT/scripts/pg-cluster.sh" start "$VAR/pg" >/dev/null
-# shellcheck disable=SC1091
-. "$VAR/pg/env"
-"$BIN" migrate --quiet --db "$PG_CONNINFO" >/dev/null
-sql() { psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -Atc "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
-start_nginx() {
-    local port auth=""
-    port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or die; print $s->sockport')
-    install -m 600 "$VAR/pg/nginx-conninfo" "$VAR/nginx/conf/conninfo"
+    install -m 600 "$pg_dir/nginx-conninfo" "$VAR/nginx/conf/conninfo"
     # A build with SMART authorization (on by default) is measured without it: the tokens'
     # cost is another benchmark's.
     if grep -qa fhir_bulk_auth "$MODULE"; then auth="fhir_bulk_auth off;"; fi
@@ -232,11 +177,20 @@ for N in ${SIZES//,/ }; do
     echo "== $N patients"
     stop_worker
     stop_nginx
-    sql "TRUNCATE resource, group_member; DELETE FROM export_job"
-    t0=$(now)
-    "$BIN" synth --patients "$N" --seed 1 --load --quiet --db "$PG_CONNINFO"
-    sql "VACUUM ANALYZE"
-    echo "generated and loaded in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s"
+    start_pg "$N"
+    sql "DELETE FROM export_job"
+    if [ ! -f "$pg_dir/.loaded" ] ||
+        [ "$(sql "SELECT count(*) FROM resource WHERE res_type = 'Patient'")" != "$N" ]; then
+        rm -f "$pg_dir/.loaded"
+        sql "TRUNCATE resource, group_member"
+        t0=$(now)
+        "$BIN" synth --patients "$N" --seed 1 --load --quiet --db "$PG_CONNINFO"
+        sql "VACUUM ANALYZE"
+        touch "$pg_dir/.loaded"
+        echo "generated and loaded in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s"
+    else
+        echo "reusing the population in $pg_dir"
+    fi
     sql "CHECKPOINT"
     resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
     start_nginx
@@ -254,6 +208,7 @@ for N in ${SIZES//,/ }; do
     done
     stop_worker
     stop_nginx
+    stop_pg
     tm=$(printf '%s\n' "${typed[@]}" | median)
     om=$(printf '%s\n' "${organized[@]}" | median)
     tmb=$(printf '%s\n' "${typed_mb[@]}" | median)

@@ -6,15 +6,20 @@
 #   benchmarks/partial_manifest_benchmark.sh [PATIENTS] [RUNS]     (defaults 1000, 3)
 #
 # Environment: BUILD (build directory, default build/), BENCH_THREADS (worker threads, default
-# 2). A fresh population (fhir-bulk synth --seed 1 --load), PostgreSQL, nginx (authorization
+# 2), BENCH_BEFORE_MODULE (another build's module: a second nginx with it serves the same
+# database and worker, and each run adds the partial export through it, for a before/after
+# of the HTTP side in the same run). A fresh population (fhir-bulk synth --seed 1 --load), PostgreSQL, nginx (authorization
 # off, fhir_bulk_min_poll_interval 0) and worker under $BUILD/bench-partial-var, removed after.
 # For each run, interleaved:
 #   full       GET $export (no parameter): kick-off to the 200 manifest, polled every 20 ms
 #   partial    GET $export?allowPartialManifests=true, polled every 20 ms: "first file" is when
 #              a poll's manifest lists an output file and that file has downloaded (200),
 #              "complete" when the 200 manifest arrives
+# Both by one persistent client process (perl, HTTP::Tiny, keep-alive), so the figure is the
+# server's and not the cost of starting a curl per poll.
 # The figure: first file / full export time (median of the per-run ratios), and first file /
-# the partial export's own completion.
+# the partial export's own completion. Each partial run also prints the worker's account of
+# the job's first moments (planning time, the first unit's read / sync / commit), from its log.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -31,13 +36,15 @@ VAR=$BUILD/bench-partial-var
 worker_pid=""
 cleanup() {
     if [ -n "$worker_pid" ]; then kill -TERM "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true; fi
-    if [ -f "$VAR/nginx/nginx.pid" ]; then kill -QUIT "$(cat "$VAR/nginx/nginx.pid")" 2>/dev/null || true; sleep 0.5; fi
+    for pidf in "$VAR"/nginx*/nginx.pid; do
+        if [ -f "$pidf" ]; then kill -QUIT "$(cat "$pidf")" 2>/dev/null || true; sleep 0.5; fi
+    done
     "$ROOT/scripts/pg-cluster.sh" stop "$VAR/pg" >/dev/null 2>&1 || true
     rm -rf "$VAR"
 }
 trap cleanup EXIT
 rm -rf "$VAR"
-mkdir -p "$VAR/nginx/conf" "$VAR/nginx/logs" "$VAR/nginx/temp" "$VAR/exports" "$VAR/log"
+mkdir -p "$VAR/exports" "$VAR/log"
 if [ "$(id -u)" = 0 ]; then chgrp nogroup "$VAR/exports"; chmod 2775 "$VAR/exports"; fi
 "$ROOT/scripts/pg-cluster.sh" start "$VAR/pg" >/dev/null
 # shellcheck disable=SC1091
@@ -51,33 +58,36 @@ now() { date +%s.%N; }
 sql "VACUUM ANALYZE"
 resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
 
-port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
-    LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or die; print $s->sockport')
-install -m 600 "$VAR/pg/nginx-conninfo" "$VAR/nginx/conf/conninfo"
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
-cat >"$VAR/nginx/conf/nginx.conf" <<CONF
-load_module $MODULE;
+# start_nginx DIR MODULE: an nginx with MODULE under $VAR/DIR; prints its FHIR base URL.
+start_nginx() {
+    local dir=$VAR/$1 module=$2 port user_line=""
+    mkdir -p "$dir/conf" "$dir/logs" "$dir/temp"
+    port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
+        LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or die; print $s->sockport')
+    install -m 600 "$VAR/pg/nginx-conninfo" "$dir/conf/conninfo"
+    [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+    cat >"$dir/conf/nginx.conf" <<CONF
+load_module $module;
 $user_line
 worker_processes 2;
-pid $VAR/nginx/nginx.pid;
-error_log $VAR/nginx/logs/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
 thread_pool fhir_bulk threads=4 max_queue=512;
 events { worker_connections 1024; }
 http {
     access_log off;
-    client_body_temp_path $VAR/nginx/temp/body;
-    proxy_temp_path $VAR/nginx/temp/proxy;
-    fastcgi_temp_path $VAR/nginx/temp/fastcgi;
-    uwsgi_temp_path $VAR/nginx/temp/uwsgi;
-    scgi_temp_path $VAR/nginx/temp/scgi;
+    client_body_temp_path $dir/temp/body;
+    proxy_temp_path $dir/temp/proxy;
+    fastcgi_temp_path $dir/temp/fastcgi;
+    uwsgi_temp_path $dir/temp/uwsgi;
+    scgi_temp_path $dir/temp/scgi;
     server {
         listen 127.0.0.1:$port;
         fhir_bulk_auth off;
         location /fhir {
             fhir_bulk_api;
             fhir_bulk_base_url http://127.0.0.1:$port/fhir;
-            fhir_bulk_pg_conninfo_file $VAR/nginx/conf/conninfo;
+            fhir_bulk_pg_conninfo_file $dir/conf/conninfo;
             fhir_bulk_thread_pool fhir_bulk;
             fhir_bulk_export_dir $VAR/exports;
             fhir_bulk_max_active_exports 0;
@@ -91,48 +101,86 @@ http {
     }
 }
 CONF
-"$NGINX" -p "$VAR/nginx" -c "$VAR/nginx/conf/nginx.conf" -e "$VAR/nginx/logs/error.log"
-FHIR_BASE=http://127.0.0.1:$port/fhir
-for _ in $(seq 50); do curl -fsS -o /dev/null "$FHIR_BASE/metadata" 2>/dev/null && break; sleep 0.1; done
+    "$NGINX" -p "$dir" -c "$dir/conf/nginx.conf" -e "$dir/logs/error.log"
+    for _ in $(seq 50); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$port/fhir/metadata" 2>/dev/null && break
+        sleep 0.1
+    done
+    echo "http://127.0.0.1:$port/fhir"
+}
+FHIR_BASE=$(start_nginx nginx "$MODULE")
+BEFORE_BASE=""
+if [ -n "${BENCH_BEFORE_MODULE:-}" ]; then BEFORE_BASE=$(start_nginx nginx-before "$BENCH_BEFORE_MODULE"); fi
 "$BIN" worker --db "$PG_CONNINFO" --export-dir "$VAR/exports" --threads "$THREADS" \
     >>"$VAR/log/worker.log" 2>&1 &
 worker_pid=$!
 
-# run_export QUERY: "complete_s first_file_s" (first_file_s is - when no partial manifest)
-run_export() {
-    local t0 url code first="-" f h
-    t0=$(now)
-    url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
-        -H 'Prefer: respond-async' "$FHIR_BASE/\$export$1" | tr -d '\r' |
-        sed -n 's/^[Cc]ontent-[Ll]ocation: //p')
-    while :; do
-        code=$(curl -sS -o "$VAR/poll.json" -w '%{http_code}' "$url")
-        if [ "$code" = 200 ]; then break; fi
-        if [ "$code" != 202 ]; then echo "poll: $code $(head -c 300 "$VAR/poll.json")" >&2; exit 1; fi
-        if [ "$first" = "-" ] && [ -s "$VAR/poll.json" ]; then
-            f=$(perl -MJSON::PP -0777 -ne 'my $m = decode_json($_); my $o = $m->{output}[0];
-                print $o ? $o->{url} : ""' "$VAR/poll.json")
-            if [ -n "$f" ] && [ "$(curl -sS -o /dev/null -w '%{http_code}' "$f")" = 200 ]; then
-                first=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
+# run_export QUERY: "complete_s first_file_s job t0" (first_file_s is - when no partial manifest).
+# One client process does the kick-off, the polls every 20 ms and the download: a curl and a
+# perl per poll cost this loaded machine a second or more per round (measured: the server had
+# the first file listed 0.5 s after the kick-off, the shell loop downloaded it 1.5 s later).
+cat >"$VAR/run_export.pl" <<'PERL'
+use strict;
+use warnings;
+use HTTP::Tiny;
+use JSON::PP;
+use Time::HiRes qw(time sleep);
+my ($url) = @ARGV;
+my $http = HTTP::Tiny->new(timeout => 120, keep_alive => 1);
+my $t0 = time;
+my $r = $http->get($url, { headers => { Accept => 'application/fhir+json',
+                                        Prefer => 'respond-async' } });
+die "kick-off: $r->{status} $r->{content}\n" unless $r->{status} == 202;
+my $status = $r->{headers}{'content-location'};
+my $first = '-';
+while (1) {
+    $r = $http->get($status);
+    last if $r->{status} == 200;
+    die "poll: $r->{status} " . substr($r->{content}, 0, 300) . "\n" unless $r->{status} == 202;
+    if ($first eq '-' && length $r->{content}) {
+        my $o = decode_json($r->{content})->{output}[0];
+        if ($o && $http->get($o->{url})->{status} == 200) { $first = sprintf('%.3f', time - $t0); }
+    }
+    sleep 0.02;
+}
+my $done = sprintf('%.3f', time - $t0);
+$http->delete($status);
+my ($job) = $status =~ m{([^/]+)$};
+printf "%s %s %s %.6f\n", $done, $first, $job, $t0;
+PERL
+run_export() { perl "$VAR/run_export.pl" "${2:-$FHIR_BASE}/\$export$1"; }
+profile() {  # profile JOB T0: the worker's lines on planning and the first two units, with
+    # their time after the kick-off (the log's timestamps are UTC, ISO 8601)
+    local line ts
+    grep -F "job $1" "$VAR/log/worker.log" | grep -E 'planned| unit [12] ' |
+        while IFS= read -r line; do
+            ts=$(date -d "${line%% *}" +%s.%N 2>/dev/null) || ts=""
+            if [ -n "$ts" ]; then
+                printf '    worker +%.3f s: %s\n' "$(awk -v a="$2" -v b="$ts" 'BEGIN { print b - a }')" "${line#* }"
+            else
+                printf '    worker: %s\n' "$line"
             fi
-        fi
-        sleep 0.02
-    done
-    h=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
-    curl -fsS -X DELETE -o /dev/null "$url"
-    echo "$h $first"
+        done || true
 }
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $N patients, $resources resources; worker threads: $THREADS; $RUNS runs"
-full=() partial_done=() partial_first=() ratio=() ratio_own=()
+full=() partial_done=() partial_first=() ratio=() ratio_own=() before_first=() before_ratio=()
 for i in $(seq "$RUNS"); do
-    read -r f _ < <(run_export "")
-    read -r p pf < <(run_export "?allowPartialManifests=true")
+    read -r f _ _ < <(run_export "")
+    read -r p pf job kicked < <(run_export "?allowPartialManifests=true")
     [ "$pf" = "-" ] && { echo "run $i: no partial manifest before completion" >&2; pf=$p; }
     full+=("$f") partial_done+=("$p") partial_first+=("$pf")
     ratio+=("$(awk -v a="$pf" -v b="$f" 'BEGIN { printf "%.3f", a / b }')")
     ratio_own+=("$(awk -v a="$pf" -v b="$p" 'BEGIN { printf "%.3f", a / b }')")
     echo "run $i: full export $f s; partial: first file downloadable $pf s, complete $p s; first/full ${ratio[-1]}"
+    profile "$job" "$kicked"
+    if [ -n "$BEFORE_BASE" ]; then  # the same partial export through the "before" module
+        read -r bp bpf _ _ < <(run_export "?allowPartialManifests=true" "$BEFORE_BASE")
+        [ "$bpf" = "-" ] && bpf=$bp
+        before_first+=("$bpf")
+        before_ratio+=("$(awk -v a="$bpf" -v b="$f" 'BEGIN { printf "%.3f", a / b }')")
+        echo "run $i: before ($BENCH_BEFORE_MODULE): first file downloadable $bpf s, complete $bp s; first/full ${before_ratio[-1]}"
+    fi
 done
 med() { printf '%s\n' "$@" | median; }
 echo
@@ -142,3 +190,7 @@ printf 'full export (baseline): %.3f s; allowPartialManifests: first file %.3f s
 printf 'first file / full export: %.1f %% (median of per-run ratios); / its own completion: %.1f %%\n' \
     "$(awk -v r="$(med "${ratio[@]}")" 'BEGIN { print r * 100 }')" \
     "$(awk -v r="$(med "${ratio_own[@]}")" 'BEGIN { print r * 100 }')"
+if [ -n "$BEFORE_BASE" ]; then
+    printf 'before (BENCH_BEFORE_MODULE): first file %.3f s, first file / full export: %.1f %%\n' \
+        "$(med "${before_first[@]}")" "$(awk -v r="$(med "${before_ratio[@]}")" 'BEGIN { print r * 100 }')"
+fi

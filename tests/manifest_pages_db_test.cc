@@ -159,5 +159,56 @@ TEST_F(ManifestPagesDbTest, CompletedWithoutFilesHasOneEmptyPage) {
   EXPECT_EQ(GetManifestPage(conn_.get(), job_, 2, 2).status().code(), Status::Code::kNotFound);
 }
 
+// A page poll reads rows in proportion to its page, not to the job's files: counted by
+// PostgreSQL's own statistics (tuples read from export_file by sequential and index scans),
+// flushed on demand around the call.
+TEST_F(ManifestPagesDbTest, APageReadsItsFilesNotTheJobs) {
+  Exec(
+      "INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, resources, "
+      "bytes) SELECT $1::uuid, 'Observation.' || i || '.1.ndjson', 'output', 'Observation', "
+      "i, 1, 1, 10 FROM generate_series(2, 5001) i");
+  AddFiles(1, "OperationOutcome", 1, "error");
+  Exec("UPDATE export_job SET state = 'completed' WHERE job_id = $1::uuid");
+  ASSERT_TRUE(conn_->Exec("ANALYZE export_file").ok());
+  auto tuples_read = [&]() -> int64_t {
+    auto f = conn_->Exec("SELECT pg_stat_force_next_flush()");
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    auto r = conn_->Exec(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables "
+        "WHERE relid = 'export_file'::regclass");
+    EXPECT_TRUE(r.ok() && r->rows() == 1) << r.status().ToString();
+    return r.ok() && r->rows() == 1 ? r->int64(0, 0) : 0;
+  };
+  ASSERT_TRUE(Page(1).available);  // pages are recorded in order: walk to page 6
+  for (int n = 2; n <= 6; n++) ASSERT_TRUE(Page(n).available);
+  const int64_t before = tuples_read();
+  ManifestPage p7 = Page(7);
+  const int64_t read = tuples_read() - before;
+  EXPECT_EQ(Names(p7),
+            (std::vector<std::string>{"Observation.14.1.ndjson", "Observation.15.1.ndjson"}));
+  EXPECT_EQ(Names(p7, "error"), (std::vector<std::string>{"OperationOutcome.1.1.ndjson"}));
+  EXPECT_TRUE(p7.has_next);
+  EXPECT_LT(read, 50) << "rows of export_file read for one page of 2 (the job has 5,001)";
+
+  auto job = GetJob(conn_.get(), job_.job_id, "client-p");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_TRUE(job->files.empty()) << "GetJob reads the job's row, not its files";
+  ASSERT_TRUE(LoadJobFiles(conn_.get(), &*job).ok());
+  EXPECT_EQ(job->files.size(), 5001u);
+}
+
+// organizeOutputBy=Patient with allowPartialManifests: a page keeps continuesInFile.
+TEST_F(ManifestPagesDbTest, PagesKeepContinuesInFile) {
+  Exec(
+      "INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, resources, "
+      "bytes, continues_in) VALUES ($1::uuid, 'Patient.1.1.ndjson', 'output', 'Patient', 1, 1, "
+      "5, 10, 'Patient.1.2.ndjson'), ($1::uuid, 'Patient.1.2.ndjson', 'output', 'Patient', 1, "
+      "2, 3, 10, NULL)");
+  ManifestPage p1 = Page(1);
+  ASSERT_EQ(p1.files.size(), 2u);
+  EXPECT_EQ(p1.files[0].continues_in, "Patient.1.2.ndjson");
+  EXPECT_EQ(p1.files[1].continues_in, "");
+}
+
 }  // namespace
 }  // namespace fhirbulk

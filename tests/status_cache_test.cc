@@ -35,6 +35,19 @@ TEST(StatusCacheTest, AnswersTheOwnerWithinTtlOnly) {
   EXPECT_EQ(cache.Get("job", "a", 10 * kSecond, 1000, &e, &wait), StatusCache::Hit::kMiss);
 }
 
+TEST(StatusCacheTest, AnEntryMayLiveShorterButNotLonger) {
+  StatusCache cache(kSecond, 100);
+  std::shared_ptr<const StatusCache::Entry> e;
+  int wait = 0;
+  cache.Put("partial", MakeEntry("a", true, 202), 0, 100000);  // allowPartialManifests: 100 ms
+  EXPECT_EQ(cache.Get("partial", "a", 99999, 0, &e, &wait), StatusCache::Hit::kAnswer);
+  EXPECT_EQ(cache.Get("partial", "a", 100000, 0, &e, &wait), StatusCache::Hit::kMiss);
+  cache.Put("long", MakeEntry("a", true, 202), 0, 5 * kSecond);  // capped at the cache's ttl
+  EXPECT_EQ(cache.Get("long", "a", kSecond, 0, &e, &wait), StatusCache::Hit::kMiss);
+  cache.Put("default", MakeEntry("a", true, 202), 0);
+  EXPECT_EQ(cache.Get("default", "a", kSecond - 1, 0, &e, &wait), StatusCache::Hit::kAnswer);
+}
+
 TEST(StatusCacheTest, RunningJobsApplyThePollInterval) {
   StatusCache cache(5 * kSecond, 100);
   cache.Put("job", MakeEntry("a", true, 202), 0);

@@ -339,6 +339,8 @@ TEST_F(WorkerDbTest, SystemExportWritesEveryResourceOnce) {
   // The manifest, through the lead's job store.
   auto info = GetJob(conn_.get(), job, "test-client");
   ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(info->files.empty()) << "GetJob reads the job's row only";
+  ASSERT_TRUE(LoadJobFiles(conn_.get(), &*info).ok());
   rapidjson::Document m;
   m.Parse(ManifestJson(*info, "http://fhir.test/fhir", true).c_str());
   ASSERT_FALSE(m.HasParseError());

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "client/block_links.h"
 #include "client/export_client.h"
 #include "util/fhir_time.h"
 #include "util/progress.h"
@@ -71,6 +72,34 @@ ExportSummary::ExportSummary(const Manifest& manifest, std::string status_url,
         if (server_issues_.size() < kMaxServerIssues) server_issues_.push_back(s);
       }
     }
+  }
+  if (manifest.output_organized_by.empty()) return;
+  // Patient blocks across files (client/block_links.h): continuesInFile and the headers.
+  std::vector<BlockFile> blocks;
+  std::vector<size_t> job_of;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (jobs[i].section != "output") continue;
+    const FileOutcome* o = outcomes[i].get();
+    BlockFile b;
+    b.url = jobs[i].item.url;
+    b.continues_in_file = jobs[i].item.continues_in_file;
+    b.checked = o != nullptr && o->status.ok();
+    if (b.checked) {
+      b.first_block = o->validation.first_block();
+      b.last_block = o->validation.last_block();
+    }
+    blocks.push_back(std::move(b));
+    job_of.push_back(i);
+  }
+  std::vector<bool> counted(blocks.size(), false);
+  for (const BlockLinkIssue& issue : CheckBlockLinks(blocks)) {
+    const size_t i = job_of[issue.file];
+    validation_errors_++;
+    if (!counted[issue.file] && outcomes[i] && outcomes[i]->validation.error_count() == 0) {
+      invalid_files_++;
+    }
+    counted[issue.file] = true;
+    problem(jobs[i], 0, issue.message);
   }
 }
 

@@ -93,6 +93,7 @@ void NdjsonValidator::Reset() {
   file_has_blocks_ = false;
   header_lines_ = lines_since_header_ = 0;
   current_patient_.clear();
+  first_block_.clear();
   seen_headers_.clear();
   issues_.clear();
   severities_.clear();
@@ -231,6 +232,7 @@ void NdjsonValidator::CheckBlockLine(int64_t n, std::string_view type, std::stri
     }
     header_lines_++;
     current_patient_ = ref.substr(8);
+    if (header_lines_ == 1) first_block_ = current_patient_;
     lines_since_header_ = 0;
     if (!seen_headers_.insert(current_patient_).second) {
       AddIssue(n, "the block of " + Shorten(ref, 80) + " is split inside the file");

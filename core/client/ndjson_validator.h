@@ -63,6 +63,12 @@ class NdjsonValidator {
   // The first max_issues errors.
   const std::vector<ValidationIssue>& issues() const { return issues_; }
 
+  // organizeOutputBy files: the patient ids of the first and the last block header ("" for a
+  // file without header lines). A block that goes on in another file (continuesInFile) is
+  // this file's last block and that file's first (client/block_links.h checks the pairs).
+  const std::string& first_block() const { return first_block_; }
+  const std::string& last_block() const { return current_patient_; }
+
   // For OperationOutcome files: issue.severity -> number of issues; first diagnostics.
   const std::map<std::string, int64_t>& outcome_severities() const { return severities_; }
   const std::vector<std::string>& outcome_samples() const { return samples_; }
@@ -80,6 +86,7 @@ class NdjsonValidator {
   int64_t header_lines_ = 0;
   int64_t lines_since_header_ = 0;
   std::string current_patient_;
+  std::string first_block_;
   std::set<std::string> seen_headers_;
   std::optional<int64_t> expected_count_;
   size_t max_issues_;

@@ -150,14 +150,19 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std:
   job.resources_written = r->int64(0, 7);
   if (!r->is_null(0, 8)) job.error_json = r->str(0, 8);
   job.error_transient = r->get(0, 9) == "t";
-  if (job.state != JobState::kCompleted) return job;
+  return job;
+}
 
+Status LoadJobFiles(PgConnection* conn, JobInfo* job) {
+  job->files.clear();
+  if (job->state != JobState::kCompleted) return Status::OK();
   auto files = conn->Exec(
       "SELECT file_name, kind, res_type, resources, bytes, coalesce(continues_in, '') "
       "FROM export_file WHERE job_id = $1::uuid "
       "ORDER BY kind DESC, res_type, unit_no, seq",  // output, error, deleted
-      {job_id});
+      {job->job_id});
   if (!files.ok()) return files.status();
+  job->files.reserve(static_cast<size_t>(files->rows()));
   for (int i = 0; i < files->rows(); i++) {
     JobFile f;
     f.file_name = files->str(i, 0);
@@ -166,9 +171,9 @@ Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std:
     f.resources = files->int64(i, 3);
     f.bytes = files->int64(i, 4);
     f.continues_in = files->str(i, 5);
-    job.files.push_back(std::move(f));
+    job->files.push_back(std::move(f));
   }
-  return job;
+  return Status::OK();
 }
 
 Result<int> RecordPoll(PgConnection* conn, const std::string& job_id, int min_interval_ms) {

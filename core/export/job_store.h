@@ -49,7 +49,7 @@ struct JobInfo {
   int64_t resources_written = 0;
   std::string error_json;  // OperationOutcome, failed jobs only
   bool error_transient = false;
-  std::vector<JobFile> files;  // completed jobs only, in manifest order
+  std::vector<JobFile> files;  // LoadJobFiles (or a manifest page), in manifest order
 };
 
 struct CreateJobOptions {
@@ -70,12 +70,16 @@ struct CreateJobOptions {
 Result<JobInfo> CreateJob(PgConnection* conn, const std::string& client_id,
                           const ExportRequest& request, const CreateJobOptions& options);
 
-// The job if it exists, belongs to client_id and is not cancelled; else NotFound.
-// Files are filled in for completed jobs.
-// NotFound unless the job exists, belongs to client_id and is not cancelled; with
-// require_enabled_client also unless the client is registered and enabled (auth_client).
+// The job's row; NotFound unless the job exists, belongs to client_id and is not cancelled;
+// with require_enabled_client also unless the client is registered and enabled (auth_client).
+// One row read whatever the job's size: its files are not loaded (job.files stays empty), so
+// a paged manifest (export/manifest_pages.h) reads only its page's files.
 Result<JobInfo> GetJob(PgConnection* conn, const std::string& job_id, const std::string& client_id,
                        bool require_enabled_client = false);
+
+// Fills job->files with every file of a completed job, in manifest order (the unpaged
+// manifest); leaves it empty for a job in any other state.
+Status LoadJobFiles(PgConnection* conn, JobInfo* job);
 
 // Cancels the job (any state but cancelled): marks it cancelled so workers stop, and deletes
 // its rows of units and files. NotFound as GetJob. The files on disk are not touched here:

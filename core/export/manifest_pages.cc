@@ -122,12 +122,15 @@ Result<ManifestPage> GetManifestPage(PgConnection* conn, const JobInfo& job, int
     bounds = std::move(again);
   }
   const std::string hi = std::to_string(bounds->hi);
+  // The page's ordinal range (index export_file_job_ordinal) and the error files (partial
+  // index export_file_job_errors, sql/0013): rows read grow with the page, not the job.
   auto files = conn->Exec(
-      "SELECT file_name, kind, res_type, resources, bytes, "
+      "SELECT file_name, kind, res_type, resources, bytes, coalesce(continues_in, ''), "
       "EXISTS (SELECT 1 FROM export_file n WHERE n.job_id = $1::uuid AND n.kind <> 'error' "
       "AND n.ordinal > $3::bigint) "
-      "FROM export_file WHERE job_id = $1::uuid AND (kind = 'error' OR "
-      "(ordinal > $2::bigint AND ordinal <= $3::bigint)) "
+      "FROM (SELECT * FROM export_file WHERE job_id = $1::uuid AND ordinal > $2::bigint "
+      "AND ordinal <= $3::bigint AND kind <> 'error' "
+      "UNION ALL SELECT * FROM export_file WHERE job_id = $1::uuid AND kind = 'error') f "
       "ORDER BY kind DESC, res_type, unit_no, seq",
       {job.job_id, lo, hi});
   if (!files.ok()) return files.status();
@@ -139,8 +142,9 @@ Result<ManifestPage> GetManifestPage(PgConnection* conn, const JobInfo& job, int
     f.res_type = files->str(i, 2);
     f.resources = files->int64(i, 3);
     f.bytes = files->int64(i, 4);
+    f.continues_in = files->str(i, 5);
     page.files.push_back(std::move(f));
-    page.has_next = files->get(i, 5) == std::string_view("t");
+    page.has_next = files->get(i, 6) == std::string_view("t");
   }
   if (files->rows() == 0) {
     auto more = conn->Exec(

@@ -88,6 +88,11 @@ constexpr int64_t kStatusCacheTtlUs = 1000000;
 constexpr size_t kStatusCacheEntries = 10000;
 // Verified access tokens remembered per process (auth/token_cache.h: exact, ~2 MB at most).
 constexpr size_t kTokenCacheEntries = 4096;
+// A running allowPartialManifests job's answer changes with every unit that commits, and the
+// client is waiting for exactly that (IG 3.0.0: download files as they complete): cached for
+// 100 ms instead, and its polls are told Retry-After: 1 (at most).
+constexpr int64_t kPartialStatusCacheTtlUs = 100000;
+constexpr int kPartialPollRetryAfter = 1;
 
 HttpResponse Throttled(int wait_seconds) {
   HttpResponse r = OutcomeResponse(429, "throttled",
@@ -689,6 +694,14 @@ void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) con
     *resp = OutcomeResponse(404, "not-found", "no such manifest page of export " + job.job_id);
     return;
   }
+  if (job.state == JobState::kCompleted && !paged) {
+    // The unpaged manifest lists every file; a paged one reads only its page's (below).
+    s = WithConnection([&](PgConnection* c) { return LoadJobFiles(c, &job); });
+    if (!s.ok()) {
+      *resp = StatusResponse(s, options_.retry_after_unavailable);
+      return;
+    }
+  }
   ManifestPage page;
   if (paged) {
     s = WithConnection([&](PgConnection* c) -> Status {
@@ -734,7 +747,9 @@ void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) con
         resp->body = ManifestBody(job, next_url);
       }
       resp->AddHeader("X-Progress", ProgressText(job));
-      resp->AddHeader("Retry-After", std::to_string(options_.poll_retry_after));
+      resp->AddHeader("Retry-After", std::to_string(paged ? std::min(options_.poll_retry_after,
+                                                                     kPartialPollRetryAfter)
+                                                          : options_.poll_retry_after));
       resp->AddHeader("Cache-Control", "no-store");
       break;
     }
@@ -769,7 +784,8 @@ void Server::HandleStatus(const PendingRequest& pending, HttpResponse* resp) con
   entry.request = std::move(request);
   entry.running = job.state == JobState::kAccepted || job.state == JobState::kRunning;
   entry.response = *resp;
-  status_cache_->Put(job.job_id, std::move(entry), read_started_us);
+  const int64_t ttl_us = paged && entry.running ? kPartialStatusCacheTtlUs : 0;
+  status_cache_->Put(job.job_id, std::move(entry), read_started_us, ttl_us);
 }
 
 namespace {

@@ -2,17 +2,18 @@
 
 namespace fhirbulk {
 
-void StatusCache::Put(const std::string& job_id, Entry entry, int64_t read_us) {
+void StatusCache::Put(const std::string& job_id, Entry entry, int64_t read_us, int64_t ttl_us) {
   MutexLock lock(&mu_);
   if (slots_.size() >= max_entries_ && slots_.count(job_id) == 0) {
     for (auto it = slots_.begin(); it != slots_.end();) {
-      it = read_us - it->second.stored_us >= ttl_us_ ? slots_.erase(it) : std::next(it);
+      it = read_us - it->second.stored_us >= it->second.ttl_us ? slots_.erase(it) : std::next(it);
     }
     if (slots_.size() >= max_entries_) slots_.clear();  // all fresh: a flood; start over
   }
   Slot& s = slots_[job_id];
   s.entry = std::make_shared<const Entry>(std::move(entry));
   s.stored_us = read_us;
+  s.ttl_us = ttl_us > 0 && ttl_us < ttl_us_ ? ttl_us : ttl_us_;
   s.last_poll_us = read_us;
 }
 
@@ -28,7 +29,7 @@ StatusCache::Hit StatusCache::Get(const std::string& job_id, const std::string& 
   auto it = slots_.find(job_id);
   if (it == slots_.end()) return Hit::kMiss;
   Slot& s = it->second;
-  if (now_us - s.stored_us >= ttl_us_) {
+  if (now_us - s.stored_us >= s.ttl_us) {
     slots_.erase(it);
     return Hit::kMiss;
   }

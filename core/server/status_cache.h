@@ -40,8 +40,11 @@ class StatusCache {
 
   StatusCache(int64_t ttl_us, size_t max_entries) : ttl_us_(ttl_us), max_entries_(max_entries) {}
 
-  // `read_us`: when the answer's database read started; the entry expires `ttl` after it.
-  void Put(const std::string& job_id, Entry entry, int64_t read_us) EXCLUDES(mu_);
+  // `read_us`: when the answer's database read started; the entry expires `ttl` after it, or
+  // `ttl_us` after it when 0 < ttl_us < ttl (a shorter life for answers about to change, e.g.
+  // a running allowPartialManifests job whose first files are awaited).
+  void Put(const std::string& job_id, Entry entry, int64_t read_us, int64_t ttl_us = 0)
+      EXCLUDES(mu_);
   void Erase(const std::string& job_id) EXCLUDES(mu_);
 
   enum class Hit { kMiss, kAnswer, kThrottled };
@@ -54,6 +57,7 @@ class StatusCache {
   struct Slot {
     std::shared_ptr<const Entry> entry;
     int64_t stored_us = 0;
+    int64_t ttl_us = 0;
     int64_t last_poll_us = 0;
   };
   const int64_t ttl_us_;

@@ -83,9 +83,14 @@ TEST(GrantsDbTest, AppliesToTheMigratedSchema) {
   EXPECT_FALSE(check(o.worker_role, "auth_client", "SELECT"));
   EXPECT_TRUE(check(o.worker_role, "export_job_history", "DELETE"));
   EXPECT_FALSE(check(o.nginx_role, "resource_patient", "SELECT"));
-  EXPECT_FALSE(check(o.nginx_role, "export_job_history", "SELECT"));
+  // The operator API (sql/0015) reads the history and the audit trail, never writes them.
+  EXPECT_TRUE(check(o.nginx_role, "export_job_history", "SELECT"));
+  EXPECT_FALSE(check(o.nginx_role, "export_job_history", "DELETE"));
   EXPECT_TRUE(check(o.nginx_role, "audit_event", "INSERT"));
-  EXPECT_FALSE(check(o.nginx_role, "audit_event", "SELECT"));
+  EXPECT_TRUE(check(o.nginx_role, "audit_event", "SELECT"));
+  EXPECT_FALSE(check(o.nginx_role, "audit_event", "UPDATE"));
+  EXPECT_FALSE(check(o.nginx_role, "audit_event", "DELETE"));
+  EXPECT_FALSE(check(o.nginx_role, "auth_client", "UPDATE"));
   EXPECT_FALSE(check(o.nginx_role, "auth_client", "INSERT"));
   // Applying twice is harmless (the REVOKE first).
   EXPECT_TRUE(conn->Exec(*sql).ok());

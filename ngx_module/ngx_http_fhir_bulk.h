@@ -53,6 +53,7 @@ typedef struct {
     ngx_int_t             typefilter_max_terms;
     ngx_msec_t            min_poll_interval;
     ngx_int_t             manifest_page_size;
+    ngx_flag_t            operator_api;
     ngx_flag_t            auth;
     ngx_str_t             token_key_file;
     ngx_int_t             token_lifetime;

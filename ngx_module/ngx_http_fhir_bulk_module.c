@@ -200,6 +200,15 @@ static ngx_command_t  ngx_http_fhir_bulk_commands[] = {
       offsetof(ngx_http_fhir_bulk_loc_conf_t, manifest_page_size),
       NULL },
 
+    /* the operator API (<base>/_ops/api/): only in the location that sets it */
+
+    { ngx_string("fhir_bulk_operator_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_bulk_loc_conf_t, operator_api),
+      NULL },
+
     { ngx_string("fhir_bulk_strict_headers"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -1174,6 +1183,7 @@ ngx_http_fhir_bulk_create_loc_conf(ngx_conf_t *cf)
     conf->typefilter_max_terms = NGX_CONF_UNSET;
     conf->min_poll_interval = NGX_CONF_UNSET_MSEC;
     conf->manifest_page_size = NGX_CONF_UNSET;
+    conf->operator_api = NGX_CONF_UNSET;
     conf->auth = NGX_CONF_UNSET;
     conf->token_lifetime = NGX_CONF_UNSET;
     conf->jwks_allow_insecure = NGX_CONF_UNSET;
@@ -1228,6 +1238,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               FHIRBULK_DEFAULT_MIN_POLL_INTERVAL_MS);
     ngx_conf_merge_value(conf->manifest_page_size, prev->manifest_page_size,
                          FHIRBULK_DEFAULT_MANIFEST_PAGE_SIZE);
+    ngx_conf_merge_value(conf->operator_api, prev->operator_api, 0);
 
     /* secure by default: authorization is on unless switched off */
     ngx_conf_merge_value(conf->auth, prev->auth, FHIRBULK_DEFAULT_AUTH);
@@ -1368,6 +1379,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         && prev->typefilter_max_terms == conf->typefilter_max_terms
         && prev->min_poll_interval == conf->min_poll_interval
         && prev->manifest_page_size == conf->manifest_page_size
+        && prev->operator_api == conf->operator_api
         && prev->auth == conf->auth
         && prev->token_key_file.data == conf->token_key_file.data
         && prev->token_lifetime == conf->token_lifetime
@@ -1397,6 +1409,7 @@ ngx_http_fhir_bulk_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     opts.typefilter_max_terms = (int) conf->typefilter_max_terms;
     opts.min_poll_interval_ms = (int) conf->min_poll_interval;
     opts.manifest_page_size = (int) conf->manifest_page_size;
+    opts.operator_api = (int) conf->operator_api;
     opts.auth_enabled = (int) conf->auth;
     opts.token_lifetime = (int) conf->token_lifetime;
     opts.jwks_allow_insecure = (int) conf->jwks_allow_insecure;

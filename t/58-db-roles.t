@@ -142,8 +142,18 @@ ok(!as_role($nginx_db, "UPDATE auth_client SET allowed_scopes = 'system/*.*'"),
    'nginx: cannot change a client\'s scopes');
 ok(!as_role($nginx_db, "INSERT INTO auth_client (client_id, name, jwks, allowed_scopes) VALUES ('x', 'x', '{}', 'x')"),
    'nginx: cannot register clients');
-ok(!as_role($nginx_db, 'SELECT count(*) FROM audit_event'), 'nginx: cannot read the audit trail');
-ok(!as_role($nginx_db, 'SELECT count(*) FROM export_job_history'), 'nginx: no history');
+# The operator API (issue 16) reads the audit trail and the job history; it changes a client
+# only through the audited function, never the table, and the worker may not call it.
+ok(as_role($nginx_db, 'SELECT count(*) FROM audit_event'), 'nginx: reads the audit trail (operator API)');
+ok(!as_role($nginx_db, 'DELETE FROM audit_event'), 'nginx: cannot delete audit events');
+ok(!as_role($nginx_db, 'UPDATE audit_event SET detail = NULL'), 'nginx: cannot rewrite audit events');
+ok(!as_role($nginx_db, 'DELETE FROM export_job_history'), 'nginx: cannot delete history');
+ok(!as_role($nginx_db, 'UPDATE auth_client SET enabled = false'),
+   'nginx: cannot disable clients but through the function');
+ok(as_role($nginx_db, "SELECT fhir_bulk_ops_set_client_enabled('nobody', false, 'op', '')"),
+   'nginx: may call the audited enable/disable function');
+ok(!as_role($worker_db, "SELECT fhir_bulk_ops_set_client_enabled('nobody', false, 'op', '')"),
+   'worker: may not');
 ok(!as_role($nginx_db, 'DELETE FROM export_job'), 'nginx: cannot delete jobs');
 ok(!as_role($worker_db, 'SELECT count(*) FROM auth_client'), 'worker: no clients');
 ok(!as_role($worker_db, 'SELECT count(*) FROM audit_event'), 'worker: no audit trail');

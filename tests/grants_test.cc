@@ -38,7 +38,14 @@ TEST(GrantsTest, NginxRoleCannotWriteResourcesOrReadHistory) {
     std::string stmt = sql->substr(pos, end - pos);
     pos = end;
     if (stmt.find("fhir_bulk_nginx") == std::string::npos) continue;
-    EXPECT_EQ(stmt.find("export_job_history"), std::string::npos) << stmt;
+    // The operator API reads the job history and the audit trail; it never writes them.
+    if (stmt.find("export_job_history") != std::string::npos ||
+        stmt.find("audit_event,") != std::string::npos) {
+      EXPECT_EQ(stmt.rfind("GRANT SELECT ON ", 0), 0u) << stmt;
+      EXPECT_EQ(stmt.find("INSERT"), std::string::npos) << stmt;
+      EXPECT_EQ(stmt.find("UPDATE"), std::string::npos) << stmt;
+      EXPECT_EQ(stmt.find("DELETE"), std::string::npos) << stmt;
+    }
     // The Group API creates and deletes Group rows; nothing updates a resource in place.
     if (stmt.find(".resource ") != std::string::npos) {
       EXPECT_EQ(stmt.find("UPDATE"), std::string::npos) << stmt;
@@ -76,9 +83,14 @@ TEST(GrantsDbTest, AppliesToTheMigratedSchema) {
   EXPECT_FALSE(check(o.worker_role, "auth_client", "SELECT"));
   EXPECT_TRUE(check(o.worker_role, "export_job_history", "DELETE"));
   EXPECT_FALSE(check(o.nginx_role, "resource_patient", "SELECT"));
-  EXPECT_FALSE(check(o.nginx_role, "export_job_history", "SELECT"));
+  // The operator API (sql/0015) reads the history and the audit trail, never writes them.
+  EXPECT_TRUE(check(o.nginx_role, "export_job_history", "SELECT"));
+  EXPECT_FALSE(check(o.nginx_role, "export_job_history", "DELETE"));
   EXPECT_TRUE(check(o.nginx_role, "audit_event", "INSERT"));
-  EXPECT_FALSE(check(o.nginx_role, "audit_event", "SELECT"));
+  EXPECT_TRUE(check(o.nginx_role, "audit_event", "SELECT"));
+  EXPECT_FALSE(check(o.nginx_role, "audit_event", "UPDATE"));
+  EXPECT_FALSE(check(o.nginx_role, "audit_event", "DELETE"));
+  EXPECT_FALSE(check(o.nginx_role, "auth_client", "UPDATE"));
   EXPECT_FALSE(check(o.nginx_role, "auth_client", "INSERT"));
   // Applying twice is harmless (the REVOKE first).
   EXPECT_TRUE(conn->Exec(*sql).ok());

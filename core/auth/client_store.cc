@@ -15,7 +15,7 @@ constexpr const char* kClientColumns =
     "allowed_groups IS NOT NULL, coalesce(array_to_string(allowed_groups, ' '), ''), enabled, "
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "coalesce(jwks_cache::text, ''), coalesce(jwks_cache_expires > now(), false), "
-    "coalesce(extract(epoch FROM now() - jwks_fetched_at), 1e9)";
+    "coalesce(extract(epoch FROM now() - jwks_fetched_at), 1e9), operator";
 
 std::vector<std::string> SplitSpaces(const std::string& s) {
   std::vector<std::string> out;
@@ -43,6 +43,7 @@ ClientRecord RowToClient(const PgResult& r, int row) {
   c.jwks_cache = r.str(row, 9);
   c.jwks_cache_fresh = r.get(row, 10) == "t";
   c.jwks_cache_age_seconds = std::stod(r.str(row, 11));
+  c.is_operator = r.get(row, 12) == "t";
   return c;
 }
 
@@ -83,6 +84,9 @@ Result<std::string> AddClient(PgConnection* conn, const NewClient& c) {
   auto scopes = ScopeSet::Parse(c.allowed_scopes);
   if (!scopes.ok()) return scopes.status();
   if (scopes->empty()) return Status::InvalidArgument("a client needs at least one scope");
+  if (scopes->operator_bits() != 0 && !c.is_operator) {
+    return Status::InvalidArgument("operator/ scopes are for operator clients (--operator)");
+  }
   for (const std::string& g : c.allowed_groups) {
     if (!IsValidFhirId(g)) return Status::InvalidArgument("'" + g + "' is not a Group id");
   }
@@ -95,9 +99,10 @@ Result<std::string> AddClient(PgConnection* conn, const NewClient& c) {
   }
   auto r = conn->Exec(
       "INSERT INTO auth_client (client_id, name, jwks, jwks_url, allowed_scopes, "
-      "allowed_groups) VALUES ($1, $2, $3::jsonb, $4, $5, $6::text[])",
+      "allowed_groups, operator) VALUES ($1, $2, $3::jsonb, $4, $5, $6::text[], $7::bool)",
       {id, c.name, c.jwks.empty() ? PgParam() : PgParam(c.jwks),
-       c.jwks_url.empty() ? PgParam() : PgParam(c.jwks_url), scopes->ToString(), groups});
+       c.jwks_url.empty() ? PgParam() : PgParam(c.jwks_url), scopes->ToString(), groups,
+       c.is_operator ? "true" : "false"});
   if (!r.ok()) return r.status();
   return id;
 }

@@ -28,6 +28,8 @@ struct NewClient {
   std::string allowed_scopes = "system/*.read";
   std::vector<std::string> allowed_groups;  // empty: no Group restriction
   bool allow_http = false;
+  // An operator client (the operator console): may hold operator/ scopes (auth/scopes.h).
+  bool is_operator = false;
 };
 
 struct ClientRecord {
@@ -44,6 +46,7 @@ struct ClientRecord {
   std::string jwks_cache;
   bool jwks_cache_fresh = false;
   double jwks_cache_age_seconds = 0;  // since it was fetched; large when never
+  bool is_operator = false;           // sql/0015: may hold operator/ scopes
 };
 
 Result<std::string> AddClient(PgConnection* conn, const NewClient& client);

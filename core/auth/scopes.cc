@@ -31,6 +31,19 @@ Status Refuse(std::string_view scope, const std::string& why) {
   return Status::InvalidArgument("scope '" + LogEscape(scope) + "': " + why);
 }
 
+constexpr std::string_view kOperatorPrefix = "operator/";
+
+// "operator/<area>.read" or "operator/clients.write" as OperatorScope bits; 0 when refused.
+uint8_t ParseOperator(std::string_view rest) {
+  if (rest == "*.read") return kOperatorAllRead;
+  if (rest == "jobs.read") return kOperatorJobsRead;
+  if (rest == "clients.read") return kOperatorClientsRead;
+  if (rest == "audit.read") return kOperatorAuditRead;
+  if (rest == "stats.read") return kOperatorStatsRead;
+  if (rest == "clients.write") return kOperatorClientsWrite;
+  return 0;
+}
+
 Result<Scope> ParseOne(std::string_view text) {
   if (text.rfind("patient/", 0) == 0 || text.rfind("user/", 0) == 0) {
     return Refuse(text, "only system/ scopes are available to backend services");
@@ -102,7 +115,19 @@ Result<ScopeSet> ScopeSet::Parse(std::string_view text) {
     }
     size_t end = text.find(' ', i);
     if (end == std::string_view::npos) end = text.size();
-    auto one = ParseOne(text.substr(i, end - i));
+    std::string_view word = text.substr(i, end - i);
+    if (word.rfind(kOperatorPrefix, 0) == 0) {
+      uint8_t bits = ParseOperator(word.substr(kOperatorPrefix.size()));
+      if (bits == 0) {
+        return Refuse(word,
+                      "unknown operator scope (operator/<jobs|clients|audit|stats|*>.read, "
+                      "operator/clients.write)");
+      }
+      set.operator_bits_ |= bits;
+      i = end;
+      continue;
+    }
+    auto one = ParseOne(word);
     if (!one.ok()) return one.status();
     set.Add(std::move(one).value());
     i = end;
@@ -123,6 +148,7 @@ void ScopeSet::Add(Scope s) {
 
 ScopeSet ScopeSet::Intersect(const ScopeSet& requested, const ScopeSet& allowed) {
   ScopeSet out;
+  out.operator_bits_ = requested.operator_bits_ & allowed.operator_bits_;
   for (const Scope& q : requested.scopes_) {
     for (const Scope& a : allowed.scopes_) {
       if (q.type != "*" && a.type != "*" && q.type != a.type) continue;
@@ -174,6 +200,22 @@ std::string ScopeSet::ToString() const {
     if (!out.empty()) out += ' ';
     out += Format(*s);
   }
+  // Operator scopes last, in a fixed order; the four reads together as "*".
+  const uint8_t ops = operator_bits_;
+  const auto add = [&out](std::string_view name) {
+    if (!out.empty()) out += ' ';
+    out += kOperatorPrefix;
+    out += name;
+  };
+  if ((ops & kOperatorAllRead) == kOperatorAllRead) {
+    add("*.read");
+  } else {
+    if (ops & kOperatorAuditRead) add("audit.read");
+    if (ops & kOperatorClientsRead) add("clients.read");
+    if (ops & kOperatorJobsRead) add("jobs.read");
+    if (ops & kOperatorStatsRead) add("stats.read");
+  }
+  if (ops & kOperatorClientsWrite) add("clients.write");
   return out;
 }
 

@@ -11,6 +11,12 @@
 // ("?category=..."), and anything else.
 // Other tokens (e.g. "openid") are refused too: a backend service has no use for them.
 //
+// Operator scopes (the operator console, server/ops_api.h), held apart from the system ones
+// (they grant no resource access): "operator/<area>.read" for area jobs, clients, audit,
+// stats or "*" (all four), and "operator/clients.write" (enable and disable clients). Only a
+// client registered as an operator (`fhir-bulk client add --operator`; sql/0015) may have
+// them in its allowed scopes, so only such a client is ever granted one.
+//
 // A ScopeSet is a union: each entry grants letters on one type or on every type ("*").
 // Export needs "r" (reading the resources; "s" alone does not allow it).
 //
@@ -35,6 +41,16 @@ enum ScopeLetter : uint8_t {
   kScopeUpdate = 8,
   kScopeDelete = 16
 };
+// Operator permissions (bits of ScopeSet::operator_bits()).
+enum OperatorScope : uint8_t {
+  kOperatorJobsRead = 1,
+  kOperatorClientsRead = 2,
+  kOperatorAuditRead = 4,
+  kOperatorStatsRead = 8,
+  kOperatorClientsWrite = 16,
+};
+inline constexpr uint8_t kOperatorAllRead =
+    kOperatorJobsRead | kOperatorClientsRead | kOperatorAuditRead | kOperatorStatsRead;
 // The only type write letters may be granted on.
 inline constexpr std::string_view kWritableScopeType = "Group";
 
@@ -53,7 +69,7 @@ class ScopeSet {
   // where the requested scope used it and the grant is still whole ("rs").
   static ScopeSet Intersect(const ScopeSet& requested, const ScopeSet& allowed);
 
-  bool empty() const { return scopes_.empty(); }
+  bool empty() const { return scopes_.empty() && operator_bits_ == 0; }
   const std::vector<Scope>& scopes() const { return scopes_; }
 
   // True when some entry grants "r" on `type` or on "*".
@@ -64,12 +80,17 @@ class ScopeSet {
   // counted across entries.
   bool Grants(std::string_view type, uint8_t letters) const;
 
+  // OperatorScope bits granted.
+  uint8_t operator_bits() const { return operator_bits_; }
+  bool GrantsOperator(uint8_t bits) const { return (operator_bits_ & bits) == bits; }
+
   // Space-separated, in a canonical order (wildcard first, then types alphabetically).
   std::string ToString() const;
 
  private:
   void Add(Scope s);  // merges with an entry of the same type
   std::vector<Scope> scopes_;
+  uint8_t operator_bits_ = 0;
 };
 
 }  // namespace fhirbulk

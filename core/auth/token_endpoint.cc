@@ -519,6 +519,10 @@ Result<TokenResult> HandleTokenForm(PgConnection* conn, const TokenEndpointOptio
   if (!allowed.ok()) {
     return with_client(Error("invalid_scope", "the client's registered scopes are unusable"));
   }
+  if (allowed->operator_bits() != 0 && !client.is_operator) {
+    // sql/0015's CHECK forbids it; never grant operator scopes on a row that slipped past.
+    return with_client(Error("invalid_scope", "the client's registered scopes are unusable"));
+  }
   ScopeSet granted = ScopeSet::Intersect(*requested, *allowed);
   if (granted.empty()) {
     return with_client(

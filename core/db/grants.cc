@@ -61,7 +61,13 @@ Result<std::string> GrantStatements(const GrantOptions& o) {
   sql += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + t("group_owner") + ", " + t("group_request") +
          " TO " + n + ";\n";
   sql += "GRANT SELECT, INSERT, UPDATE ON " + t("resource_history") + " TO " + n + ";\n";
-  sql += "GRANT INSERT ON " + t("group_member_history") + " TO " + n + ";\n\n";
+  sql += "GRANT INSERT ON " + t("group_member_history") + " TO " + n + ";\n";
+  sql += "-- the operator API (read-only but for enabling and disabling export clients, which\n";
+  sql += "-- only the SECURITY DEFINER function does, audited in the same transaction).\n";
+  sql +=
+      "GRANT SELECT ON " + t("audit_event") + ", " + t("export_job_history") + " TO " + n + ";\n";
+  sql += "GRANT EXECUTE ON FUNCTION " + s +
+         ".fhir_bulk_ops_set_client_enabled(text, boolean, text, text) TO " + n + ";\n\n";
 
   sql += "-- workers: planning and running jobs (the resources, read through their partitions),\n";
   sql += "-- the janitor (expired jobs, job history).\n";

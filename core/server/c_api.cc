@@ -154,6 +154,7 @@ fhirbulk_server_t* fhirbulk_server_create(const fhirbulk_server_options_t* optio
     o.poll_retry_after = options->poll_retry_after;
     o.min_poll_interval_ms = options->min_poll_interval_ms;
     if (options->manifest_page_size > 0) o.manifest_page_size = options->manifest_page_size;
+    o.operator_api = options->operator_api != 0;
     o.auth_enabled = options->auth_enabled != 0;
     o.token_key_file = ToString(options->token_key_file);
     if (options->token_lifetime > 0) o.token_lifetime_seconds = options->token_lifetime;

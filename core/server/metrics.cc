@@ -118,6 +118,7 @@ fhirbulk_metric_route_e MetricRoute(const Route& route, HttpMethod method) {
     case Route::kGroupType:  // the Group API: counted under "other" for now
     case Route::kGroupInstance:
     case Route::kGroupStatus:
+    case Route::kOps:  // the operator API
       break;
   }
   return FHIRBULK_METRIC_OTHER;

@@ -9,6 +9,7 @@ constexpr std::string_view kStatusPrefix = "/$export-status/";
 constexpr std::string_view kGroupPrefix = "/Group/";
 constexpr std::string_view kExportSuffix = "/$export";
 constexpr std::string_view kGroupStatus = "/$group-status/";
+constexpr std::string_view kOpsPrefix = "/_ops/api/";
 }  // namespace
 
 std::string StatusPath(std::string_view job_id) {
@@ -27,6 +28,9 @@ Route MatchRoute(std::string_view path) {
     r.kind = Route::kSmartConfiguration;
   } else if (path == kTokenPath) {
     r.kind = Route::kToken;
+  } else if (path.substr(0, kOpsPrefix.size()) == kOpsPrefix) {
+    r.kind = Route::kOps;
+    r.ops_path = std::string(path.substr(kOpsPrefix.size()));
   } else if (path == "/$export") {
     r.kind = Route::kExportKickoff;
     r.level = ExportLevel::kSystem;

@@ -12,6 +12,8 @@
 //   /Group/<id>                        kGroupInstance (read, update, delete; id a FHIR id)
 //   /$group-status/<request id>        kGroupStatus (an asynchronous Group write; job_id
 //                                      holds the request id, a FHIR id)
+//   /_ops/api/<path>                   kOps (the operator API, server/ops_api.h; ops_path
+//                                      holds <path>)
 // Anything else is kNotFound.
 
 #ifndef FHIRBULK_SERVER_ROUTES_H_
@@ -35,11 +37,13 @@ struct Route {
     kExportStatus,
     kGroupType,
     kGroupInstance,
-    kGroupStatus
+    kGroupStatus,
+    kOps
   } kind = kNotFound;
   ExportLevel level = ExportLevel::kSystem;  // kExportKickoff
   std::string group_id;                      // kExportKickoff at group level, kGroupInstance
   std::string job_id;                        // kExportStatus, kGroupStatus
+  std::string ops_path;                      // kOps: the path below /_ops/api/
 };
 
 Route MatchRoute(std::string_view path);

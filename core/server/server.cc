@@ -145,6 +145,9 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   if (options.signed_url_lifetime_seconds > kMaxSignedUrlLifetimeSeconds) {
     return Status::InvalidArgument("signed URL lifetime must be at most 1 hour");
   }
+  if (options.operator_api && !options.auth_enabled) {
+    return Status::InvalidArgument("the operator API needs authorization on (fhir_bulk_auth on)");
+  }
   std::unique_ptr<Server> server(new Server(std::move(options)));
   const ServerOptions& o = server->options_;
   const std::string& u = o.base_url;
@@ -283,6 +286,9 @@ std::unique_ptr<PendingRequest> Server::HandleFast(const HttpRequest& req, HttpR
     case Route::kGroupInstance:
     case Route::kGroupStatus:
       return FastGroup(req, route, resp);
+    case Route::kOps:
+      if (!options_.operator_api) break;  // only where fhir_bulk_operator_api is on
+      return FastOps(req, route, resp);
     case Route::kNotFound:
       break;
   }
@@ -394,6 +400,9 @@ void Server::Continue(const PendingRequest& pending, HttpResponse* resp,
       break;
     case PendingRequest::Kind::kGroup:
       HandleGroup(pending, resp);
+      break;
+    case PendingRequest::Kind::kOps:
+      HandleOps(pending, resp);
       break;
     default:
       *resp = OutcomeResponse(500, "exception", "request has no blocking handler");

@@ -35,6 +35,7 @@
 #include "fhirbulk/fhirbulk.h"
 #include "http/http.h"
 #include "server/group_api.h"
+#include "server/ops_api.h"
 #include "server/routes.h"
 #include "server/status_cache.h"
 #include "util/status.h"
@@ -84,6 +85,9 @@ struct ServerOptions {
   int signed_url_lifetime_seconds = FHIRBULK_DEFAULT_SIGNED_URL_LIFETIME;
   // Files per manifest page of allowPartialManifests exports (export/manifest_pages.h).
   int manifest_page_size = FHIRBULK_DEFAULT_MANIFEST_PAGE_SIZE;
+  // The operator API (server/ops_api.h) at /_ops/api/; off: those routes are 404. Needs
+  // auth_enabled.
+  bool operator_api = false;
 };
 
 // A request the fast half accepted and the blocking half finishes: what HandleFast learned,
@@ -97,6 +101,7 @@ struct PendingRequest {
     kStatus,   // GET /$export-status/<id> that the status cache could not answer
     kCancel,   // DELETE /$export-status/<id>
     kGroup,    // the Group API (server/group_api.h)
+    kOps,      // the operator API (server/ops_api.h)
   };
   Kind kind = Kind::kHealth;
   // kKickoff, kStatus, kCancel: the authenticated caller ("anonymous" when auth is off).
@@ -111,6 +116,8 @@ struct PendingRequest {
   TokenForm token_form;
   // kGroup: the call, its body owned.
   GroupCall group;
+  // kOps: the call, its parameters checked.
+  OpsCall ops;
   // For the audit trail: the path below the base, and the peer address.
   std::string target;
   std::string remote_addr;
@@ -171,6 +178,10 @@ class Server {
                     HttpResponse* response) const;
   Status SearchGroups(PgConnection* conn, const GroupViewer& viewer, const std::string& query,
                       HttpResponse* response) const;
+  // The operator API (server/ops_api.h; defined in ops_api.cc).
+  std::unique_ptr<PendingRequest> FastOps(const HttpRequest& request, const Route& route,
+                                          HttpResponse* response) const;
+  void HandleOps(const PendingRequest& pending, HttpResponse* response) const;
   // The caller's job, when it is theirs (NotFound otherwise, as if it did not exist) and their
   // token still covers what it exports (PermissionDenied).
   Result<JobInfo> AccessibleJob(PgConnection* conn, const std::string& job_id,

@@ -6,9 +6,10 @@
 #include <cstring>
 #include <string>
 
+#include "auth/audit_query.h"
 #include "db/pg.h"
+#include "db/pg_table.h"
 #include "tools/command.h"
-#include "tools/tool_output.h"
 #include "util/flags.h"
 #include "util/text_table.h"
 
@@ -70,22 +71,17 @@ int RunAudit(int argc, char** argv) {
     auto ok = c->Exec("SELECT $1::timestamptz", {*t});
     if (!ok.ok()) return Fail("'" + *t + "' is not a time", kExitUsage);
   }
-  auto r = c->Exec(
-      "SELECT * FROM (SELECT event_id, " + SqlUtc("at") +
-          " AS at, client_id, action, target, result, detail, remote_addr FROM audit_event "
-          "WHERE ($1::text IS NULL OR client_id = $1) "
-          "AND ($2::timestamptz IS NULL OR at >= $2::timestamptz) "
-          "AND ($3::timestamptz IS NULL OR at < $3::timestamptz) "
-          "AND ($4::text IS NULL OR action = $4) AND ($5::text IS NULL OR target = $5) "
-          "AND ($6::int IS NULL OR result = $6::int) "
-          "ORDER BY audit_event.at DESC, event_id DESC LIMIT $7::bigint) e "
-          "ORDER BY event_id",
-      {client.empty() ? PgParam() : PgParam(client), since.empty() ? PgParam() : PgParam(since),
-       until.empty() ? PgParam() : PgParam(until), action.empty() ? PgParam() : PgParam(action),
-       target.empty() ? PgParam() : PgParam(target), result.empty() ? PgParam() : PgParam(result),
-       std::to_string(limit)});
+  AuditQuery q;
+  q.client = client;
+  q.since = since;
+  q.until = until;
+  q.action = action;
+  q.target = target;
+  q.result = result;
+  q.limit = limit;
+  auto r = SearchAudit(c, q);
   if (!r.ok()) return Fail(r.status().message());
-  std::fputs(TableFromResult(*r, {"event_id", "result"}).Render(*format).c_str(), stdout);
+  std::fputs(TableFromResult(*r, AuditNumericColumns()).Render(*format).c_str(), stdout);
   return kExitOk;
 }
 

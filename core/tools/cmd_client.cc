@@ -33,6 +33,10 @@ constexpr const char* kUsage =
     "usage: fhir-bulk client <add|list|disable|enable|remove|set-keys|keygen> [options]\n"
     "  add --name N (--jwks FILE | --jwks-url URL) [--scope S] [--group ID]...\n"
     "      registers a client and prints its client_id\n"
+    "  add --operator --name N (--jwks FILE | --jwks-url URL) [--scope S]\n"
+    "      an operator client (the operator console, [base]/_ops/api/): may be granted\n"
+    "      operator/ scopes (default 'operator/*.read operator/clients.write'), which no\n"
+    "      other client can hold; the console cannot disable it\n"
     "  list                      the registered clients\n"
     "  disable ID | enable ID    refuses (or allows again) its tokens, kick-offs and polls\n"
     "  remove ID                 forgets the client\n"
@@ -155,7 +159,7 @@ int RunClient(int argc, char** argv) {
   std::string db, name, jwks_file, jwks_url, scope = "system/*.read", alg = "ES384", private_path,
                                              jwks_out, kid;
   std::vector<std::string> groups;
-  bool allow_http = false;
+  bool allow_http = false, is_operator = false;
   FlagParser flags("fhir-bulk client " + action + " [options]", "See fhir-bulk client --help.");
   flags.AddString("db", &db, "PostgreSQL connection string", "CONNINFO");
   flags.AddString("name", &name, "add: a name for the client");
@@ -163,7 +167,12 @@ int RunClient(int argc, char** argv) {
                   "FILE");
   flags.AddString("jwks-url", &jwks_url, "add: URL of the client's JWK Set", "URL");
   flags.AddBool("allow-http", &allow_http, "add: accept an http:// JWKS URL (tests only)");
-  flags.AddString("scope", &scope, "add: scopes the client may be granted (space-separated)");
+  flags.AddBool("operator", &is_operator,
+                "add: an operator client (operator/ scopes, the operator console)");
+  std::string scope_flag;
+  flags.AddString("scope", &scope_flag,
+                  "add: scopes the client may be granted (space-separated; default "
+                  "system/*.read, with --operator operator/*.read operator/clients.write)");
   flags.AddRepeated("group", &groups, "add: a Group the client may export (repeatable)", "ID");
   flags.AddString("alg", &alg, "keygen: ES384 (default) or RS384");
   flags.AddString("private", &private_path, "keygen: where to write the private key (PEM)");
@@ -176,6 +185,11 @@ int RunClient(int argc, char** argv) {
   }
   if (!s.ok()) return Fail(s.message(), kExitUsage);
   const auto& args = flags.positionals();
+  if (!scope_flag.empty()) {
+    scope = scope_flag;
+  } else if (is_operator) {
+    scope = "operator/*.read operator/clients.write";
+  }
 
   // The command line is checked whole before the database is asked anything.
   const bool by_id =
@@ -203,6 +217,7 @@ int RunClient(int argc, char** argv) {
     nc.allowed_scopes = scope;
     nc.allowed_groups = groups;
     nc.allow_http = allow_http;
+    nc.is_operator = is_operator;
     if (!jwks_file.empty()) {
       auto text = ReadFile(jwks_file);
       if (!text.ok()) return Fail(text.status().message());
@@ -225,10 +240,11 @@ int RunClient(int argc, char** argv) {
       std::string keys = r.jwks_url.empty() ? "jwks by value" : "jwks_url " + r.jwks_url;
       std::string groups_text;
       for (const auto& g : r.allowed_groups) groups_text += " Group/" + g;
-      std::printf("%-24s %-8s %-20s %-30s %s; %s%s\n", r.client_id.c_str(),
+      std::printf("%-24s %-8s %-20s %-30s %s; %s%s%s\n", r.client_id.c_str(),
                   r.enabled ? "enabled" : "disabled", r.created_at.c_str(), r.name.c_str(),
                   r.allowed_scopes.c_str(), keys.c_str(),
-                  groups_text.empty() ? "" : ("; groups:" + groups_text).c_str());
+                  groups_text.empty() ? "" : ("; groups:" + groups_text).c_str(),
+                  r.is_operator ? "; operator" : "");
     }
     return kExitOk;
   }

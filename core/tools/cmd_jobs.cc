@@ -18,10 +18,11 @@
 #include <vector>
 
 #include "db/pg.h"
+#include "db/pg_table.h"
 #include "export/job_dir.h"
+#include "export/job_queries.h"
 #include "export/job_store.h"
 #include "tools/command.h"
-#include "tools/tool_output.h"
 #include "util/errno_text.h"
 #include "util/flags.h"
 #include "util/text_table.h"
@@ -46,9 +47,6 @@ int Fail(const std::string& msg, int code = kExitFailure) {
   return code;
 }
 
-constexpr const char* kTypesSql =
-    "array_to_string(ARRAY(SELECT jsonb_array_elements_text(request->'types')), ',')";
-
 // The job's marker in <export_dir>/.cancels, written as the module writes it (O_NOFOLLOW on
 // the directory and the file: never through a planted link).
 Status WriteMarker(const std::string& export_dir, const std::string& job_id) {
@@ -70,35 +68,13 @@ void RemoveMarker(const std::string& export_dir, const std::string& job_id) {
 
 int List(PgConnection* c, const std::string& client, const std::string& state, bool history,
          long long limit, TableFormat format) {
-  std::string sql;
-  if (history) {
-    sql =
-        "SELECT job_id::text AS job_id, client_id, outcome, request->>'level' AS level, "
-        "request->>'group_id' AS group_id, " +
-        std::string(kTypesSql) + " AS types, " + SqlUtc("created_at") + " AS created, " +
-        SqlUtc("finished_at") +
-        " AS finished, round(extract(epoch FROM finished_at - created_at)::numeric, 1) "
-        "AS duration_s, resources, bytes, files, type_counts::text AS counts, " +
-        SqlUtc("purged_at") +
-        " AS purged FROM export_job_history WHERE ($1 = '' OR client_id = $1) "
-        "AND ($2 = '' OR outcome = $2) ORDER BY finished_at DESC, job_id LIMIT $3::bigint";
-  } else {
-    sql =
-        "SELECT job_id::text AS job_id, client_id, state, request->>'level' AS level, "
-        "request->>'group_id' AS group_id, " +
-        std::string(kTypesSql) + " AS types, " + SqlUtc("created_at") + " AS created, " +
-        SqlUtc("finished_at") +
-        " AS finished, units_done || '/' || units_total AS units, resources_written AS "
-        "resources, bytes_written AS bytes, " +
-        SqlUtc("expires_at") +
-        " AS expires FROM export_job WHERE ($1 = '' OR client_id = $1) "
-        "AND ($2 = '' OR state = $2) ORDER BY created_at DESC, job_id LIMIT $3::bigint";
-  }
-  auto r = c->Exec(sql, {client, state, std::to_string(limit)});
+  JobListQuery q;
+  q.client = client;
+  q.state = state;
+  q.limit = limit;
+  auto r = history ? ListJobHistory(c, q) : ListCurrentJobs(c, q);
   if (!r.ok()) return Fail(r.status().message());
-  std::fputs(
-      TableFromResult(*r, {"resources", "bytes", "files", "duration_s"}).Render(format).c_str(),
-      stdout);
+  std::fputs(TableFromResult(*r, JobListNumericColumns()).Render(format).c_str(), stdout);
   return kExitOk;
 }
 

@@ -89,6 +89,9 @@ typedef struct {
   /* Files per manifest page of allowPartialManifests exports (export/manifest_pages.h);
    * 0 = FHIRBULK_DEFAULT_MANIFEST_PAGE_SIZE. */
   int manifest_page_size;
+  /* Non-zero: the operator API at <base>/_ops/api/ (server/ops_api.h); needs auth_enabled.
+   * Zero: those paths are 404. */
+  int operator_api;
 } fhirbulk_server_options_t;
 
 /* Returns NULL and writes a message into err on invalid options. */

@@ -50,6 +50,7 @@ sub new_key {
 sub jwks_of { return encode_json({ keys => [ map { $_->{jwk} } @_ ] }); }
 
 # Registers a client: by value (jwks => JSON) or by URL (jwks_url => URL); returns client_id.
+# operator => 1 registers an operator client (give it scope => 'operator/...').
 sub register_client {
     my ($t, %o) = @_;
     my @args = ('client', 'add', '--name', $o{name} // 'test client',
@@ -64,6 +65,7 @@ sub register_client {
         push @args, '--jwks-url', $o{jwks_url}, '--allow-http';
     }
     push @args, map { ('--group', $_) } @{ $o{groups} || [] };
+    push @args, '--operator' if $o{operator};    # an operator client (operator/ scopes)
     open(my $fh, '-|', $FhirBulk::Test::BIN, @args, '--db', $t->conninfo) or die "client add: $!";
     my $id = <$fh>;
     close $fh or die "fhir-bulk client add failed\n";

@@ -1,10 +1,13 @@
-// Helpers the operator tools (jobs, audit) share: query results as TextTables.
+// Query results as TextTables: the operator tools (`fhir-bulk jobs`, `audit`) print them, the
+// operator API (server/ops_api.h) answers them as JSON, from the same queries
+// (export/job_queries.h, auth/audit_query.h).
 
-#ifndef FHIRBULK_TOOLS_TOOL_OUTPUT_H_
-#define FHIRBULK_TOOLS_TOOL_OUTPUT_H_
+#ifndef FHIRBULK_DB_PG_TABLE_H_
+#define FHIRBULK_DB_PG_TABLE_H_
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "db/pg.h"
 #include "util/text_table.h"
@@ -36,4 +39,4 @@ inline std::string SqlUtc(const std::string& column) {
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_TOOLS_TOOL_OUTPUT_H_
+#endif  // FHIRBULK_DB_PG_TABLE_H_

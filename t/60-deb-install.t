@@ -184,7 +184,8 @@ is(system('/usr/bin/fhir-bulk', 'config', 'render', '--template', $template,
           '--set', 'CONNINFO_FILE=' . $t->conninfo_file,
           '--set', 'EXPORT_DIR=/var/lib/fhir-bulk/exports',
           '--set', "TOKEN_KEY_FILE=$dir/token.key",
-          '--set', "ACCESS_LOG=$dir/access.log fhir_bulk"), 0,
+          '--set', "ACCESS_LOG=$dir/access.log fhir_bulk",
+          '--set', 'APP_DIR=/usr/share/fhir-bulk/app'), 0,
    'fhir-bulk config render writes the server part from the installed template');
 open($fh, '>', "$dir/nginx.conf") or die;
 print $fh <<"EOF";

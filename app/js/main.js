@@ -232,6 +232,11 @@ async function follow(statusUrl) {
   bar.removeAttribute('value');
   say('job-state', 'Export accepted; waiting for the server …');
   let delay = 1;
+  // The poll time the server asked for survives a reload (a poll sooner would get 429).
+  const saved = JSON.parse(localStorage.getItem(LS_JOB) || 'null');
+  if (saved && saved.statusUrl === statusUrl && saved.nextPollAt > Date.now()) {
+    await sleep(Math.min(saved.nextPollAt - Date.now(), 300000));
+  }
   while (gen === followGeneration) {
     let r;
     try {
@@ -263,7 +268,16 @@ async function follow(statusUrl) {
     delay = Math.min(delay * 2, 10);
     say('job-state', `In progress${r.progress ? ': ' + r.progress : ''}; next check in ${Math.round(wait)} s`
         + (r.manifest ? ` · ${(r.manifest.output || []).length} files ready` : ''));
+    rememberNextPoll(statusUrl, Date.now() + wait * 1000);
     await sleep(wait * 1000);
+  }
+}
+
+function rememberNextPoll(statusUrl, at) {
+  const job = JSON.parse(localStorage.getItem(LS_JOB) || 'null');
+  if (job && job.statusUrl === statusUrl) {
+    job.nextPollAt = at;
+    localStorage.setItem(LS_JOB, JSON.stringify(job));
   }
 }
 

@@ -14,7 +14,7 @@ use Test::More;
 use JSON::PP qw(encode_json decode_json);
 use FhirBulk::Test;
 use FhirBulk::Auth qw(write_token_key new_key register_client get_token bearer);
-use FhirBulk::Browser qw(browser_missing run_script app_conf);
+use FhirBulk::Browser qw(browser_missing run_script app_conf read_manifest);
 
 if (my $why = browser_missing()) { plan skip_all => $why; }
 my $t = FhirBulk::Test->new;
@@ -62,16 +62,9 @@ run_script($t, 'export_app.py', timeout => 240, handlers => {
     # The manifest as the test reads it itself, all pages, with the Group's member ids.
     manifest => sub {
         my ($args) = @_;
-        my $token = get_token($t, $client_id, $test_key);
-        my ($url, %m) = ($args->{url});
-        while ($url) {
-            my $r = $t->request('GET', $url, { Accept => 'application/json', %{ bearer($token) } });
-            die "manifest: $r->{status}\n" unless $r->{status} == 200;
-            push @{ $m{output} }, @{ $r->{json}{output} || [] };
-            ($url) = map { $_->{url} } grep { $_->{relation} eq 'next' } @{ $r->{json}{link} || [] };
-        }
-        $m{patients} = \@pids;
-        return \%m;
+        my $m = read_manifest($t, $args->{url}, get_token($t, $client_id, $test_key));
+        $m->{patients} = \@pids;
+        return $m;
     },
     poll => sub {
         my $token = get_token($t, $client_id, $test_key);

@@ -29,7 +29,7 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(browser_missing run_script app_conf);
+our @EXPORT_OK = qw(browser_missing run_script app_conf read_manifest);
 
 our $PYTHON = $ENV{FHIRBULK_PYTHON} || '/usr/bin/python3';
 our $CHROMIUM = $ENV{FHIRBULK_CHROMIUM} || '/usr/bin/chromium';
@@ -152,6 +152,21 @@ sub app_conf {
     my $conf = <$fh>;
     close $fh;
     return $conf;
+}
+
+# A completed export's manifest as the test reads it itself (every page, outputs gathered),
+# with the access token given; dies unless each page answers 200.
+sub read_manifest {
+    my ($t, $url, $token) = @_;
+    my %m = (output => []);
+    while ($url) {
+        my $r = $t->request('GET', $url, { Accept => 'application/json',
+                                           Authorization => "Bearer $token" });
+        die "manifest $url: $r->{status}\n" unless $r->{status} == 200 && $r->{json};
+        push @{ $m{output} }, @{ $r->{json}{output} || [] };
+        ($url) = map { $_->{url} } grep { $_->{relation} eq 'next' } @{ $r->{json}{link} || [] };
+    }
+    return \%m;
 }
 
 sub tail {

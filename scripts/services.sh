@@ -145,6 +145,7 @@ ENV
     done
     echo "FHIR base URL: $base   (environment: . var/run/env)"
     echo "Metrics:       http://127.0.0.1:$port/metrics"
+    echo "Export app:    $base/_app/   (register the key it shows: build/bin/fhir-bulk client add --jwks FILE)"
 }
 
 stop_nginx() {

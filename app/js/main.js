@@ -398,6 +398,10 @@ function on(id, ev, fn) {
 }
 
 async function start() {
+  if (!window.isSecureContext || !globalThis.crypto?.subtle) {
+    fail('This page is not a secure context, so the browser offers no WebCrypto: open the app '
+         + 'over https (or on localhost / 127.0.0.1) to make and use keys.');
+  }
   const here = location.pathname.replace(/\/_app\/.*$/, '');
   $('base-url').value = localStorage.getItem(LS_BASE) || location.origin + here;
 

@@ -2,7 +2,8 @@
 # The export app (issue 16) in headless Chromium, its other paths (t/browser/export_app_import.py):
 # a private RS384 JWK made here is imported into the browser (non-extractable, not kept), the
 # _typeFilter builder narrows an all-patients export to one Observation code, and the counts
-# shown equal the manifest's and the database's. Stack: nginx from conf.d/fhir-bulk.conf.template,
+# shown equal the manifest's and the database's; files come by signed URL (no token), previewed
+# and downloaded as such. Stack: nginx from conf.d/fhir-bulk.conf.template,
 # PostgreSQL with 20 synthetic patients, an export worker.
 
 use strict;
@@ -20,7 +21,18 @@ my $t = FhirBulk::Test->new;
 $t->start_pg;
 $t->synth(20);
 write_token_key($t);
-$t->write_conf(app_conf($t), main => 'thread_pool fhir_bulk threads=4 max_queue=64;')->start_nginx;
+# Signed file URLs (the template's commented lines): the app previews and downloads files
+# without the token when the manifest says requiresAccessToken: false.
+my $conf = app_conf($t);
+my $url_key = $t->dir . '/url.key';
+open(my $kf, '>', $url_key) or die;
+print $kf 'u1 ', join('', map { sprintf '%02x', int(rand(256)) } 1 .. 32), "\n";
+close $kf;
+$conf =~ s{# (fhir_bulk_signed_url_key_file) \S+;}{$1 $url_key;} or die "no signed URL line\n";
+# URLs that expire within 30 s: the app fetches the manifest again (fresh URLs) before it
+# previews or downloads a file.
+$conf =~ s{# (fhir_bulk_signed_url_lifetime) \S+;}{$1 20s;} or die "no URL lifetime line\n";
+$t->write_conf($conf, main => 'thread_pool fhir_bulk threads=4 max_queue=64;')->start_nginx;
 $t->start_worker('--threads', 2);
 
 my $key = new_key('RS384');
@@ -49,6 +61,12 @@ run_script($t, 'export_app_import.py', timeout => 240, handlers => {
     },
     manifest => sub { read_manifest($t, $_[0]{url}, get_token($t, $client_id, $key)) },
 });
+
+open(my $log, '<', $t->dir . '/access.log') or die;
+my @manifests = grep { m{"GET /fhir/\$export-status/\S+ HTTP/1.1" 200 } && /HeadlessChrome/ } <$log>;
+close $log;
+cmp_ok(scalar @manifests, '>=', 3,
+       'the app fetched the manifest again for fresh signed URLs (preview, download)');
 
 $t->finish;
 done_testing;

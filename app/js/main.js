@@ -357,8 +357,26 @@ async function fillSizes(m) {
   }
 }
 
+// A signed URL (requiresAccessToken: false) expires within minutes; each fetch of the
+// manifest signs fresh ones, so an expiring URL is replaced by the current manifest's.
+async function current(f) {
+  const m = lastManifest;
+  if (m.requiresAccessToken !== false) return f;
+  const expires = Number(new URL(f.url).searchParams.get('expires'));
+  if (!expires || expires * 1000 > Date.now() + 30000) return f;
+  const job = JSON.parse(localStorage.getItem(LS_JOB) || 'null');
+  if (!job) return f;
+  const r = await server.poll(job.statusUrl);
+  if (!r.manifest) return f;
+  lastManifest = r.manifest;
+  const path = (u) => u.split('?')[0];
+  return [...(r.manifest.output || []), ...(r.manifest.error || []), ...(r.manifest.deleted || [])]
+    .find((x) => path(x.url) === path(f.url)) || f;
+}
+
 async function preview(f) {
   clearMessage();
+  f = await current(f);
   const m = lastManifest;
   say('preview-title', `Loading ${fileName(f.url)} …`);
   show('preview-section');
@@ -373,6 +391,7 @@ async function preview(f) {
 }
 
 async function download(f) {
+  f = await current(f);
   const m = lastManifest;
   const a = el('a', { download: fileName(f.url) });
   if (m.requiresAccessToken === false) {

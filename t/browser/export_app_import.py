@@ -73,6 +73,9 @@ with Browser(tap, height=1400) as b:
     for f in manifest['output']:
         expected[f['type']] = expected.get(f['type'], 0) + f['count']
     tap.is_(shown, expected, 'counts shown equal the manifest\'s')
+    tap.ok('(signed file URLs)' in b.css('#manifest-summary').text,
+           'the app sees requiresAccessToken: false', b.css('#manifest-summary').text)
+    tap.ok(all('signature=' in f['url'] for f in manifest['output']), '... and signed URLs')
     tap.is_(shown.get('Observation'), k['expected_observations'],
             'Observation count: exactly those with the code (counted in the database)')
 
@@ -82,5 +85,10 @@ with Browser(tap, height=1400) as b:
     codes = {tr.find_elements(By.TAG_NAME, 'td')[1].text for tr in b.css_all('#preview tbody tr')}
     tap.is_(codes, {k['display']}, 'the preview shows only that code')
     b.screenshot('10-typefilter-preview', '#manifest-section, #preview-section')
+    first = next(f for f in manifest['output'] if f['type'] == 'Patient')
+    b.css('#files tbody tr[data-type="Patient"] button.download').click()
+    path = b.try_wait(b.wait_download, first['url'].split('?')[0].rsplit('/', 1)[1])
+    lines = open(path).read().splitlines() if path else []
+    tap.is_(len(lines), first['count'], 'a file downloaded by its signed URL')
     tap.is_(b.console_errors(), [], 'no console errors')
 tap.done()

@@ -14,7 +14,8 @@ use Test::More;
 use JSON::PP qw(encode_json decode_json);
 use FhirBulk::Test;
 use FhirBulk::Auth qw(write_token_key new_key register_client get_token bearer);
-use FhirBulk::Browser qw(browser_missing run_script app_conf read_manifest);
+use FhirBulk::Browser qw(browser_missing run_script);
+use FhirBulk::AppTest qw(app_conf read_manifest);
 
 if (my $why = browser_missing()) { plan skip_all => $why; }
 my $t = FhirBulk::Test->new;

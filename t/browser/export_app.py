@@ -11,7 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from harness import Browser, Tap
+from app_browser import AppBrowser as Browser
+from harness import Tap
 
 tap = Tap()
 TYPES = ['Condition', 'Encounter', 'Observation', 'Patient']

@@ -7,7 +7,8 @@ import json
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from harness import Browser, Tap
+from app_browser import AppBrowser as Browser
+from harness import Tap
 
 tap = Tap()
 with Browser(tap, height=1400) as b:

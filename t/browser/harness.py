@@ -118,19 +118,10 @@ class Browser:
                     f'--window-size={width},{height}'):
             opts.add_argument(arg)
         opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-        # Downloads land in <screenshot dir>/../downloads (wait_download).
-        self.download_dir = os.path.join(os.path.dirname(tap.screenshot_dir.rstrip('/')) or '.',
-                                         'downloads')
-        os.makedirs(self.download_dir, exist_ok=True)
-        opts.add_experimental_option('prefs', {
-            'download.default_directory': self.download_dir,
-            'download.prompt_for_download': False})
         self.service = Service(executable_path=CHROMEDRIVER, port=free_port(),
                                log_path=os.path.join(tap.screenshot_dir, 'chromedriver.log'))
         self.driver = webdriver.Chrome(service=self.service, options=opts)
         self.driver.set_page_load_timeout(tap.timeout)
-        self.driver.execute_cdp_cmd('Browser.setDownloadBehavior', {
-            'behavior': 'allow', 'downloadPath': self.download_dir})
         self.logs = []
 
     def __enter__(self):
@@ -194,48 +185,17 @@ class Browser:
         """execute_async_script: the script calls arguments[arguments.length - 1](result)."""
         return self.driver.execute_async_script(script, *args)
 
-    def wait_download(self, name, timeout=None):
-        """The path of download_dir/name once it is complete (no .crdownload beside it)."""
-        path = os.path.join(self.download_dir, name)
-        def cond(_):
-            return os.path.exists(path) and not os.path.exists(path + '.crdownload') and path
-        return self.wait_until(cond, timeout, f'no download {name}')
-
     # --- evidence -------------------------------------------------------------------------
 
-    def screenshot(self, name, css=None):
-        """Saves <screenshot dir>/<name>.png (and a copy in FHIRBULK_SCREENSHOTS); its path.
-
-        With css: only the elements matching it (e.g. 'main > section:not([hidden])'), from the
-        top of the first to the bottom of the last; without: the viewport."""
+    def screenshot(self, name):
+        """Saves <screenshot dir>/<name>.png (and a copy in FHIRBULK_SCREENSHOTS); its path."""
         os.makedirs(self.tap.screenshot_dir, exist_ok=True)
         path = os.path.join(self.tap.screenshot_dir, name + '.png')
-        if css:
-            self._clip_shot(css, path)
-        else:
-            self.driver.save_screenshot(path)
+        self.driver.save_screenshot(path)
         if self.tap.copy_dir:
             os.makedirs(self.tap.copy_dir, exist_ok=True)
             shutil.copy(path, os.path.join(self.tap.copy_dir, name + '.png'))
         return path
-
-    def _clip_shot(self, css, path):
-        import base64
-        box = self.js("""
-            const els = [...document.querySelectorAll(arguments[0])]
-              .filter(e => e.getClientRects().length);
-            if (!els.length) return null;
-            const r0 = els[0].getBoundingClientRect(), r1 = els[els.length - 1].getBoundingClientRect();
-            return {x: 0, y: r0.top + window.scrollY,
-                    width: document.documentElement.scrollWidth,
-                    height: r1.bottom - r0.top};""", css)
-        if not box:
-            raise RuntimeError(f'screenshot: nothing visible matches {css}')
-        box['scale'] = 1
-        shot = self.driver.execute_cdp_cmd('Page.captureScreenshot', {
-            'format': 'png', 'clip': box, 'captureBeyondViewport': True})
-        with open(path, 'wb') as f:
-            f.write(base64.b64decode(shot['data']))
 
     def console_errors(self, ignore=()):
         """SEVERE browser log entries since the last call, but those matching an ignore regex.

@@ -128,7 +128,7 @@ server_conf=$("$BIN" config render \
     --set SSL_CERTIFICATE= --set SSL_CERTIFICATE_KEY= --set "BASE_URL=$BASE" \
     --set BASE_PATH=/fhir --set "CONNINFO_FILE=$DIR/nginx/conf/conninfo" \
     --set "EXPORT_DIR=$EXPORT_DIR" --set "TOKEN_KEY_FILE=$DIR/nginx/conf/token.key" \
-    --set ACCESS_LOG=off)
+    --set ACCESS_LOG=off --set "APP_DIR=$ROOT/app")
 baselines="
     # --- benchmark baselines (benchmarks/http_benchmark.sh) ---
     location /plain/ {

@@ -25,7 +25,8 @@ my $conf = do { local $/; <$fh> };
 close $fh;
 my %vars = (LISTEN => '127.0.0.1:%%PORT%%', BASE_URL => '%%BASE_URL%%', BASE_PATH => '/fhir',
             CONNINFO_FILE => '%%CONNINFO_FILE%%', EXPORT_DIR => '%%EXPORT_DIR%%',
-            TOKEN_KEY_FILE => '%%TESTDIR%%/token.key', ACCESS_LOG => '%%TESTDIR%%/access.log fhir_bulk');
+            TOKEN_KEY_FILE => '%%TESTDIR%%/token.key', ACCESS_LOG => '%%TESTDIR%%/access.log fhir_bulk',
+            APP_DIR => '%%REPO%%/app');
 $conf =~ s/^.*\@SSL_CERTIFICATE(?:_KEY)?\@.*\n//mg;    # plain HTTP: no certificate lines
 $conf =~ s/\@([A-Z_]+)\@/exists $vars{$1} ? $vars{$1} : die "unknown \@$1\@\n"/ge;
 like($conf, qr/client_header_timeout 10s;/, 'the template sets client_header_timeout');

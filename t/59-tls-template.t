@@ -42,7 +42,8 @@ my %server = (LISTEN => "127.0.0.1:$port ssl", SSL_CERTIFICATE => "$dir/tls.crt"
               SSL_CERTIFICATE_KEY => "$dir/tls.key", BASE_URL => "https://127.0.0.1:$port/fhir",
               BASE_PATH => '/fhir', CONNINFO_FILE => $t->conninfo_file,
               EXPORT_DIR => "$dir/exports", TOKEN_KEY_FILE => "$dir/token.key",
-              ACCESS_LOG => "$dir/access.log fhir_bulk");
+              ACCESS_LOG => "$dir/access.log fhir_bulk",
+              APP_DIR => "$FhirBulk::Test::REPO/app");
 is(render('mod-http-fhir-bulk.conf.template', "$dir/mod.conf",
           MODULE_PATH => $FhirBulk::Test::MODULE), 0, 'the main-context template renders');
 is(render('fhir-bulk.conf.template', "$dir/fhir-bulk.conf", %server), 0,

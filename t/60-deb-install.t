@@ -184,7 +184,8 @@ is(system('/usr/bin/fhir-bulk', 'config', 'render', '--template', $template,
           '--set', 'CONNINFO_FILE=' . $t->conninfo_file,
           '--set', 'EXPORT_DIR=/var/lib/fhir-bulk/exports',
           '--set', "TOKEN_KEY_FILE=$dir/token.key",
-          '--set', "ACCESS_LOG=$dir/access.log fhir_bulk"), 0,
+          '--set', "ACCESS_LOG=$dir/access.log fhir_bulk",
+          '--set', 'APP_DIR=/usr/share/fhir-bulk/app'), 0,
    'fhir-bulk config render writes the server part from the installed template');
 open($fh, '>', "$dir/nginx.conf") or die;
 print $fh <<"EOF";
@@ -209,6 +210,12 @@ close $fh;
 symlink('/usr/lib/nginx/modules', "$dir/modules") or die "modules link: $!";
 $t->start_nginx;
 is($t->get('/fhir/metadata')->{status}, 200, 'nginx serves /fhir/metadata with the installed module');
+{
+    my $app = $t->get('/fhir/_app/');
+    ok($app->{status} == 200 && ($app->{content} // '') =~ /FHIR Bulk Data export/
+       && ($app->{headers}{'content-security-policy'} // '') =~ /script-src 'self'/,
+       'the export app is served from /usr/share/fhir-bulk/app, with its CSP');
+}
 ok(-d '/var/lib/fhir-bulk/exports/.cancels'
    && mode_of('/var/lib/fhir-bulk/exports/.cancels') =~ /^0700 www-data:/,
    'the nginx master prepared .cancels for www-data');

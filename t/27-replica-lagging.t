@@ -13,7 +13,7 @@ use FhirBulk::Test;
 
 my $t = FhirBulk::Test->new;
 $t->start_pg;
-$t->synth(30);
+$t->synth(20);
 my $standby = $t->start_standby('standby');
 $t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
 

@@ -140,9 +140,10 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
     t->id = w->options_.worker_id + "-t" + std::to_string(i);
     if (!w->options_.read_conninfos.empty()) {
       Worker* self = w.get();
-      t->replicas = std::make_unique<ReadReplicas>(
-          w->options_.read_conninfos, i, Connect,
-          [self, id = t->id](const std::string& m) { self->Log("thread " + id + ": " + m); });
+      t->replicas =
+          std::make_unique<ReadReplicas>(w->options_.read_conninfos, i, Connect,
+                                         [self, prefix = "thread " + t->id + ": "](
+                                             const std::string& m) { self->Log(prefix + m); });
     }
     w->threads_.push_back(std::move(t));
   }

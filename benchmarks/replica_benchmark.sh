@@ -66,7 +66,7 @@ resources=$(bench_sql "SELECT count(*) FROM resource WHERE NOT deleted")
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $N patients, $resources resources, generated, loaded and replicated in $(awk -v a="$t0" -v b="$(bench_now)" 'BEGIN { printf "%.0f", b - a }') s; worker threads: $THREADS"
 bench_start_nginx
 
-declare -A T=() C=() I=() N=()
+declare -A T=() C=() I=() NET=()
 for i in $(seq "$RUNS"); do
     line="run $i:"
     for mode in primary replica; do
@@ -96,7 +96,7 @@ for i in $(seq "$RUNS"); do
         I[$mode,$i]=$(awk -v a="$i0" -v b="$i1" 'BEGIN { printf "%.2f", b - a }')
         T[$mode,$i]=$t
         C[$mode,$i]=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
-        N[$mode,$i]=$(awk -v c="${C[$mode,$i]}" -v i="${I[$mode,$i]}" 'BEGIN { printf "%.2f", c - i }')
+        NET[$mode,$i]=$(awk -v c="${C[$mode,$i]}" -v i="${I[$mode,$i]}" 'BEGIN { printf "%.2f", c - i }')
         line+=" $mode ${T[$mode,$i]} s (primary CPU ${C[$mode,$i]} s, idle ${I[$mode,$i]} s);"
     done
     echo "$line"
@@ -110,9 +110,9 @@ cr=$(series C replica | bench_median)
 # paired: the median of the per-round ratios
 pt=$(for i in $(seq "$RUNS"); do awk -v a="${T[replica,$i]}" -v b="${T[primary,$i]}" 'BEGIN { printf "%.3f\n", a / b }'; done | bench_median)
 pc=$(for i in $(seq "$RUNS"); do awk -v a="${C[replica,$i]}" -v b="${C[primary,$i]}" 'BEGIN { printf "%.3f\n", (b > 0) ? a / b : 0 }'; done | bench_median)
-np=$(series N primary | bench_median)
-nr=$(series N replica | bench_median)
-pn=$(for i in $(seq "$RUNS"); do awk -v a="${N[replica,$i]}" -v b="${N[primary,$i]}" 'BEGIN { printf "%.3f\n", (b > 0) ? a / b : 0 }'; done | bench_median)
+np=$(series NET primary | bench_median)
+nr=$(series NET replica | bench_median)
+pn=$(for i in $(seq "$RUNS"); do awk -v a="${NET[replica,$i]}" -v b="${NET[primary,$i]}" 'BEGIN { printf "%.3f\n", (b > 0) ? a / b : 0 }'; done | bench_median)
 echo
 printf '%-40s %10s %10s %7s %7s\n' "medians of $RUNS" "primary" "replica" "ratio" "paired"
 awk -v a="$tp" -v b="$tr" -v p="$pt" 'BEGIN { printf "%-40s %10.2f %10.2f %7.2f %7.2f   (goal <= 1.10)\n", "export time, s", a, b, b / a, p }'

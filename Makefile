@@ -3,6 +3,7 @@
 #   make          build everything (core, tools, tests, benchmarks, the nginx module)
 #   make deps     install the Debian packages (idempotent, quiet when present)
 #   make up       start PostgreSQL, nginx with the module and the worker under var/
+#                 (REPLICAS=N: also N streaming standbys, which the worker reads exports from)
 #   make down     stop what `make up` started
 #   make demo     deps + build + up + a demonstration against the running server
 #   make test     deps + build + the checks below (format-check, tidy) + unit tests (ctest, also
@@ -58,7 +59,7 @@ deps:
 	@scripts/deps.sh
 
 up: all
-	@scripts/services.sh up
+	@REPLICAS=$(REPLICAS) scripts/services.sh up
 
 down:
 	@scripts/services.sh down

@@ -25,6 +25,8 @@ echo "== point-in-time: a system export while the loader rewrites 10% of the res
 BUILD=${BUILD:-build} benchmarks/point_in_time_benchmark.sh 1000 3
 echo "== allowPartialManifests: first file downloadable vs the full export (1,000 patients)"
 BUILD=${BUILD:-build} benchmarks/partial_manifest_benchmark.sh 1000 3
+echo "== read replicas: a system export reading from a streaming standby vs from the primary"
+BUILD=${BUILD:-build} benchmarks/replica_benchmark.sh 1000 3
 echo "== organizeOutputBy=Patient system export vs the type-organized one (IG 3.0.0)"
 BUILD=${BUILD:-build} benchmarks/organize_benchmark.sh "${BENCH_ORGANIZE_PATIENTS:-1000,3000}" "${BENCH_ORGANIZE_RUNS:-3}"
 echo

@@ -7,6 +7,11 @@
 #                              the nginx master to read at configuration time). Idempotent.
 #   pg-cluster.sh stop DIR     fast shutdown (by the cluster's own pid file)
 #   pg-cluster.sh status DIR   exit 0 when running
+#   pg-cluster.sh standby PRIMARY_DIR DIR
+#                              a hot standby of the running cluster in PRIMARY_DIR, streaming
+#                              from it (pg_basebackup -R, hot_standby_feedback on) on a free
+#                              loopback port; DIR/env as for start (PG_CONNINFO: the standby's).
+#                              Idempotent.
 #   pg-cluster.sh run CMD...   a throw-away cluster for one command: starts it in a temporary
 #                              directory, exports PG_CONNINFO, runs CMD, stops and removes it.
 #
@@ -83,6 +88,43 @@ cmd_start() {
     fi
 }
 
+cmd_standby() {
+    local primary=$1 dir=$2
+    primary=$(cd "$primary" && pwd)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    cmd_status "$primary" || die "the primary in $primary is not running"
+    [ "$(id -u)" = 0 ] && chmod 755 "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        rm -rf "$dir/data" "$dir/run"
+        mkdir -p "$dir/data" "$dir/run"
+        chmod 700 "$dir/data"
+        [ "$(id -u)" = 0 ] && chown postgres: "$dir/data" "$dir/run"
+        install -m 600 "$primary/superuser.pw" "$dir/superuser.pw"
+        [ "$(id -u)" = 0 ] && chown postgres: "$dir/superuser.pw"
+        # -R: standby.signal and primary_conninfo (with the password, in the 0600 data dir).
+        as_owner env PGPASSWORD="$(cat "$primary/superuser.pw")" "$PG_BIN/pg_basebackup"             -h 127.0.0.1 -p "$(cat "$primary/port")" -U "$DB_USER" -D "$dir/data" -R -X stream             -c fast >"$dir/basebackup.log" 2>&1 ||
+            { cat "$dir/basebackup.log" >&2; die "pg_basebackup failed"; }
+    fi
+    if cmd_status "$dir"; then
+        return 0
+    fi
+    local port
+    if [ -f "$dir/port" ]; then port=$(cat "$dir/port"); else port=$(free_port); fi
+    echo "$port" >"$dir/port"
+    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/run/postgresql.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/run -c fsync=${PG_FSYNC:-on} -c max_connections=200 -c shared_buffers=256MB -c hot_standby_feedback=on" \
+        start >/dev/null || { tail -20 "$dir/run/postgresql.log" >&2; die "the standby did not start"; }
+    local pw
+    pw=$(cat "$dir/superuser.pw")
+    umask 077
+    printf '127.0.0.1:%s:*:%s:%s\n' "$port" "$DB_USER" "$pw" > "$dir/pgpass"
+    printf 'PG_CONNINFO=%q\nexport PG_CONNINFO\nPG_PORT=%s\nPG_LOG=%q\n' \
+        "host=127.0.0.1 port=$port dbname=$DB_NAME user=$DB_USER passfile=$dir/pgpass" "$port" \
+        "$dir/run/postgresql.log" > "$dir/env"
+    umask 022
+}
+
 cmd_stop() {
     local dir=$1
     [ -f "$dir/data/postmaster.pid" ] || return 0
@@ -108,6 +150,7 @@ case "${1:-}" in
     start) [ $# = 2 ] || die "usage: $0 start DIR"; cmd_start "$2" ;;
     stop) [ $# = 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
     status) [ $# = 2 ] || die "usage: $0 status DIR"; cmd_status "$2" ;;
+    standby) [ $# = 3 ] || die "usage: $0 standby PRIMARY_DIR DIR"; cmd_standby "$2" "$3" ;;
     run) shift; [ $# -ge 1 ] || die "usage: $0 run CMD..."; cmd_run "$@" ;;
-    *) die "usage: $0 start|stop|status DIR | run CMD..." ;;
+    *) die "usage: $0 start|stop|status DIR | standby PRIMARY_DIR DIR | run CMD..." ;;
 esac

@@ -7,6 +7,9 @@
 #         Backend Services) is on: register clients with `fhir-bulk client add`.
 #         Writes var/run/env (source it) and prints the FHIR base URL. Safe to run twice:
 #         what runs keeps running (nginx re-reads its configuration).
+#         REPLICAS=N (N >= 1): also N hot standbys of it (var/pg-replica1 ...; pg_basebackup,
+#         streaming), PG_REPLICA_CONNINFO in var/run/env (the first; PG_REPLICA_CONNINFOS:
+#         all, '|'-separated), and the worker reads export units from them (--read-db).
 #   down  stops what `up` started, by pid.
 set -euo pipefail
 
@@ -58,6 +61,22 @@ up() {
     # shellcheck disable=SC1091
     . "$VAR/pg/env"
     "$BIN" migrate --quiet --db "$PG_CONNINFO"
+    # Hot standbys (REPLICAS=N): created after the migration, so they start with the schema.
+    local read_args=() replica_conninfos="" replica_conninfo=""
+    local n
+    for n in $(seq 1 "${REPLICAS:-0}"); do
+        "$REPO/scripts/pg-cluster.sh" standby "$VAR/pg" "$VAR/pg-replica$n"
+        local ci
+        ci=$(. "$VAR/pg-replica$n/env" && echo "$PG_CONNINFO")
+        read_args+=(--read-db "$ci")
+        [ -z "$replica_conninfo" ] && replica_conninfo=$ci
+        replica_conninfos=${replica_conninfos:+$replica_conninfos|}$ci
+    done
+    # A worker started with another set of standbys is restarted.
+    local read_set="${replica_conninfos}"
+    if pid_alive "$VAR/run/worker.pid" && [ "$(cat "$VAR/run/worker.replicas" 2>/dev/null)" != "$read_set" ]; then
+        stop_worker
+    fi
 
     local port
     if pid_alive "$VAR/nginx/nginx.pid" && [ -f "$VAR/run/nginx.port" ]; then
@@ -118,8 +137,9 @@ CONF
     fi
     if ! pid_alive "$VAR/run/worker.pid"; then
         nohup "$BIN" worker --db "$PG_CONNINFO" --export-dir "$VAR/exports" --threads 2 \
-            >>"$VAR/log/worker.log" 2>&1 </dev/null &
+            ${read_args[@]+"${read_args[@]}"} >>"$VAR/log/worker.log" 2>&1 </dev/null &
         echo $! >"$VAR/run/worker.pid"
+        printf '%s' "$read_set" >"$VAR/run/worker.replicas"
     fi
 
     umask 077
@@ -137,6 +157,13 @@ EXPORT_DIR=$VAR/exports
 FHIR_BULK_BIN=$BIN
 export FHIR_BASE FHIR_TOKEN_URL METRICS_URL PG_CONNINFO
 ENV
+    if [ -n "$replica_conninfo" ]; then
+        cat >>"$VAR/run/env" <<ENV
+PG_REPLICA_CONNINFO='$replica_conninfo'
+PG_REPLICA_CONNINFOS='$replica_conninfos'
+export PG_REPLICA_CONNINFO PG_REPLICA_CONNINFOS
+ENV
+    fi
     umask 022
     # wait until nginx answers
     for _ in $(seq 50); do
@@ -175,6 +202,12 @@ down() {
         stop_nginx
         echo "services: nginx stopped"
     fi
+    local r
+    for r in "$VAR"/pg-replica*; do
+        [ -d "$r/data" ] || continue
+        "$REPO/scripts/pg-cluster.sh" stop "$r"
+        echo "services: standby $(basename "$r") stopped"
+    done
     if [ -d "$VAR/pg/data" ]; then
         "$REPO/scripts/pg-cluster.sh" stop "$VAR/pg"
         echo "services: PostgreSQL stopped"

@@ -62,6 +62,8 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   long long history_days = 90;
   long long unit_timeout_seconds = 1800;
   long long history_retention_seconds = 60;
+  std::vector<std::string> read_dbs;
+  long long read_db_wait_ms = 5000;
   bool once = false;
   FlagParser flags(
       "fhir-bulk worker [--config FILE] [--db CONNINFO | --db-file FILE] --export-dir DIR "
@@ -134,6 +136,15 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
                "keep resource versions replaced by writes at least this long (exports in "
                "progress or kept keep theirs regardless: they read as of transactionTime)",
                "S");
+  flags.AddRepeated("read-db", &read_dbs,
+                    "a hot standby of --db (streaming replication) to read export units from; "
+                    "repeatable, or one libpq multi-host string with "
+                    "target_session_attrs=standby. Jobs, leases and files stay on --db; a unit "
+                    "reads from a standby only once it replayed the job's plan, else from "
+                    "another standby or --db",
+                    "CONNINFO");
+  flags.AddInt("read-db-wait-ms", &read_db_wait_ms,
+               "how long a unit waits for a lagging standby before it reads elsewhere", "MS");
   flags.AddBool("once", &once, "run what is claimable now, clean up once, and exit");
 
   std::vector<char*> argv;
@@ -171,6 +182,8 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   config->once = once;
   WorkerOptions& options = config->options;
   options.conninfo = conninfo;
+  options.read_conninfos = read_dbs;
+  options.replica_wait_ms = static_cast<int>(std::clamp(read_db_wait_ms, -1LL, 3600000LL));
   options.export_dir = export_dir;
   options.threads = static_cast<int>(std::clamp(threads, -1LL, 1000000LL));
   options.lease_seconds = static_cast<int>(std::clamp(lease_seconds, -1LL, 1000000LL));
@@ -233,7 +246,8 @@ bool SameEngine(const WorkerOptions& a, const WorkerOptions& b) {
          a.target_unit_bytes == b.target_unit_bytes &&
          a.block_unit_patients == b.block_unit_patients &&
          a.unit_timeout_seconds == b.unit_timeout_seconds && a.gzip_level == b.gzip_level &&
-         a.history_retention_seconds == b.history_retention_seconds;
+         a.history_retention_seconds == b.history_retention_seconds &&
+         a.read_conninfos == b.read_conninfos && a.replica_wait_ms == b.replica_wait_ms;
 }
 
 // Shared between the main thread (which runs the engine) and the signal thread.

@@ -540,6 +540,15 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
     if (!f.ok()) return f;
     return true;
   }
+  // The WAL position a standby must have replayed before it may serve this job's units
+  // (read_replicas.h): after the plan's (synchronous) commit, so it covers the plan and every
+  // row the export reads as of transactionTime. Not recorded (a failure here): the claim uses
+  // the primary's position then, later still, so still safe.
+  auto lsn = conn->Exec(
+      "UPDATE export_job SET read_lsn = pg_current_wal_lsn() WHERE job_id = $1::uuid "
+      "AND read_lsn IS NULL",
+      {job_id});
+  if (!lsn.ok()) Log(o, "job " + job_id + ": read_lsn not recorded: " + lsn.status().ToString());
   auto ms = [](auto a, auto b) {
     return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count());
   };

@@ -16,6 +16,8 @@
 //     (or completed at once when there is nothing to do, e.g. an empty Group). A crash before
 //     COMMIT leaves the job accepted; once the lease runs out another worker plans it again
 //     (mkdir is idempotent).
+//  3. records the primary's WAL position after that commit (export_job.read_lsn, sql/0016):
+//     the point a hot standby must have replayed to serve the job's units (read_replicas.h).
 //
 // Type set (ResolveExportTypes):
 //  - _type given: those types. Otherwise: system level: every R4 type with rows (tombstones

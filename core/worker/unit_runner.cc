@@ -127,6 +127,8 @@ struct ClaimedUnit {
   std::string request_json;
   int64_t transaction_time_us = 0;
   std::string partition;  // the table of res_type's rows
+  std::string read_lsn;   // the WAL position a standby must have replayed (sql/0016)
+  std::string read_from = "primary";
 };
 
 Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunnerOptions& o) {
@@ -150,7 +152,8 @@ Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunner
       "(extract(epoch FROM j.transaction_time) * 1000000)::bigint, u.res_ids IS NOT NULL, "
       "coalesce(to_regclass('resource_' || lower(u.res_type)), "
       "'resource_other'::regclass)::text, coalesce(u.blocks, ''), u.block_lo, u.block_hi, "
-      "array_to_string(u.block_types, ','), coalesce(u.assoc, '')",
+      "array_to_string(u.block_types, ','), coalesce(u.assoc, ''), "
+      "coalesce(j.read_lsn, pg_current_wal_lsn())::text",
       {o.worker_id, std::to_string(o.lease_seconds)});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return std::optional<ClaimedUnit>();
@@ -181,6 +184,7 @@ Result<std::optional<ClaimedUnit>> Claim(PgConnection* control, const UnitRunner
     }
   }
   u.plan.assoc = r->str(0, 15);
+  u.read_lsn = r->str(0, 16);
   return std::optional<ClaimedUnit>(std::move(u));
 }
 
@@ -357,7 +361,8 @@ Status Complete(PgConnection* control, const ClaimedUnit& u, Writer* writer,
     // files become visible with this commit, so it must be durable.
     auto r = control->Exec(
         "WITH done AS (UPDATE export_unit SET state = 'done', resources = $4::bigint, "
-        "lease_until = NULL WHERE job_id = $1::uuid AND unit_no = $2::int AND worker = $3 "
+        "lease_until = NULL, read_from = $12 WHERE job_id = $1::uuid AND unit_no = $2::int AND "
+        "worker = $3 "
         "AND state = 'running' RETURNING 1), "
         "files AS (INSERT INTO export_file (job_id, file_name, kind, res_type, unit_no, seq, "
         "resources, bytes, continues_in) SELECT $1::uuid, n, $5, $6, $2::int, s::int, "
@@ -368,7 +373,7 @@ Status Complete(PgConnection* control, const ClaimedUnit& u, Writer* writer,
         "SELECT (SELECT count(*) FROM done), set_config('synchronous_commit', 'on', true)",
         {u.job_id, unit_no, o.worker_id, resources, UnitKindName(u.plan.kind), FileTypeOf(u.plan),
          PgTextArrayLiteral(names), PgTextArrayLiteral(seqs), PgTextArrayLiteral(counts),
-         PgTextArrayLiteral(sizes), PgTextArrayLiteral(continues)});
+         PgTextArrayLiteral(sizes), PgTextArrayLiteral(continues), u.read_from});
     if (!r.ok()) return r.status();
     if (r->int64(0, 0) == 0) return Status::Aborted("the unit's lease was lost");
     // Last: the files become visible only if everything above holds; a failed COMMIT leaves
@@ -734,7 +739,7 @@ Result<bool> RunNextUnit(PgConnection* control, PgConnection* data, const UnitRu
   auto claimed = Claim(control, o);
   if (!claimed.ok()) return claimed.status();
   if (!claimed->has_value()) return false;
-  const ClaimedUnit& u = **claimed;
+  ClaimedUnit& u = **claimed;
   const std::string what = "job " + u.job_id + " unit " + std::to_string(u.plan.unit_no) + " (" +
                            (u.plan.res_type.empty() ? "" : u.plan.res_type + " ") +
                            UnitKindName(u.plan.kind) + ")";
@@ -748,14 +753,47 @@ Result<bool> RunNextUnit(PgConnection* control, PgConnection* data, const UnitRu
     return true;
   }
   UnitStats st;
-  st.started = Clock::now();
-  Status s = Execute(control, data, u, o, &st);
+  Status s;
+  std::vector<int> failed_replicas;  // standbys this unit failed on (each tried once)
+  while (true) {
+    st = UnitStats();
+    st.started = Clock::now();
+    PgConnection* reader = data;
+    int replica = -1;
+    u.read_from = "primary";
+    if (o.replicas != nullptr && !o.replicas->empty() && u.plan.kind != UnitKind::kError) {
+      Heartbeat waiting(control, o, u);  // renews the lease while a standby catches up
+      auto picked = o.replicas->Pick(u.read_lsn, o.replica_wait_ms, failed_replicas,
+                                     [&waiting] { return waiting.MaybeBeat(0); });
+      if (!picked.ok()) {
+        s = picked.status();
+        break;
+      }
+      if (picked->index >= 0) {
+        reader = picked->conn;
+        replica = picked->index;
+        u.read_from = picked->name;
+      } else {
+        Log(o, what + ": reading from the primary: " + picked->why_not);
+      }
+    }
+    s = Execute(control, reader, u, o, &st);
+    if (replica < 0 || s.code() != Status::Code::kUnavailable) break;
+    // The standby or the primary? The unit is ours only while the control connection works.
+    const bool broken = !reader->healthy();
+    o.replicas->Failed(replica, broken);
+    if (!control->idle() || !control->Exec("SELECT 1").ok()) break;
+    Log(o, what + ": reading from " + u.read_from + " failed (" + s.message() +
+               "); redoing the unit on the next server");
+    failed_replicas.push_back(replica);
+  }
+  if (o.replicas != nullptr) o.replicas->Tidy();
   if (s.ok()) {
     Log(o, what + ": " + std::to_string(st.resources) + " resources, " + std::to_string(st.bytes) +
                " bytes, " + std::to_string(st.files) + " files in " +
                Millis(st.started, st.committed) + " ms (read " + Millis(st.started, st.read_done) +
                ", sync " + Millis(st.read_done, st.sealed) + ", commit " +
-               Millis(st.sealed, st.committed) + ")");
+               Millis(st.sealed, st.committed) + "), read from " + u.read_from);
     return true;
   }
   switch (s.code()) {

@@ -32,6 +32,13 @@
 //    export_file rows, rename the temp files into place and fsync the directory, COMMIT.
 //    Anything failing before COMMIT leaves the unit unfinished; its next attempt deletes what
 //    this one renamed.
+//  - Where it reads (issue 17): with `replicas`, the COPY runs on a hot standby that has
+//    replayed the job's read_lsn (read_replicas.h), else on `data`. A standby failing
+//    mid-unit with Unavailable (connection lost, shutdown, a recovery conflict cancelling the
+//    statement: SQLSTATE 40001) while the control connection still answers redoes the unit
+//    at once, within the same claim, on the next standby or the primary: the temp files of
+//    the failed read are deleted, nothing was listed, so it is written exactly once. The unit's
+//    log line and export_unit.read_from name the server the finished attempt read from.
 //  - Errors: Unavailable (database gone) hands the unit back if possible and returns the
 //    Status (the caller reconnects); any other failure (disk full, I/O error, corrupt data, a
 //    failing statement) fails the job and returns OK (the worker goes on with other jobs). The
@@ -54,6 +61,7 @@
 #include "export/export_request.h"
 #include "util/status.h"
 #include "worker/planner.h"
+#include "worker/read_replicas.h"
 
 namespace fhirbulk {
 
@@ -72,6 +80,11 @@ struct UnitRunnerOptions {
   int64_t statement_timeout_ms = int64_t{30} * 60 * 1000;
   size_t write_buffer_bytes = 1 << 20;
   int gzip_level = 1;  // gzip twins of the files (NdjsonWriterOptions::gzip_level); 0: none
+  // Hot standbys to read units from (read_replicas.h); nullptr or empty: `data` (the
+  // primary). A standby that has not replayed up to the job's read_lsn within
+  // replica_wait_ms is passed over (another standby, else the primary).
+  ReadReplicas* replicas = nullptr;
+  int replica_wait_ms = 5000;
   const std::atomic<bool>* stop = nullptr;
   std::function<void(const std::string&)> log;
   // Called after every heartbeat with the unit's progress (tests use it to interfere).

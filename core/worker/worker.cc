@@ -21,6 +21,7 @@
 #include "worker/heartbeat.h"
 #include "worker/ndjson_writer.h"
 #include "worker/planner.h"
+#include "worker/read_replicas.h"
 #include "worker/unit_runner.h"
 
 namespace fhirbulk {
@@ -71,6 +72,7 @@ struct Worker::ThreadState {
   std::string id;  // this thread's worker id: <worker_id>-t<index>
   std::unique_ptr<PgConnection> control;
   std::unique_ptr<PgConnection> data;
+  std::unique_ptr<ReadReplicas> replicas;  // --read-db: this thread's standby connections
 };
 
 Worker::Worker(WorkerOptions options) : options_(std::move(options)) {}
@@ -118,6 +120,12 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.janitor_interval_seconds < 1) {
     return Status::InvalidArgument("--janitor-interval-seconds must be >= 1");
   }
+  if (options.replica_wait_ms < 0) {
+    return Status::InvalidArgument("--read-db-wait-ms must be >= 0");
+  }
+  for (const std::string& ci : options.read_conninfos) {
+    if (ci.empty()) return Status::InvalidArgument("--read-db must not be empty");
+  }
   if (options.worker_id.empty()) options.worker_id = DefaultWorkerId();
   if (!options.log) {
     options.log = [](const std::string& msg) {
@@ -130,6 +138,13 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
     auto t = std::make_unique<ThreadState>();
     t->index = i;
     t->id = w->options_.worker_id + "-t" + std::to_string(i);
+    if (!w->options_.read_conninfos.empty()) {
+      Worker* self = w.get();
+      t->replicas =
+          std::make_unique<ReadReplicas>(w->options_.read_conninfos, i, Connect,
+                                         [self, prefix = "thread " + t->id + ": "](
+                                             const std::string& m) { self->Log(prefix + m); });
+    }
     w->threads_.push_back(std::move(t));
   }
   return w;
@@ -204,6 +219,8 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     uo.stop = &stop_;
     uo.log = options_.log;
     uo.on_heartbeat = options_.on_heartbeat;
+    uo.replicas = t->replicas.get();
+    uo.replica_wait_ms = options_.replica_wait_ms;
     did = RunNextUnit(t->control.get(), t->data.get(), uo);
   }
   // An aborted COPY or a failed transaction can leave a connection busy: start afresh.

@@ -55,6 +55,12 @@ namespace fhirbulk {
 
 struct WorkerOptions {
   std::string conninfo;
+  // Hot standbys of `conninfo`'s server that export units read from (--read-db; each may be
+  // a libpq multi-host string); every thread keeps its own connections (read_replicas.h).
+  // Jobs, units, leases and files stay on `conninfo`.
+  std::vector<std::string> read_conninfos;
+  // How long a unit waits for a standby to replay its job's plan, then reads elsewhere.
+  int replica_wait_ms = 5000;
   std::string export_dir;  // must exist (shared by every worker and the HTTP side)
   int threads = 2;
   int lease_seconds = 30;

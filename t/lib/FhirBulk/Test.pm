@@ -192,6 +192,51 @@ sub stop_pg {
 
 sub conninfo_file { "$_[0]{dir}/pg/nginx-conninfo" }
 
+# A hot standby of the test cluster (scripts/pg-cluster.sh standby: pg_basebackup -R,
+# streaming, hot_standby_feedback on) in <dir>/<name>; returns its conninfo. stop_standby
+# stops it (fast shutdown; $mode 'immediate' or a signal name such as 'KILL' for the
+# postmaster), start_standby again restarts it; finish stops what still runs.
+sub start_standby {
+    my ($self, $name) = @_;
+    $name //= 'standby';
+    my $sdir = "$self->{dir}/$name";
+    local $ENV{PG_FSYNC} = 'off';
+    system("$REPO/scripts/pg-cluster.sh", 'standby', "$self->{dir}/pg", $sdir) == 0
+        or die "cannot start the standby in $sdir\n";
+    open(my $fh, '<', "$sdir/env") or die "no $sdir/env: $!";
+    my $ci;
+    while (<$fh>) { $ci = $1 if /^PG_CONNINFO=(.*)$/; }
+    close $fh;
+    $ci =~ s/^'(.*)'$/$1/;
+    $ci =~ s/\\ / /g;
+    $self->{standbys}{$name} = $ci;
+    return $ci;
+}
+
+sub stop_standby {
+    my ($self, $name, $mode) = @_;
+    $name //= 'standby';
+    my $sdir = "$self->{dir}/$name";
+    if (defined $mode && $mode =~ /^[A-Z]+$/) {
+        open(my $fh, '<', "$sdir/data/postmaster.pid") or return $self;
+        my $pid = <$fh>;
+        close $fh;
+        chomp $pid;
+        kill($mode, $pid);
+        $self->wait_until(sub { !kill(0, $pid) }, 30);
+        return $self;
+    }
+    system("$REPO/scripts/pg-cluster.sh", 'stop', $sdir);
+    return $self;
+}
+
+# psql against another server (a standby's conninfo).
+sub psql_at {
+    my ($self, $conninfo, $sql) = @_;
+    local $self->{conninfo} = $conninfo;
+    return $self->psql($sql);
+}
+
 # Runs `fhir-bulk ARGS --db <conninfo>`; returns the exit status (0 = success).
 sub run_tool {
     my ($self, @args) = @_;
@@ -474,6 +519,19 @@ sub download_all {
         my @lines = split /\n/, $res->{content};
         $self->{downloaded}{ $item->{url} } = \@lines;
         push @{ $by_type{ $item->{type} } }, map { decode_json($_) } @lines;
+    }
+    return \%by_type;
+}
+
+# Downloads every file of a manifest section as it is (no JSON decoding, which costs seconds
+# per 10,000 lines): { type => [ lines ] }.
+sub download_lines {
+    my ($self, $items) = @_;
+    my %by_type;
+    for my $item (@{ $items || [] }) {
+        my $res = $self->request('GET', $item->{url});
+        die "GET $item->{url}: $res->{status}\n" unless $res->{status} == 200;
+        push @{ $by_type{ $item->{type} } }, split /\n/, $res->{content};
     }
     return \%by_type;
 }
@@ -843,6 +901,7 @@ sub finish {
     my ($self) = @_;
     $self->stop_worker if @{ $self->{workers} || [] };
     $self->stop_nginx if $self->{nginx_started};
+    $self->stop_standby($_) for sort keys %{ $self->{standbys} || {} };
     $self->stop_pg if $self->{pg_started};
     my $log = '';
     if (open(my $fh, '<', "$self->{dir}/error.log")) { local $/; $log = <$fh>; close $fh; }
@@ -866,6 +925,7 @@ sub DESTROY {
     local $?;
     eval { $self->stop_worker if @{ $self->{workers} || [] }; };
     eval { $self->stop_nginx if $self->{nginx_started}; };
+    eval { $self->stop_standby($_) for sort keys %{ $self->{standbys} || {} }; };
     eval { $self->stop_pg if $self->{pg_started}; };
 }
 

@@ -1,0 +1,80 @@
+#!/usr/bin/perl
+# A recovery conflict cancels a unit's statement on the standby (issue 17): "canceling
+# statement due to conflict with recovery" (SQLSTATE 40001 / 40P01). The unit is redone at
+# once, within its claim, on the primary; the export is exactly the primary's.
+#
+# The conflict, made on purpose: the primary holds resource_history in ACCESS EXCLUSIVE mode,
+# which the standby replays, so a unit's COPY there waits for it while holding its type's
+# table (locked first, in the statement's order). A second primary session then locks that
+# table exclusively: replaying that lock conflicts with the waiting COPY, which the standby
+# cancels after max_standby_streaming_delay (1 s here).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(sleep time);
+use FhirBulk::Test;
+
+my $t = FhirBulk::Test->new;
+$t->start_pg;
+$t->synth(20);
+my $standby = $t->start_standby('standby');
+$t->psql_at($standby, "ALTER SYSTEM SET max_standby_streaming_delay = '1s'");
+$t->psql_at($standby, 'SELECT pg_reload_conf()');
+ok($t->wait_until(sub { $t->psql_at($standby, 'SHOW max_standby_streaming_delay') eq '1s' }),
+   'the standby cancels conflicting queries after 1 s');
+$t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
+
+sub job_of { ($_[0] =~ m{([0-9a-f-]{36})$})[0] }
+sub lines_of {
+    my ($res) = @_;
+    return [ sort map { @$_ } values %{ $t->download_lines($res->{json}{output}) } ];
+}
+sub worker_log { local (@ARGV, $/) = ($t->dir . '/worker.log'); return scalar <> }
+
+my $w = $t->start_worker('--threads', 2);
+my $ref = $t->poll($t->kickoff('/fhir/$export')->{headers}{'content-location'}, 60);
+is($ref->{status}, 200, 'the reference export (primary) completes');
+my $expected = lines_of($ref);
+$t->stop_worker($w);
+
+# Kicked off first: the planner waits for transactions older than the kick-off, not for the
+# lock's, which is younger.
+my $url = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
+my $job = job_of($url);
+my $history_lock = $t->hold_lock('LOCK TABLE resource_history IN ACCESS EXCLUSIVE MODE');
+$t->psql('SELECT txid_current()');  # a commit flushes the WAL holding the lock record
+ok($t->wait_until(sub {
+       $t->psql_at($standby, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' "
+                   . "AND relation = 'resource_history'::regclass") > 0 }),
+   'the history lock is replayed on the standby');
+
+$w = $t->start_worker('--threads', 1, '--read-db', $standby, '--lease-seconds', 10);
+my $held_sql = "SELECT c.relname FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+    . "JOIN pg_class c ON c.oid = l.relation WHERE a.application_name = 'fhir-bulk-worker' "
+    . "AND a.wait_event_type = 'Lock' AND a.query LIKE 'COPY%' AND l.granted "
+    . "AND c.relkind = 'r' AND c.relname LIKE 'resource\\_%' AND c.relname <> 'resource_history'";
+my $table = $t->wait_until(sub { $t->psql_at($standby, $held_sql) });
+like($table, qr/^resource_\w+$/, "a unit's COPY waits on the standby, holding $table");
+
+my $table_lock = $t->hold_lock("LOCK TABLE $table IN ACCESS EXCLUSIVE MODE");
+ok($t->wait_until(sub { worker_log() =~ /redoing the unit on the next server/ }, 30),
+   'the standby cancels the statement and the worker redoes the unit');
+my ($line) = worker_log() =~ /(job \Q$job\E unit \d+ [^\n]*: reading from replica [^\n]*failed[^\n]*)/;
+like($line // '', qr/conflict with recovery/, 'for a recovery conflict') or diag(worker_log());
+$t->release_lock($table_lock);
+$t->release_lock($history_lock);
+my $res = $t->poll($url, 60);
+is($res->{status}, 200, 'the export completes');
+$t->stop_worker($w);
+
+is_deeply(lines_of($res), $expected, 'exactly the reference resources, byte for byte');
+is($t->psql("SELECT max(attempts) FROM export_unit WHERE job_id = '$job'"), 1,
+   'every unit was claimed once');
+my ($unit) = ($line // '') =~ /unit (\d+)/;
+is($t->psql("SELECT read_from FROM export_unit WHERE job_id = '$job' AND unit_no = "
+            . ($unit // 0)), 'primary', 'the cancelled unit was redone on the primary');
+
+$t->finish;
+done_testing;

@@ -51,9 +51,25 @@ Result<CohortFilter> ParseMemberFilter(std::string_view expression, const std::s
 
 Status CohortSql(const std::vector<CohortFilter>& filters,
                  const std::vector<std::string>* candidates, std::string* sql,
-                 std::vector<std::string>* params) {
+                 std::vector<std::string>* params, std::optional<int64_t> as_of_us) {
   if (filters.empty()) return Status::InvalidArgument("a cohort needs at least one member-filter");
   std::vector<std::string> bound;
+  std::string as_of;  // the placeholder of the instant
+  if (as_of_us) {
+    bound.push_back(std::to_string(*as_of_us));
+    as_of = "(timestamptz 'epoch' + $1::int8 * interval '1 microsecond')";
+  }
+  // The rows of `type` the filters see, as `alias`. The type as a literal (a validated type
+  // name) so the planner prunes to its partition.
+  auto rows = [&](const std::string& type, const std::string& alias) {
+    if (!as_of_us) return "resource " + alias + " WHERE " + alias + ".res_type = '" + type + "'";
+    const std::string cols =
+        "res_id, deleted, last_updated, patients, tokens, refs, date_params, date_lo, date_hi";
+    return "(SELECT " + cols + " FROM resource WHERE res_type = '" + type +
+           "' AND last_updated <= " + as_of + " UNION ALL SELECT " + cols +
+           " FROM resource_history WHERE res_type = '" + type + "' AND valid_to > " + as_of +
+           " AND last_updated <= " + as_of + ") " + alias + " WHERE true";
+  };
   std::string text = "SELECT DISTINCT c.p FROM (";
   for (size_t i = 0; i < filters.size(); i++) {
     const TypeFilterQuery& query = filters[i].query;
@@ -62,18 +78,13 @@ Status CohortSql(const std::vector<CohortFilter>& filters,
     FHIRBULK_RETURN_IF_ERROR(
         TypeFilterSql({query}, static_cast<int>(bound.size()) + 1, &predicate, &bound));
     if (i > 0) text += " INTERSECT ";
-    // The type as a literal (a validated type name) so the planner prunes to its partition.
-    if (query.type == "Patient") {
-      text += "(SELECT r.res_id AS p FROM resource r WHERE r.res_type = 'Patient'";
-    } else {
-      text +=
-          "(SELECT unnest(r.patients) AS p FROM resource r WHERE r.res_type = '" + query.type + "'";
-    }
+    text += query.type == "Patient"
+                ? "(SELECT r.res_id AS p FROM " + rows("Patient", "r")
+                : "(SELECT unnest(r.patients) AS p FROM " + rows(query.type, "r");
     text += " AND NOT r.deleted AND (" + predicate + "))";
   }
-  text +=
-      ") AS c WHERE EXISTS (SELECT 1 FROM resource pt WHERE pt.res_type = 'Patient'"
-      " AND pt.res_id = c.p AND NOT pt.deleted)";
+  text += ") AS c WHERE EXISTS (SELECT 1 FROM " + rows("Patient", "pt") +
+          " AND pt.res_id = c.p AND NOT pt.deleted)";
   if (candidates != nullptr) {
     bound.push_back(PgTextArrayLiteral(*candidates));
     text += " AND c.p = ANY($" + std::to_string(bound.size()) + "::text[])";

@@ -49,6 +49,7 @@
 
 #include "db/pg.h"
 #include "export/export_request.h"
+#include "export/group_store.h"
 #include "fhirbulk/defaults.h"
 #include "util/status.h"
 
@@ -63,20 +64,7 @@ struct GroupCall {
   bool respond_async = false;
 };
 
-struct GroupLimits {
-  size_t max_members = FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS;
-  size_t max_filters = FHIRBULK_DEFAULT_GROUP_MAX_FILTERS;
-  size_t max_body_bytes = static_cast<size_t>(FHIRBULK_DEFAULT_GROUP_MAX_BODY);
-  int cohort_timeout_ms = FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS;
-};
-
 inline constexpr std::string_view kGroupStatusPrefix = "/$group-status/";
-inline constexpr std::string_view kMemberFilterUrl =
-    "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/member-filter";
-inline constexpr std::string_view kMembersRefreshedUrl =
-    "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/members-refreshed";
-inline constexpr std::string_view kBulkCohortProfile =
-    "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/bulk-cohort-group";
 
 // Who is asking, for visibility: the client, and its registration's Group restriction.
 struct GroupViewer {

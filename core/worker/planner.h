@@ -147,6 +147,24 @@ std::string PatientFilterArraySql(PgConnection* conn, const ExportRequest& reque
 std::string PatientScopeSql(PgConnection* conn, const ExportRequest& request,
                             const std::string& job_id, int64_t transaction_time_us);
 
+// The condition "an element of the text[] `column` is one of the patients of `scope_sql`"
+// (PatientScopeSql / PatientFilterArraySql), for every unit and planning query that selects a
+// Group's or patient list's compartment rows. `column && scope` would be O(rows x patients)
+// (PostgreSQL compares arrays element by element, and the GIN index's consistent function
+// loops over every key for every candidate item as well), so a 100,000-member Group never
+// finished; instead each row's patients are probed in a hash table of the scope, built once
+// per statement (a hashed SubPlan: the `IS TRUE` keeps the planner from pulling the IN into a
+// per-row join), linear in rows + patients. A small scope (`scope_size` at most
+// kGinScopeMaxPatients, known from export_job.patient_scope) keeps `&&`, which the GIN index on
+// `patients` answers without reading the rest of the partition.
+constexpr int64_t kGinScopeMaxPatients = 64;
+std::string PatientsInScopeSql(const std::string& column, const std::string& scope_sql,
+                               int64_t scope_size);
+// One value (`element`, a text expression) is in the scope: the hashed probe above.
+std::string InPatientScopeSql(const std::string& element, const std::string& scope_sql);
+// cardinality(export_job.patient_scope), or -1 when it is NULL (not fixed, or every patient).
+Result<int64_t> PatientScopeSize(PgConnection* conn, const std::string& job_id);
+
 // The units for `types`, numbered as described above.
 Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,
                                         const std::vector<std::string>& types,

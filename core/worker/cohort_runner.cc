@@ -103,8 +103,10 @@ Result<bool> EvaluateNextCohort(PgConnection* conn, const CohortRunnerOptions& o
         q.op = r->str(0, 3);
         q.body = r->str(0, 4);
         q.base_url = r->str(0, 5);
-        q.limits.max_members = static_cast<size_t>(std::max<int64_t>(1, r->int64(0, 6)));
-        q.limits.cohort_timeout_ms = static_cast<int>(std::max<int64_t>(1, r->int64(0, 7)));
+        q.limits.max_members =
+            static_cast<size_t>(std::clamp<int64_t>(r->int64(0, 6), 1, o.max_members));
+        q.limits.cohort_timeout_ms =
+            static_cast<int>(std::clamp<int64_t>(r->int64(0, 7), 1, o.timeout_ms));
         q.limits.max_body_bytes = std::max(q.limits.max_body_bytes, q.body.size());
         auto sp = conn->Exec("SAVEPOINT cohort_request");
         if (!sp.ok()) return sp.status();

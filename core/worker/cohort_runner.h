@@ -7,7 +7,8 @@
 //     URL and limits the accepting node recorded);
 //  2. for an update, checks that the Group still exists and belongs to the requesting client
 //     (else 404, or 403 for a loaded Group), locking its row;
-//  3. evaluates the cohort under the recorded statement timeout (EvaluateCohort: inside a
+//  3. evaluates the cohort under the recorded statement timeout (at most the worker's own)
+//  (EvaluateCohort: inside a
 //     savepoint) and checks the member limit;
 //  4. stores the Group (StoreGroup: resource row, group_member, group_owner with the criteria
 //     and candidates) with members-refreshed = the evaluation's start;
@@ -29,6 +30,7 @@
 
 #include "db/pg.h"
 #include "export/export_request.h"
+#include "fhirbulk/defaults.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -36,6 +38,9 @@ namespace fhirbulk {
 struct CohortRunnerOptions {
   std::string worker_id;  // for the log
   std::function<void(const std::string&)> log;
+  // This worker's limits: a request is evaluated under the smaller of these and its own.
+  int64_t timeout_ms = FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS;
+  int64_t max_members = FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS;
 };
 
 // Claims and evaluates one pending cohort request. False when none was waiting.

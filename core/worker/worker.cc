@@ -179,6 +179,8 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     CohortRunnerOptions co;
     co.worker_id = t->id;
     co.log = options_.log;
+    co.timeout_ms = options_.cohort_timeout_ms;
+    co.max_members = options_.cohort_max_members;
     did = EvaluateNextCohort(t->control.get(), co);
     if (!did.ok() || *did) {
       if (!Usable(t->control)) t->control.reset();

@@ -1,12 +1,15 @@
 #include "export/cohort.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "db/pg.h"
 #include "export/kickoff_util.h"
 #include "export/type_filter_parse.h"
 #include "export/type_filter_sql.h"
 #include "fhir/resource_types.h"
+#include "fhir/search_params.h"
+#include "util/fhir_time.h"
 
 namespace fhirbulk {
 
@@ -49,6 +52,62 @@ Result<CohortFilter> ParseMemberFilter(std::string_view expression, const std::s
   return out;
 }
 
+namespace {
+
+// Types whose partition has the date hull index (sql/0012 resource_*_date_hull).
+bool HasDateHullIndex(const std::string& type) {
+  return type == "Encounter" || type == "Condition" || type == "Procedure";
+}
+
+// For each date criterion of `query` whose values all have a bounded prefix, a necessary
+// condition over the row's date hull (sql/0012 fhirbulk_date_hull: the range from its
+// earliest date value to its latest), which the hull index answers: a value T = [lo, hi]
+// matching prefix p of the search range S = [slo, shi] lies in the hull and meets B(p):
+// eq S; gt, sa [shi, inf]; ge [slo, inf]; lt, eb [-inf, slo]; le [-inf, shi]. Values are ORed:
+// the hull of their B. ne and ap have no bound. The exact predicate still decides.
+std::string DateHullConditions(const TypeFilterQuery& query, std::vector<std::string>* bound) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  std::string out;
+  for (const FilterCriterion& c : query.criteria) {
+    const SearchParamDef* def = FindSearchParam(query.type, c.param);
+    if (def == nullptr || def->kind != SearchParamKind::kDate || !c.modifier.empty() ||
+        c.values.empty() || c.prefixes.size() != c.values.size()) {
+      continue;
+    }
+    int64_t lo = kMax, hi = kMin;
+    bool usable = true;
+    for (size_t i = 0; i < c.values.size() && usable; i++) {
+      auto range = ParseDateTimeRange(c.values[i]);
+      const std::string& p = c.prefixes[i];
+      if (!range.ok()) {
+        usable = false;
+      } else if (p == "eq" || p.empty()) {
+        lo = std::min(lo, range->lo_us), hi = std::max(hi, range->hi_us);
+      } else if (p == "gt" || p == "sa") {
+        lo = std::min(lo, range->hi_us), hi = kMax;
+      } else if (p == "ge") {
+        lo = std::min(lo, range->lo_us), hi = kMax;
+      } else if (p == "lt" || p == "eb") {
+        lo = kMin, hi = std::max(hi, range->lo_us);
+      } else if (p == "le") {
+        lo = kMin, hi = std::max(hi, range->hi_us);
+      } else {
+        usable = false;
+      }
+    }
+    if (!usable || (lo == kMin && hi == kMax)) continue;
+    bound->push_back(PgTimestampParam(lo));
+    const std::string a = "$" + std::to_string(bound->size()) + "::timestamptz";
+    bound->push_back(PgTimestampParam(hi));
+    const std::string b = "$" + std::to_string(bound->size()) + "::timestamptz";
+    out += " AND fhirbulk_date_hull(r.date_lo, r.date_hi) && tstzrange(" + a + ", " + b + ", '[]')";
+  }
+  return out;
+}
+
+}  // namespace
+
 Status CohortSql(const std::vector<CohortFilter>& filters,
                  const std::vector<std::string>* candidates, std::string* sql,
                  std::vector<std::string>* params, std::optional<int64_t> as_of_us) {
@@ -81,6 +140,7 @@ Status CohortSql(const std::vector<CohortFilter>& filters,
     text += query.type == "Patient"
                 ? "(SELECT r.res_id AS p FROM " + rows("Patient", "r")
                 : "(SELECT unnest(r.patients) AS p FROM " + rows(query.type, "r");
+    if (HasDateHullIndex(query.type)) text += DateHullConditions(query, &bound);
     text += " AND NOT r.deleted AND (" + predicate + "))";
   }
   text += ") AS c WHERE EXISTS (SELECT 1 FROM " + rows("Patient", "pt") +

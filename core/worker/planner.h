@@ -32,7 +32,9 @@
 //  - Group level: members are those of the Group's version current at transactionTime
 //    (group_member, or group_member_history when the Group changed since; sql/0008) that are
 //    not inactive and whose period covers transactionTime; the `patient` parameter
-//    intersects. They are fixed at planning in export_job.patient_scope (a Patient export's
+//    intersects. A criteria-based Group (member-filters, sql/0012) not changed since
+//    transactionTime has its filters evaluated again as of transactionTime instead
+//    (cohort_runner.h FixCohortScope). They are fixed at planning in export_job.patient_scope (a Patient export's
 //    `patient` list too), so every unit reads the same patients even when the Group is
 //    rewritten during the export. No
 //    member left: the job completes with empty output (the error unit still runs if there is

@@ -80,8 +80,9 @@ std::string DateHullConditions(const TypeFilterQuery& query, std::vector<std::st
     for (size_t i = 0; i < c.values.size() && usable; i++) {
       auto range = ParseDateTimeRange(c.values[i]);
       const std::string& p = c.prefixes[i];
-      if (!range.ok()) {
-        usable = false;
+      if (!range.ok() || !(p == "eq" || p.empty() || p == "gt" || p == "sa" || p == "ge" ||
+                           p == "lt" || p == "eb" || p == "le")) {
+        usable = false;  // ne, ap: no bound
       } else if (p == "eq" || p.empty()) {
         lo = std::min(lo, range->lo_us), hi = std::max(hi, range->hi_us);
       } else if (p == "gt" || p == "sa") {
@@ -90,10 +91,8 @@ std::string DateHullConditions(const TypeFilterQuery& query, std::vector<std::st
         lo = std::min(lo, range->lo_us), hi = kMax;
       } else if (p == "lt" || p == "eb") {
         lo = kMin, hi = std::max(hi, range->lo_us);
-      } else if (p == "le") {
+      } else {  // le
         lo = kMin, hi = std::max(hi, range->hi_us);
-      } else {
-        usable = false;
       }
     }
     if (!usable || (lo == kMin && hi == kMax)) continue;
@@ -101,7 +100,11 @@ std::string DateHullConditions(const TypeFilterQuery& query, std::vector<std::st
     const std::string a = "$" + std::to_string(bound->size()) + "::timestamptz";
     bound->push_back(PgTimestampParam(hi));
     const std::string b = "$" + std::to_string(bound->size()) + "::timestamptz";
-    out += " AND fhirbulk_date_hull(r.date_lo, r.date_hi) && tstzrange(" + a + ", " + b + ", '[]')";
+    out += " AND fhirbulk_date_hull(r.date_lo, r.date_hi) && tstzrange(";
+    out += a;
+    out += ", ";
+    out += b;
+    out += ", '[]')";
   }
   return out;
 }

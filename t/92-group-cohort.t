@@ -84,9 +84,18 @@ like($refreshed->{valueDateTime} // '', qr/^\d{4}-\d\d-\d\dT/, '... members-refr
 is(scalar @{ $g->{modifierExtension} }, 2, '... the member-filters are kept');
 is($t->get("/fhir/Group/$gid")->{json}{quantity}, scalar @expected, 'it can be read');
 
-# each filter alone is a superset; together they intersect
+# the workers evaluate cohorts: without respond-async it is refused, nothing is stored
 $res = post(cohort(name => 'conditions', filters => [ $filters[0] ]));
-is($res->{status}, 201, 'a cohort without respond-async is created synchronously');
+$t->is_outcome($res, 400, 'invalid', 'a cohort without respond-async: 400');
+like($res->{json}{issue}[0]{diagnostics} // '', qr/Prefer: respond-async/, '... saying what to send');
+sub cohort_async {
+    my ($r) = post(@_, Prefer => 'respond-async');
+    return $r unless $r->{status} == 202;
+    return $t->poll($r->{headers}{'content-location'});
+}
+# each filter alone is a superset; together they intersect
+$res = cohort_async(cohort(name => 'conditions', filters => [ $filters[0] ]));
+is($res->{status}, 201, 'one filter');
 cmp_ok($res->{json}{quantity}, '>=', scalar @expected, '... one filter: at least as many');
 
 # a Patient filter combines with the others
@@ -94,7 +103,7 @@ my $female = $t->psql(
     "SELECT count(*) FROM unnest(ARRAY[" . join(',', map { "'$_'" } @expected) . "]) p "
     . "JOIN resource r ON r.res_type = 'Patient' AND r.res_id = p "
     . "WHERE r.body::jsonb ->> 'gender' = 'female'");
-$res = post(cohort(name => 'women', filters => [ @filters, 'Patient?gender=female' ]));
+$res = cohort_async(cohort(name => 'women', filters => [ @filters, 'Patient?gender=female' ]));
 is($res->{json}{quantity}, $female, 'Patient?gender=female narrows to the women');
 
 # --- the cohort's export == the members' compartments ----------------------------------------------

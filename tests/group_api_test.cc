@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,37 @@ TEST(CohortTest, SqlIntersectsBoundFilters) {
   EXPECT_EQ(params.back(), "{\"a\",\"b\"}");
   EXPECT_NE(sql.find("= ANY($3::text[])"), std::string::npos) << sql;
   EXPECT_FALSE(CohortSql({}, nullptr, &sql, &params).ok());
+}
+
+TEST(CohortTest, AsOfAndDateHull) {
+  std::vector<CohortFilter> filters = {
+      Parse("Encounter?date=ge2024-01-01&date=lt2025-01-01").value(),
+      Parse("Patient?gender=female").value()};
+  std::string sql;
+  std::vector<std::string> params;
+  ASSERT_TRUE(CohortSql(filters, nullptr, &sql, &params, int64_t{1700000000000000}).ok());
+  ASSERT_FALSE(params.empty());
+  EXPECT_EQ(params[0], "1700000000000000") << "the instant is $1";
+  // Both the filtered types and the Patient existence check read as of the instant.
+  size_t history = 0;
+  for (size_t at = 0; (at = sql.find("FROM resource_history", at)) != std::string::npos; at++) {
+    history++;
+  }
+  EXPECT_EQ(history, 3u) << sql;
+  // One hull condition per bounded date criterion, on the indexed type only.
+  size_t hulls = 0;
+  for (size_t at = 0; (at = sql.find("fhirbulk_date_hull(", at)) != std::string::npos; at++) {
+    hulls++;
+  }
+  EXPECT_EQ(hulls, 2u) << sql;
+  EXPECT_NE(std::find(params.begin(), params.end(), "2024-01-01T00:00:00Z"), params.end());
+  EXPECT_NE(std::find(params.begin(), params.end(), "infinity"), params.end());
+  EXPECT_NE(std::find(params.begin(), params.end(), "-infinity"), params.end());
+  // ne has no bound: no hull condition; nor without an instant any history.
+  params.clear();
+  ASSERT_TRUE(CohortSql({Parse("Encounter?date=ne2024").value()}, nullptr, &sql, &params).ok());
+  EXPECT_EQ(sql.find("fhirbulk_date_hull("), std::string::npos) << sql;
+  EXPECT_EQ(sql.find("resource_history"), std::string::npos) << sql;
 }
 
 }  // namespace

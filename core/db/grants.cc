@@ -81,6 +81,13 @@ Result<std::string> GrantStatements(const GrantOptions& o) {
   sql += "GRANT SELECT, DELETE ON " + t("resource_history") + ", " + t("group_member_history") +
          " TO " + w + ";\n";
   sql += "GRANT SELECT, UPDATE ON " + t("history_horizon") + " TO " + w + ";\n";
+  sql += "-- criteria-based Groups (sql/0012): the workers evaluate and store them, and evaluate\n";
+  sql += "-- them again as of each export's transactionTime.\n";
+  sql += "GRANT INSERT, DELETE ON " + t("resource") + ", " + t("group_member") + " TO " + w + ";\n";
+  sql += "GRANT SELECT, INSERT, UPDATE ON " + t("group_owner") + " TO " + w + ";\n";
+  sql += "GRANT SELECT, UPDATE ON " + t("group_request") + " TO " + w + ";\n";
+  sql += "GRANT INSERT, UPDATE ON " + t("resource_history") + " TO " + w + ";\n";
+  sql += "GRANT INSERT ON " + t("group_member_history") + " TO " + w + ";\n";
   sql += "DO $grants$\nDECLARE\n    p regclass;\nBEGIN\n";
   sql += "    FOR p IN SELECT inhrelid::regclass FROM pg_inherits\n";
   sql += "             WHERE inhparent = '" + t("resource") + "'::regclass LOOP\n";

@@ -1,12 +1,15 @@
 #include "export/cohort.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "db/pg.h"
 #include "export/kickoff_util.h"
 #include "export/type_filter_parse.h"
 #include "export/type_filter_sql.h"
 #include "fhir/resource_types.h"
+#include "fhir/search_params.h"
+#include "util/fhir_time.h"
 
 namespace fhirbulk {
 
@@ -49,11 +52,86 @@ Result<CohortFilter> ParseMemberFilter(std::string_view expression, const std::s
   return out;
 }
 
+namespace {
+
+// Types whose partition has the date hull index (sql/0012 resource_*_date_hull).
+bool HasDateHullIndex(const std::string& type) {
+  return type == "Encounter" || type == "Condition" || type == "Procedure";
+}
+
+// For each date criterion of `query` whose values all have a bounded prefix, a necessary
+// condition over the row's date hull (sql/0012 fhirbulk_date_hull: the range from its
+// earliest date value to its latest), which the hull index answers: a value T = [lo, hi]
+// matching prefix p of the search range S = [slo, shi] lies in the hull and meets B(p):
+// eq S; gt, sa [shi, inf]; ge [slo, inf]; lt, eb [-inf, slo]; le [-inf, shi]. Values are ORed:
+// the hull of their B. ne and ap have no bound. The exact predicate still decides.
+std::string DateHullConditions(const TypeFilterQuery& query, std::vector<std::string>* bound) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  std::string out;
+  for (const FilterCriterion& c : query.criteria) {
+    const SearchParamDef* def = FindSearchParam(query.type, c.param);
+    if (def == nullptr || def->kind != SearchParamKind::kDate || !c.modifier.empty() ||
+        c.values.empty() || c.prefixes.size() != c.values.size()) {
+      continue;
+    }
+    int64_t lo = kMax, hi = kMin;
+    bool usable = true;
+    for (size_t i = 0; i < c.values.size() && usable; i++) {
+      auto range = ParseDateTimeRange(c.values[i]);
+      const std::string& p = c.prefixes[i];
+      if (!range.ok() || !(p == "eq" || p.empty() || p == "gt" || p == "sa" || p == "ge" ||
+                           p == "lt" || p == "eb" || p == "le")) {
+        usable = false;  // ne, ap: no bound
+      } else if (p == "eq" || p.empty()) {
+        lo = std::min(lo, range->lo_us), hi = std::max(hi, range->hi_us);
+      } else if (p == "gt" || p == "sa") {
+        lo = std::min(lo, range->hi_us), hi = kMax;
+      } else if (p == "ge") {
+        lo = std::min(lo, range->lo_us), hi = kMax;
+      } else if (p == "lt" || p == "eb") {
+        lo = kMin, hi = std::max(hi, range->lo_us);
+      } else {  // le
+        lo = kMin, hi = std::max(hi, range->hi_us);
+      }
+    }
+    if (!usable || (lo == kMin && hi == kMax)) continue;
+    bound->push_back(PgTimestampParam(lo));
+    const std::string a = "$" + std::to_string(bound->size()) + "::timestamptz";
+    bound->push_back(PgTimestampParam(hi));
+    const std::string b = "$" + std::to_string(bound->size()) + "::timestamptz";
+    out += " AND fhirbulk_date_hull(r.date_lo, r.date_hi) && tstzrange(";
+    out += a;
+    out += ", ";
+    out += b;
+    out += ", '[]')";
+  }
+  return out;
+}
+
+}  // namespace
+
 Status CohortSql(const std::vector<CohortFilter>& filters,
                  const std::vector<std::string>* candidates, std::string* sql,
-                 std::vector<std::string>* params) {
+                 std::vector<std::string>* params, std::optional<int64_t> as_of_us) {
   if (filters.empty()) return Status::InvalidArgument("a cohort needs at least one member-filter");
   std::vector<std::string> bound;
+  std::string as_of;  // the placeholder of the instant
+  if (as_of_us) {
+    bound.push_back(std::to_string(*as_of_us));
+    as_of = "(timestamptz 'epoch' + $1::int8 * interval '1 microsecond')";
+  }
+  // The rows of `type` the filters see, as `alias`. The type as a literal (a validated type
+  // name) so the planner prunes to its partition.
+  auto rows = [&](const std::string& type, const std::string& alias) {
+    if (!as_of_us) return "resource " + alias + " WHERE " + alias + ".res_type = '" + type + "'";
+    const std::string cols =
+        "res_id, deleted, last_updated, patients, tokens, refs, date_params, date_lo, date_hi";
+    return "(SELECT " + cols + " FROM resource WHERE res_type = '" + type +
+           "' AND last_updated <= " + as_of + " UNION ALL SELECT " + cols +
+           " FROM resource_history WHERE res_type = '" + type + "' AND valid_to > " + as_of +
+           " AND last_updated <= " + as_of + ") " + alias + " WHERE true";
+  };
   std::string text = "SELECT DISTINCT c.p FROM (";
   for (size_t i = 0; i < filters.size(); i++) {
     const TypeFilterQuery& query = filters[i].query;
@@ -62,18 +140,14 @@ Status CohortSql(const std::vector<CohortFilter>& filters,
     FHIRBULK_RETURN_IF_ERROR(
         TypeFilterSql({query}, static_cast<int>(bound.size()) + 1, &predicate, &bound));
     if (i > 0) text += " INTERSECT ";
-    // The type as a literal (a validated type name) so the planner prunes to its partition.
-    if (query.type == "Patient") {
-      text += "(SELECT r.res_id AS p FROM resource r WHERE r.res_type = 'Patient'";
-    } else {
-      text +=
-          "(SELECT unnest(r.patients) AS p FROM resource r WHERE r.res_type = '" + query.type + "'";
-    }
+    text += query.type == "Patient"
+                ? "(SELECT r.res_id AS p FROM " + rows("Patient", "r")
+                : "(SELECT unnest(r.patients) AS p FROM " + rows(query.type, "r");
+    if (HasDateHullIndex(query.type)) text += DateHullConditions(query, &bound);
     text += " AND NOT r.deleted AND (" + predicate + "))";
   }
-  text +=
-      ") AS c WHERE EXISTS (SELECT 1 FROM resource pt WHERE pt.res_type = 'Patient'"
-      " AND pt.res_id = c.p AND NOT pt.deleted)";
+  text += ") AS c WHERE EXISTS (SELECT 1 FROM " + rows("Patient", "pt") +
+          " AND pt.res_id = c.p AND NOT pt.deleted)";
   if (candidates != nullptr) {
     bound.push_back(PgTextArrayLiteral(*candidates));
     text += " AND c.p = ANY($" + std::to_string(bound.size()) + "::text[])";

@@ -24,6 +24,8 @@
 #ifndef FHIRBULK_EXPORT_COHORT_H_
 #define FHIRBULK_EXPORT_COHORT_H_
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,10 +45,13 @@ Result<CohortFilter> ParseMemberFilter(std::string_view expression, const std::s
                                        const KickoffLimits& limits);
 
 // The patients meeting every filter (REQUIRES: filters not empty); when `candidates` is not
-// null, only those among them (Group.member given with the filters).
+// null, only those among them (Group.member given with the filters). With `as_of_us`, over
+// the data as of that instant (an export's transactionTime, sql/0008): the current rows with
+// last_updated <= it plus the replaced versions current then (resource_history), Patients
+// included; without it, over the current rows.
 Status CohortSql(const std::vector<CohortFilter>& filters,
                  const std::vector<std::string>* candidates, std::string* sql,
-                 std::vector<std::string>* params);
+                 std::vector<std::string>* params, std::optional<int64_t> as_of_us = std::nullopt);
 
 }  // namespace fhirbulk
 

@@ -14,6 +14,7 @@
 #include "auth/access_token.h"
 #include "auth/client_store.h"
 #include "export/cohort.h"
+#include "export/group_store.h"
 #include "export/type_filter_sql.h"
 #include "fhir/resource_index.h"
 #include "fhir/resource_types.h"
@@ -28,11 +29,8 @@ namespace fhirbulk {
 
 namespace {
 
-constexpr int kMaxGroupJsonDepth = 32;
-constexpr size_t kMaxFilterBytes = 4096;
 constexpr int kDefaultSearchCount = 50;
 constexpr int kMaxSearchCount = 500;
-constexpr size_t kMaxListedMissing = 20;
 constexpr const char* kFhirJsonType = "application/fhir+json";
 
 using rapidjson::Value;
@@ -52,247 +50,6 @@ std::string Lower(std::string_view s) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return out;
-}
-
-const Value* Member(const Value& obj, const char* name) {
-  auto it = obj.FindMember(name);
-  return it == obj.MemberEnd() ? nullptr : &it->value;
-}
-
-// What a Group write body says, validated (group_api.h, "Writes").
-struct ParsedGroup {
-  rapidjson::Document doc;
-  std::vector<std::string> patient_ids;  // member entities, normalized, in order
-  std::vector<CohortFilter> filters;
-};
-
-Status ParseGroupBody(std::string_view body, const std::string& base_url, const GroupLimits& limits,
-                      const std::string* url_id, ParsedGroup* out) {
-  if (body.empty()) return Status::InvalidArgument("body: a Group resource is required");
-  if (body.size() > limits.max_body_bytes) {
-    return Status::TooLarge("body: too large, over the limit of " +
-                            std::to_string(limits.max_body_bytes) + " bytes");
-  }
-  if (!JsonNestingWithin(body, kMaxGroupJsonDepth)) {
-    return Status::InvalidArgument("body: JSON nested deeper than " +
-                                   std::to_string(kMaxGroupJsonDepth) + " levels");
-  }
-  rapidjson::Document& doc = out->doc;
-  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(body.data(),
-                                                                                    body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return Status::InvalidArgument("body is not a JSON object");
-  }
-  const Value* rt = Member(doc, "resourceType");
-  if (rt == nullptr || !rt->IsString() || std::string_view(rt->GetString()) != "Group") {
-    return Status::InvalidArgument("resourceType: the body must be a Group");
-  }
-  if (const Value* id = Member(doc, "id"); id != nullptr && url_id != nullptr) {
-    if (!id->IsString() || *url_id != id->GetString()) {
-      return Status::InvalidArgument("id: the body's id must match the URL's (Group/" + *url_id +
-                                     ")");
-    }
-  }
-  const Value* type = Member(doc, "type");
-  if (type == nullptr || !type->IsString()) {
-    return Status::InvalidArgument("type: required (\"person\")");
-  }
-  if (std::string_view(type->GetString()) != "person") {
-    return Status::NotSupported("type: only Groups of patients (\"person\") are supported");
-  }
-  if (const Value* a = Member(doc, "actual"); a != nullptr && !a->IsBool()) {
-    return Status::InvalidArgument("actual: must be a boolean");
-  }
-  if (Member(doc, "characteristic") != nullptr) {
-    return Status::NotSupported(
-        "characteristic: not supported; describe a cohort with member-filter extensions");
-  }
-  const Value* name = Member(doc, "name");
-  if (name != nullptr && (!name->IsString() || name->GetStringLength() == 0)) {
-    return Status::InvalidArgument("name: must be a non-empty string");
-  }
-  if (const Value* mx = Member(doc, "modifierExtension"); mx != nullptr) {
-    if (!mx->IsArray()) return Status::InvalidArgument("modifierExtension: must be an array");
-    if (mx->Size() > limits.max_filters) {
-      return Status::InvalidArgument("modifierExtension: " + std::to_string(mx->Size()) +
-                                     " member-filter extensions, over the limit of " +
-                                     std::to_string(limits.max_filters) + " per Group");
-    }
-    for (const Value& ext : mx->GetArray()) {
-      const Value* url = ext.IsObject() ? Member(ext, "url") : nullptr;
-      if (url == nullptr || !url->IsString()) {
-        return Status::InvalidArgument("modifierExtension: each needs a url");
-      }
-      if (std::string_view(url->GetString()) != kMemberFilterUrl) {
-        return Status::NotSupported(
-            "modifierExtension '" + std::string(url->GetString(), url->GetStringLength()) +
-            "' is not supported (only " + std::string(kMemberFilterUrl) + ")");
-      }
-      const Value* ve = Member(ext, "valueExpression");
-      const Value* lang = ve != nullptr && ve->IsObject() ? Member(*ve, "language") : nullptr;
-      const Value* expr = ve != nullptr && ve->IsObject() ? Member(*ve, "expression") : nullptr;
-      if (lang == nullptr || !lang->IsString() || expr == nullptr || !expr->IsString() ||
-          expr->GetStringLength() == 0) {
-        return Status::InvalidArgument(
-            "member-filter: needs a valueExpression with language and expression");
-      }
-      if (std::string_view(lang->GetString()) != "application/x-fhir-query") {
-        return Status::NotSupported("member-filter: language must be application/x-fhir-query");
-      }
-      if (expr->GetStringLength() > kMaxFilterBytes) {
-        return Status::InvalidArgument("member-filter: expression longer than " +
-                                       std::to_string(kMaxFilterBytes) + " bytes");
-      }
-      KickoffLimits kl;
-      auto f = ParseMemberFilter(std::string_view(expr->GetString(), expr->GetStringLength()),
-                                 base_url, kl);
-      if (!f.ok()) return f.status();
-      out->filters.push_back(std::move(f).value());
-    }
-  }
-  if (!out->filters.empty() && name == nullptr) {
-    return Status::InvalidArgument("name: required for a criteria-based Group (bulk-cohort-group)");
-  }
-  if (Value* members = doc.HasMember("member") ? &doc["member"] : nullptr; members != nullptr) {
-    if (!members->IsArray()) return Status::InvalidArgument("member: must be an array");
-    if (members->Size() > limits.max_members) {
-      return Status::InvalidArgument("member: " + std::to_string(members->Size()) +
-                                     " members, over the limit of " +
-                                     std::to_string(limits.max_members) + " per Group");
-    }
-    const std::string absolute_prefix = base_url + "/";
-    out->patient_ids.reserve(members->Size());
-    size_t index = 0;
-    for (Value& m : members->GetArray()) {
-      Value* entity = m.IsObject() && m.HasMember("entity") ? &m["entity"] : nullptr;
-      Value* ref = entity != nullptr && entity->IsObject() && entity->HasMember("reference")
-                       ? &(*entity)["reference"]
-                       : nullptr;
-      if (ref == nullptr || !ref->IsString()) {
-        return Status::InvalidArgument("member[" + std::to_string(index) +
-                                       "]: entity.reference is required");
-      }
-      std::string_view text(ref->GetString(), ref->GetStringLength());
-      if (text.substr(0, absolute_prefix.size()) == absolute_prefix) {
-        text.remove_prefix(absolute_prefix.size());
-      }
-      RelativeReference rr;
-      if (!ParseRelativeReference(text, &rr) || rr.type != "Patient") {
-        return Status::InvalidArgument("member[" + std::to_string(index) +
-                                       "]: entity must reference a Patient (Patient/<id>)");
-      }
-      out->patient_ids.emplace_back(rr.id);
-      std::string normalized = "Patient/" + std::string(rr.id);
-      ref->SetString(normalized.data(), static_cast<rapidjson::SizeType>(normalized.size()),
-                     doc.GetAllocator());
-      index++;
-    }
-  }
-  return Status::OK();
-}
-
-// The stored body: the client's Group with the server's id, meta, quantity and `member` (the
-// cohort's computed members when `computed` is set), and the members-refreshed extension for
-// a cohort.
-std::string BuildBody(const rapidjson::Document& doc, const std::string& id, int64_t version,
-                      int64_t last_updated_us, const std::vector<std::string>* computed,
-                      size_t member_count, std::optional<int64_t> refreshed_us) {
-  rapidjson::StringBuffer sb;
-  JsonWriter w(sb);
-  w.StartObject();
-  w.Key("resourceType");
-  w.String("Group");
-  w.Key("id");
-  w.String(id.c_str());
-  w.Key("meta");
-  w.StartObject();
-  w.Key("versionId");
-  w.String(std::to_string(version).c_str());
-  w.Key("lastUpdated");
-  w.String(FormatInstant(last_updated_us).c_str());
-  w.EndObject();
-  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-    std::string_view key(it->name.GetString(), it->name.GetStringLength());
-    if (key == "resourceType" || key == "id" || key == "meta" || key == "quantity" ||
-        key == "actual" || key == "extension" || (key == "member" && computed != nullptr)) {
-      continue;
-    }
-    w.Key(it->name.GetString(), it->name.GetStringLength());
-    it->value.Accept(w);
-  }
-  w.Key("actual");
-  w.Bool(true);
-  w.Key("quantity");
-  w.Uint64(member_count);
-  if (computed != nullptr && !computed->empty()) {
-    w.Key("member");
-    w.StartArray();
-    for (const std::string& p : *computed) {
-      w.StartObject();
-      w.Key("entity");
-      w.StartObject();
-      w.Key("reference");
-      w.String(("Patient/" + p).c_str());
-      w.EndObject();
-      w.EndObject();
-    }
-    w.EndArray();
-  }
-  const Value* ext = Member(doc, "extension");
-  bool any_ext = refreshed_us.has_value();
-  if (ext != nullptr && ext->IsArray()) any_ext = any_ext || !ext->Empty();
-  if (any_ext) {
-    w.Key("extension");
-    w.StartArray();
-    if (ext != nullptr && ext->IsArray()) {
-      for (const Value& e : ext->GetArray()) {
-        const Value* url = e.IsObject() ? Member(e, "url") : nullptr;
-        if (url != nullptr && url->IsString() &&
-            std::string_view(url->GetString()) == kMembersRefreshedUrl) {
-          continue;  // the server's own value replaces the client's
-        }
-        e.Accept(w);
-      }
-    }
-    if (refreshed_us) {
-      w.StartObject();
-      w.Key("url");
-      w.String(kMembersRefreshedUrl.data(),
-               static_cast<rapidjson::SizeType>(kMembersRefreshedUrl.size()));
-      w.Key("valueDateTime");
-      w.String(FormatInstant(*refreshed_us).c_str());
-      w.EndObject();
-    }
-    w.EndArray();
-  }
-  w.EndObject();
-  return std::string(sb.GetString(), sb.GetSize());
-}
-
-// One stored Group as the routes see it.
-struct GroupRow {
-  int64_t version = 0;
-  std::string body;
-  std::optional<std::string> owner;  // nullopt: loaded
-  bool criteria = false;
-};
-
-Result<std::optional<GroupRow>> FindGroup(PgConnection* conn, const std::string& id,
-                                          bool for_update) {
-  std::string sql =
-      "SELECT r.version, r.body, o.client_id, o.criteria IS NOT NULL FROM resource r "
-      "LEFT JOIN group_owner o ON o.group_id = r.res_id "
-      "WHERE r.res_type = 'Group' AND r.res_id = $1 AND NOT r.deleted";
-  if (for_update) sql += " FOR UPDATE OF r";
-  auto r = conn->Exec(sql, {id});
-  if (!r.ok()) return r.status();
-  if (r->rows() == 0) return std::optional<GroupRow>();
-  GroupRow g;
-  g.version = r->int64(0, 0);
-  g.body = r->str(0, 1);
-  if (!r->is_null(0, 2)) g.owner = r->str(0, 2);
-  g.criteria = r->get(0, 3) == "t";
-  return std::optional<GroupRow>(std::move(g));
 }
 
 bool Visible(const GroupViewer& v, const std::string& id, const GroupRow& g) {
@@ -317,118 +74,6 @@ Result<GroupRow> OwnedGroup(PgConnection* conn, const GroupViewer& v, const std:
   }
   return std::move(**g);
 }
-
-// Patients of `ids` without a live Patient resource, in order (at most kMaxListedMissing
-// named, *total counts them all).
-Result<std::vector<std::string>> MissingPatients(PgConnection* conn,
-                                                 const std::vector<std::string>& ids,
-                                                 int64_t* total) {
-  auto r = conn->Exec(
-      "SELECT p FROM unnest($1::text[]) WITH ORDINALITY AS u(p, n) WHERE NOT EXISTS ("
-      " SELECT 1 FROM resource r WHERE r.res_type = 'Patient' AND r.res_id = u.p"
-      " AND NOT r.deleted) ORDER BY u.n",
-      {PgTextArrayLiteral(ids)});
-  if (!r.ok()) return r.status();
-  std::vector<std::string> out;
-  *total = r->rows();
-  for (int i = 0; i < r->rows() && out.size() < kMaxListedMissing; i++) out.push_back(r->str(i, 0));
-  return out;
-}
-
-// The write of a created or replaced Group (inside the caller's transaction): resource row
-// with its index, group_member rows, group_owner row. version: 1 for a new Group.
-Status StoreGroup(PgConnection* conn, const std::string& id, const std::string& client_id,
-                  const ParsedGroup& parsed, const std::vector<std::string>* computed,
-                  std::optional<int64_t> refreshed_us, int64_t version, int64_t now_us,
-                  std::string* body_out) {
-  const std::vector<std::string>& members = computed != nullptr ? *computed : parsed.patient_ids;
-  std::string body =
-      BuildBody(parsed.doc, id, version, now_us, computed, members.size(), refreshed_us);
-  rapidjson::Document stored;
-  stored.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
-  if (stored.HasParseError()) return Status::Internal("built an unparsable Group");
-  ResourceIndex index;
-  FHIRBULK_RETURN_IF_ERROR(IndexResource(stored, &index));
-  std::vector<GroupMemberEntry> entries;
-  FHIRBULK_RETURN_IF_ERROR(ExtractGroupMembers(stored, &entries));
-  std::vector<std::string> date_params, date_lo, date_hi;
-  for (const DateIndexValue& d : index.dates) {
-    date_params.push_back(d.param);
-    date_lo.push_back(PgTimestampParam(d.lo_us));
-    date_hi.push_back(PgTimestampParam(d.hi_us));
-  }
-  const std::string version_text = std::to_string(version);
-  const std::string updated = PgTimestampParam(now_us);
-  const std::string patients = PgTextArrayLiteral(index.patients);
-  const std::string tokens = PgTextArrayLiteral(index.tokens);
-  const std::string refs = PgTextArrayLiteral(index.refs);
-  const std::string dp = PgTextArrayLiteral(date_params);
-  const std::string dl = PgTextArrayLiteral(date_lo);
-  const std::string dh = PgTextArrayLiteral(date_hi);
-  const std::string outrefs = PgTextArrayLiteral(index.outrefs);
-  auto del = conn->Exec("DELETE FROM resource WHERE res_type = 'Group' AND res_id = $1", {id});
-  if (!del.ok()) return del.status();
-  auto ins = conn->Exec(
-      "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, body, patients,"
-      " tokens, refs, date_params, date_lo, date_hi, outrefs) VALUES ('Group', $1, $2::int8,"
-      " $3::timestamptz, false, $4, $5::text[], $6::text[], $7::text[], $8::text[],"
-      " $9::timestamptz[], $10::timestamptz[], $11::text[])",
-      {id, version_text, updated, body, patients, tokens, refs, dp, dl, dh, outrefs});
-  if (!ins.ok()) return ins.status();
-  auto clear = conn->Exec("DELETE FROM group_member WHERE group_id = $1", {id});
-  if (!clear.ok()) return clear.status();
-  if (!entries.empty()) {
-    std::vector<std::string> ids, inactive, starts, ends;
-    for (const GroupMemberEntry& e : entries) {
-      ids.push_back(e.patient_id);
-      inactive.emplace_back(e.inactive ? "t" : "f");
-      starts.push_back(e.has_start ? PgTimestampParam(e.period_start_us) : "");
-      ends.push_back(e.has_end ? PgTimestampParam(e.period_end_us) : "");
-    }
-    auto m = conn->Exec(
-        "INSERT INTO group_member (group_id, member_index, patient_id, inactive, period_start,"
-        " period_end) SELECT $1, (u.n - 1)::int4, u.p, u.i::boolean,"
-        " nullif(u.s, '')::timestamptz, nullif(u.e, '')::timestamptz"
-        " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])"
-        " WITH ORDINALITY AS u(p, i, s, e, n)",
-        {id, PgTextArrayLiteral(ids), PgTextArrayLiteral(inactive), PgTextArrayLiteral(starts),
-         PgTextArrayLiteral(ends)});
-    if (!m.ok()) return m.status();
-  }
-  std::vector<std::string> criteria;
-  for (const CohortFilter& f : parsed.filters) criteria.push_back(f.expression);
-  const std::string refreshed = refreshed_us ? PgTimestampParam(*refreshed_us) : "";
-  const std::string criteria_array = PgTextArrayLiteral(criteria);
-  auto own = conn->Exec(
-      "INSERT INTO group_owner (group_id, client_id, criteria, members_refreshed)"
-      " VALUES ($1, $2, $3::text[], nullif($4, '')::timestamptz)"
-      " ON CONFLICT (group_id) DO UPDATE SET criteria = EXCLUDED.criteria,"
-      " members_refreshed = EXCLUDED.members_refreshed",
-      {id, client_id, parsed.filters.empty() ? PgParam() : PgParam(criteria_array), refreshed});
-  if (!own.ok()) return own.status();
-  *body_out = std::move(body);
-  return Status::OK();
-}
-
-// The writing transaction's clock, taken after it holds its xid (as the loader does), so an
-// export that picks a transactionTime and waits for older writers sees this write or not at
-// all; never at or before `not_after_us` (a change must not move last_updated back).
-Result<int64_t> WriteClock(PgConnection* conn, int64_t not_after_us) {
-  auto r = conn->Exec(
-      "SELECT t, (extract(epoch FROM clock_timestamp()) * 1000000)::int8 "
-      "FROM (SELECT txid_current() AS t OFFSET 0) s");
-  if (!r.ok()) return r.status();
-  return std::max<int64_t>(r->int64(0, 1), not_after_us + 1);
-}
-
-bool IsStatementTimeout(const Status& s) {
-  return s.message().find("statement timeout") != std::string::npos;
-}
-
-struct WriteResult {
-  HttpResponse response;    // the answer to the write (sync) or to its polls (async)
-  bool recordable = false;  // an outcome of the evaluation, for the status URL
-};
 
 std::string SearchParamError(std::string_view what) { return "search: " + std::string(what); }
 
@@ -598,12 +243,25 @@ void Server::HandleGroup(const PendingRequest& pending, HttpResponse* resp) cons
       }
       case GroupCall::Op::kStatus: {
         auto r = c->Exec(
-            "SELECT group_id, error_json, http_status FROM group_request"
+            "SELECT group_id, error_json, http_status, state = 'pending' FROM group_request"
             " WHERE request_id = $1 AND client_id = $2 AND created_at > now() - interval '1 day'",
             {call.id, viewer.client_id});
         if (!r.ok()) return r.status();
         if (r->rows() == 0) return Status::NotFound("no Group request " + call.id);
-        if (r->is_null(0, 0)) {
+        if (r->get(0, 3) == "t") {
+          // A worker evaluates the cohort (worker/cohort_runner.h).
+          OutcomeIssue info;
+          info.severity = "information";
+          info.code = "informational";
+          info.diagnostics = "the cohort is being evaluated";
+          resp->status = 202;
+          resp->content_type = kFhirJsonType;
+          resp->body = OperationOutcomeJson({info});
+          resp->AddHeader("X-Progress", "evaluating the cohort");
+          resp->AddHeader("Retry-After", "1");
+          return Status::OK();
+        }
+        if (!r->is_null(0, 1)) {
           resp->status = static_cast<int>(r->int64(0, 2));
           resp->content_type = kFhirJsonType;
           resp->body = r->str(0, 1);
@@ -643,8 +301,10 @@ Status Server::WriteGroup(PgConnection* c, const GroupViewer& viewer, const Grou
   ParsedGroup parsed;
   FHIRBULK_RETURN_IF_ERROR(ParseGroupBody(call.body, options_.base_url, group_limits_,
                                           create ? nullptr : &call.id, &parsed));
+  const std::string id = create ? NewGroupId() : call.id;
+  if (!parsed.filters.empty()) return QueueCohort(c, viewer, call, id, resp);
   // Member-based: every patient must exist (checked before the transaction: a read).
-  if (parsed.filters.empty() && !parsed.patient_ids.empty()) {
+  if (!parsed.patient_ids.empty()) {
     int64_t total = 0;
     auto missing = MissingPatients(c, parsed.patient_ids, &total);
     if (!missing.ok()) return missing.status();
@@ -658,11 +318,9 @@ Status Server::WriteGroup(PgConnection* c, const GroupViewer& viewer, const Grou
                                      " unknown patient(s): " + names);
     }
   }
-  const std::string id = create ? NewGroupId() : call.id;
-  WriteResult result;
   std::string body;
   int64_t version = 1;
-  Status s = PgTransaction(
+  FHIRBULK_RETURN_IF_ERROR(PgTransaction(
       c,
       [&]() -> Status {
         int64_t not_after = 0;
@@ -677,75 +335,64 @@ Status Server::WriteGroup(PgConnection* c, const GroupViewer& viewer, const Grou
           if (!lu.ok()) return lu.status();
           if (lu->rows() > 0) not_after = lu->int64(0, 0);
         }
-        std::vector<std::string> computed;
-        std::optional<int64_t> refreshed;
-        if (!parsed.filters.empty()) {
-          std::string sql;
-          std::vector<std::string> params;
-          FHIRBULK_RETURN_IF_ERROR(
-              CohortSql(parsed.filters, parsed.patient_ids.empty() ? nullptr : &parsed.patient_ids,
-                        &sql, &params));
-          auto t = c->Exec("SET LOCAL statement_timeout = " +
-                           std::to_string(group_limits_.cohort_timeout_ms));
-          if (!t.ok()) return t.status();
-          auto now = c->Exec("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8");
-          if (!now.ok()) return now.status();
-          refreshed = now->int64(0, 0);
-          std::vector<PgParam> bound(params.begin(), params.end());
-          auto r = c->Exec(sql, bound);
-          if (!r.ok()) {
-            if (IsStatementTimeout(r.status())) {
-              result.response =
-                  OutcomeResponse(400, "too-costly",
-                                  "the cohort's evaluation took longer than " +
-                                      std::to_string(group_limits_.cohort_timeout_ms) +
-                                      " ms; narrow its member-filters");
-              result.recordable = true;
-              return Status::Aborted("cohort timeout");
-            }
-            return r.status();
-          }
-          if (static_cast<size_t>(r->rows()) > group_limits_.max_members) {
-            result.response = OutcomeResponse(400, "too-costly",
-                                              "the cohort has " + std::to_string(r->rows()) +
-                                                  " members, over the limit of " +
-                                                  std::to_string(group_limits_.max_members) +
-                                                  " per Group; narrow its member-filters");
-            result.recordable = true;
-            return Status::Aborted("cohort too large");
-          }
-          computed.reserve(static_cast<size_t>(r->rows()));
-          for (int i = 0; i < r->rows(); i++) computed.push_back(r->str(i, 0));
-        }
         auto clock = WriteClock(c, not_after);
         if (!clock.ok()) return clock.status();
-        return StoreGroup(c, id, viewer.client_id, parsed,
-                          parsed.filters.empty() ? nullptr : &computed, refreshed, version, *clock,
-                          &body);
+        return StoreGroup(c, id, viewer.client_id, options_.base_url, parsed, nullptr, std::nullopt,
+                          version, *clock, &body);
       },
-      "BEGIN; SET LOCAL synchronous_commit = on");
-  if (!s.ok() && !result.recordable) return s;
-  if (s.ok()) {
-    result.response.status = create ? 201 : 200;
-    result.response.content_type = kFhirJsonType;
-    result.response.body = body;
-    result.response.AddHeader(
-        "Location", options_.base_url + "/Group/" + id + "/_history/" + std::to_string(version));
-    result.response.AddHeader("ETag", "W/\"" + std::to_string(version) + "\"");
-  }
+      "BEGIN; SET LOCAL synchronous_commit = on"));
   if (!call.respond_async) {
-    *resp = std::move(result.response);
+    resp->status = create ? 201 : 200;
+    resp->content_type = kFhirJsonType;
+    resp->body = std::move(body);
+    resp->AddHeader("Location",
+                    options_.base_url + "/Group/" + id + "/_history/" + std::to_string(version));
+    resp->AddHeader("ETag", "W/\"" + std::to_string(version) + "\"");
     return Status::OK();
   }
-  // Asynchronous: record the outcome for the status URL.
+  // Asynchronous: the outcome is recorded for the status URL at once.
   const std::string request_id = NewGroupId();
   auto rec = c->Exec(
       "WITH old AS (DELETE FROM group_request WHERE created_at < now() - interval '1 day')"
-      " INSERT INTO group_request (request_id, client_id, group_id, error_json, http_status)"
-      " VALUES ($1, $2, $3, $4, $5::int4)",
-      {request_id, viewer.client_id, s.ok() ? PgParam(id) : PgParam(),
-       s.ok() ? PgParam() : PgParam(result.response.body), std::to_string(result.response.status)});
+      " INSERT INTO group_request (request_id, client_id, group_id, http_status, state,"
+      " finished_at) VALUES ($1, $2, $3, $4::int4, 'done', now())",
+      {request_id, viewer.client_id, id, create ? "201" : "200"});
   if (!rec.ok()) return rec.status();
+  AcceptedGroupRequest(request_id, resp);
+  return Status::OK();
+}
+
+Status Server::QueueCohort(PgConnection* c, const GroupViewer& viewer, const GroupCall& call,
+                           const std::string& id, HttpResponse* resp) const {
+  if (!call.respond_async) {
+    return Status::InvalidArgument(
+        "a criteria-based Group (member-filter) is evaluated asynchronously: send the request "
+        "with the header Prefer: respond-async and poll the Content-Location URL");
+  }
+  if (call.op == GroupCall::Op::kUpdate) {
+    // Checked now for a prompt 404/403; the worker checks again when it stores the Group.
+    auto g = OwnedGroup(c, viewer, id);
+    if (!g.ok()) return g.status();
+  }
+  const std::string request_id = NewGroupId();
+  auto rec = c->Exec(
+      "WITH old AS (DELETE FROM group_request WHERE created_at < now() - interval '1 day')"
+      " INSERT INTO group_request (request_id, client_id, group_id, http_status, state, op,"
+      " body, base_url, max_members, timeout_ms) VALUES ($1, $2, $3, 202, 'pending', $4, $5,"
+      " $6, $7::int4, $8::int4)",
+      {request_id, viewer.client_id, id, call.op == GroupCall::Op::kCreate ? "create" : "update",
+       call.body, options_.base_url, std::to_string(group_limits_.max_members),
+       std::to_string(group_limits_.cohort_timeout_ms)});
+  if (!rec.ok()) return rec.status();
+  // Wake the workers (worker/worker.h listens on the kick-offs' channel); a lost NOTIFY costs
+  // their 1 s poll.
+  auto notify = c->Exec("SELECT pg_notify('fhir_bulk_jobs', 'group')");
+  if (!notify.ok()) return notify.status();
+  AcceptedGroupRequest(request_id, resp);
+  return Status::OK();
+}
+
+void Server::AcceptedGroupRequest(const std::string& request_id, HttpResponse* resp) const {
   resp->status = 202;
   resp->AddHeader("Content-Location",
                   options_.base_url + std::string(kGroupStatusPrefix) + request_id);
@@ -755,7 +402,6 @@ Status Server::WriteGroup(PgConnection* c, const GroupViewer& viewer, const Grou
   info.diagnostics = "Group request accepted; poll the Content-Location URL for the Group";
   resp->content_type = kFhirJsonType;
   resp->body = OperationOutcomeJson({info});
-  return Status::OK();
 }
 
 Status Server::SearchGroups(PgConnection* c, const GroupViewer& viewer, const std::string& query,

@@ -27,15 +27,15 @@
 //    valueExpression (language application/x-fhir-query), ANDed (export/cohort.h); `name`
 //    required (bulk-cohort-group profile). With `member` too, only those patients are
 //    candidates. Any other modifierExtension is refused (400): its meaning would change.
-//  - the cohort is evaluated once, when the write is handled, on the thread-pool thread in
-//    one transaction under a statement timeout (FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS; beyond it
-//    400 too-costly). Its result is stored as the Group's `member` list (group_member rows),
-//    with `quantity` and the members-refreshed extension (the evaluation time), so an export
-//    of it reads the membership as of its creation; PUT re-evaluates. More members than the
-//    limit: 400.
-//  - Prefer: respond-async: the write is done the same way, and its result is recorded for
-//    the status URL (202 + Content-Location); a poll answers 201 with the Group (Location) or
-//    the write's error. Without it: 201 (POST) / 200 (PUT) with the Group.
+//  - a cohort (member-filters) is never evaluated here: with Prefer: respond-async the body is
+//    validated and queued (group_request, sql/0012; NOTIFY fhir_bulk_jobs) and the answer is
+//    202 + Content-Location; an export worker evaluates and stores it
+//    (worker/cohort_runner.h), and exports evaluate it again as of their transactionTime
+//    (worker/planner.h). Without Prefer: respond-async a cohort write is 400. The status URL
+//    answers 202 while pending, then 201 (POST) / 200 (PUT) with the Group (Location), or
+//    the evaluation's OperationOutcome (400 too-costly over the timeout or member limit).
+//  - member-based writes are done in the request: 201 (POST) / 200 (PUT) with the Group; with
+//    Prefer: respond-async their outcome is recorded for the status URL (202 first).
 //  - stored like a loaded Group (resource row with index columns, group_member rows), so its
 //    export behaves exactly like a loaded Group's.
 //
@@ -49,6 +49,7 @@
 
 #include "db/pg.h"
 #include "export/export_request.h"
+#include "export/group_store.h"
 #include "fhirbulk/defaults.h"
 #include "util/status.h"
 
@@ -63,20 +64,7 @@ struct GroupCall {
   bool respond_async = false;
 };
 
-struct GroupLimits {
-  size_t max_members = FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS;
-  size_t max_filters = FHIRBULK_DEFAULT_GROUP_MAX_FILTERS;
-  size_t max_body_bytes = static_cast<size_t>(FHIRBULK_DEFAULT_GROUP_MAX_BODY);
-  int cohort_timeout_ms = FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS;
-};
-
 inline constexpr std::string_view kGroupStatusPrefix = "/$group-status/";
-inline constexpr std::string_view kMemberFilterUrl =
-    "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/member-filter";
-inline constexpr std::string_view kMembersRefreshedUrl =
-    "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/members-refreshed";
-inline constexpr std::string_view kBulkCohortProfile =
-    "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/bulk-cohort-group";
 
 // Who is asking, for visibility: the client, and its registration's Group restriction.
 struct GroupViewer {

@@ -182,6 +182,10 @@ class Server {
   std::unique_ptr<PendingRequest> FastOps(const HttpRequest& request, const Route& route,
                                           HttpResponse* response) const;
   void HandleOps(const PendingRequest& pending, HttpResponse* response) const;
+  // A criteria-based write: queued for the workers (group_request, sql/0012), 202.
+  Status QueueCohort(PgConnection* conn, const GroupViewer& viewer, const GroupCall& call,
+                     const std::string& id, HttpResponse* response) const;
+  void AcceptedGroupRequest(const std::string& request_id, HttpResponse* response) const;
   // The caller's job, when it is theirs (NotFound otherwise, as if it did not exist) and their
   // token still covers what it exports (PermissionDenied).
   Result<JobInfo> AccessibleJob(PgConnection* conn, const std::string& job_id,

@@ -64,6 +64,8 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   long long history_retention_seconds = 60;
   std::vector<std::string> read_dbs;
   long long read_db_wait_ms = 5000;
+  long long cohort_timeout_ms = FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS;
+  long long cohort_max_members = FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS;
   bool once = false;
   FlagParser flags(
       "fhir-bulk worker [--config FILE] [--db CONNINFO | --db-file FILE] --export-dir DIR "
@@ -132,6 +134,12 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
                "a work unit's query running longer is cancelled and its export fails with an "
                "OperationOutcome naming the limit (0: no limit)",
                "S");
+  flags.AddInt("cohort-timeout-ms", &cohort_timeout_ms,
+               "a criteria-based Group's evaluation running longer is cancelled and refused "
+               "(400 too-costly naming the limit)",
+               "MS");
+  flags.AddInt("cohort-max-members", &cohort_max_members,
+               "a criteria-based Group with more members is refused (400 too-costly)", "N");
   flags.AddInt("history-retention-seconds", &history_retention_seconds,
                "keep resource versions replaced by writes at least this long (exports in "
                "progress or kept keep theirs regardless: they read as of transactionTime)",
@@ -204,6 +212,8 @@ ParseOutcome ParseArgs(const std::vector<std::string>& args, WorkerConfig* confi
   options.gzip_level = gzip_level >= 0 && gzip_level <= 9 ? static_cast<int>(gzip_level) : -1;
   options.unit_timeout_seconds = std::clamp(unit_timeout_seconds, -1LL, 1LL << 40);
   options.history_retention_seconds = std::clamp(history_retention_seconds, -1LL, 1LL << 40);
+  options.cohort_timeout_ms = std::clamp(cohort_timeout_ms, 1LL, 1LL << 30);
+  options.cohort_max_members = std::clamp(cohort_max_members, 1LL, 1LL << 30);
   return ParseOutcome::kOk;
 }
 
@@ -247,7 +257,8 @@ bool SameEngine(const WorkerOptions& a, const WorkerOptions& b) {
          a.block_unit_patients == b.block_unit_patients &&
          a.unit_timeout_seconds == b.unit_timeout_seconds && a.gzip_level == b.gzip_level &&
          a.history_retention_seconds == b.history_retention_seconds &&
-         a.read_conninfos == b.read_conninfos && a.replica_wait_ms == b.replica_wait_ms;
+         a.read_conninfos == b.read_conninfos && a.replica_wait_ms == b.replica_wait_ms &&
+         a.cohort_timeout_ms == b.cohort_timeout_ms && a.cohort_max_members == b.cohort_max_members;
 }
 
 // Shared between the main thread (which runs the engine) and the signal thread.

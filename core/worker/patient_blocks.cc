@@ -238,9 +238,10 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
                             ") AS x WHERE true" + slice_cond + ")";
   bound("b.p");
   return "COPY (SELECT b.p, res_type, body FROM resource r CROSS JOIN LATERAL (SELECT min(x) AS p "
-         "FROM unnest(r.patients) AS x WHERE x = ANY(" +
-         scope + ")) b WHERE res_type = ANY(" + types + ") AND patients && " + slice + range +
-         common + " ORDER BY b.p, (res_type <> 'Patient'), res_type) TO STDOUT (FORMAT binary)";
+         "FROM unnest(r.patients) AS x WHERE " +
+         InPatientScopeSql("x", scope) + ") b WHERE res_type = ANY(" + types +
+         ") AND patients && " + slice + range + common +
+         " ORDER BY b.p, (res_type <> 'Patient'), res_type) TO STDOUT (FORMAT binary)";
 }
 
 Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
@@ -265,7 +266,13 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
                          ChangedSql(conn, request, "c.") + *filters;
   if (request.level != ExportLevel::kSystem) {
     const std::string scope = PatientScopeSql(conn, request, job_id, transaction_time_us);
-    exported += scope.empty() ? " AND cardinality(c.patients) > 0" : " AND c.patients && " + scope;
+    if (scope.empty()) {
+      exported += " AND cardinality(c.patients) > 0";
+    } else {
+      auto size = PatientScopeSize(conn, job_id);
+      if (!size.ok()) return size.status();
+      exported += " AND " + PatientsInScopeSql("c.patients", scope, *size);
+    }
   }
   auto target_exported = [&](const std::string& ref) {
     return "EXISTS (SELECT 1 FROM resource c WHERE c.res_type = split_part(substr(" + ref +

@@ -23,6 +23,7 @@
 #include "util/errno_text.h"
 #include "util/fhir_time.h"
 #include "util/log_escape.h"
+#include "worker/cohort_runner.h"
 #include "worker/ndjson_writer.h"
 #include "worker/patient_blocks.h"
 #include "worker/unit_runner.h"
@@ -164,9 +165,11 @@ Status RecordSupportingIds(PgConnection* conn, const std::string& job_id,
     if (u.res_ids) supporting.push_back(u.res_type);
   }
   if (supporting.empty()) return Status::OK();
+  auto scope_size = PatientScopeSize(conn, job_id);
+  if (!scope_size.ok()) return scope_size.status();
   auto refs = SupportingRefsSql(conn, request, transaction_time_us,
-                                PatientScopeSql(conn, request, job_id, transaction_time_us), types,
-                                supporting);
+                                PatientScopeSql(conn, request, job_id, transaction_time_us),
+                                *scope_size, types, supporting);
   if (!refs.ok()) return refs.status();
   // ORDER BY id: the unit then reads its rows in primary key order.
   auto r = conn->Exec("WITH refs AS MATERIALIZED (" + *refs +
@@ -322,6 +325,27 @@ std::string PatientScopeSql(PgConnection* conn, const ExportRequest& request,
   // coalesce evaluates the fallback (an init plan) only when patient_scope is NULL.
   return "coalesce((SELECT s.patient_scope FROM export_job s WHERE s.job_id = " +
          conn->QuoteLiteral(job_id) + "::uuid), " + live + ")";
+}
+
+std::string InPatientScopeSql(const std::string& element, const std::string& scope_sql) {
+  return "((" + element + ") IN (SELECT unnest(" + scope_sql + "))) IS TRUE";
+}
+
+std::string PatientsInScopeSql(const std::string& column, const std::string& scope_sql,
+                               int64_t scope_size) {
+  if (scope_size >= 0 && scope_size <= kGinScopeMaxPatients) {
+    return column + " && " + scope_sql;
+  }
+  return "EXISTS (SELECT 1 FROM unnest(" + column + ") AS scope_p WHERE " +
+         InPatientScopeSql("scope_p", scope_sql) + ")";
+}
+
+Result<int64_t> PatientScopeSize(PgConnection* conn, const std::string& job_id) {
+  auto r = conn->Exec("SELECT cardinality(patient_scope) FROM export_job WHERE job_id = $1::uuid",
+                      {job_id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0 || r->is_null(0, 0)) return int64_t{-1};
+  return r->int64(0, 0);
 }
 
 Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,
@@ -489,13 +513,21 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
     if (!types.ok()) return types.status();
     // The patients covered, fixed for every unit (NULL: all of them).
     bool nobody = false;
-    const std::string scope = PatientFilterArraySql(conn, *request, transaction_time_us);
-    auto fixed = conn->Exec(
-        "UPDATE export_job SET patient_scope = " + (scope.empty() ? std::string("NULL") : scope) +
-            " WHERE job_id = $1::uuid RETURNING cardinality(patient_scope)",
-        {job_id});
-    if (!fixed.ok()) return fixed.status();
-    if (request->level == ExportLevel::kGroup) nobody = fixed->int64(0, 0) == 0;
+    // A criteria-based Group: its filters evaluated as of transactionTime (cohort_runner.h).
+    int64_t cohort_size = 0;
+    auto cohort = FixCohortScope(conn, *request, job_id, transaction_time_us, &cohort_size);
+    if (!cohort.ok()) return cohort.status();
+    if (*cohort) {
+      nobody = cohort_size == 0;
+    } else {
+      const std::string scope = PatientFilterArraySql(conn, *request, transaction_time_us);
+      auto fixed = conn->Exec(
+          "UPDATE export_job SET patient_scope = " + (scope.empty() ? std::string("NULL") : scope) +
+              " WHERE job_id = $1::uuid RETURNING cardinality(patient_scope)",
+          {job_id});
+      if (!fixed.ok()) return fixed.status();
+      if (request->level == ExportLevel::kGroup) nobody = fixed->int64(0, 0) == 0;
+    }
     std::vector<UnitPlan> units;
     if (!nobody) {
       auto planned =

@@ -34,7 +34,9 @@
 //  - Group level: members are those of the Group's version current at transactionTime
 //    (group_member, or group_member_history when the Group changed since; sql/0008) that are
 //    not inactive and whose period covers transactionTime; the `patient` parameter
-//    intersects. They are fixed at planning in export_job.patient_scope (a Patient export's
+//    intersects. A criteria-based Group (member-filters, sql/0012) not changed since
+//    transactionTime has its filters evaluated again as of transactionTime instead
+//    (cohort_runner.h FixCohortScope). They are fixed at planning in export_job.patient_scope (a Patient export's
 //    `patient` list too), so every unit reads the same patients even when the Group is
 //    rewritten during the export. No
 //    member left: the job completes with empty output (the error unit still runs if there is
@@ -148,6 +150,24 @@ std::string PatientFilterArraySql(PgConnection* conn, const ExportRequest& reque
 // sql/0004 has no patient_scope; its units fall back to PatientFilterArraySql.
 std::string PatientScopeSql(PgConnection* conn, const ExportRequest& request,
                             const std::string& job_id, int64_t transaction_time_us);
+
+// The condition "an element of the text[] `column` is one of the patients of `scope_sql`"
+// (PatientScopeSql / PatientFilterArraySql), for every unit and planning query that selects a
+// Group's or patient list's compartment rows. `column && scope` would be O(rows x patients)
+// (PostgreSQL compares arrays element by element, and the GIN index's consistent function
+// loops over every key for every candidate item as well), so a 100,000-member Group never
+// finished; instead each row's patients are probed in a hash table of the scope, built once
+// per statement (a hashed SubPlan: the `IS TRUE` keeps the planner from pulling the IN into a
+// per-row join), linear in rows + patients. A small scope (`scope_size` at most
+// kGinScopeMaxPatients, known from export_job.patient_scope) keeps `&&`, which the GIN index on
+// `patients` answers without reading the rest of the partition.
+constexpr int64_t kGinScopeMaxPatients = 64;
+std::string PatientsInScopeSql(const std::string& column, const std::string& scope_sql,
+                               int64_t scope_size);
+// One value (`element`, a text expression) is in the scope: the hashed probe above.
+std::string InPatientScopeSql(const std::string& element, const std::string& scope_sql);
+// cardinality(export_job.patient_scope), or -1 when it is NULL (not fixed, or every patient).
+Result<int64_t> PatientScopeSize(PgConnection* conn, const std::string& job_id);
 
 // The units for `types`, numbered as described above.
 Result<std::vector<UnitPlan>> PlanUnits(PgConnection* conn, const ExportRequest& request,

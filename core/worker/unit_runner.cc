@@ -542,7 +542,7 @@ Status Execute(PgConnection* control, PgConnection* data, const ClaimedUnit& u,
 
 Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& request,
                                       int64_t transaction_time_us, const std::string& scope_sql,
-                                      const std::vector<std::string>& job_types,
+                                      int64_t scope_size, const std::vector<std::string>& job_types,
                                       const std::vector<std::string>& ref_types) {
   // The referencing rows are selected as their own units select them.
   std::string referencing;
@@ -586,7 +586,7 @@ Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& r
          conn->QuoteLiteral(PgTextArrayLiteral(ref_types)) +
          "::text[]) AND NOT c.deleted AND c.last_updated <= " + t + c_changed +
          (scope_sql.empty() ? " AND cardinality(c.patients) > 0"
-                            : " AND c.patients && " + scope_sql) +
+                            : " AND " + PatientsInScopeSql("c.patients", scope_sql, scope_size)) +
          " AND (" + referencing + ")";
 }
 
@@ -599,6 +599,14 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
   const TypeRole role = RoleOf(request, type);
   const std::string t = TimestampLiteral(conn, transaction_time_us);
   const std::string patients = PatientScopeSql(conn, request, job_id, transaction_time_us);
+  int64_t scope_size = -1;
+  if (!patients.empty() && role != TypeRole::kAll) {
+    auto size = PatientScopeSize(conn, job_id);
+    if (!size.ok()) return size.status();
+    scope_size = *size;
+  }
+  const std::string in_scope =
+      patients.empty() ? "" : PatientsInScopeSql("patients", patients, scope_size);
   std::string changed;  // _since / _until
   if (request.since_us)
     changed += " AND last_updated > " + TimestampLiteral(conn, *request.since_us);
@@ -631,7 +639,7 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
     // _typeFilter cannot apply: tombstones keep no search values.
     sql += " AND deleted AND last_updated <= " + t + changed;
     if (role == TypeRole::kCompartment) {
-      sql += patients.empty() ? " AND cardinality(patients) > 0" : " AND patients && " + patients;
+      sql += patients.empty() ? " AND cardinality(patients) > 0" : " AND " + in_scope;
     }
     return assemble(sql);
   }
@@ -640,7 +648,7 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
   if (role == TypeRole::kCompartment) {
     sql += changed;
     if (!patients.empty()) {
-      sql += " AND patients && " + patients;
+      sql += " AND " + in_scope;
     } else if (type != "Patient") {
       sql += " AND cardinality(patients) > 0";
     }
@@ -654,7 +662,8 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
            conn->QuoteLiteral(job_id) + "::uuid AND s.unit_no = " + std::to_string(unit.unit_no) +
            ")::text[])";
   } else {
-    auto refs = SupportingRefsSql(conn, request, transaction_time_us, patients, job_types, {type});
+    auto refs = SupportingRefsSql(conn, request, transaction_time_us, patients, scope_size,
+                                  job_types, {type});
     if (!refs.ok()) return refs.status();
     sql += " AND res_id IN (SELECT substr(r.ref, " + std::to_string(type.size() + 2) + ") FROM (" +
            *refs + ") r)";

@@ -108,11 +108,11 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
 
 // A query with one column `ref`: the distinct references "Type/id" to any of `ref_types`
 // made by the compartment resources that a Patient or Group export's output units select
-// (`job_types`: the job's output types; `scope_sql`: PatientScopeSql). The planner records
-// its result in the supporting units' res_ids.
+// (`job_types`: the job's output types; `scope_sql`: PatientScopeSql, `scope_size`:
+// PatientScopeSize). The planner records its result in the supporting units' res_ids.
 Result<std::string> SupportingRefsSql(PgConnection* conn, const ExportRequest& request,
                                       int64_t transaction_time_us, const std::string& scope_sql,
-                                      const std::vector<std::string>& job_types,
+                                      int64_t scope_size, const std::vector<std::string>& job_types,
                                       const std::vector<std::string>& ref_types);
 
 // Incremental parser of PostgreSQL's binary COPY format: signature, flags, header extension,

@@ -18,6 +18,7 @@
 #include "export/type_filter_sql.h"
 #include "util/errno_text.h"
 #include "util/fhir_time.h"
+#include "worker/cohort_runner.h"
 #include "worker/heartbeat.h"
 #include "worker/ndjson_writer.h"
 #include "worker/planner.h"
@@ -189,6 +190,17 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
   FHIRBULK_RETURN_IF_ERROR(EnsureConnected(t));
   Result<bool> did = false;
   if (plan) {
+    // Cohort requests first: a client polls for each, and one takes at most its timeout.
+    CohortRunnerOptions co;
+    co.worker_id = t->id;
+    co.log = options_.log;
+    co.timeout_ms = options_.cohort_timeout_ms;
+    co.max_members = options_.cohort_max_members;
+    did = EvaluateNextCohort(t->control.get(), co);
+    if (!did.ok() || *did) {
+      if (!Usable(t->control)) t->control.reset();
+      return did;
+    }
     PlannerOptions po;
     po.export_dir = options_.export_dir;
     po.worker_id = t->id;

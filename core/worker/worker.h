@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "db/pg.h"
+#include "fhirbulk/defaults.h"
 #include "util/mutex.h"
 #include "util/status.h"
 #include "worker/planner.h"
@@ -86,6 +87,10 @@ struct WorkerOptions {
   int check_every_ms = 1000;
   // A unit's (or planning) statement running longer is cancelled and fails its job; 0: none.
   int64_t unit_timeout_seconds = 1800;
+  // Criteria-based Groups (cohort_runner.h): an evaluation's statement timeout and member
+  // limit, at most; the node that accepted the request may ask for less.
+  int64_t cohort_timeout_ms = FHIRBULK_DEFAULT_COHORT_TIMEOUT_MS;
+  int64_t cohort_max_members = FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS;
   int gzip_level = 1;     // gzip twin "<file>.gz" of every file; 0: none, 1..9
   std::string worker_id;  // default: <host>-<pid>-<random>
   // Log lines; default: stderr, prefixed with the time.

@@ -615,22 +615,27 @@ Result<std::string> BuildUnitCopySql(PgConnection* conn, const ExportRequest& re
 
   // The rows as of transactionTime (sql/0008): the type's current rows with
   // last_updated <= T, plus (UNION ALL) the replaced versions that were current at T. For any
-  // id at most one of the two qualifies. `sql` collects the conditions both branches share;
-  // the history branch goes to one unit of the type only, the one whose page range starts
-  // at the beginning (a type split into page ranges must not export it twice).
+  // id at most one of the two qualifies. `sql` collects the conditions both branches share.
+  // A unit of a type split into page ranges reads the history rows of its own range
+  // (old_page, sql/0019) in the same statement, so one snapshot decides for each version
+  // whether it is read live or as history; the first range also takes the rows kept before
+  // old_page existed.
   const std::string column = unit.kind == UnitKind::kOutput ? "body" : "res_id";
   std::string current = "SELECT " + column + " FROM " + PartitionIdentifier(conn, partition) +
                         " WHERE res_type = " + conn->QuoteLiteral(type);
   if (unit.page_lo) current += " AND ctid >= '(" + std::to_string(*unit.page_lo) + ",0)'::tid";
   if (unit.page_hi) current += " AND ctid < '(" + std::to_string(*unit.page_hi) + ",0)'::tid";
-  const std::string replaced =
-      "SELECT " + column + " FROM resource_history WHERE res_type = " + conn->QuoteLiteral(type) +
-      " AND valid_to > " + t;
-  const bool reads_history = !unit.page_lo.has_value();
+  std::string replaced = "SELECT " + column +
+                         " FROM resource_history WHERE res_type = " + conn->QuoteLiteral(type) +
+                         " AND valid_to > " + t;
+  if (unit.page_lo) replaced += " AND old_page >= " + std::to_string(*unit.page_lo);
+  if (unit.page_hi) {
+    replaced += std::string(unit.page_lo ? " AND" : " AND (old_page IS NULL OR") + " old_page < " +
+                std::to_string(*unit.page_hi) + (unit.page_lo ? "" : ")");
+  }
   auto assemble = [&](const std::string& conditions) {
-    std::string out = "COPY (" + current + conditions;
-    if (reads_history) out += " UNION ALL " + replaced + conditions;
-    return out + ") TO STDOUT (FORMAT binary)";
+    return "COPY (" + current + conditions + " UNION ALL " + replaced + conditions +
+           ") TO STDOUT (FORMAT binary)";
   };
 
   std::string sql;

@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!s.ok() || parsed.filters.empty()) return 0;
   std::string sql;
   std::vector<std::string> params;
-  (void)CohortSql(parsed.filters, parsed.patient_ids.empty() ? nullptr : &parsed.patient_ids,
-                  &sql, &params, (sel & 4) ? std::optional<int64_t>(0) : std::nullopt);
+  (void)CohortSql(parsed.filters, parsed.patient_ids.empty() ? nullptr : &parsed.patient_ids, &sql,
+                  &params, (sel & 4) ? std::optional<int64_t>(0) : std::nullopt);
   return 0;
 }

@@ -36,12 +36,11 @@
 //    not inactive and whose period covers transactionTime; the `patient` parameter
 //    intersects. A criteria-based Group (member-filters, sql/0012) not changed since
 //    transactionTime has its filters evaluated again as of transactionTime instead
-//    (cohort_runner.h FixCohortScope). They are fixed at planning in export_job.patient_scope (a Patient export's
-//    `patient` list too), so every unit reads the same patients even when the Group is
-//    rewritten during the export. No
-//    member left: the job completes with empty output (the error unit still runs if there is
-//    one). _since applies to every member alike (older data of members who joined after
-//    _since is not added).
+//    (cohort_runner.h FixCohortScope). They are fixed at planning in export_job.patient_scope (a
+//    Patient export's `patient` list too), so every unit reads the same patients even when the
+//    Group is rewritten during the export. No member left: the job completes with empty output (the
+//    error unit still runs if there is one). _since applies to every member alike (older data of
+//    members who joined after _since is not added).
 // Units (PlanUnits):
 //  - output, compartment or system type, no patient list: the type's partition, split into
 //    heap page ranges only when it holds more than ~target_unit_resources rows

@@ -56,8 +56,10 @@ MODULE=$BUILD/nginx/ngx_http_fhir_bulk_module.so
 NGINX=${NGINX:-/usr/sbin/nginx}
 VAR=$BUILD/bench-var
 [ -x "$BIN" ] && [ -f "$MODULE" ] || { echo "build first: make BUILD=$BUILD" >&2; exit 1; }
+# shellcheck source=benchmarks/lib.sh
+. "$ROOT/benchmarks/lib.sh"
 
-worker_pid="" nginx_started=0
+worker_pid=""
 stop_worker() {
     if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
         kill -TERM "$worker_pid"
@@ -65,18 +67,9 @@ stop_worker() {
     fi
     worker_pid=""
 }
-stop_nginx() {
-    if [ "$nginx_started" = 1 ] && [ -f "$VAR/nginx/nginx.pid" ]; then
-        local pid
-        pid=$(cat "$VAR/nginx/nginx.pid")
-        kill -QUIT "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    nginx_started=0
-}
 cleanup() {
     stop_worker
-    stop_nginx
+    bench_stop_nginx
     "$ROOT/scripts/pg-cluster.sh" stop "$VAR/pg" >/dev/null 2>&1 || true
     if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$VAR"; fi
 }
@@ -92,65 +85,6 @@ fi
 # shellcheck disable=SC1091
 . "$VAR/pg/env"
 "$BIN" migrate --quiet --db "$PG_CONNINFO" >/dev/null
-sql() { psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -Atc "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-spread() { sort -g | awk 'NR == 1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
-now() { date +%s.%N; }
-
-start_nginx() {
-    local port auth=""
-    port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or die; print $s->sockport')
-    install -m 600 "$VAR/pg/nginx-conninfo" "$VAR/nginx/conf/conninfo"
-    # A build with SMART authorization (on by default) is measured without it: the tokens'
-    # cost is another benchmark's.
-    if grep -qa fhir_bulk_auth "$MODULE"; then auth="fhir_bulk_auth off;"; fi
-    local user_line=""
-    [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
-    cat >"$VAR/nginx/conf/nginx.conf" <<CONF
-load_module $MODULE;
-$user_line
-worker_processes 2;
-pid $VAR/nginx/nginx.pid;
-error_log $VAR/nginx/logs/error.log warn;
-thread_pool fhir_bulk threads=4 max_queue=512;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $VAR/nginx/temp/body;
-    proxy_temp_path $VAR/nginx/temp/proxy;
-    fastcgi_temp_path $VAR/nginx/temp/fastcgi;
-    uwsgi_temp_path $VAR/nginx/temp/uwsgi;
-    scgi_temp_path $VAR/nginx/temp/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        $auth
-        location /fhir {
-            fhir_bulk_api;
-            fhir_bulk_base_url http://127.0.0.1:$port/fhir;
-            fhir_bulk_pg_conninfo_file $VAR/nginx/conf/conninfo;
-            fhir_bulk_thread_pool fhir_bulk;
-            fhir_bulk_export_dir $VAR/exports;
-            fhir_bulk_max_active_exports 0;
-            fhir_bulk_max_retained_exports 0;
-        }
-        location /fhir/\$export-files/ {
-            fhir_bulk_files $VAR/exports;
-            sendfile on;
-        }
-    }
-}
-CONF
-    "$NGINX" -p "$VAR/nginx" -c "$VAR/nginx/conf/nginx.conf" -e "$VAR/nginx/logs/error.log"
-    nginx_started=1
-    FHIR_BASE=http://127.0.0.1:$port/fhir
-    for _ in $(seq 50); do
-        curl -fsS -o /dev/null "$FHIR_BASE/metadata" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nginx does not answer (see $VAR/nginx/logs/error.log)" >&2
-    exit 1
-}
 
 # What is measured: "label" and "binary gzip-level"; BENCH_COMPARE_BIN adds another build's
 # worker (e.g. the last commit's), interleaved with this one's.
@@ -186,15 +120,15 @@ nginx_hwm_kb() {  # the largest VmHWM among the nginx worker processes
 
 copy_time() {  # COPY (query) TO STDOUT (FORMAT binary) > /dev/null: "seconds"
     local t0 t1
-    t0=$(now)
+    t0=$(bench_now)
     psql "$PG_CONNINFO" -X -q -c "COPY ($1) TO STDOUT (FORMAT binary)" >/dev/null
-    t1=$(now)
+    t1=$(bench_now)
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
 export_time() {  # export_time PATH: "seconds resources" from kick-off to the 200 manifest
     local t0 t1 url job code resources
-    t0=$(now)
+    t0=$(bench_now)
     url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
         -H 'Prefer: respond-async' "$FHIR_BASE/$1" | tr -d '\r' |
         sed -n 's/^[Cc]ontent-[Ll]ocation: //p')
@@ -206,12 +140,12 @@ export_time() {  # export_time PATH: "seconds resources" from kick-off to the 20
             PERFORM pg_sleep(0.02);
         END LOOP; END \$\$" >/dev/null
     code=$(curl -sS -o "$VAR/manifest.json" -w '%{http_code}' "$url")
-    t1=$(now)
+    t1=$(bench_now)
     if [ "$code" != 200 ]; then
         echo "export $1: status $code: $(head -c 500 "$VAR/manifest.json")" >&2
         exit 1
     fi
-    resources=$(sql "SELECT resources_written FROM export_job WHERE job_id = '$job'")
+    resources=$(bench_sql "SELECT resources_written FROM export_job WHERE job_id = '$job'")
     curl -fsS -X DELETE -o /dev/null "$url"
     rm -rf "$VAR/exports/$job" "$VAR/exports/.cancelled-$job"
     awk -v a="$t0" -v b="$t1" -v n="$resources" 'BEGIN { printf "%.3f %d\n", b - a, n }'
@@ -222,7 +156,7 @@ export_time() {  # export_time PATH: "seconds resources" from kick-off to the 20
 export_times_concurrent() {
     local k=$1 t0 t1 i url code total=0 n
     local -a urls=() jobs=()
-    t0=$(now)
+    t0=$(bench_now)
     for i in $(seq "$k"); do
         url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
             -H 'Prefer: respond-async' "$FHIR_BASE/$2" | tr -d '\r' |
@@ -244,9 +178,9 @@ export_times_concurrent() {
             exit 1
         fi
     done
-    t1=$(now)
+    t1=$(bench_now)
     for url in "${urls[@]}"; do
-        n=$(sql "SELECT resources_written FROM export_job WHERE job_id = '${url##*/}'")
+        n=$(bench_sql "SELECT resources_written FROM export_job WHERE job_id = '${url##*/}'")
         total=$((total + n))
         curl -fsS -X DELETE -o /dev/null "$url"
         rm -rf "$VAR/exports/${url##*/}" "$VAR/exports/.cancelled-${url##*/}"
@@ -268,30 +202,30 @@ for N in ${SIZES//,/ }; do
     echo
     echo "== $N patients"
     stop_worker
-    stop_nginx
-    if [ "${BENCH_REUSE:-0}" = 1 ] && [ "$(sql "SELECT count(*) FROM resource WHERE res_type = 'Patient'")" = "$N" ]; then
+    bench_stop_nginx
+    if [ "${BENCH_REUSE:-0}" = 1 ] && [ "$(bench_sql "SELECT count(*) FROM resource WHERE res_type = 'Patient'")" = "$N" ]; then
         echo "reusing the loaded population"
     else
-        sql "TRUNCATE resource, group_member; DELETE FROM export_job"
-        t0=$(now)
+        bench_sql "TRUNCATE resource, group_member; DELETE FROM export_job"
+        t0=$(bench_now)
         "$BIN" synth --patients "$N" --seed 1 --load --quiet --db "$PG_CONNINFO"
-        sql "VACUUM ANALYZE"
-        echo "generated and loaded in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s"
+        bench_sql "VACUUM ANALYZE"
+        echo "generated and loaded in $(awk -v a="$t0" -v b="$(bench_now)" 'BEGIN { printf "%.0f", b - a }') s"
     fi
-    sql "CHECKPOINT"
-    resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
-    mb=$(sql "SELECT sum(octet_length(body)) / 1000000 FROM resource WHERE NOT deleted")
-    group=$(sql "SELECT res_id FROM resource WHERE res_type = 'Group' AND body::jsonb ->> 'name' LIKE '%10\% sample'")
+    bench_sql "CHECKPOINT"
+    resources=$(bench_sql "SELECT count(*) FROM resource WHERE NOT deleted")
+    mb=$(bench_sql "SELECT sum(octet_length(body)) / 1000000 FROM resource WHERE NOT deleted")
+    group=$(bench_sql "SELECT res_id FROM resource WHERE res_type = 'Group' AND body::jsonb ->> 'name' LIKE '%10\% sample'")
     members="(SELECT array_agg(patient_id) FROM group_member WHERE group_id = '$group' AND NOT inactive)"
     sys_q="SELECT body FROM resource WHERE NOT deleted"
     grp_q="SELECT body FROM resource WHERE NOT deleted AND res_type <> 'Group' AND patients && $members
 UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication', 'Organization', 'Practitioner')
  AND NOT deleted AND res_type || '/' || res_id IN (SELECT unnest(outrefs) FROM resource
  WHERE NOT deleted AND res_type <> 'Group' AND patients && $members)"
-    grp_resources=$(sql "SELECT count(*) FROM ($grp_q) g")
+    grp_resources=$(bench_sql "SELECT count(*) FROM ($grp_q) g")
     echo "$resources resources, $mb MB of JSON; group '10% sample': $grp_resources resources"
 
-    start_nginx
+    bench_start_nginx
     worker_hwm_kb=0
     declare -A T=()  # T[<series>,<run>]: seconds
     for i in $(seq "$RUNS"); do
@@ -324,7 +258,7 @@ UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication',
     done
     stop_worker
     nginx_kb=$(nginx_hwm_kb)
-    stop_nginx
+    bench_stop_nginx
 
     series() { for i in $(seq "$RUNS"); do echo "${T[$1,$i]}"; done; }
     share=$(awk -v g="$grp_resources" -v n="$resources" 'BEGIN { printf "%.3f", g / n }')
@@ -332,13 +266,13 @@ UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication',
     printf '%-34s %10s %10s %7s %12s %12s\n' "$N patients, medians of $RUNS" "baseline s" "export s" "ratio" "µs/resource" "range s"
     for kind in $KINDS; do
         if [ "$kind" = system ]; then n=$resources; else n=$grp_resources; fi
-        base=$(series "$kind-baseline" | median)
-        awk -v l="COPY baseline ($kind)" -v b="$base" -v n="$n" -v r="$(series "$kind-baseline" | spread)" \
+        base=$(series "$kind-baseline" | bench_median)
+        awk -v l="COPY baseline ($kind)" -v b="$base" -v n="$n" -v r="$(series "$kind-baseline" | bench_spread)" \
             'BEGIN { printf "%-34s %10.3f %10s %7s %12.2f %12s\n", l, b, "", "", b / n * 1e6, r }'
         for v in ${BENCH_VARIANTS:-${!VARIANTS[@]}}; do
-            e=$(series "$kind-$v" | median)
-            sys_e=$(series "system-$v" | median)
-            awk -v l="$kind export, ${VARIANTS[$v]}" -v b="$base" -v e="$e" -v n="$n" -v r="$(series "$kind-$v" | spread)" \
+            e=$(series "$kind-$v" | bench_median)
+            sys_e=$(series "system-$v" | bench_median)
+            awk -v l="$kind export, ${VARIANTS[$v]}" -v b="$base" -v e="$e" -v n="$n" -v r="$(series "$kind-$v" | bench_spread)" \
                 'BEGIN { printf "%-34s %10.3f %10.3f %7.2f %12.2f %12s\n", l, b, e, e / b, e / n * 1e6, r }'
             if [ "$kind" = system ]; then
                 frac="" sh="$mb MB of JSON"
@@ -356,16 +290,16 @@ UNION ALL SELECT body FROM resource WHERE res_type IN ('Location', 'Medication',
         # per round: (K x resources / K-at-once time) / (resources / single time), the single
         # export being the same round's gzip-twin series (variant 0)
         ratios=$(for i in $(seq "$RUNS"); do awk -v s="${T[system-0,$i]}" -v c="${T[concurrent,$i]}" -v k="$CONCURRENT" 'BEGIN { printf "%.3f\n", k * s / c }'; done)
-        c_med=$(series concurrent | median)
-        s_med=$(series system-0 | median)
-        line=$(awk -v k="$CONCURRENT" -v c="$c_med" -v s="$s_med" -v n="$resources" -v p="$(printf '%s\n' $ratios | median)" -v r="$(series concurrent | spread)" 'BEGIN {
+        c_med=$(series concurrent | bench_median)
+        s_med=$(series system-0 | bench_median)
+        line=$(awk -v k="$CONCURRENT" -v c="$c_med" -v s="$s_med" -v n="$resources" -v p="$(printf '%s\n' $ratios | bench_median)" -v r="$(series concurrent | bench_spread)" 'BEGIN {
             printf "%d system exports at once (gzip twins): %.3f s (range %s) for %d resources = %.0f resources/s; one export %.3f s = %.0f resources/s; throughput ratio %.2f (median of per-round ratios %.2f; goal >= 0.9)", k, c, r, k * n, k * n / c, s, n / s, k * s / c, p }')
         echo "$line"
         SUMMARY+="$(printf '%6d patients, %s' "$N" "$line")"$'\n'
     fi
     for v in ${BENCH_VARIANTS:-${!VARIANTS[@]}}; do
         [[ " $KINDS " == *" group "* ]] || break
-        awk -v l="${VARIANTS[$v]}" -v s="$share" -v g="$(series "group-$v" | median)" -v x="$(series "system-$v" | median)" \
+        awk -v l="${VARIANTS[$v]}" -v s="$share" -v g="$(series "group-$v" | bench_median)" -v x="$(series "system-$v" | bench_median)" \
             'BEGIN { printf "group (%s): %.1f%% of the resources, %.1f%% of the system export'"'"'s time\n", l, s * 100, g / x * 100 }'
     done
     awk -v w="$worker_hwm_kb" -v x="$nginx_kb" 'BEGIN {

@@ -1,8 +1,9 @@
 # lib.sh: shell helpers shared by the end-to-end benchmarks (sourced, not run). The caller
 # sets ROOT, BIN, MODULE, NGINX and VAR (the benchmark's own directory); bench_setup starts
 # PostgreSQL under $VAR/pg and sets PG_CONNINFO; bench_start_nginx sets FHIR_BASE.
-# (export_benchmark.sh and its siblings still carry their own copies of these; they can move
-# here one by one.)
+# Used by export_benchmark.sh, point_in_time_benchmark.sh and replica_benchmark.sh. The
+# others keep their own setup: organize and cohort keep a cached population in a cluster of
+# their own, partial_manifest runs two modules side by side.
 
 bench_now() { date +%s.%N; }
 bench_median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }

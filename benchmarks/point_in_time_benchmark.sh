@@ -36,8 +36,10 @@ MODULE=$BUILD/nginx/ngx_http_fhir_bulk_module.so
 NGINX=${NGINX:-/usr/sbin/nginx}
 VAR=$BUILD/bench-pit-var
 [ -x "$BIN" ] && [ -f "$MODULE" ] || { echo "build first: make BUILD=$BUILD" >&2; exit 1; }
+# shellcheck source=benchmarks/lib.sh
+. "$ROOT/benchmarks/lib.sh"
 
-worker_pid="" nginx_started=0
+worker_pid=""
 stop_worker() {
     if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
         kill -TERM "$worker_pid"
@@ -45,18 +47,9 @@ stop_worker() {
     fi
     worker_pid=""
 }
-stop_nginx() {
-    if [ "$nginx_started" = 1 ] && [ -f "$VAR/nginx/nginx.pid" ]; then
-        local pid
-        pid=$(cat "$VAR/nginx/nginx.pid")
-        kill -QUIT "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    nginx_started=0
-}
 cleanup() {
     stop_worker
-    stop_nginx
+    bench_stop_nginx
     "$ROOT/scripts/pg-cluster.sh" stop "$VAR/pg" >/dev/null 2>&1 || true
     if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$VAR"; fi
 }
@@ -72,56 +65,6 @@ fi
 # shellcheck disable=SC1091
 . "$VAR/pg/env"
 "$BIN" migrate --quiet --db "$PG_CONNINFO" >/dev/null
-sql() { psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -Atc "$1"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
-
-start_nginx() {
-    local port user_line=""
-    port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1,
-        LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or die; print $s->sockport')
-    install -m 600 "$VAR/pg/nginx-conninfo" "$VAR/nginx/conf/conninfo"
-    [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
-    cat >"$VAR/nginx/conf/nginx.conf" <<CONF
-load_module $MODULE;
-$user_line
-worker_processes 2;
-pid $VAR/nginx/nginx.pid;
-error_log $VAR/nginx/logs/error.log warn;
-thread_pool fhir_bulk threads=4 max_queue=512;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $VAR/nginx/temp/body;
-    proxy_temp_path $VAR/nginx/temp/proxy;
-    fastcgi_temp_path $VAR/nginx/temp/fastcgi;
-    uwsgi_temp_path $VAR/nginx/temp/uwsgi;
-    scgi_temp_path $VAR/nginx/temp/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        fhir_bulk_auth off;
-        location /fhir {
-            fhir_bulk_api;
-            fhir_bulk_base_url http://127.0.0.1:$port/fhir;
-            fhir_bulk_pg_conninfo_file $VAR/nginx/conf/conninfo;
-            fhir_bulk_thread_pool fhir_bulk;
-            fhir_bulk_export_dir $VAR/exports;
-            fhir_bulk_max_active_exports 0;
-            fhir_bulk_max_retained_exports 0;
-        }
-    }
-}
-CONF
-    "$NGINX" -p "$VAR/nginx" -c "$VAR/nginx/conf/nginx.conf" -e "$VAR/nginx/logs/error.log"
-    nginx_started=1
-    FHIR_BASE=http://127.0.0.1:$port/fhir
-    for _ in $(seq 50); do
-        curl -fsS -o /dev/null "$FHIR_BASE/metadata" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nginx does not answer (see $VAR/nginx/logs/error.log)" >&2
-    exit 1
-}
 
 kickoff() {  # prints the status URL
     curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' -H 'Prefer: respond-async' \
@@ -162,22 +105,22 @@ check_export() {  # check_export JOB SNAPSHOT: prints "resources" or fails
 }
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); worker threads: $THREADS; medians of $RUNS rounds"
-t0=$(now)
+t0=$(bench_now)
 "$BIN" synth --patients "$N" --seed 1 --load --quiet --db "$PG_CONNINFO"
-sql "VACUUM ANALYZE"
-resources=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
-echo "$N patients: $resources resources, generated and loaded in $(secs "$t0" "$(now)") s"
+bench_sql "VACUUM ANALYZE"
+resources=$(bench_sql "SELECT count(*) FROM resource WHERE NOT deleted")
+echo "$N patients: $resources resources, generated and loaded in $(secs "$t0" "$(bench_now)") s"
 for i in $(seq "$RUNS"); do
     # (psql's unaligned output: the JSON as it is; COPY's text format would escape it)
-    sql "SELECT jsonb_set(body::jsonb, '{language}', to_jsonb('x-round-$i'::text))::text
+    bench_sql "SELECT jsonb_set(body::jsonb, '{language}', to_jsonb('x-round-$i'::text))::text
          FROM resource WHERE NOT deleted AND res_type <> 'Group' AND abs(hashtext(res_id)) % 10 = 0" \
         >"$VAR/work/rewrite-$i.ndjson"
 done
 rewrites=$(wc -l <"$VAR/work/rewrite-1.ndjson")
 echo "each round rewrites $rewrites resources ($(awk -v a="$rewrites" -v b="$resources" 'BEGIN { printf "%.1f", a / b * 100 }')%)"
-sql "CHECKPOINT"
+bench_sql "CHECKPOINT"
 
-start_nginx
+bench_start_nginx
 "$BIN" worker --db "$PG_CONNINFO" --export-dir "$VAR/exports" --threads "$THREADS" \
     --history-retention-seconds 0 --janitor-interval-seconds 1 >>"$VAR/log/worker.log" 2>&1 &
 worker_pid=$!
@@ -185,28 +128,28 @@ worker_pid=$!
 declare -A T=()
 for i in $(seq "$RUNS"); do
     # quiet
-    sql "CHECKPOINT" >/dev/null
-    a=$(now)
+    bench_sql "CHECKPOINT" >/dev/null
+    a=$(bench_now)
     url=$(kickoff)
     wait_done "$url"
-    T[quiet,$i]=$(secs "$a" "$(now)")
-    n=$(sql "SELECT resources_written FROM export_job WHERE job_id = '${url##*/}'")
+    T[quiet,$i]=$(secs "$a" "$(bench_now)")
+    n=$(bench_sql "SELECT resources_written FROM export_job WHERE job_id = '${url##*/}'")
     [ "$n" = "$resources" ] || { echo "quiet export wrote $n resources, expected $resources" >&2; exit 1; }
     forget "$url"
 
     # concurrent: the snapshot at transactionTime is the data now (nothing else writes)
-    sql "COPY (SELECT res_type || '/' || res_id || ' ' || md5(body) FROM resource WHERE NOT deleted) TO STDOUT" |
+    bench_sql "COPY (SELECT res_type || '/' || res_id || ' ' || md5(body) FROM resource WHERE NOT deleted) TO STDOUT" |
         LC_ALL=C sort >"$VAR/work/snapshot"
-    before=$(sql "SELECT count(*) FROM resource WHERE NOT deleted")
-    sql "CHECKPOINT" >/dev/null
-    a=$(now)
+    before=$(bench_sql "SELECT count(*) FROM resource WHERE NOT deleted")
+    bench_sql "CHECKPOINT" >/dev/null
+    a=$(bench_now)
     url=$(kickoff)
-    ( l0=$(now); "$BIN" load --quiet --db "$PG_CONNINFO" "$VAR/work/rewrite-$i.ndjson"
-      secs "$l0" "$(now)" >"$VAR/work/load-time" ) &
+    ( l0=$(bench_now); "$BIN" load --quiet --db "$PG_CONNINFO" "$VAR/work/rewrite-$i.ndjson"
+      secs "$l0" "$(bench_now)" >"$VAR/work/load-time" ) &
     loader=$!
     wait_done "$url"
-    T[concurrent,$i]=$(secs "$a" "$(now)")
-    replaced=$(sql "SELECT count(*) FROM resource_history WHERE valid_to > (SELECT transaction_time FROM export_job WHERE job_id = '${url##*/}')")
+    T[concurrent,$i]=$(secs "$a" "$(bench_now)")
+    replaced=$(bench_sql "SELECT count(*) FROM resource_history WHERE valid_to > (SELECT transaction_time FROM export_job WHERE job_id = '${url##*/}')")
     wait "$loader"
     checked=$(check_export "${url##*/}" "$VAR/work/snapshot")
     [ "$checked" = "$before" ] || { echo "checked $checked lines, expected $before" >&2; exit 1; }
@@ -214,11 +157,11 @@ for i in $(seq "$RUNS"); do
     echo "round $i: quiet ${T[quiet,$i]} s; concurrent ${T[concurrent,$i]} s (loader $(cat "$VAR/work/load-time") s, $replaced versions replaced by the end of the export; $checked resources as of transactionTime, each exactly once: OK)"
 done
 stop_worker
-stop_nginx
+bench_stop_nginx
 
 series() { for i in $(seq "$RUNS"); do echo "${T[$1,$i]}"; done; }
-q=$(series quiet | median)
-c=$(series concurrent | median)
+q=$(series quiet | bench_median)
+c=$(series concurrent | bench_median)
 ratio=$(awk -v a="$c" -v b="$q" 'BEGIN { printf "%.2f", a / b }')
 echo
 echo "== summary (goal: concurrent <= 1.2 x quiet)"

@@ -97,10 +97,10 @@ sub collect {
     return (\%lines, $dupes);
 }
 
-# One unit per type (the default unit size): a type split into page ranges is read by several
-# statements, several snapshots, and point-in-time exports can then lose a resource replaced
-# between them, from the primary as from a standby (found here; docs-notes/h5.md).
-my @worker_args = ('--threads', 2, '--lease-seconds', 10);
+# Small units: the big types are split into page ranges, read by several statements at
+# different moments (several snapshots), on the primary and on the standby. A resource
+# replaced between two of them was lost before sql/0019 (found by this test).
+my @worker_args = ('--threads', 2, '--target-unit-resources', 1500, '--lease-seconds', 10);
 
 my $url_a = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
 my $url_b = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
@@ -109,6 +109,9 @@ my ($job_a, $job_b) = (job_of($url_a), job_of($url_b));
 my $held = $t->hold_lock("SELECT 1 FROM export_job WHERE job_id = '$job_b' FOR UPDATE");
 
 sleep 0.2;
+# The data as of both transactionTimes: nothing has written since the kick-offs.
+my %count_at_t = map { split /\|/ } split /\n/, $t->psql(
+    "SELECT res_type || '|' || count(*) FROM resource WHERE NOT deleted GROUP BY res_type");
 open(my $touch, '>', $rounds_log) or die;  # the writer starts after both kick-offs
 close $touch;
 $t->wait_until(sub { rounds() >= 1 }, 30);
@@ -155,7 +158,10 @@ for my $type (sort keys %$lines_a) {
     my $same = @$a == @$b && !grep { $a->[$_] ne $b->[$_] } 0 .. $#$a;
     ok($same, "$type: the same " . scalar(@$a) . ' lines, byte for byte')
         or diag("primary " . scalar(@$a) . " lines, standby " . scalar(@$b));
+    is(scalar(@$a), $count_at_t{$type} // 0, "$type: every resource stored at transactionTime");
 }
+cmp_ok($t->psql("SELECT count(*) FROM export_unit WHERE job_id = '$job_b' AND page_lo IS NOT NULL"),
+       '>', 0, 'some type was split into page ranges (several snapshots per type)');
 my $counted = 0;
 $counted += $_->{count} for @{ $res_a->{json}{output} || [] };
 is($total, $counted, "the manifest counts add up ($total resources)");

@@ -28,6 +28,7 @@ BlockFile File(const std::string& name, const std::string& first, const std::str
 
 std::vector<std::string> Messages(const std::vector<BlockLinkIssue>& issues) {
   std::vector<std::string> out;
+  out.reserve(issues.size());
   for (const auto& i : issues) out.push_back(std::to_string(i.file) + ": " + i.message);
   return out;
 }

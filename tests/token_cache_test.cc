@@ -121,6 +121,7 @@ TEST(AccessTokenCacheTest, Bounded) {
   auto ring = Ring(kKeys);
   AccessTokenCache cache(ring, 300, 4);
   std::vector<std::string> tokens;
+  tokens.reserve(4);
   for (int i = 0; i < 4; i++)
     tokens.push_back(Token(*ring, "c" + std::to_string(i), "system/*.r", kNow - 250));
   for (const auto& t : tokens) ASSERT_TRUE(cache.Verify(t, kNow).ok());
@@ -139,9 +140,11 @@ TEST(AccessTokenCacheTest, ConcurrentUse) {
   auto ring = Ring(kKeys);
   AccessTokenCache cache(ring, 300, 8);
   std::vector<std::string> tokens;
+  tokens.reserve(12);
   for (int i = 0; i < 12; i++)
     tokens.push_back(Token(*ring, "c" + std::to_string(i), "system/*.r", kNow));
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::vector<int> bad(4, 0);
   for (int t = 0; t < 4; t++) {
     threads.emplace_back([&, t] {

@@ -32,7 +32,7 @@ $conf =~ s/listen 127\.0\.0\.1:%%PORT%%;/listen 127.0.0.1:%%PORT%% reuseport;/ o
 $t->write_conf($conf, access_log => "log_format withpid '\$pid \$status \$uri';\n"
                                     . "    access_log %%TESTDIR%%/access.log withpid;");
 $t->start_nginx;
-$t->start_worker;
+# The worker starts after the kick-offs (below), so that a poll is surely throttled.
 
 # --- a strict reader of the text format 0.0.4 -------------------------------------------------
 my $NAME = qr/[a-zA-Z_:][a-zA-Z0-9_:]*/;
@@ -139,7 +139,15 @@ my $noauth = $t->kickoff('/fhir/$export');
 is($noauth->{status}, 401, 'kick-off without a token: 401');
 $sent{"kickoff system $noauth->{status}"}++;
 
-# polls until complete; a running job polled within 5 s gets 429
+# A job not yet planned, polled twice within 5 s: 202, then 429 (deterministic: no worker runs
+# yet). Then the worker, and polls until complete.
+for my $want (202, 429) {
+    my $p = $t->request('GET', $k1->{headers}{'content-location'},
+                        { Accept => 'application/json', %$auth });
+    is($p->{status}, $want, "a poll of a job waiting for a worker: $want");
+    $sent{"poll $p->{status}"}++;
+}
+$t->start_worker;
 my %manifest;
 for my $k ($k1, $k2) {
     my $url = $k->{headers}{'content-location'};

@@ -127,28 +127,11 @@ copy_time() {  # COPY (query) TO STDOUT (FORMAT binary) > /dev/null: "seconds"
 }
 
 export_time() {  # export_time PATH: "seconds resources" from kick-off to the 200 manifest
-    local t0 t1 url job code resources
-    t0=$(bench_now)
-    url=$(curl -fsS -o /dev/null -D - -H 'Accept: application/fhir+json' \
-        -H 'Prefer: respond-async' "$FHIR_BASE/$1" | tr -d '\r' |
-        sed -n 's/^[Cc]ontent-[Ll]ocation: //p')
-    job=${url##*/}
-    # One session watches the job (a new connection per poll would cost CPU the export needs).
-    psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
-        WHILE (SELECT state FROM export_job WHERE job_id = '$job') NOT IN
-              ('completed', 'failed', 'cancelled') LOOP
-            PERFORM pg_sleep(0.02);
-        END LOOP; END \$\$" >/dev/null
-    code=$(curl -sS -o "$VAR/manifest.json" -w '%{http_code}' "$url")
-    t1=$(bench_now)
-    if [ "$code" != 200 ]; then
-        echo "export $1: status $code: $(head -c 500 "$VAR/manifest.json")" >&2
-        exit 1
-    fi
-    resources=$(bench_sql "SELECT resources_written FROM export_job WHERE job_id = '$job'")
-    curl -fsS -X DELETE -o /dev/null "$url"
-    rm -rf "$VAR/exports/$job" "$VAR/exports/.cancelled-$job"
-    awk -v a="$t0" -v b="$t1" -v n="$resources" 'BEGIN { printf "%.3f %d\n", b - a, n }'
+    local secs resources job url
+    read -r secs resources job url <<<"$(bench_export "$1")"
+    [ -n "$url" ] || exit 1  # bench_export said why (its exit stays in the subshell)
+    bench_drop_job "$job" "$url"
+    echo "$secs $resources"
 }
 
 # export_times_concurrent K PATH: "seconds resources" for K exports of PATH kicked off at once

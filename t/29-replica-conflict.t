@@ -56,7 +56,17 @@ my $held_sql = "SELECT c.relname FROM pg_stat_activity a JOIN pg_locks l ON l.pi
     . "AND a.wait_event_type = 'Lock' AND a.query LIKE 'COPY%' AND l.granted "
     . "AND c.relkind = 'r' AND c.relname LIKE 'resource\\_%' AND c.relname <> 'resource_history'";
 my $table = $t->wait_until(sub { $t->psql_at($standby, $held_sql) });
-like($table, qr/^resource_\w+$/, "a unit's COPY waits on the standby, holding $table");
+like($table, qr/^resource_\w+$/, "a unit's COPY waits on the standby, holding $table") or do {
+    my $activity = "SELECT string_agg(application_name || ': ' || coalesce(wait_event_type, '-') "
+        . "|| ': ' || left(query, 160), E'\\n') FROM pg_stat_activity "
+        . "WHERE backend_type = 'client backend'";
+    diag("standby:\n" . $t->psql_at($standby, $activity));
+    diag("primary:\n" . $t->psql($activity));
+    diag(worker_log());
+    $t->finish;  # nothing below can run without the waiting unit
+    done_testing;
+    exit;
+};
 
 my $table_lock = $t->hold_lock("LOCK TABLE $table IN ACCESS EXCLUSIVE MODE");
 ok($t->wait_until(sub { worker_log() =~ /redoing the unit on the next server/ }, 30),

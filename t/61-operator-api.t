@@ -128,12 +128,16 @@ is($completed->[0]{progress_percent}, 100, '... at 100 %');
 my $manifest = $t->request('GET', "/fhir/\$export-status/$job1", bearer($alice))->{json};
 is($t->request('GET', $manifest->{output}[0]{url}, bearer($alice))->{status}, 200, 'a download');
 
+# The second export is cancelled while it waits: with a worker running, a quiet machine could
+# finish it before the DELETE, and history would say completed.
+$t->stop_worker;
 my $k2 = $t->kickoff('/fhir/$export?_type=Condition', headers => bearer($alice));
 my ($job2) = $k2->{headers}{'content-location'} =~ m{/([^/]+)$};
 my $del;
 ok($t->wait_until(sub {
     $del = $t->request('DELETE', "/fhir/\$export-status/$job2", bearer($alice));
     $del->{status} == 202 }, 20), 'a second export is cancelled');
+$t->start_worker('--janitor-interval-seconds', 1);
 
 my $hist = api('GET', 'history', $op)->{json};
 my %h = map { $_->{job_id} => $_ } @{ $hist->{history} };

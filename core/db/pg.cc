@@ -49,6 +49,10 @@ Status PgStatusFromResult(PGconn* conn, const PGresult* res) {
   return Status::Internal(msg);
 }
 
+bool IsLockNotAvailable(const Status& s) {
+  return s.ToString().find("[SQLSTATE 55P03]") != std::string::npos;
+}
+
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo) {
   std::string ci = conninfo;
   if (ci.find("connect_timeout") == std::string::npos) ci += " connect_timeout=5";

@@ -108,6 +108,10 @@ class PgConnection {
 // Maps a libpq error (result may be null) to a Status with a useful message.
 Status PgStatusFromResult(PGconn* conn, const PGresult* res);
 
+// True for a statement refused because a lock was not granted within lock_timeout (SQLSTATE
+// 55P03, lock_not_available): housekeeping that must never queue behind a lock skips its pass.
+bool IsLockNotAvailable(const Status& s);
+
 // A PostgreSQL array literal ({"a","b\"c"}) for a text[] parameter; any container of
 // string-like values.
 template <typename Strings = std::vector<std::string>>

@@ -356,6 +356,10 @@ Status Worker::RunJanitor() {
     auto c = Connect(options_.conninfo);
     if (!c.ok()) return c.status();
     janitor_conn_ = std::move(c).value();
+    // Housekeeping never queues behind a lock (a DDL, a VACUUM FULL, a long transaction):
+    // waiting would hold what it already locked, and stall the next pass. It tries again then.
+    auto t = janitor_conn_->Exec("SET lock_timeout = '1s'");
+    if (!t.ok()) return t.status();
   }
   Status s = JanitorRows(janitor_conn_.get());
   if (s.ok()) s = JanitorFiles(janitor_conn_.get());
@@ -417,6 +421,11 @@ Status Worker::JanitorResourceHistory(PgConnection* conn) {
   while (!stop_.load()) {
     int64_t gone = 0;
     Status s = PgTransaction(conn, [&]() -> Status {
+      // Every planner waits for this transaction (the horizon row below), so it must not wait
+      // long for anything itself: the history tables locked by someone else (55P03) end the
+      // pass at once.
+      auto quick = conn->Exec("SET LOCAL lock_timeout = '100ms'");
+      if (!quick.ok()) return quick.status();
       // The horizon row first (a planner checking it waits for this pass), then the jobs,
       // read by a later statement. Held by a planner (or another worker's janitor): this
       // pass skips pruning rather than wait for a planning transaction to end.
@@ -446,6 +455,10 @@ Status Worker::JanitorResourceHistory(PgConnection* conn) {
       gone = r->int64(0, 0);
       return Status::OK();
     });
+    if (IsLockNotAvailable(s)) {
+      Log("janitor: replaced versions are locked by another session; pruning them next pass");
+      break;
+    }
     if (!s.ok()) return s;
     pruned += gone;
     if (gone < kHistoryPruneBatch) break;

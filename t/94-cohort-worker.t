@@ -6,7 +6,9 @@
 # timeout and member limit refuse a cohort with 400 too-costly naming the limit. Exports
 # evaluate the filters again as of their transactionTime: a patient who matches after the
 # Group was created is exported, while the Group read keeps the membership of its last
-# evaluation (members-refreshed).
+# evaluation (members-refreshed). A kick-off's `patient` list is checked against the filters
+# evaluated then (not the stored list), and an export of a cohort grown past the worker's member
+# limit fails with too-costly.
 
 use strict;
 use warnings;
@@ -121,6 +123,49 @@ $res = $t->poll($res->{headers}{'content-location'}, 60);
 is($res->{status}, 200, '... then 200') or diag($res->{content});
 is($res->{json}{meta}{versionId}, '2', '... version 2');
 is($res->{json}{quantity}, @expected + 1, '... the read now shows the new patient');
+
+# --- the patient parameter names members by the filters now, not by the stored list ------------
+# p9012 matches after the Group's last evaluation; p0006 no longer does (its Condition changed).
+$t->load(population($t->dir . '/later.ndjson', 9012));
+$t->load(do {
+    my $f = $t->dir . '/changed.ndjson';
+    open(my $fh, '>', $f) or die "$f: $!";
+    print $fh encode_json({ resourceType => 'Condition', id => 'cp0006',
+        subject => { reference => 'Patient/p0006' },
+        code => { coding => [ { system => 'http://snomed.info/sct', code => '38341003' } ] } }), "\n";
+    close $fh;
+    $f });
+sub patients_body {
+    encode_json({ resourceType => 'Parameters', parameter => [
+        { name => '_type', valueString => 'Patient' },
+        map { { name => 'patient', valueReference => { reference => "Patient/$_" } } } @_ ] });
+}
+is($t->psql("SELECT count(*) FROM group_member m JOIN resource g ON g.res_type = 'Group' "
+            . "AND g.res_id = m.group_id WHERE g.res_id = '$gid' AND m.patient_id IN ('p9012', 'p0006')"),
+   1, 'the stored membership has p0006, not p9012');
+$res = $t->kickoff("/fhir/Group/$gid/\$export", body => patients_body('p9012', 'p0012'));
+is($res->{status}, 202, 'patient= a member by the filters now, not yet stored: accepted')
+    or diag($res->{content});
+$res = $t->poll($res->{headers}{'content-location'}, 120);
+$out = $t->download_all($res->{json}{output});
+is_deeply([ sort map { $_->{id} } @{ $out->{Patient} || [] } ], [ 'p0012', 'p9012' ],
+          '... and exported with the other listed member');
+$res = $t->kickoff("/fhir/Group/$gid/\$export", body => patients_body('p0012', 'p0006'));
+$t->is_outcome($res, 400, 'invalid', 'patient= a stored member who no longer qualifies: 400');
+like($res->{json}{issue}[0]{diagnostics} // '', qr{Patient/p0006 not a member of Group/\Q$gid\E},
+     '... naming that patient only') or diag($res->{content});
+unlike($res->{json}{issue}[0]{diagnostics} // '', qr{p0012}, '... not the member');
+
+# --- a cohort grown past the worker's member limit fails its export, saying so -------------------
+$t->stop_worker($w);
+$w = $t->start_worker('--threads', 1, '--cohort-max-members', 400);
+$res = $t->kickoff("/fhir/Group/$gid/\$export", body => patients_body('p0012'));
+is($res->{status}, 202, 'a narrowed export of a cohort over the limit is accepted');
+$res = $t->poll($res->{headers}{'content-location'}, 120);
+$t->is_outcome($res, 500, 'too-costly', '... and fails: the Group, evaluated again, is over the limit');
+like($res->{json}{issue}[0]{diagnostics} // '',
+     qr{Group/\Q$gid\E has 501 members as of this export's transactionTime .* limit of 400},
+     '... naming the count and the limit') or diag($res->{content});
 
 # --- limits: a worker's member limit and statement timeout ---------------------------------------
 $t->stop_worker($w);

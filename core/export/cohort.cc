@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <string_view>
+#include <unordered_set>
 
 #include "db/pg.h"
 #include "export/kickoff_util.h"
@@ -156,6 +158,78 @@ Status CohortSql(const std::vector<CohortFilter>& filters,
   *sql = std::move(text);
   params->insert(params->end(), bound.begin(), bound.end());
   return Status::OK();
+}
+
+Result<std::optional<CohortDefinition>> LoadCohortDefinition(PgConnection* conn,
+                                                             const std::string& group_id,
+                                                             std::optional<int64_t> as_of_us) {
+  std::string sql =
+      "SELECT o.candidates IS NOT NULL, coalesce(o.base_url, '') FROM group_owner o JOIN resource r"
+      " ON r.res_type = 'Group' AND r.res_id = o.group_id WHERE o.group_id = $1"
+      " AND o.criteria IS NOT NULL AND NOT r.deleted";
+  std::vector<PgParam> params = {group_id};
+  const std::string as_of = as_of_us ? std::to_string(*as_of_us) : std::string();
+  if (as_of_us) {
+    sql += " AND r.last_updated <= timestamptz 'epoch' + $2::int8 * interval '1 microsecond'";
+    params.push_back(as_of);
+  }
+  auto g = conn->Exec(sql, params);
+  if (!g.ok()) return g.status();
+  if (g->rows() == 0) return std::optional<CohortDefinition>();
+  const bool has_candidates = g->get(0, 0) == "t";
+  const std::string base_url = g->str(0, 1);
+  auto list = [&](const char* column) -> Result<std::vector<std::string>> {
+    auto r = conn->Exec(std::string("SELECT x FROM group_owner, unnest(") + column +
+                            ") WITH ORDINALITY AS u(x, n) WHERE group_id = $1 ORDER BY n",
+                        {group_id});
+    if (!r.ok()) return r.status();
+    std::vector<std::string> out;
+    out.reserve(static_cast<size_t>(r->rows()));
+    for (int i = 0; i < r->rows(); i++) out.push_back(r->str(i, 0));
+    return out;
+  };
+  auto criteria = list("criteria");
+  if (!criteria.ok()) return criteria.status();
+  CohortDefinition def;
+  if (has_candidates) {
+    auto c = list("candidates");
+    if (!c.ok()) return c.status();
+    def.candidates = std::move(c).value();
+  }
+  for (const std::string& expression : *criteria) {
+    auto f = ParseMemberFilter(expression, base_url, KickoffLimits());
+    if (!f.ok()) return f.status().WithContext("Group/" + group_id);
+    def.filters.push_back(std::move(f).value());
+  }
+  if (def.filters.empty()) return std::optional<CohortDefinition>();
+  return std::optional<CohortDefinition>(std::move(def));
+}
+
+Result<std::vector<std::string>> CohortNonMembers(PgConnection* conn,
+                                                  const CohortDefinition& definition,
+                                                  const std::vector<std::string>& patients) {
+  std::vector<std::string> candidates;
+  if (definition.candidates) {
+    const std::unordered_set<std::string_view> allowed(definition.candidates->begin(),
+                                                       definition.candidates->end());
+    for (const std::string& p : patients) {
+      if (allowed.count(p) > 0) candidates.push_back(p);
+    }
+  } else {
+    candidates = patients;
+  }
+  std::string sql;
+  std::vector<std::string> params;
+  FHIRBULK_RETURN_IF_ERROR(CohortSql(definition.filters, &candidates, &sql, &params));
+  params.push_back(PgTextArrayLiteral(patients));
+  auto r = conn->Exec("SELECT p FROM unnest($" + std::to_string(params.size()) +
+                          "::text[]) WITH ORDINALITY AS u(p, n) WHERE p NOT IN (SELECT m.p FROM (" +
+                          sql + ") AS m(p)) ORDER BY n",
+                      std::vector<PgParam>(params.begin(), params.end()));
+  if (!r.ok()) return r.status();
+  std::vector<std::string> out;
+  for (int i = 0; i < r->rows(); i++) out.push_back(r->str(i, 0));
+  return out;
 }
 
 }  // namespace fhirbulk

@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "db/pg.h"
 #include "export/export_request.h"
 #include "util/status.h"
 
@@ -52,6 +53,27 @@ Result<CohortFilter> ParseMemberFilter(std::string_view expression, const std::s
 Status CohortSql(const std::vector<CohortFilter>& filters,
                  const std::vector<std::string>* candidates, std::string* sql,
                  std::vector<std::string>* params, std::optional<int64_t> as_of_us = std::nullopt);
+
+// A criteria-based Group as created (group_owner, sql/0009): its member-filters, parsed, and
+// the candidates it was limited to (Group.member given with the filters), if any.
+struct CohortDefinition {
+  std::vector<CohortFilter> filters;
+  std::optional<std::vector<std::string>> candidates;
+};
+
+// The definition of Group `group_id` when it was created with member-filters and is not
+// deleted (and, with as_of_us, its current version is not newer than that instant); nullopt
+// for any other Group. A stored filter that no longer parses is an error naming the Group.
+Result<std::optional<CohortDefinition>> LoadCohortDefinition(
+    PgConnection* conn, const std::string& group_id,
+    std::optional<int64_t> as_of_us = std::nullopt);
+
+// The ids among `patients` that are not members of the cohort `definition` over the current
+// rows: the patients a Group-level kick-off's `patient` parameter may not name. Evaluated for
+// those patients only (they are the candidates), so its cost follows the list, not the Group.
+Result<std::vector<std::string>> CohortNonMembers(PgConnection* conn,
+                                                  const CohortDefinition& definition,
+                                                  const std::vector<std::string>& patients);
 
 }  // namespace fhirbulk
 

@@ -19,6 +19,7 @@
 #include "auth/signed_url.h"
 #include "auth/token_endpoint.h"
 #include "db/migrate.h"
+#include "export/cohort.h"
 #include "export/job_dir.h"
 #include "export/job_store.h"
 #include "export/manifest.h"
@@ -38,6 +39,17 @@ namespace {
 
 // Jobs of requests without an authenticated client (authorization switched off).
 constexpr const char* kAnonymousClient = "anonymous";
+
+// "Patient/a, Patient/b ..." for an OperationOutcome: the first ten, then how many more.
+std::string PatientList(const std::vector<std::string>& ids) {
+  std::string names;
+  for (size_t i = 0; i < ids.size() && i < 10; i++) {
+    if (i > 0) names += ", ";
+    names += "Patient/" + ids[i];
+  }
+  if (ids.size() > 10) names += " and " + std::to_string(ids.size() - 10) + " more";
+  return names;
+}
 
 // One database connection per thread and conninfo. After a failed connect the thread does
 // not try again for kReconnectBackoff, so a dead database costs a client no more than a
@@ -523,6 +535,20 @@ Status Server::ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& 
   std::string list = PgTextArrayLiteral(request.patients);
   Result<PgResult> missing = Status::Internal("unset");
   if (request.level == ExportLevel::kGroup) {
+    // A criteria-based Group's members are whoever meets its filters now (the export
+    // evaluates them again as of its transactionTime), not the list stored at its creation.
+    auto cohort = LoadCohortDefinition(conn, request.group_id);
+    if (!cohort.ok()) return cohort.status();
+    if (cohort->has_value()) {
+      auto outside = CohortNonMembers(conn, **cohort, request.patients);
+      if (!outside.ok()) return outside.status();
+      if (outside->empty()) return Status::OK();
+      return Status::InvalidArgument("patient: " + PatientList(*outside) +
+                                     " not a member of Group/" + request.group_id +
+                                     " (its member-filters, evaluated now)");
+    }
+  }
+  if (request.level == ExportLevel::kGroup) {
     // active members as of now: not inactive, period (if any) covering now
     missing = conn->Exec(
         "SELECT p FROM unnest($1::text[]) AS p WHERE NOT EXISTS ("
@@ -542,12 +568,9 @@ Status Server::ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& 
   }
   if (!missing.ok()) return missing.status();
   if (missing->rows() > 0) {
-    std::string names;
-    for (int i = 0; i < missing->rows() && i < 10; i++) {
-      if (i > 0) names += ", ";
-      names += "Patient/" + missing->str(i, 0);
-    }
-    return Status::InvalidArgument("patient: " + names +
+    std::vector<std::string> ids;
+    for (int i = 0; i < missing->rows(); i++) ids.push_back(missing->str(i, 0));
+    return Status::InvalidArgument("patient: " + PatientList(ids) +
                                    (request.level == ExportLevel::kGroup
                                         ? " not an active member of Group/" + request.group_id
                                         : std::string(" not found")));

@@ -139,61 +139,46 @@ Result<bool> EvaluateNextCohort(PgConnection* conn, const CohortRunnerOptions& o
 }
 
 Result<bool> FixCohortScope(PgConnection* conn, const ExportRequest& request,
-                            const std::string& job_id, int64_t transaction_time_us, int64_t* size) {
+                            const std::string& job_id, int64_t transaction_time_us,
+                            int64_t max_members, int64_t* size) {
   if (request.level != ExportLevel::kGroup) return false;
-  auto g = conn->Exec(
-      "SELECT o.candidates IS NOT NULL, coalesce(o.base_url, '') FROM group_owner o JOIN resource r"
-      " ON r.res_type = 'Group' AND r.res_id = o.group_id WHERE o.group_id = $1"
-      " AND o.criteria IS NOT NULL AND NOT r.deleted"
-      " AND r.last_updated <= timestamptz 'epoch' + $2::int8 * interval '1 microsecond'",
-      {request.group_id, std::to_string(transaction_time_us)});
-  if (!g.ok()) return g.status();
-  if (g->rows() == 0) return false;
-  const bool has_candidates = g->get(0, 0) == "t";
-  const std::string base_url = g->str(0, 1);
-  auto list = [&](const char* column) -> Result<std::vector<std::string>> {
-    auto r = conn->Exec(std::string("SELECT x FROM group_owner, unnest(") + column +
-                            ") WITH ORDINALITY AS u(x, n) WHERE group_id = $1 ORDER BY n",
-                        {request.group_id});
-    if (!r.ok()) return r.status();
-    std::vector<std::string> out;
-    out.reserve(static_cast<size_t>(r->rows()));
-    for (int i = 0; i < r->rows(); i++) out.push_back(r->str(i, 0));
-    return out;
-  };
-  auto criteria = list("criteria");
-  if (!criteria.ok()) return criteria.status();
-  std::optional<std::vector<std::string>> candidates;
-  if (has_candidates) {
-    auto c = list("candidates");
-    if (!c.ok()) return c.status();
-    candidates = std::move(c).value();
-  }
-  std::vector<CohortFilter> filters;
-  for (const std::string& expression : *criteria) {
-    auto f = ParseMemberFilter(expression, base_url, KickoffLimits());
-    if (!f.ok()) return f.status().WithContext("Group/" + request.group_id);
-    filters.push_back(std::move(f).value());
-  }
+  auto def = LoadCohortDefinition(conn, request.group_id, transaction_time_us);
+  if (!def.ok()) return def.status();
+  if (!def->has_value()) return false;
   std::string sql;
   std::vector<std::string> params;
-  FHIRBULK_RETURN_IF_ERROR(
-      CohortSql(filters, candidates ? &*candidates : nullptr, &sql, &params, transaction_time_us));
+  FHIRBULK_RETURN_IF_ERROR(CohortSql((*def)->filters,
+                                     (*def)->candidates ? &*(*def)->candidates : nullptr, &sql,
+                                     &params, transaction_time_us));
+  // The whole membership is counted (the limit applies to the Group, whatever the `patient`
+  // list narrows the export to); the scope keeps the listed members only.
   std::string narrow;
   if (!request.patients.empty()) {
     params.push_back(PgTextArrayLiteral(request.patients));
-    narrow = " WHERE m.p = ANY($" + std::to_string(params.size()) + "::text[])";
+    narrow = " FILTER (WHERE m.p = ANY($" + std::to_string(params.size()) + "::text[]))";
   }
+  params.push_back(std::to_string(max_members));
+  const std::string limit = "$" + std::to_string(params.size()) + "::int8";
   params.push_back(job_id);
   auto fixed = conn->Exec(
-      "UPDATE export_job SET patient_scope = (SELECT coalesce(array_agg(m.p ORDER BY m.p),"
-      " '{}'::text[]) FROM (" +
-          sql + ") AS m(p)" + narrow + ") WHERE job_id = $" + std::to_string(params.size()) +
-          "::uuid RETURNING cardinality(patient_scope)",
+      "WITH m AS MATERIALIZED (" + sql +
+          "), agg AS (SELECT count(*) AS n, coalesce(array_agg(m.p ORDER BY m.p)" + narrow +
+          ", '{}'::text[]) AS s FROM m AS m(p)) "
+          "UPDATE export_job SET patient_scope = CASE WHEN agg.n <= " +
+          limit + " THEN agg.s END FROM agg WHERE job_id = $" + std::to_string(params.size()) +
+          "::uuid RETURNING agg.n, cardinality(patient_scope)",
       std::vector<PgParam>(params.begin(), params.end()));
   if (!fixed.ok()) return fixed.status();
   if (fixed->rows() != 1) return Status::Aborted("the job is gone");
-  *size = fixed->int64(0, 0);
+  const int64_t members = fixed->int64(0, 0);
+  if (members > max_members) {
+    return Status::ResourceExhausted(
+        "Group/" + request.group_id + " has " + std::to_string(members) +
+        " members as of this export's transactionTime (its member-filters evaluated then), over "
+        "this server's limit of " +
+        std::to_string(max_members));
+  }
+  *size = fixed->int64(0, 1);
   return true;
 }
 

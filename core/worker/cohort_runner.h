@@ -51,11 +51,14 @@ Result<bool> EvaluateNextCohort(PgConnection* conn, const CohortRunnerOptions& o
 // than transaction_time_us, evaluates its filters (export/cohort.h CohortSql, over the data as
 // of that instant; within the candidates the Group was created with; intersected with the
 // request's `patient` list) into export_job.patient_scope, sets *size to the members' count
-// and returns true. Any other Group (member-based, loaded, or changed after transactionTime,
-// whose membership then is the one recorded for its version current at that instant): false,
-// nothing done. The caller's transaction and statement timeout apply.
+// and returns true. More than max_members members then (before the `patient` list narrows
+// them): ResourceExhausted with a message for the client. Any other Group (member-based,
+// loaded, or changed after transactionTime, whose membership then is the one recorded for its
+// version current at that instant): false, nothing done. The caller's transaction and
+// statement timeout apply.
 Result<bool> FixCohortScope(PgConnection* conn, const ExportRequest& request,
-                            const std::string& job_id, int64_t transaction_time_us, int64_t* size);
+                            const std::string& job_id, int64_t transaction_time_us,
+                            int64_t max_members, int64_t* size);
 
 }  // namespace fhirbulk
 

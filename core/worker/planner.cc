@@ -515,7 +515,8 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
     bool nobody = false;
     // A criteria-based Group: its filters evaluated as of transactionTime (cohort_runner.h).
     int64_t cohort_size = 0;
-    auto cohort = FixCohortScope(conn, *request, job_id, transaction_time_us, &cohort_size);
+    auto cohort = FixCohortScope(conn, *request, job_id, transaction_time_us, o.cohort_max_members,
+                                 &cohort_size);
     if (!cohort.ok()) return cohort.status();
     if (*cohort) {
       nobody = cohort_size == 0;
@@ -562,6 +563,15 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
     if (!f.ok()) return f;
     return true;
   }
+  if (s.code() == Status::Code::kResourceExhausted) {
+    // A limit the request ran into (a cohort grown past the member limit): the message is
+    // ours, and tells the client what to change.
+    Log(o, "job " + job_id + ": " + s.message());
+    Status f =
+        FailJob(conn, o.export_dir, job_id, s.message(), false, o.retention_seconds, "too-costly");
+    if (!f.ok()) return f;
+    return true;
+  }
   if (!s.ok()) {
     // Details (SQL errors, paths) go to the log only; the client gets a reference.
     const std::string ref = ErrorReference();
@@ -591,10 +601,11 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& o) {
 }
 
 Status FailJob(PgConnection* conn, const std::string& export_dir, const std::string& job_id,
-               const std::string& diagnostics, bool transient, int64_t retention_seconds) {
+               const std::string& diagnostics, bool transient, int64_t retention_seconds,
+               const char* code) {
   OutcomeIssue issue;
   issue.severity = "error";
-  issue.code = transient ? "transient" : "processing";
+  issue.code = code != nullptr ? code : transient ? "transient" : "processing";
   issue.diagnostics = diagnostics;
   auto r = conn->Exec(
       "UPDATE export_job SET state = 'failed', error = $2::jsonb, error_transient = $3::bool, "

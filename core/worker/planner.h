@@ -78,6 +78,7 @@
 
 #include "db/pg.h"
 #include "export/export_request.h"
+#include "fhirbulk/defaults.h"
 #include "util/status.h"
 
 namespace fhirbulk {
@@ -126,6 +127,9 @@ struct PlannerOptions {
   // Each statement of the planning transaction (e.g. a supporting type's reference query) is
   // cancelled by the server after this long, failing the job; 0: no limit.
   int64_t statement_timeout_ms = int64_t{30} * 60 * 1000;
+  // A criteria-based Group re-evaluated at transactionTime with more members than this fails
+  // the job (cohort_runner.h FixCohortScope).
+  int64_t cohort_max_members = FHIRBULK_DEFAULT_GROUP_MAX_MEMBERS;
   const std::atomic<bool>* stop = nullptr;  // set: give the lease back and return
   std::function<void(const std::string&)> log;
 };
@@ -178,10 +182,11 @@ Result<bool> PlanNextJob(PgConnection* conn, const PlannerOptions& options);
 
 // Marks the job failed (unless it is already finished or cancelled) with an OperationOutcome
 // holding one issue and the diagnostics, sets finished_at and expires_at (= now + retention),
-// and removes the job directory. The issue code is "transient" when transient, else
-// "processing" (final; FHIR files "exception" under transient).
+// and removes the job directory. The issue code is `code` when given, else "transient" when
+// transient, else "processing" (final; FHIR files "exception" under transient).
 Status FailJob(PgConnection* conn, const std::string& export_dir, const std::string& job_id,
-               const std::string& diagnostics, bool transient, int64_t retention_seconds);
+               const std::string& diagnostics, bool transient, int64_t retention_seconds,
+               const char* code = nullptr);
 
 // A random reference (8 hex digits) that ties a client's generic diagnostic to the worker log
 // line holding the details (SQL errors and paths are never shown to clients).

@@ -210,6 +210,7 @@ Result<bool> Worker::Step(ThreadState* t, bool plan, bool run) {
     po.target_unit_bytes = options_.target_unit_bytes;
     po.block_unit_patients = options_.block_unit_patients;
     po.statement_timeout_ms = options_.unit_timeout_seconds * 1000;
+    po.cohort_max_members = options_.cohort_max_members;
     po.stop = &stop_;
     po.log = options_.log;
     did = PlanNextJob(t->control.get(), po);

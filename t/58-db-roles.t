@@ -108,6 +108,47 @@ for my $loc (@locations) {
 }
 ok($total > 0, "$total resources downloaded");
 
+# --- the Group API as these roles: they write Group rows only (the resource_group partition) ---
+my $gkey = new_key('ES384');
+my $gclient = register_client($t, name => 'groups', jwks => jwks_of($gkey),
+                              scope => 'system/*.read system/Group.cud');
+my %gauth = %{ bearer(get_token($t, $gclient, $gkey, 'system/*.read system/Group.cud')) };
+my @some = split /\n/, $t->psql("SELECT res_id FROM resource WHERE res_type = 'Patient' "
+                                . "ORDER BY res_id LIMIT 3");
+sub group_write {
+    my ($method, $path, $doc, %h) = @_;
+    return $t->request($method, $path, { %gauth, Accept => 'application/fhir+json',
+        'Content-Type' => 'application/fhir+json', %h }, encode_json($doc));
+}
+my %member_group = (resourceType => 'Group', type => 'person', actual => JSON::PP::true,
+    name => 'roles', member => [ map { { entity => { reference => "Patient/$_" } } } @some[0, 1] ]);
+my $gres = group_write('POST', '/fhir/Group', \%member_group);
+is($gres->{status}, 201, 'nginx role: POST a member-based Group') or diag($gres->{content});
+my $gid = $gres->{json}{id} // '';
+$member_group{id} = $gid;
+$member_group{member} = [ map { { entity => { reference => "Patient/$_" } } } @some ];
+$gres = group_write('PUT', "/fhir/Group/$gid", \%member_group);
+is($gres->{status}, 200, '... PUT replaces it') or diag($gres->{content});
+is($t->psql("SELECT count(*) FROM group_member WHERE group_id = '$gid'"), 3, '... three members');
+$gres = $t->request('DELETE', "/fhir/Group/$gid", { %gauth, Accept => 'application/fhir+json' });
+is($gres->{status}, 204, '... DELETE removes it (a tombstone)') or diag($gres->{content});
+is($t->psql("SELECT deleted FROM resource WHERE res_type = 'Group' AND res_id = '$gid'"), 't',
+   '... stored as deleted');
+my $mf = 'http://hl7.org/fhir/uv/bulkdata/StructureDefinition/member-filter';
+$gres = group_write('POST', '/fhir/Group', { resourceType => 'Group', type => 'person',
+    actual => JSON::PP::true, name => 'cohort', modifierExtension => [ { url => $mf,
+    valueExpression => { language => 'application/x-fhir-query', expression => 'Patient?gender=female' } } ] },
+    Prefer => 'respond-async');
+is($gres->{status}, 202, 'a criteria-based Group: 202') or diag($gres->{content});
+my $gstatus = $gres->{headers}{'content-location'};
+ok($t->wait_until(sub {
+       $gres = $t->request('GET', $gstatus, { %gauth, Accept => 'application/fhir+json' });
+       $gres->{status} != 202 }, 60), '... evaluated in time');
+is($gres->{status}, 201, '... the worker role evaluated and stored it') or diag($gres->{content});
+is($gres->{json}{quantity}, $t->psql("SELECT count(*) FROM resource WHERE res_type = 'Patient' "
+                                     . "AND body::jsonb ->> 'gender' = 'female'"),
+   '... with every female patient');
+
 # a cancel (nginx role: units and files deleted, the history trigger as the owner)
 my $res = $t->kickoff('/fhir/$export?_type=Encounter', headers => \%auth);
 is($res->{status}, 202, 'another kick-off');
@@ -157,10 +198,20 @@ ok(!as_role($worker_db, "SELECT fhir_bulk_ops_set_client_enabled('nobody', false
 ok(!as_role($nginx_db, 'DELETE FROM export_job'), 'nginx: cannot delete jobs');
 ok(!as_role($worker_db, 'SELECT count(*) FROM auth_client'), 'worker: no clients');
 ok(!as_role($worker_db, 'SELECT count(*) FROM audit_event'), 'worker: no audit trail');
-# Workers store criteria-based Groups (sql/0012), so they may INSERT and DELETE resource rows
-# (README "Database roles": not yet limited to Group rows); they still never UPDATE one.
-ok(!as_role($worker_db, "UPDATE resource SET body = body WHERE res_type = 'Patient'"),
-   'worker: cannot update resources');
+# Both roles write Groups (the Group API, criteria-based Groups: sql/0012), in their partition
+# only: no other resource can be written, through the parent table or its partition.
+for my $role ([ nginx => $nginx_db ], [ worker => $worker_db ]) {
+    my ($name, $db) = @$role;
+    ok(!as_role($db, "UPDATE resource SET body = body WHERE res_type = 'Patient'"),
+       "$name: cannot update resources");
+    ok(!as_role($db, "DELETE FROM resource WHERE res_type = 'Patient' AND false"),
+       "$name: cannot delete resources");
+    ok(!as_role($db, "INSERT INTO resource (res_type, res_id, version, last_updated, body) "
+                     . "SELECT 'Patient', 'x', 1, now(), '{}' WHERE false"),
+       "$name: cannot insert resources");
+    ok(!as_role($db, "DELETE FROM resource_patient WHERE false"), "$name: nor into a partition");
+    ok(as_role($db, "DELETE FROM resource_group WHERE false"), "$name: may write Group rows");
+}
 ok(!as_role($worker_db, 'CREATE TABLE x (a int)'), 'worker: cannot create tables');
 ok(!as_role($nginx_db, 'CREATE TABLE x (a int)'), 'nginx: cannot create tables');
 

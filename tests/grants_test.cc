@@ -46,9 +46,9 @@ TEST(GrantsTest, NginxRoleCannotWriteResourcesOrReadHistory) {
       EXPECT_EQ(stmt.find("UPDATE"), std::string::npos) << stmt;
       EXPECT_EQ(stmt.find("DELETE"), std::string::npos) << stmt;
     }
-    // The Group API creates and deletes Group rows; nothing updates a resource in place.
+    // The Group API writes Group rows in their partition only; `resource` itself is read-only.
     if (stmt.find(".resource ") != std::string::npos) {
-      EXPECT_EQ(stmt.find("UPDATE"), std::string::npos) << stmt;
+      EXPECT_EQ(stmt.rfind("GRANT SELECT ON ", 0), 0u) << stmt;
     }
   }
 }
@@ -83,6 +83,15 @@ TEST(GrantsDbTest, AppliesToTheMigratedSchema) {
   EXPECT_FALSE(check(o.worker_role, "auth_client", "SELECT"));
   EXPECT_TRUE(check(o.worker_role, "export_job_history", "DELETE"));
   EXPECT_FALSE(check(o.nginx_role, "resource_patient", "SELECT"));
+  // Both write Groups, in the Group partition only (a grant on the partitioned table would
+  // cover every type).
+  for (const std::string& role : {o.nginx_role, o.worker_role}) {
+    for (const char* priv : {"INSERT", "UPDATE", "DELETE"}) {
+      EXPECT_FALSE(check(role, "resource", priv)) << role << " " << priv;
+      EXPECT_FALSE(check(role, "resource_patient", priv)) << role << " " << priv;
+      EXPECT_TRUE(check(role, "resource_group", priv)) << role << " " << priv;
+    }
+  }
   // The operator API (sql/0015) reads the history and the audit trail, never writes them.
   EXPECT_TRUE(check(o.nginx_role, "export_job_history", "SELECT"));
   EXPECT_FALSE(check(o.nginx_role, "export_job_history", "DELETE"));

@@ -53,10 +53,14 @@ Result<std::string> GrantStatements(const GrantOptions& o) {
   sql += "GRANT SELECT ON " + t("worker_heartbeat") + " TO " + n + ";\n";
   sql += "-- manifest pages (allowPartialManifests, paged manifests): fixed once returned.\n";
   sql += "GRANT SELECT, INSERT ON " + t("export_manifest_page") + " TO " + n + ";\n";
-  sql += "-- the Group API: Groups (resource rows of type Group and their members; cohorts are\n";
-  sql += "-- evaluated over every resource's index columns), their owners, async requests; the\n";
-  sql += "-- point-in-time triggers keep each replaced Group version as the writer.\n";
-  sql += "GRANT SELECT, INSERT, DELETE ON " + t("resource") + " TO " + n + ";\n";
+  sql += "-- the Group API: Groups (written in their partition only, resource_group: no other\n";
+  sql +=
+      "-- resource can be changed; cohorts are evaluated over every resource's index columns),\n";
+  sql +=
+      "-- their members, owners, async requests; the point-in-time triggers keep each replaced\n";
+  sql += "-- Group version as the writer.\n";
+  sql += "GRANT SELECT ON " + t("resource") + " TO " + n + ";\n";
+  sql += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + t("resource_group") + " TO " + n + ";\n";
   sql += "GRANT SELECT, INSERT, DELETE ON " + t("group_member") + " TO " + n + ";\n";
   sql += "GRANT SELECT, INSERT, UPDATE, DELETE ON " + t("group_owner") + ", " + t("group_request") +
          " TO " + n + ";\n";
@@ -83,7 +87,8 @@ Result<std::string> GrantStatements(const GrantOptions& o) {
   sql += "GRANT SELECT, UPDATE ON " + t("history_horizon") + " TO " + w + ";\n";
   sql += "-- criteria-based Groups (sql/0012): the workers evaluate and store them, and evaluate\n";
   sql += "-- them again as of each export's transactionTime.\n";
-  sql += "GRANT INSERT, DELETE ON " + t("resource") + ", " + t("group_member") + " TO " + w + ";\n";
+  sql += "GRANT INSERT, UPDATE, DELETE ON " + t("resource_group") + " TO " + w + ";\n";
+  sql += "GRANT INSERT, DELETE ON " + t("group_member") + " TO " + w + ";\n";
   sql += "GRANT SELECT, INSERT, UPDATE ON " + t("group_owner") + " TO " + w + ";\n";
   sql += "GRANT SELECT, UPDATE ON " + t("group_request") + " TO " + w + ";\n";
   sql += "GRANT INSERT, UPDATE ON " + t("resource_history") + " TO " + w + ";\n";

@@ -234,9 +234,9 @@ Status ParseGroupBody(std::string_view body, const std::string& base_url, const 
 Result<std::optional<GroupRow>> FindGroup(PgConnection* conn, const std::string& id,
                                           bool for_update) {
   std::string sql =
-      "SELECT r.version, r.body, o.client_id, o.criteria IS NOT NULL FROM resource r "
+      "SELECT r.version, r.body, o.client_id, o.criteria IS NOT NULL FROM resource_group r "
       "LEFT JOIN group_owner o ON o.group_id = r.res_id "
-      "WHERE r.res_type = 'Group' AND r.res_id = $1 AND NOT r.deleted";
+      "WHERE r.res_id = $1 AND NOT r.deleted";
   if (for_update) sql += " FOR UPDATE OF r";
   auto r = conn->Exec(sql, {id});
   if (!r.ok()) return r.status();
@@ -295,10 +295,11 @@ Status StoreGroup(PgConnection* conn, const std::string& id, const std::string& 
   const std::string dl = PgTextArrayLiteral(date_lo);
   const std::string dh = PgTextArrayLiteral(date_hi);
   const std::string outrefs = PgTextArrayLiteral(index.outrefs);
-  auto del = conn->Exec("DELETE FROM resource WHERE res_type = 'Group' AND res_id = $1", {id});
+  auto del = conn->Exec("DELETE FROM resource_group WHERE res_id = $1", {id});
   if (!del.ok()) return del.status();
   auto ins = conn->Exec(
-      "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, body, patients,"
+      "INSERT INTO resource_group (res_type, res_id, version, last_updated, deleted, body, "
+      "patients,"
       " tokens, refs, date_params, date_lo, date_hi, outrefs) VALUES ('Group', $1, $2::int8,"
       " $3::timestamptz, false, $4, $5::text[], $6::text[], $7::text[], $8::text[],"
       " $9::timestamptz[], $10::timestamptz[], $11::text[])",

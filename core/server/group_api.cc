@@ -223,12 +223,12 @@ void Server::HandleGroup(const PendingRequest& pending, HttpResponse* resp) cons
               auto clock = WriteClock(c, 0);
               if (!clock.ok()) return clock.status();
               auto t = c->Exec(
-                  "UPDATE resource SET deleted = true, version = version + 1,"
+                  "UPDATE resource_group SET deleted = true, version = version + 1,"
                   " last_updated = greatest($2::timestamptz, last_updated + interval '1 "
                   "microsecond'),"
                   " content_hash = NULL, body = NULL, patients = '{}', tokens = '{}', refs = '{}',"
                   " date_params = '{}', date_lo = '{}', date_hi = '{}', outrefs = '{}'"
-                  " WHERE res_type = 'Group' AND res_id = $1 AND NOT deleted",
+                  " WHERE res_id = $1 AND NOT deleted",
                   {call.id, PgTimestampParam(*clock)});
               if (!t.ok()) return t.status();
               for (const char* sql : {"DELETE FROM group_member WHERE group_id = $1",

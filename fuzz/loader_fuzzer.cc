@@ -26,7 +26,7 @@ namespace {
 
 class DropSink : public BatchSink {
  public:
-  Status Write(std::shared_ptr<const Batch>) override { return Status::OK(); }
+  Status Write(std::shared_ptr<Batch>) override { return Status::OK(); }
   Status Drain() override { return Status::OK(); }
   Status FindStoredIds(const std::vector<std::string>&,
                        std::unordered_map<std::string, std::string>*) override {

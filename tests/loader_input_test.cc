@@ -91,7 +91,7 @@ class RecordingSink : public BatchSink {
   explicit RecordingSink(std::vector<Batch>* batches,
                          std::unordered_map<std::string, std::string> stored = {})
       : batches_(batches), stored_(std::move(stored)) {}
-  Status Write(std::shared_ptr<const Batch> batch) override {
+  Status Write(std::shared_ptr<Batch> batch) override {
     batches_->push_back(*batch);
     for (const auto& w : batch->writes) {
       auto& c = outcome_.by_type[w.resource.type];

@@ -34,7 +34,7 @@ class LimitsTempDir : public TestTempDir {
 class CountingSink : public BatchSink {
  public:
   explicit CountingSink(std::vector<std::string>* writes) : writes_(writes) {}
-  Status Write(std::shared_ptr<const Batch> batch) override {
+  Status Write(std::shared_ptr<Batch> batch) override {
     for (const auto& w : batch->writes) writes_->push_back(w.resource.type + "/" + w.resource.id);
     return Status::OK();
   }

@@ -44,6 +44,21 @@ struct BatchOutcome {
   std::map<std::string, LoadTypeCounts> by_type;  // loaded, unchanged, deleted, deletes_absent
   std::vector<std::string> absent_deletions;      // "Type/id", the first kMaxListed
   static constexpr size_t kMaxListed = 1000;
+
+  // Adds another outcome's counts, and its absent deletions up to kMaxListed.
+  void Add(const BatchOutcome& other) {
+    for (const auto& [type, c] : other.by_type) {
+      LoadTypeCounts& t = by_type[type];
+      t.loaded += c.loaded;
+      t.unchanged += c.unchanged;
+      t.deleted += c.deleted;
+      t.absent += c.absent;
+    }
+    for (const auto& a : other.absent_deletions) {
+      if (absent_deletions.size() >= kMaxListed) break;
+      absent_deletions.push_back(a);
+    }
+  }
 };
 
 }  // namespace fhirbulk

@@ -22,9 +22,10 @@ namespace fhirbulk {
 class BatchSink {
  public:
   virtual ~BatchSink() = default;
-  // Writes the batch after those given before (possibly later, on another thread). Returns
-  // the error of an earlier batch if one failed: the load cannot go on.
-  virtual Status Write(std::shared_ptr<const Batch> batch) = 0;
+  // Writes the batch after those given before (possibly later, on another thread; the sink
+  // may take its writes apart). Every write of a Type/id is applied after the earlier writes
+  // of that Type/id. Returns the error of an earlier batch if one failed: the load cannot go on.
+  virtual Status Write(std::shared_ptr<Batch> batch) = 0;
   // Waits until every batch is written; the first error, if any.
   virtual Status Drain() = 0;
   // For each of `ids` that is the id of exactly one live stored resource: id -> its type.
@@ -35,9 +36,13 @@ class BatchSink {
   virtual const BatchOutcome& outcome() const = 0;
 };
 
-// The real sink: a DbWorker thread with `conn` writing through a BatchWriter, with up to
-// `queued` batches waiting (bounded memory).
-std::unique_ptr<BatchSink> NewDatabaseSink(std::unique_ptr<PgConnection> conn, size_t queued);
+// The real sink: one writer per connection in `conns`, each a DbWorker thread writing through a
+// BatchWriter with up to `queued` batches waiting (bounded memory). With several writers a batch
+// is split by a hash of Type/id, so every Type/id has one writer and keeps its order, and the
+// database works on several transactions at once (its CPU, not the loader's, is what limits a
+// load: index upkeep and TOAST). REQUIRES: conns not empty.
+std::unique_ptr<BatchSink> NewDatabaseSink(std::vector<std::unique_ptr<PgConnection>> conns,
+                                           size_t queued);
 
 // A Loader writing into `sink` instead of a database (Loader::Open uses NewDatabaseSink).
 std::unique_ptr<Loader> NewLoaderWithSink(const LoadOptions& options,

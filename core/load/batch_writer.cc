@@ -122,18 +122,7 @@ Status BatchWriter::Write(const Batch& batch, BatchOutcome* outcome) {
     // A retry looks every id up: the conflict may come from a type thought empty.
     s = PgTransaction(conn_, [&] { return TryWrite(batch, attempt > 1, &local); });
     if (s.ok()) {
-      for (auto& [type, c] : local.by_type) {
-        LoadTypeCounts& t = outcome->by_type[type];
-        t.loaded += c.loaded;
-        t.unchanged += c.unchanged;
-        t.deleted += c.deleted;
-        t.absent += c.absent;
-      }
-      for (auto& a : local.absent_deletions) {
-        if (outcome->absent_deletions.size() < BatchOutcome::kMaxListed) {
-          outcome->absent_deletions.push_back(std::move(a));
-        }
-      }
+      outcome->Add(local);
       return Status::OK();
     }
     if (!IsRetryable(s)) return s;
@@ -167,15 +156,26 @@ Status BatchWriter::TryWrite(const Batch& batch, bool force_lookup, BatchOutcome
   return ReplaceGroupMembers(batch, plan);
 }
 
+Result<bool> TypesEmptyAtStart::Get(const std::string& type,
+                                    const std::function<Result<bool>()>& query) {
+  MutexLock lock(&mu_);
+  auto known = empty_.find(type);
+  if (known != empty_.end()) return known->second;
+  auto empty = query();
+  if (!empty.ok()) return empty.status();
+  empty_.emplace(type, *empty);
+  return *empty;
+}
+
 Result<bool> BatchWriter::NeedsUpsertLookup(const std::string& type, bool force_lookup) {
   if (force_lookup) return true;
-  auto empty = empty_at_start_.find(type);
-  if (empty == empty_at_start_.end()) {
+  auto empty = empty_types_->Get(type, [&]() -> Result<bool> {
     auto exists = conn_->Exec(kTypeExistsSql, {type});
     if (!exists.ok()) return exists.status();
-    empty = empty_at_start_.emplace(type, exists->get(0, 0) == "f").first;
-  }
-  return !empty->second;
+    return exists->get(0, 0) == "f";
+  });
+  if (!empty.ok()) return empty.status();
+  return !*empty;
 }
 
 Status BatchWriter::PlanType(const Batch& batch, const std::string& type, const TypeWork& tw,

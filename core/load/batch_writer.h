@@ -18,19 +18,23 @@
 // offline import: see LoadOptions::keep_source_last_updated for what that gives up). Deletions
 // always take the clock.
 //
-// Types that had no row at all when this writer first met them skip the lookup of upserts
-// (a fresh load reads nothing back): a row of such a type can only come from this load or a
-// concurrent one, and then the primary key rejects the insert.
+// Types that had no row at all when the load first met them skip the lookup of upserts (a
+// fresh load reads nothing back): a row of such a type can only come from this load or a
+// concurrent one, and then the primary key rejects the insert. The writers of one load share
+// that knowledge (TypesEmptyAtStart), so a type one writer fills is still "empty at start" for
+// the others: their ids are disjoint (batch_sink.h).
 //
 // Concurrent loaders and repeated ids: a unique violation, or a ctid that no longer holds the
 // row read, rolls the transaction back and the batch is retried, looking every id up.
 //
-// Thread-safety: one thread at a time (it uses one PgConnection).
+// Thread-safety: a BatchWriter is used by one thread at a time (it uses one PgConnection);
+// TypesEmptyAtStart is thread-safe.
 
 #ifndef FHIRBULK_LOAD_BATCH_WRITER_H_
 #define FHIRBULK_LOAD_BATCH_WRITER_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <unordered_map>
@@ -38,13 +42,32 @@
 
 #include "db/pg.h"
 #include "load/batch.h"
+#include "util/mutex.h"
 #include "util/status.h"
+#include "util/thread_annotations.h"
 
 namespace fhirbulk {
 
+// Which types had no row when the load first met them; shared by the writers of one load.
+// The first writer to meet a type asks the database while holding the lock, so the answer
+// precedes every insert of that type by this load.
+class TypesEmptyAtStart {
+ public:
+  // Whether `type` had no row when first met; `query` asks the database (called once per
+  // type, under the lock).
+  Result<bool> Get(const std::string& type, const std::function<Result<bool>()>& query)
+      EXCLUDES(mu_);
+
+ private:
+  Mutex mu_;
+  std::unordered_map<std::string, bool> empty_ GUARDED_BY(mu_);
+};
+
 class BatchWriter {
  public:
-  explicit BatchWriter(PgConnection* conn) : conn_(conn) {}
+  // `empty_types`: shared by the writers of one load; outlives the writer.
+  BatchWriter(PgConnection* conn, TypesEmptyAtStart* empty_types)
+      : conn_(conn), empty_types_(empty_types) {}
 
   // Writes the batch; on success adds what happened to *outcome. A non-OK Status means
   // nothing of the batch was written.
@@ -84,7 +107,7 @@ class BatchWriter {
 
   PgConnection* conn_;
   std::string copy_buf_;
-  std::unordered_map<std::string, bool> empty_at_start_;  // type -> had no row when first met
+  TypesEmptyAtStart* empty_types_;
 };
 
 }  // namespace fhirbulk

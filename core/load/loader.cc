@@ -709,19 +709,30 @@ Status Loader::Impl::Finish(LoadReport* report) {
 // --- Loader -----------------------------------------------------------------------------
 
 Result<std::unique_ptr<Loader>> Loader::Open(const LoadOptions& options) {
-  auto conn = PgConnection::Connect(options.conninfo);
-  if (!conn.ok()) return conn.status();
-  auto schema = (*conn)->Exec(
-      "SELECT to_regclass('resource') IS NOT NULL AND to_regclass('group_member') IS NOT NULL");
-  if (!schema.ok()) return schema.status();
-  if (schema->get(0, 0) != "t") {
-    return Status::NotFound("the database has no FHIR resource schema: run 'fhir-bulk migrate'");
+  if (options.writers < 1 || options.writers > 16) {
+    return Status::InvalidArgument("writers must be 1..16");
   }
-  // Values the schema gives no compression method of their own (the index arrays) would be
-  // compressed with the server's default, pglz, several times slower than lz4.
-  auto set = (*conn)->Exec("SET default_toast_compression = lz4");
-  if (!set.ok()) return set.status();
-  return NewLoaderWithSink(options, NewDatabaseSink(std::move(conn.value()), kQueuedBatches));
+  std::vector<std::unique_ptr<PgConnection>> conns;
+  for (int i = 0; i < options.writers; i++) {
+    auto conn = PgConnection::Connect(options.conninfo);
+    if (!conn.ok()) return conn.status();
+    if (i == 0) {
+      auto schema = (*conn)->Exec(
+          "SELECT to_regclass('resource') IS NOT NULL AND to_regclass('group_member') IS NOT "
+          "NULL");
+      if (!schema.ok()) return schema.status();
+      if (schema->get(0, 0) != "t") {
+        return Status::NotFound(
+            "the database has no FHIR resource schema: run 'fhir-bulk migrate'");
+      }
+    }
+    // Values the schema gives no compression method of their own (the index arrays) would be
+    // compressed with the server's default, pglz, several times slower than lz4.
+    auto set = (*conn)->Exec("SET default_toast_compression = lz4");
+    if (!set.ok()) return set.status();
+    conns.push_back(std::move(conn).value());
+  }
+  return NewLoaderWithSink(options, NewDatabaseSink(std::move(conns), kQueuedBatches));
 }
 
 std::unique_ptr<Loader> NewLoaderWithSink(const LoadOptions& options,

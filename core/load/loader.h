@@ -61,6 +61,11 @@ struct LoadOptions {
   bool progress = false;          // a progress line (rate, ETA) on stderr
   size_t batch_resources = 5000;  // resources per COPY batch / transaction
   size_t batch_bytes = 16 << 20;  // ... or this many bytes of resources, whichever comes first
+  // Database connections writing at once (batch_sink.h: a batch is split by Type/id, so each
+  // resource's writes stay in order). The server's work per resource (index upkeep, TOAST) is
+  // what limits a load; more writers use more of the database's cores. Two: 10 % faster than
+  // one even where loader and database share two cores (benchmarks/RESULTS.md). 1..16.
+  int writers = 2;
 
   // Keep the input's meta.lastUpdated. A new or changed resource whose input has a valid FHIR
   // instant in meta.lastUpdated that is not later than its batch's clock reading (and, for a

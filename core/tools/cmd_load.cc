@@ -77,6 +77,7 @@ int RunLoad(int argc, char** argv) {
   bool quiet = false, keep_last_updated = false;
   long long batch = 5000;
   const LoadOptions defaults;
+  long long writers = defaults.writers;
   long long max_line_bytes = static_cast<long long>(defaults.max_line_bytes);
   long long max_document_bytes = static_cast<long long>(defaults.max_document_bytes);
   long long max_bundle_entries = static_cast<long long>(defaults.max_bundle_entries);
@@ -96,6 +97,10 @@ int RunLoad(int argc, char** argv) {
   flags.AddString("deletions", &deletions_file,
                   "NDJSON of resources or Bundles with DELETE entries to delete", "FILE");
   flags.AddInt("batch", &batch, "resources per transaction (default 5000)");
+  flags.AddInt("writers", &writers,
+               "database connections writing at once, 1-16 (default 2): the database's index "
+               "upkeep, not parsing, limits a load; more writers use more of its cores",
+               "N");
   // Only for imports while no export runs: a row committed with an old last_updated during an
   // export is missed by the export that continues from it with _since (see load/loader.h).
   flags.AddBool("keep-last-updated", &keep_last_updated,
@@ -122,6 +127,10 @@ int RunLoad(int argc, char** argv) {
   if (flags.positionals().empty() && deletes.empty() && deletions_file.empty()) {
     std::fprintf(stderr,
                  "fhir-bulk load: nothing to load (give PATH..., --delete or --deletions)\n");
+    return kExitUsage;
+  }
+  if (writers < 1 || writers > 16) {
+    std::fprintf(stderr, "fhir-bulk load: --writers must be 1..16\n");
     return kExitUsage;
   }
   if (batch < 1) {
@@ -157,6 +166,7 @@ int RunLoad(int argc, char** argv) {
   options.conninfo = ResolveConninfo(db);
   options.progress = !quiet;
   options.batch_resources = static_cast<size_t>(batch);
+  options.writers = static_cast<int>(writers);
   options.keep_source_last_updated = keep_last_updated;
   options.max_line_bytes = static_cast<size_t>(max_line_bytes);
   options.max_document_bytes = static_cast<size_t>(max_document_bytes);

@@ -202,9 +202,18 @@ Status RecordBlockColumns(PgConnection* conn, const std::string& job_id,
   return r.ok() ? Status::OK() : r.status();
 }
 
+Status SetBlockIndexOrder(PgConnection* conn, bool on) {
+  auto r = conn->Exec(on ? "SET enable_sort = off; SET enable_bitmapscan = off; "
+                           "SET max_parallel_workers_per_gather = 0"
+                         : "RESET enable_sort; RESET enable_bitmapscan; "
+                           "RESET max_parallel_workers_per_gather");
+  return r.ok() ? Status::OK() : r.status();
+}
+
 Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportRequest& request,
                                           const std::string& job_id, int64_t transaction_time_us,
-                                          const UnitPlan& unit) {
+                                          const UnitPlan& unit, bool* index_order) {
+  if (index_order != nullptr) *index_order = false;
   const std::string t = TimestampLiteral(conn, transaction_time_us);
   const std::string types = ArrayLiteral(conn, unit.block_types);
   auto filters = TypeFiltersSql(conn, request, unit.block_types, "res_type");
@@ -224,6 +233,7 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
   };
   if (scope.empty()) {
     // The expressions of the index resource_block, so it delivers the rows in order.
+    if (index_order != nullptr) *index_order = true;
     bound("patients[1]");
     return "COPY (SELECT patients[1], res_type, body FROM resource WHERE res_type = ANY(" + types +
            ") AND patients[1] IS NOT NULL" + range + common +

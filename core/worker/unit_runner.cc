@@ -456,7 +456,9 @@ Status ExecuteBlocks(PgConnection* control, PgConnection* data, const ClaimedUni
   wo.gzip_level = o.gzip_level;
   PatientBlockWriter writer(wo);  // its destructor deletes the temp files on early returns
   Heartbeat heartbeat(control, o, u);
-  auto sql = BuildBlockUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan);
+  bool index_order = false;
+  auto sql =
+      BuildBlockUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan, &index_order);
   if (!sql.ok()) return sql.status();
   const ElementsSelection elements(request.elements);
   std::map<std::string, std::unique_ptr<TypeSubsetter>, std::less<>> subsetters;
@@ -481,7 +483,15 @@ Status ExecuteBlocks(PgConnection* control, PgConnection* data, const ClaimedUni
                                              ? o.statement_timeout_ms + kServerTimeoutSlackMs
                                              : 0));
   if (!limit.ok()) return limit.status();
-  FHIRBULK_RETURN_IF_ERROR(StreamCopy(data, *sql, &heartbeat, on_row, o));
+  if (index_order) FHIRBULK_RETURN_IF_ERROR(SetBlockIndexOrder(data, true));
+  Status copied = StreamCopy(data, *sql, &heartbeat, on_row, o);
+  // The connection serves the next unit of any kind: back to the defaults (unless it broke,
+  // and is then replaced anyway).
+  if (index_order && data->idle()) {
+    Status reset = SetBlockIndexOrder(data, false);
+    if (copied.ok()) copied = reset;
+  }
+  FHIRBULK_RETURN_IF_ERROR(copied);
   stats->read_done = Clock::now();
   FHIRBULK_RETURN_IF_ERROR(heartbeat.Beat(writer.total_resources(), /*honor_stop=*/false));
   FHIRBULK_RETURN_IF_ERROR(writer.Seal());

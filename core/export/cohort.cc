@@ -228,6 +228,7 @@ Result<std::vector<std::string>> CohortNonMembers(PgConnection* conn,
                       std::vector<PgParam>(params.begin(), params.end()));
   if (!r.ok()) return r.status();
   std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(r->rows()));
   for (int i = 0; i < r->rows(); i++) out.push_back(r->str(i, 0));
   return out;
 }

@@ -1,5 +1,6 @@
 #include <functional>
 #include <string_view>
+#include <utility>
 
 #include "load/batch_sink.h"
 #include "load/batch_writer.h"
@@ -16,8 +17,9 @@ class Shard {
       : writer_(conn.get(), empty_types), worker_(std::move(conn), queued) {}
 
   Status Write(std::shared_ptr<Batch> batch) {
-    return worker_.Submit(
-        [this, batch](PgConnection*) { return writer_.Write(*batch, &outcome_); });
+    return worker_.Submit([this, batch = std::move(batch)](PgConnection*) {
+      return writer_.Write(*batch, &outcome_);
+    });
   }
   Status Submit(DbWorker::Task task) { return worker_.Submit(std::move(task)); }
   Status Drain() { return worker_.Drain(); }

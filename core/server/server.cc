@@ -569,6 +569,7 @@ Status Server::ValidateAgainstDatabase(PgConnection* conn, const ExportRequest& 
   if (!missing.ok()) return missing.status();
   if (missing->rows() > 0) {
     std::vector<std::string> ids;
+    ids.reserve(static_cast<size_t>(missing->rows()));
     for (int i = 0; i < missing->rows(); i++) ids.push_back(missing->str(i, 0));
     return Status::InvalidArgument("patient: " + PatientList(ids) +
                                    (request.level == ExportLevel::kGroup

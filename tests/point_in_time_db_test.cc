@@ -180,6 +180,33 @@ TEST_F(PointInTimeTest, ExportReadsEveryResourceAsOfTransactionTime) {
   EXPECT_EQ(Lines(job), expected);
 }
 
+// organizeOutputBy=Patient reads blocks of patients, not types: the same as-of rows. Found
+// missing in review: the block units read only current rows, so a resource replaced after
+// transactionTime was in no file.
+TEST_F(PointInTimeTest, PatientBlocksReadEveryResourceAsOfTransactionTime) {
+  for (int i = 0; i < 60; i++)
+    Put("Observation", "o" + std::to_string(i), "p" + std::to_string(i % 3));
+  for (int p = 0; p < 3; p++) Put("Patient", "p" + std::to_string(p), "p" + std::to_string(p));
+  ExportRequest r = Request(ExportLevel::kSystem, {"Observation", "Patient"});
+  r.organize_output_by = "Patient";
+  const std::string job = NewJob(r);
+  for (int i = 0; i < 60; i += 4)
+    Rewrite("Observation", "o" + std::to_string(i), "p" + std::to_string(i % 3));
+  for (int i = 1; i < 60; i += 9) Delete("Observation", "o" + std::to_string(i));
+  Rewrite("Patient", "p1", "p1");
+  Put("Observation", "new", "p0", "0 seconds");
+  RunAll(Options());
+  ASSERT_EQ(State(job), "completed");
+  std::map<std::string, int> expected;
+  for (int i = 0; i < 60; i++) expected[Body("Observation", "o" + std::to_string(i), 1)] = 1;
+  for (int p = 0; p < 3; p++) expected[Body("Patient", "p" + std::to_string(p), 1)] = 1;
+  std::map<std::string, int> resources;  // the block files' lines but the Parameters headers
+  for (const auto& [line, n] : Lines(job)) {
+    if (line.rfind("{\"resourceType\":\"Parameters\"", 0) != 0) resources[line] = n;
+  }
+  EXPECT_EQ(resources, expected);
+}
+
 TEST_F(PointInTimeTest, SinceGroupAndDeletedListAsOfTransactionTime) {
   Put("Patient", "p1", "p1", "2 days");
   Put("Patient", "p2", "p2", "2 days");

@@ -202,6 +202,21 @@ Status RecordBlockColumns(PgConnection* conn, const std::string& job_id,
   return r.ok() ? Status::OK() : r.status();
 }
 
+// The rows as of transactionTime (sql/0008) under the name `alias`: the current rows with
+// last_updated <= t and the replaced versions that were current at t (for any id at most one
+// of the two), with every column of `resource`. One statement reads both in one snapshot, so
+// a version replaced while the unit runs is read exactly once, live or kept.
+namespace {
+std::string RowsAsOfSql(const std::string& t, const std::string& alias) {
+  const std::string columns =
+      "res_type, res_id, version, last_updated, deleted, content_hash, body, patients, tokens, "
+      "refs, date_params, date_lo, date_hi, outrefs";
+  return "(SELECT " + columns + " FROM resource WHERE last_updated <= " + t + " UNION ALL SELECT " +
+         columns + " FROM resource_history WHERE valid_to > " + t + " AND last_updated <= " + t +
+         ") AS " + alias;
+}
+}  // namespace
+
 Status SetBlockIndexOrder(PgConnection* conn, bool on) {
   auto r = conn->Exec(on ? "SET enable_sort = off; SET enable_bitmapscan = off; "
                            "SET max_parallel_workers_per_gather = 0"
@@ -221,8 +236,9 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
   const std::string common =
       " AND NOT deleted AND last_updated <= " + t + ChangedSql(conn, request, "") + *filters;
   if (unit.blocks == "unattached") {
-    return "COPY (SELECT NULL::text, res_type, body FROM resource WHERE res_type = ANY(" + types +
-           ") AND patients[1] IS NULL" + common + ") TO STDOUT (FORMAT binary)";
+    return "COPY (SELECT NULL::text, res_type, body FROM " + RowsAsOfSql(t, "resource") +
+           " WHERE res_type = ANY(" + types + ") AND patients[1] IS NULL" + common +
+           ") TO STDOUT (FORMAT binary)";
   }
   if (unit.blocks != "patients") return Status::InvalidArgument("not a blocks unit");
   const std::string scope = PatientScopeSql(conn, request, job_id, transaction_time_us);
@@ -235,8 +251,8 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
     // The expressions of the index resource_block, so it delivers the rows in order.
     if (index_order != nullptr) *index_order = true;
     bound("patients[1]");
-    return "COPY (SELECT patients[1], res_type, body FROM resource WHERE res_type = ANY(" + types +
-           ") AND patients[1] IS NOT NULL" + range + common +
+    return "COPY (SELECT patients[1], res_type, body FROM " + RowsAsOfSql(t, "resource") +
+           " WHERE res_type = ANY(" + types + ") AND patients[1] IS NOT NULL" + range + common +
            " ORDER BY patients[1], (res_type <> 'Patient'), res_type) TO STDOUT (FORMAT binary)";
   }
   // A patient list: the block is the least listed patient of the row; the GIN index on
@@ -247,8 +263,8 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
   const std::string slice = "(SELECT coalesce(array_agg(x), '{}'::text[]) FROM unnest(" + scope +
                             ") AS x WHERE true" + slice_cond + ")";
   bound("b.p");
-  return "COPY (SELECT b.p, res_type, body FROM resource r CROSS JOIN LATERAL (SELECT min(x) AS p "
-         "FROM unnest(r.patients) AS x WHERE " +
+  return "COPY (SELECT b.p, res_type, body FROM " + RowsAsOfSql(t, "r") +
+         " CROSS JOIN LATERAL (SELECT min(x) AS p FROM unnest(r.patients) AS x WHERE " +
          InPatientScopeSql("x", scope) + ") b WHERE res_type = ANY(" + types +
          ") AND patients && " + slice + range + common +
          " ORDER BY b.p, (res_type <> 'Patient'), res_type) TO STDOUT (FORMAT binary)";
@@ -285,13 +301,14 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
     }
   }
   auto target_exported = [&](const std::string& ref) {
-    return "EXISTS (SELECT 1 FROM resource c WHERE c.res_type = split_part(substr(" + ref +
+    return "EXISTS (SELECT 1 FROM " + RowsAsOfSql(t, "c") +
+           " WHERE c.res_type = split_part(substr(" + ref +
            ", 8), '/', 1) AND c.res_id = split_part(substr(" + ref + ", 8), '/', 2) AND " +
            exported + ")";
   };
   const std::string live = "p.res_type = 'Provenance' AND NOT p.deleted AND p.last_updated <= " + t;
   if (unit.assoc == "relevant") {
-    return "COPY (SELECT p.body FROM resource p WHERE " + live +
+    return "COPY (SELECT p.body FROM " + RowsAsOfSql(t, "p") + " WHERE " + live +
            " AND EXISTS (SELECT 1 FROM unnest(p.refs) AS ref WHERE ref LIKE 'target=%' AND " +
            target_exported("ref") + ")) TO STDOUT (FORMAT binary)";
   }
@@ -299,10 +316,10 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
   const std::string recency =
       "coalesce((SELECT max(d.lo) FROM unnest(p.date_params, p.date_lo) AS d(param, lo) "
       "WHERE d.param = 'recorded'), p.last_updated)";
-  return "COPY (WITH latest AS (SELECT DISTINCT ON (ref) ref, p.res_id FROM resource p "
-         "CROSS JOIN LATERAL unnest(p.refs) AS ref WHERE " +
-         live + " AND ref LIKE 'target=%' ORDER BY ref, " + recency +
-         " DESC, p.res_id DESC) SELECT p.body FROM resource p WHERE " + live +
+  return "COPY (WITH latest AS (SELECT DISTINCT ON (ref) ref, p.res_id FROM " +
+         RowsAsOfSql(t, "p") + " CROSS JOIN LATERAL unnest(p.refs) AS ref WHERE " + live +
+         " AND ref LIKE 'target=%' ORDER BY ref, " + recency +
+         " DESC, p.res_id DESC) SELECT p.body FROM " + RowsAsOfSql(t, "p") + " WHERE " + live +
          " AND p.res_id IN (SELECT l.res_id FROM latest l WHERE " + target_exported("l.ref") +
          ")) TO STDOUT (FORMAT binary)";
 }

@@ -202,12 +202,15 @@ Status RecordBlockColumns(PgConnection* conn, const std::string& job_id,
   return r.ok() ? Status::OK() : r.status();
 }
 
+namespace {
 // The rows as of transactionTime (sql/0008) under the name `alias`: the current rows with
 // last_updated <= t and the replaced versions that were current at t (for any id at most one
 // of the two), with every column of `resource`. One statement reads both in one snapshot, so
-// a version replaced while the unit runs is read exactly once, live or kept.
-namespace {
-std::string RowsAsOfSql(const std::string& t, const std::string& alias) {
+// a version replaced while the unit runs is read exactly once, live or kept. Without
+// with_history (the caller saw, in the same snapshot, that no kept version is current at t):
+// `resource` itself, whose indexes then serve the query.
+std::string RowsAsOfSql(const std::string& t, const std::string& alias, bool with_history = true) {
+  if (!with_history) return "resource AS " + alias;
   const std::string columns =
       "res_type, res_id, version, last_updated, deleted, content_hash, body, patients, tokens, "
       "refs, date_params, date_lo, date_hi, outrefs";
@@ -217,17 +220,27 @@ std::string RowsAsOfSql(const std::string& t, const std::string& alias) {
 }
 }  // namespace
 
-Status SetBlockIndexOrder(PgConnection* conn, bool on) {
-  auto r = conn->Exec(on ? "SET enable_sort = off; SET enable_bitmapscan = off; "
-                           "SET max_parallel_workers_per_gather = 0"
-                         : "RESET enable_sort; RESET enable_bitmapscan; "
-                           "RESET max_parallel_workers_per_gather");
+Status SetBlockIndexOrder(PgConnection* conn) {
+  auto r = conn->Exec(
+      "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; "
+      "SET LOCAL max_parallel_workers_per_gather = 0");
   return r.ok() ? Status::OK() : r.status();
+}
+
+Result<bool> BlockUnitNeedsHistory(PgConnection* conn, int64_t transaction_time_us,
+                                   const UnitPlan& unit) {
+  const std::string t = TimestampLiteral(conn, transaction_time_us);
+  auto r = conn->Exec("SELECT EXISTS (SELECT 1 FROM resource_history WHERE valid_to > " + t +
+                      " AND last_updated <= " + t + " AND res_type = ANY(" +
+                      ArrayLiteral(conn, unit.block_types) + "))");
+  if (!r.ok()) return r.status();
+  return r->get(0, 0) == "t";
 }
 
 Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportRequest& request,
                                           const std::string& job_id, int64_t transaction_time_us,
-                                          const UnitPlan& unit, bool* index_order) {
+                                          const UnitPlan& unit, bool with_history,
+                                          bool* index_order) {
   if (index_order != nullptr) *index_order = false;
   const std::string t = TimestampLiteral(conn, transaction_time_us);
   const std::string types = ArrayLiteral(conn, unit.block_types);
@@ -236,9 +249,9 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
   const std::string common =
       " AND NOT deleted AND last_updated <= " + t + ChangedSql(conn, request, "") + *filters;
   if (unit.blocks == "unattached") {
-    return "COPY (SELECT NULL::text, res_type, body FROM " + RowsAsOfSql(t, "resource") +
-           " WHERE res_type = ANY(" + types + ") AND patients[1] IS NULL" + common +
-           ") TO STDOUT (FORMAT binary)";
+    return "COPY (SELECT NULL::text, res_type, body FROM " +
+           RowsAsOfSql(t, "resource", with_history) + " WHERE res_type = ANY(" + types +
+           ") AND patients[1] IS NULL" + common + ") TO STDOUT (FORMAT binary)";
   }
   if (unit.blocks != "patients") return Status::InvalidArgument("not a blocks unit");
   const std::string scope = PatientScopeSql(conn, request, job_id, transaction_time_us);
@@ -248,11 +261,13 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
     if (unit.block_hi) range += " AND " + key + " < " + conn->QuoteLiteral(*unit.block_hi);
   };
   if (scope.empty()) {
-    // The expressions of the index resource_block, so it delivers the rows in order.
-    if (index_order != nullptr) *index_order = true;
+    // The expressions of the index resource_block, so it delivers the rows in order (kept
+    // versions, when there are any, are sorted in).
+    if (index_order != nullptr) *index_order = !with_history;
     bound("patients[1]");
-    return "COPY (SELECT patients[1], res_type, body FROM " + RowsAsOfSql(t, "resource") +
-           " WHERE res_type = ANY(" + types + ") AND patients[1] IS NOT NULL" + range + common +
+    return "COPY (SELECT patients[1], res_type, body FROM " +
+           RowsAsOfSql(t, "resource", with_history) + " WHERE res_type = ANY(" + types +
+           ") AND patients[1] IS NOT NULL" + range + common +
            " ORDER BY patients[1], (res_type <> 'Patient'), res_type) TO STDOUT (FORMAT binary)";
   }
   // A patient list: the block is the least listed patient of the row; the GIN index on
@@ -263,7 +278,7 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
   const std::string slice = "(SELECT coalesce(array_agg(x), '{}'::text[]) FROM unnest(" + scope +
                             ") AS x WHERE true" + slice_cond + ")";
   bound("b.p");
-  return "COPY (SELECT b.p, res_type, body FROM " + RowsAsOfSql(t, "r") +
+  return "COPY (SELECT b.p, res_type, body FROM " + RowsAsOfSql(t, "r", with_history) +
          " CROSS JOIN LATERAL (SELECT min(x) AS p FROM unnest(r.patients) AS x WHERE " +
          InPatientScopeSql("x", scope) + ") b WHERE res_type = ANY(" + types +
          ") AND patients && " + slice + range + common +
@@ -279,6 +294,8 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
     return Status::InvalidArgument("not an associated-data unit");
   }
   const std::string t = TimestampLiteral(conn, transaction_time_us);
+  // Over the current rows only (not yet as of transactionTime: a Provenance or target replaced
+  // since is left out; README, "Point-in-time exports").
   // Is target row c exported? As the job's output units select it (the column names of the
   // filters resolve to c: the innermost FROM).
   std::vector<std::string> types;
@@ -301,14 +318,14 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
     }
   }
   auto target_exported = [&](const std::string& ref) {
-    return "EXISTS (SELECT 1 FROM " + RowsAsOfSql(t, "c") +
+    return "EXISTS (SELECT 1 FROM " + RowsAsOfSql(t, "c", false) +
            " WHERE c.res_type = split_part(substr(" + ref +
            ", 8), '/', 1) AND c.res_id = split_part(substr(" + ref + ", 8), '/', 2) AND " +
            exported + ")";
   };
   const std::string live = "p.res_type = 'Provenance' AND NOT p.deleted AND p.last_updated <= " + t;
   if (unit.assoc == "relevant") {
-    return "COPY (SELECT p.body FROM " + RowsAsOfSql(t, "p") + " WHERE " + live +
+    return "COPY (SELECT p.body FROM " + RowsAsOfSql(t, "p", false) + " WHERE " + live +
            " AND EXISTS (SELECT 1 FROM unnest(p.refs) AS ref WHERE ref LIKE 'target=%' AND " +
            target_exported("ref") + ")) TO STDOUT (FORMAT binary)";
   }
@@ -317,11 +334,11 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
       "coalesce((SELECT max(d.lo) FROM unnest(p.date_params, p.date_lo) AS d(param, lo) "
       "WHERE d.param = 'recorded'), p.last_updated)";
   return "COPY (WITH latest AS (SELECT DISTINCT ON (ref) ref, p.res_id FROM " +
-         RowsAsOfSql(t, "p") + " CROSS JOIN LATERAL unnest(p.refs) AS ref WHERE " + live +
+         RowsAsOfSql(t, "p", false) + " CROSS JOIN LATERAL unnest(p.refs) AS ref WHERE " + live +
          " AND ref LIKE 'target=%' ORDER BY ref, " + recency +
-         " DESC, p.res_id DESC) SELECT p.body FROM " + RowsAsOfSql(t, "p") + " WHERE " + live +
-         " AND p.res_id IN (SELECT l.res_id FROM latest l WHERE " + target_exported("l.ref") +
-         ")) TO STDOUT (FORMAT binary)";
+         " DESC, p.res_id DESC) SELECT p.body FROM " + RowsAsOfSql(t, "p", false) + " WHERE " +
+         live + " AND p.res_id IN (SELECT l.res_id FROM latest l WHERE " +
+         target_exported("l.ref") + ")) TO STDOUT (FORMAT binary)";
 }
 
 }  // namespace fhirbulk

@@ -74,18 +74,27 @@ void ApplyAssociatedData(const ExportRequest& request, const std::vector<std::st
 Status RecordBlockColumns(PgConnection* conn, const std::string& job_id,
                           const std::vector<UnitPlan>& units);
 
-// The COPY of a blocks unit: rows (block key or NULL, res_type, body), in block order. Sets
-// *index_order when the index resource_block delivers that order (a "patients" unit without a
-// patient list): the caller then keeps the planner on it (SetBlockIndexOrder).
+// Whether any version of the unit's types that was current at transactionTime has been
+// replaced since (resource_history). Asked in the unit's REPEATABLE READ transaction, before
+// its COPY, so both see one snapshot.
+Result<bool> BlockUnitNeedsHistory(PgConnection* conn, int64_t transaction_time_us,
+                                   const UnitPlan& unit);
+
+// The COPY of a blocks unit: rows (block key or NULL, res_type, body) as of transactionTime, in
+// block order. with_history: the kept versions are read too (BlockUnitNeedsHistory said so;
+// false only in the same snapshot as that answer). Sets *index_order when the index
+// resource_block delivers that order (a "patients" unit without a patient list or kept
+// versions): the caller then keeps the planner on it (SetBlockIndexOrder).
 Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportRequest& request,
                                           const std::string& job_id, int64_t transaction_time_us,
-                                          const UnitPlan& unit, bool* index_order = nullptr);
+                                          const UnitPlan& unit, bool with_history,
+                                          bool* index_order = nullptr);
 
-// For the session's next statements: read the index in order instead of a bitmap scan sorted
-// afterwards, which PostgreSQL prefers by its costs but which spills ~80 MB per 100,000-row
-// unit to disk and takes twice as long (benchmarks/RESULTS.md); no parallel workers (the
-// export's own threads are the parallelism). on=false restores the defaults.
-Status SetBlockIndexOrder(PgConnection* conn, bool on);
+// For the rest of the caller's transaction (SET LOCAL): read the index in order instead of a
+// bitmap scan sorted afterwards, which PostgreSQL prefers by its costs but which spills ~80 MB
+// per 100,000-row unit to disk and takes twice as long (benchmarks/RESULTS.md); no parallel
+// workers (the export's own threads are the parallelism).
+Status SetBlockIndexOrder(PgConnection* conn);
 
 // The COPY of an assoc unit: rows (body) of the Provenance to add.
 Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,

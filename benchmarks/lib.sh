@@ -1,7 +1,8 @@
 # lib.sh: shell helpers shared by the end-to-end benchmarks (sourced, not run). The caller
 # sets ROOT, BIN, MODULE, NGINX and VAR (the benchmark's own directory); bench_setup starts
 # PostgreSQL under $VAR/pg and sets PG_CONNINFO; bench_start_nginx sets FHIR_BASE.
-# Used by export_benchmark.sh, point_in_time_benchmark.sh and replica_benchmark.sh. The
+# Used by export_benchmark.sh, point_in_time_benchmark.sh and replica_benchmark.sh, and by
+# http_benchmark.sh for bench_pg_cpu only. The
 # others keep their own setup: organize and cohort keep a cached population in a cluster of
 # their own, partial_manifest runs two modules side by side.
 

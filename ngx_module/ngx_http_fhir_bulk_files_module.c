@@ -23,10 +23,27 @@
 
 #include "ngx_http_fhir_bulk.h"
 
+#if (NGX_LINUX)
+#include <sys/syscall.h>
+#include <linux/openat2.h>
+#endif
+
+#if (NGX_LINUX && defined SYS_openat2 && defined RESOLVE_BENEATH)
+#define NGX_HTTP_FHIR_BULK_OPENAT2  1
+#else
+#define NGX_HTTP_FHIR_BULK_OPENAT2  0
+#endif
+
 
 typedef struct {
     ngx_str_t             files_dir;       /* not inherited */
     fhirbulk_files_t     *files;
+    /*
+     * files_dir opened O_PATH by each worker process on its first download
+     * (ngx_http_fhir_bulk_root_fd): what openat2() resolves paths beneath
+     */
+    ngx_fd_t              root_fd;
+    time_t                root_checked;
 } ngx_http_fhir_bulk_files_loc_conf_t;
 
 
@@ -43,9 +60,15 @@ static ngx_int_t ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
     ngx_http_fhir_bulk_files_loc_conf_t *fcf, ngx_str_t *rel,
     fhirbulk_str_t *job, fhirbulk_str_t *file, ngx_uint_t *allowed);
 static ngx_int_t ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
-    ngx_str_t *path, size_t root, ngx_open_file_info_t *of);
+    ngx_http_fhir_bulk_files_loc_conf_t *fcf, ngx_str_t *path,
+    ngx_open_file_info_t *of);
 static ngx_int_t ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r,
-    ngx_str_t *dir, fhirbulk_str_t *job);
+    ngx_http_fhir_bulk_files_loc_conf_t *fcf, fhirbulk_str_t *job);
+#if (NGX_HTTP_FHIR_BULK_OPENAT2)
+static ngx_fd_t ngx_http_fhir_bulk_open_beneath(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_files_loc_conf_t *fcf, const char *name, int flags,
+    ngx_uint_t revalidate);
+#endif
 static ngx_int_t ngx_http_fhir_bulk_mask_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fhir_bulk_log_handler(ngx_http_request_t *r);
 static void *ngx_http_fhir_bulk_files_create_loc_conf(ngx_conf_t *cf);
@@ -193,7 +216,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         ngx_memcpy(last, ".gz", sizeof(".gz"));
         path.len = last + 3 - path.data;
 
-        rc = ngx_http_fhir_bulk_open_file(r, &path, root, &of);
+        rc = ngx_http_fhir_bulk_open_file(r, fcf, &path, &of);
 
         if (rc == NGX_OK) {
             gzip = 1;
@@ -208,7 +231,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         *last = '\0';
         path.len = last - path.data;
 
-        rc = ngx_http_fhir_bulk_open_file(r, &path, root, &of);
+        rc = ngx_http_fhir_bulk_open_file(r, fcf, &path, &of);
 
         if (rc == NGX_DECLINED) {
             goto not_found;
@@ -221,7 +244,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
 
     /* checked once the file is open: a cancel acknowledged before now wins */
 
-    rc = ngx_http_fhir_bulk_cancelled(r, &fcf->files_dir, &job);
+    rc = ngx_http_fhir_bulk_cancelled(r, fcf, &job);
 
     if (rc == NGX_OK) {
         goto not_found;
@@ -388,22 +411,220 @@ ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
 }
 
 
+#if (NGX_HTTP_FHIR_BULK_OPENAT2)
+
+/* -1 once openat2() turned out to be missing (kernels before 5.6) */
+static ngx_int_t  ngx_http_fhir_bulk_have_openat2 = 1;
+
+
+/*
+ * The file `name` (relative to the export directory) opened with openat2()
+ * beneath the directory, following no symbolic link on the way: one system
+ * call where the walk with O_NOFOLLOW (ngx_open_cached_file) takes three
+ * opens and two closes per download.  -1 with errno set; ENOSYS when the
+ * kernel has no openat2() (the caller then walks the path).
+ *
+ * The directory is opened once per worker process.  It is checked again to
+ * be the one the configured path names (device and inode) at most once a
+ * second, and at once when `revalidate` is set and the open failed, so a
+ * directory replaced while nginx runs is followed within a second.
+ */
+
+static ngx_fd_t
+ngx_http_fhir_bulk_open_beneath(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_files_loc_conf_t *fcf, const char *name, int flags,
+    ngx_uint_t revalidate)
+{
+    u_char           *dir;
+    ngx_fd_t          fd;
+    ngx_err_t         err;
+    ngx_uint_t        tries, check;
+    struct stat       named, held;
+    struct open_how   how;
+
+    if (ngx_http_fhir_bulk_have_openat2 < 0) {
+        ngx_set_errno(NGX_ENOSYS);
+        return NGX_INVALID_FILE;
+    }
+
+    dir = NULL;
+
+    for (tries = 0; /* void */; tries++) {
+
+        check = fcf->root_fd != NGX_INVALID_FILE
+                && (tries > 0 || ngx_time() != fcf->root_checked);
+
+        if ((check || fcf->root_fd == NGX_INVALID_FILE) && dir == NULL) {
+            dir = ngx_pnalloc(r->pool, fcf->files_dir.len + 1);
+            if (dir == NULL) {
+                ngx_set_errno(NGX_ENOMEM);
+                return NGX_INVALID_FILE;
+            }
+
+            (void) ngx_cpystrn(dir, fcf->files_dir.data,
+                               fcf->files_dir.len + 1);
+        }
+
+        if (check) {
+            if (stat((char *) dir, &named) == -1
+                || fstat(fcf->root_fd, &held) == -1
+                || named.st_dev != held.st_dev
+                || named.st_ino != held.st_ino)
+            {
+                (void) close(fcf->root_fd);
+                fcf->root_fd = NGX_INVALID_FILE;
+            }
+
+            fcf->root_checked = ngx_time();
+        }
+
+        if (fcf->root_fd == NGX_INVALID_FILE) {
+            fcf->root_fd = open((char *) dir,
+                                O_PATH|O_DIRECTORY|O_CLOEXEC);
+            if (fcf->root_fd == NGX_INVALID_FILE) {
+                return NGX_INVALID_FILE;
+            }
+
+            fcf->root_checked = ngx_time();
+        }
+
+        ngx_memzero(&how, sizeof(struct open_how));
+        how.flags = flags;
+        how.resolve = RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS
+                      |RESOLVE_NO_MAGICLINKS;
+
+        fd = (ngx_fd_t) syscall(SYS_openat2, fcf->root_fd, name, &how,
+                                sizeof(struct open_how));
+        if (fd != NGX_INVALID_FILE) {
+            return fd;
+        }
+
+        err = ngx_errno;
+
+        if (err == NGX_ENOSYS) {
+            ngx_http_fhir_bulk_have_openat2 = -1;
+            (void) close(fcf->root_fd);
+            fcf->root_fd = NGX_INVALID_FILE;
+            ngx_set_errno(NGX_ENOSYS);
+            return NGX_INVALID_FILE;
+        }
+
+        if (tries > 0 || !revalidate
+            || (err != NGX_ENOENT && err != NGX_ENOTDIR))
+        {
+            ngx_set_errno(err);
+            return NGX_INVALID_FILE;
+        }
+    }
+}
+
+#endif
+
+
 /*
  * NGX_OK, NGX_DECLINED when there is no such regular file, or an error.
- * Symbolic links are never followed below the export directory (`root`
- * bytes of the path): the job directory and the file are opened with
- * O_NOFOLLOW, so a link planted there is "no such file", logged.
+ * Symbolic links are never followed below the export directory: the job
+ * directory and the file are opened with openat2() beneath it and no link
+ * resolved, or else one component at a time with O_NOFOLLOW, so a link
+ * planted there is "no such file", logged.
  */
 
 static ngx_int_t
-ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
-    size_t root, ngx_open_file_info_t *of)
+ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_files_loc_conf_t *fcf, ngx_str_t *path,
+    ngx_open_file_info_t *of)
 {
     ngx_http_core_loc_conf_t  *clcf;
+#if (NGX_HTTP_FHIR_BULK_OPENAT2)
+    ngx_fd_t                   fd;
+    ngx_err_t                  err;
+    ngx_file_info_t            fi;
+    ngx_pool_cleanup_t        *cln;
+    ngx_pool_cleanup_file_t   *clnf;
+#endif
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     ngx_memzero(of, sizeof(ngx_open_file_info_t));
+
+#if (NGX_HTTP_FHIR_BULK_OPENAT2)
+
+    /* read-ahead, directio and the file cache: nginx's own open does them */
+
+    if (clcf->open_file_cache == NULL
+        && clcf->directio == NGX_OPEN_FILE_DIRECTIO_OFF
+        && clcf->read_ahead == 0)
+    {
+        cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_pool_cleanup_file_t));
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        fd = ngx_http_fhir_bulk_open_beneath(r, fcf,
+                 (char *) path->data + fcf->files_dir.len + 1,
+                 O_RDONLY|O_NONBLOCK, 1);
+
+        if (fd != NGX_INVALID_FILE) {
+            clnf = cln->data;
+            clnf->fd = fd;
+            clnf->name = path->data;
+            clnf->log = r->connection->log;
+            cln->handler = ngx_pool_cleanup_file;
+
+            if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+                ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
+                              ngx_fd_info_n " \"%s\" failed", path->data);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (!ngx_is_file(&fi)) {
+                return NGX_DECLINED;
+            }
+
+            of->fd = fd;
+            of->uniq = ngx_file_uniq(&fi);
+            of->mtime = ngx_file_mtime(&fi);
+            of->size = ngx_file_size(&fi);
+            of->fs_size = ngx_file_fs_size(&fi);
+            of->is_file = 1;
+
+            return NGX_OK;
+        }
+
+        err = ngx_errno;
+
+        switch (err) {
+
+        case NGX_ENOSYS:
+            break;  /* no openat2(): the walk below */
+
+        case NGX_ENOENT:
+        case NGX_ENOTDIR:
+        case NGX_ENAMETOOLONG:
+            return NGX_DECLINED;
+
+        case NGX_ELOOP:
+        case NGX_EXDEV:
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
+                          "fhir_bulk: refused a symbolic link: \"%s\"",
+                          path->data);
+            return NGX_DECLINED;
+
+        case NGX_EACCES:
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
+                          "fhir_bulk: open() \"%s\" failed (the export "
+                          "directory must be readable by nginx's user through "
+                          "a shared group)", path->data);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        default:
+            ngx_log_error(NGX_LOG_CRIT, r->connection->log, err,
+                          "open() \"%s\" failed", path->data);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+#endif
 
     of->read_ahead = clcf->read_ahead;
     of->directio = clcf->directio;
@@ -414,7 +635,7 @@ ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
 
 #if (NGX_HAVE_OPENAT)
     of->disable_symlinks = NGX_DISABLE_SYMLINKS_ON;
-    of->disable_symlinks_from = root;
+    of->disable_symlinks_from = fcf->files_dir.len;
 #else
 #error ngx_http_fhir_bulk_module needs openat() to refuse symbolic links
 #endif
@@ -470,12 +691,16 @@ ngx_http_fhir_bulk_open_file(ngx_http_request_t *r, ngx_str_t *path,
  */
 
 static ngx_int_t
-ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r, ngx_str_t *dir,
-    fhirbulk_str_t *job)
+ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r,
+    ngx_http_fhir_bulk_files_loc_conf_t *fcf, fhirbulk_str_t *job)
 {
     u_char           *p, *last;
+    ngx_fd_t          fd;
     ngx_err_t         err;
+    ngx_str_t        *dir;
     ngx_file_info_t   fi;
+
+    dir = &fcf->files_dir;
 
     p = ngx_pnalloc(r->pool, dir->len + sizeof(NGX_HTTP_FHIR_BULK_CANCELS)
                              + job->len);
@@ -493,6 +718,41 @@ ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r, ngx_str_t *dir,
      * the export directory (no cancel is missed); none at all means that no
      * cancel was ever recorded.
      */
+
+#if (NGX_HTTP_FHIR_BULK_OPENAT2)
+
+    /*
+     * One openat2() of ".cancels/<job>" beneath the export directory,
+     * resolving no link: ".cancels" must be a real directory (ELOOP
+     * otherwise), and a marker that is itself a link still counts (O_PATH
+     * with O_NOFOLLOW opens the link).  No revalidation of the directory on
+     * ENOENT: that is every download's answer (the directory is checked
+     * once a second, and by the file's open just before).
+     */
+
+    last = ngx_cpymem(last, job->data, job->len);
+    *last = '\0';
+
+    fd = ngx_http_fhir_bulk_open_beneath(r, fcf, (char *) p + dir->len + 1,
+                                         O_PATH|O_NOFOLLOW|O_CLOEXEC, 0);
+    if (fd != NGX_INVALID_FILE) {
+        (void) close(fd);
+        return NGX_OK;
+    }
+
+    err = ngx_errno;
+
+    if (err == NGX_ENOENT) {
+        return NGX_DECLINED;
+    }
+
+    if (err != NGX_ENOSYS) {
+        goto failed;
+    }
+
+    last -= job->len;
+
+#endif
 
     last[-1] = '\0';
 
@@ -648,7 +908,10 @@ ngx_http_fhir_bulk_files_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->files_dir = { 0, NULL };
      *     conf->files = NULL;
+     *     conf->root_checked = 0;
      */
+
+    conf->root_fd = NGX_INVALID_FILE;
 
     return conf;
 }

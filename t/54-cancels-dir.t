@@ -10,7 +10,9 @@
 #  - ".cancels" a directory of another user, writable by all: left alone, cancels refused;
 #  - once it is removed, a reload prepares it (nginx's user, 0700) and a cancel works;
 #  - a cancel of a job whose row is locked (being planned) is 503 + Retry-After at once, and
-#    leaves no marker (the job's files stay served).
+#    leaves no marker (the job's files stay served);
+#  - the export directory replaced while nginx runs: a marker in the new one is seen within
+#    a second or two (each worker holds the directory open and checks it once a second).
 
 use strict;
 use warnings;
@@ -127,6 +129,24 @@ ok(!-e "$exports/.cancels/$job", 'no marker is left');
 $t->release_lock($lock);
 is($t->get($file)->{status}, 200, 'the job\'s files are still served');
 is($t->get($url)->{status}, 200, 'and its status');
+
+# --- the export directory replaced while nginx runs ---------------------------------------
+# Each nginx worker holds the export directory open (openat2 beneath it) and checks once a
+# second that the configured path still names it: a marker in the new directory must be seen
+# (a worker still reading the old one would serve a cancelled job's files).
+
+rename $exports, "$exports.old" or die "rename: $!";
+system('cp', '-a', "$exports.old", $exports) == 0 or die "cp: $?";
+open(my $marker, '>', "$exports/.cancels/$job") or die "marker: $!";
+close $marker;
+my $t1 = time;
+ok($t->wait_until(sub { $t->get($file)->{status} == 404 }, 5),
+   'a cancel marker in the replacing directory is seen')
+    or diag('still served from the old directory');
+ok(time - $t1 < 3, sprintf('within %.1f s', time - $t1));
+unlink "$exports/.cancels/$job" or die;
+is($t->get($file)->{status}, 200, 'without it the file is served from the new directory');
+system('rm', '-rf', "$exports.old") == 0 or die;
 
 is($t->request('DELETE', $url)->{status}, 202, 'the cancel is accepted');
 ok(-f "$exports/.cancels/$job", 'its marker is written');

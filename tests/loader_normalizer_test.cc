@@ -6,8 +6,8 @@
 
 #include <string>
 
+#include "db/pg_copy.h"
 #include "load/parsed_json.h"
-#include "load/pg_copy.h"
 #include "load/resource_normalizer.h"
 
 namespace fhirbulk {

@@ -1,8 +1,8 @@
 // AuditLog: who did what, when, with what result (sql/0003_auth.sql, audit_event).
 //
 // Submit() never waits on the database, so the nginx event loop can record downloads: events
-// go to an in-memory queue that a background thread writes in batches (one INSERT ... SELECT
-// FROM unnest per batch) over its own connection. While the database is down the queue keeps
+// go to an in-memory queue that a background thread writes in batches (one binary COPY
+// per batch) over its own connection. While the database is down the queue keeps
 // up to 100,000 events and the thread retries every second; beyond that, events are written
 // to stderr (nginx's error log) instead of being lost silently. Text fields are client-influenced:
 // Submit passes each through LogSanitize (util/log_escape.h: control and non-ASCII bytes become

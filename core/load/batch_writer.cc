@@ -5,7 +5,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "load/pg_copy.h"
+#include "db/pg_copy.h"
 #include "util/fhir_time.h"
 
 namespace fhirbulk {

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "db/pg.h"
+#include "db/pg_copy.h"
 #include "fhir/resource_index.h"
 #include "fhir/resource_types.h"
 #include "load/batch.h"
@@ -16,7 +17,6 @@
 #include "load/bundle_resolver.h"
 #include "load/input_file.h"
 #include "load/parsed_json.h"
-#include "load/pg_copy.h"
 #include "load/resource_normalizer.h"
 #include "util/progress.h"
 #include "util/strings.h"

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #endif
 
+#include "util/current_pid.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
 
@@ -47,7 +48,7 @@ bool Alive(const Thread& t) {
 void NoteRequestThread() {
 #ifdef __linux__
   thread_local pid_t noted_in = 0;
-  const pid_t pid = ::getpid();
+  const pid_t pid = CurrentPid();
   if (noted_in == pid) return;
   noted_in = pid;
   Registry* r = TheRegistry();

@@ -7,8 +7,8 @@
 //
 // Thread-safety: one thread at a time; distinct encoders are independent.
 
-#ifndef FHIRBULK_LOAD_PG_COPY_H_
-#define FHIRBULK_LOAD_PG_COPY_H_
+#ifndef FHIRBULK_DB_PG_COPY_H_
+#define FHIRBULK_DB_PG_COPY_H_
 
 #include <cstdint>
 #include <string>
@@ -60,4 +60,4 @@ class PgCopyEncoder {
 
 }  // namespace fhirbulk
 
-#endif  // FHIRBULK_LOAD_PG_COPY_H_
+#endif  // FHIRBULK_DB_PG_COPY_H_

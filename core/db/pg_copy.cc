@@ -1,4 +1,4 @@
-#include "load/pg_copy.h"
+#include "db/pg_copy.h"
 
 #include <climits>
 #include <cstring>

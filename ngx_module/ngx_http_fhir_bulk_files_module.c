@@ -61,7 +61,7 @@ static ngx_int_t ngx_http_fhir_bulk_authorize_file(ngx_http_request_t *r,
     fhirbulk_str_t *job, fhirbulk_str_t *file, ngx_uint_t *allowed);
 static ngx_int_t ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
     ngx_http_fhir_bulk_files_loc_conf_t *fcf, ngx_str_t *path,
-    ngx_open_file_info_t *of);
+    ngx_uint_t probe, ngx_open_file_info_t *of);
 static ngx_int_t ngx_http_fhir_bulk_cancelled(ngx_http_request_t *r,
     ngx_http_fhir_bulk_files_loc_conf_t *fcf, fhirbulk_str_t *job);
 #if (NGX_HTTP_FHIR_BULK_OPENAT2)
@@ -216,7 +216,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         ngx_memcpy(last, ".gz", sizeof(".gz"));
         path.len = last + 3 - path.data;
 
-        rc = ngx_http_fhir_bulk_open_file(r, fcf, &path, &of);
+        rc = ngx_http_fhir_bulk_open_file(r, fcf, &path, 1, &of);
 
         if (rc == NGX_OK) {
             gzip = 1;
@@ -231,7 +231,7 @@ ngx_http_fhir_bulk_files_handler(ngx_http_request_t *r)
         *last = '\0';
         path.len = last - path.data;
 
-        rc = ngx_http_fhir_bulk_open_file(r, fcf, &path, &of);
+        rc = ngx_http_fhir_bulk_open_file(r, fcf, &path, 0, &of);
 
         if (rc == NGX_DECLINED) {
             goto not_found;
@@ -523,6 +523,8 @@ ngx_http_fhir_bulk_open_beneath(ngx_http_request_t *r,
 
 /*
  * NGX_OK, NGX_DECLINED when there is no such regular file, or an error.
+ * `probe`: a file that may well be missing (the gzip twin), whose absence
+ * does not make the held export directory suspect (the file itself will).
  * Symbolic links are never followed below the export directory: the job
  * directory and the file are opened with openat2() beneath it and no link
  * resolved, or else one component at a time with O_NOFOLLOW, so a link
@@ -532,7 +534,7 @@ ngx_http_fhir_bulk_open_beneath(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
     ngx_http_fhir_bulk_files_loc_conf_t *fcf, ngx_str_t *path,
-    ngx_open_file_info_t *of)
+    ngx_uint_t probe, ngx_open_file_info_t *of)
 {
     ngx_http_core_loc_conf_t  *clcf;
 #if (NGX_HTTP_FHIR_BULK_OPENAT2)
@@ -562,7 +564,7 @@ ngx_http_fhir_bulk_open_file(ngx_http_request_t *r,
 
         fd = ngx_http_fhir_bulk_open_beneath(r, fcf,
                  (char *) path->data + fcf->files_dir.len + 1,
-                 O_RDONLY|O_NONBLOCK, 1);
+                 O_RDONLY|O_NONBLOCK, !probe);
 
         if (fd != NGX_INVALID_FILE) {
             clnf = cln->data;

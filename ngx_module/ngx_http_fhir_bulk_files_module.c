@@ -40,7 +40,7 @@ typedef struct {
     fhirbulk_files_t     *files;
     /*
      * files_dir opened O_PATH by each worker process on its first download
-     * (ngx_http_fhir_bulk_root_fd): what openat2() resolves paths beneath
+     * (ngx_http_fhir_bulk_open_beneath): what openat2() resolves paths beneath
      */
     ngx_fd_t              root_fd;
     time_t                root_checked;

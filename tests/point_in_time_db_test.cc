@@ -207,6 +207,51 @@ TEST_F(PointInTimeTest, PatientBlocksReadEveryResourceAsOfTransactionTime) {
   EXPECT_EQ(resources, expected);
 }
 
+// A blocks unit reads in its own REPEATABLE READ transaction with SET LOCAL planner settings
+// (index order): the data connection serves the next unit of any kind with the settings,
+// isolation and transaction state it had before.
+TEST_F(PointInTimeTest, BlockUnitsLeaveTheDataConnectionAsTheyFoundIt) {
+  for (int i = 0; i < 12; i++)
+    Put("Observation", "o" + std::to_string(i), "p" + std::to_string(i % 3));
+  for (int p = 0; p < 3; p++) Put("Patient", "p" + std::to_string(p), "p" + std::to_string(p));
+  ExportRequest r = Request(ExportLevel::kSystem, {"Observation", "Patient"});
+  r.organize_output_by = "Patient";
+  const std::string job = NewJob(r);
+  auto control = ConnectTestDb();
+  auto data = ConnectTestDb();
+  ASSERT_NE(control, nullptr);
+  ASSERT_NE(data, nullptr);
+  constexpr const char* kSettings =
+      "SELECT current_setting('enable_sort') || current_setting('enable_bitmapscan') || "
+      "current_setting('max_parallel_workers_per_gather') || "
+      "current_setting('transaction_isolation')";
+  auto before = data->Exec(kSettings);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  PlannerOptions po;
+  po.export_dir = dir_;
+  po.worker_id = "test-planner";
+  po.log = [](const std::string&) {};
+  auto planned = PlanNextJob(control.get(), po);
+  ASSERT_TRUE(planned.ok() && *planned) << planned.status().ToString();
+  UnitRunnerOptions uo;
+  uo.export_dir = dir_;
+  uo.worker_id = "test-unit";
+  uo.log = [](const std::string&) {};
+  int units = 0;
+  while (true) {
+    auto ran = RunNextUnit(control.get(), data.get(), uo);
+    ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+    if (!*ran) break;
+    units++;
+    EXPECT_TRUE(data->idle()) << "unit " << units << " left a transaction open";
+    auto after = data->Exec(kSettings);
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    EXPECT_EQ(after->str(0, 0), before->str(0, 0)) << "after unit " << units;
+  }
+  EXPECT_GT(units, 0);
+  EXPECT_EQ(State(job), "completed");
+}
+
 TEST_F(PointInTimeTest, SinceGroupAndDeletedListAsOfTransactionTime) {
   Put("Patient", "p1", "p1", "2 days");
   Put("Patient", "p2", "p2", "2 days");

@@ -640,12 +640,20 @@ bool RemoveTree(const std::string& path) {
   // Files may come and go meanwhile (a unit of the same job still writing, or removing its own
   // partial file): remove_all stops at an entry that vanished (ENOENT) or at a directory that
   // gained one (ENOTEMPTY), leaving the rest, so start over until nothing is left.
+  // A writer that keeps creating files can win every attempt, so after a few the tree is
+  // first moved aside (`<path>.removing`): files are created by path, and the old path no
+  // longer leads into it.
   constexpr int kAttempts = 100;
+  constexpr int kMoveAsideAfter = 5;
+  std::string target = path;
   for (int attempt = 0; attempt < kAttempts; attempt++) {
+    if (attempt == kMoveAsideAfter && ::rename(path.c_str(), (path + ".removing").c_str()) == 0) {
+      target = path + ".removing";
+    }
     std::error_code ec;
-    std::filesystem::remove_all(path, ec);
+    std::filesystem::remove_all(target, ec);
     std::error_code gone;
-    if (std::filesystem::symlink_status(path, gone).type() ==
+    if (std::filesystem::symlink_status(target, gone).type() ==
         std::filesystem::file_type::not_found) {
       return true;
     }

@@ -197,7 +197,8 @@ std::string ErrorReference();
 // (": No space left on device"), other details never are.
 std::string FailureDiagnostics(const std::string& what, const Status& s, const std::string& ref);
 
-// Removes a directory tree (best effort; a missing path is fine). False if anything remains.
+// Removes a directory tree (best effort; a missing path is fine). False if anything remains,
+// at `path` or, when files kept appearing in it, at `<path>.removing` (moved aside first).
 bool RemoveTree(const std::string& path);
 
 }  // namespace fhirbulk

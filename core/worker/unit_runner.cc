@@ -456,27 +456,6 @@ Status ExecuteBlocks(PgConnection* control, PgConnection* data, const ClaimedUni
   wo.gzip_level = o.gzip_level;
   PatientBlockWriter writer(wo);  // its destructor deletes the temp files on early returns
   Heartbeat heartbeat(control, o, u);
-  // One snapshot for the question "were any of these versions replaced since
-  // transactionTime?" and the read that relies on the answer (patient_blocks.h).
-  auto begin = data->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  if (!begin.ok()) return begin.status();
-  // Ended right after the COPY, or on an early return; the ROLLBACK also undoes the unit's
-  // SETs (the connection serves the next unit of any kind with the defaults).
-  struct EndTransaction {
-    PgConnection* conn;
-    bool open = true;
-    void End() {
-      if (open && conn->healthy()) (void)conn->Exec("ROLLBACK");  // read-only: nothing to keep
-      open = false;
-    }
-    ~EndTransaction() { End(); }
-  } end_transaction{data};
-  auto with_history = BlockUnitNeedsHistory(data, u.transaction_time_us, u.plan);
-  if (!with_history.ok()) return with_history.status();
-  bool index_order = false;
-  auto sql = BuildBlockUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan,
-                                   *with_history, &index_order);
-  if (!sql.ok()) return sql.status();
   const ElementsSelection elements(request.elements);
   std::map<std::string, std::unique_ptr<TypeSubsetter>, std::less<>> subsetters;
   std::string line;
@@ -495,14 +474,28 @@ Status ExecuteBlocks(PgConnection* control, PgConnection* data, const ClaimedUni
     FHIRBULK_RETURN_IF_ERROR(it->second->Apply(f[2].bytes, &line));
     return writer.Append(key, line);
   };
-  auto limit = data->Exec("SET statement_timeout = " +
-                          std::to_string(o.statement_timeout_ms > 0
-                                             ? o.statement_timeout_ms + kServerTimeoutSlackMs
-                                             : 0));
-  if (!limit.ok()) return limit.status();
-  if (index_order) FHIRBULK_RETURN_IF_ERROR(SetBlockIndexOrder(data));
-  FHIRBULK_RETURN_IF_ERROR(StreamCopy(data, *sql, &heartbeat, on_row, o));
-  end_transaction.End();
+  // One snapshot for the question "were any of these versions replaced since
+  // transactionTime?" and the read that relies on the answer (patient_blocks.h). The
+  // transaction's end also ends the unit's SET LOCALs: the connection serves the next unit of
+  // any kind with the defaults.
+  FHIRBULK_RETURN_IF_ERROR(PgTransaction(
+      data,
+      [&]() -> Status {
+        auto with_history = BlockUnitNeedsHistory(data, u.transaction_time_us, u.plan);
+        if (!with_history.ok()) return with_history.status();
+        bool index_order = false;
+        auto sql = BuildBlockUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan,
+                                         *with_history, &index_order);
+        if (!sql.ok()) return sql.status();
+        auto limit = data->Exec("SET statement_timeout = " +
+                                std::to_string(o.statement_timeout_ms > 0
+                                                   ? o.statement_timeout_ms + kServerTimeoutSlackMs
+                                                   : 0));
+        if (!limit.ok()) return limit.status();
+        if (index_order) FHIRBULK_RETURN_IF_ERROR(SetBlockIndexOrder(data));
+        return StreamCopy(data, *sql, &heartbeat, on_row, o);
+      },
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   stats->read_done = Clock::now();
   FHIRBULK_RETURN_IF_ERROR(heartbeat.Beat(writer.total_resources(), /*honor_stop=*/false));
   FHIRBULK_RETURN_IF_ERROR(writer.Seal());

@@ -25,6 +25,7 @@
 
 #include "auth/access_token.h"
 #include "auth/audit.h"
+#include "auth/audit_query.h"
 #include "auth/client_store.h"
 #include "auth/jwks_fetcher.h"
 #include "auth/key_ring.h"
@@ -1173,6 +1174,59 @@ TEST_F(AuthDbTest, AuditLogWritesEvents) {
                      "at > now() - interval '1 minute' AND target IS NULL"),
               "1");
   }
+}
+
+// sql/0020: a download row pays two index entries, and every search still has an index: the
+// newest events by the primary key (at, event_id) with no sort, a rare action by the partial
+// action index, a client by the client index, downloads by the time order.
+TEST_F(AuthDbTest, AuditSearchesReadTheIndexMeantForThem) {
+  Exec(
+      "INSERT INTO audit_event (at, client_id, action, target, result) "
+      "SELECT timestamptz '2026-01-01 00:00:00+00' + (i / 2) * interval '1 second', "
+      "CASE WHEN i % 997 = 0 THEN 'rare-client' ELSE 'client-' || (i % 7) END, "
+      "CASE WHEN i % 1000 = 0 THEN 'token' ELSE 'download' END, 'job/' || i, 200 "
+      "FROM generate_series(1, 40000) i");
+  Exec("ANALYZE audit_event");
+  const auto plan = [&](AuditQuery q) {
+    q.limit = 20;
+    auto p = ExplainAuditSearch(conn_.get(), q);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? *p : std::string();
+  };
+  AuditQuery newest;
+  std::string p = plan(newest);
+  EXPECT_NE(p.find("Index Scan Backward using audit_event_pkey"), std::string::npos) << p;
+  EXPECT_EQ(p.find("Sort Key"), p.rfind("Sort Key")) << p;  // only the outer sort of 20 rows
+  AuditQuery token;
+  token.action = "token";
+  p = plan(token);
+  EXPECT_NE(p.find("audit_event_action"), std::string::npos) << p;
+  AuditQuery client;
+  client.client = "rare-client";
+  p = plan(client);
+  EXPECT_NE(p.find("audit_event_client"), std::string::npos) << p;
+  AuditQuery downloads;
+  downloads.action = "download";
+  p = plan(downloads);
+  EXPECT_NE(p.find("Index Scan Backward using audit_event_pkey"), std::string::npos) << p;
+
+  // The answers themselves: the 40 token events, newest first, ties in `at` by event_id.
+  token.limit = 100;
+  token.newest_first = true;
+  auto r = SearchAudit(conn_.get(), token);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->rows(), 40);
+  EXPECT_EQ(r->str(0, 4), "job/40000");
+  EXPECT_EQ(r->str(39, 4), "job/1000");
+  AuditQuery tie;
+  tie.since = "2026-01-01T00:00:01Z";
+  tie.until = "2026-01-01T00:00:02Z";
+  tie.newest_first = true;
+  r = SearchAudit(conn_.get(), tie);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->rows(), 2);  // i = 2 and 3 share their second
+  EXPECT_EQ(r->str(0, 4), "job/3");
+  EXPECT_EQ(r->str(1, 4), "job/2");
 }
 
 // An event whose text PostgreSQL cannot store (an attacker-chosen "iss" in a token request's

@@ -4,10 +4,13 @@
 
 namespace fhirbulk {
 
-Result<PgResult> SearchAudit(PgConnection* conn, const AuditQuery& q) {
+namespace {
+
+// `prefix` before the statement: "" to run it, "EXPLAIN " for its plan.
+Result<PgResult> RunSearch(PgConnection* conn, const AuditQuery& q, const char* prefix) {
   const auto opt = [](const std::string& v) { return v.empty() ? PgParam() : PgParam(v); };
   return conn->Exec(
-      "SELECT * FROM (SELECT event_id, " + SqlUtc("at") +
+      std::string(prefix) + "SELECT * FROM (SELECT event_id, " + SqlUtc("at") +
           " AS at, client_id, action, target, result, detail, remote_addr FROM audit_event "
           "WHERE ($1::text IS NULL OR client_id = $1) "
           "AND ($2::timestamptz IS NULL OR at >= $2::timestamptz) "
@@ -19,6 +22,20 @@ Result<PgResult> SearchAudit(PgConnection* conn, const AuditQuery& q) {
           (q.newest_first ? " DESC" : ""),
       {opt(q.client), opt(q.since), opt(q.until), opt(q.action), opt(q.target), opt(q.result),
        std::to_string(q.limit), std::to_string(q.offset)});
+}
+
+}  // namespace
+
+Result<PgResult> SearchAudit(PgConnection* conn, const AuditQuery& q) {
+  return RunSearch(conn, q, "");
+}
+
+Result<std::string> ExplainAuditSearch(PgConnection* conn, const AuditQuery& q) {
+  auto r = RunSearch(conn, q, "EXPLAIN ");
+  if (!r.ok()) return r.status();
+  std::string plan;
+  for (int i = 0; i < r->rows(); i++) plan += r->str(i, 0) + "\n";
+  return plan;
 }
 
 const std::set<std::string>& AuditNumericColumns() {

@@ -33,6 +33,9 @@ struct AuditQuery {
 };
 
 Result<PgResult> SearchAudit(PgConnection* conn, const AuditQuery& q);
+// The plan PostgreSQL picks for that search, one line per plan line (tests check that a
+// search reads the index meant for it: sql/0020_audit_download_volume.sql).
+Result<std::string> ExplainAuditSearch(PgConnection* conn, const AuditQuery& q);
 const std::set<std::string>& AuditNumericColumns();
 
 }  // namespace fhirbulk

@@ -230,9 +230,11 @@ Status SetBlockIndexOrder(PgConnection* conn) {
 Result<bool> BlockUnitNeedsHistory(PgConnection* conn, int64_t transaction_time_us,
                                    const UnitPlan& unit) {
   const std::string t = TimestampLiteral(conn, transaction_time_us);
+  std::vector<std::string> types = unit.block_types;
+  if (!unit.assoc.empty()) types.push_back("Provenance");  // the targets' types and its own
   auto r = conn->Exec("SELECT EXISTS (SELECT 1 FROM resource_history WHERE valid_to > " + t +
                       " AND last_updated <= " + t + " AND res_type = ANY(" +
-                      ArrayLiteral(conn, unit.block_types) + "))");
+                      ArrayLiteral(conn, types) + "))");
   if (!r.ok()) return r.status();
   return r->get(0, 0) == "t";
 }
@@ -289,13 +291,13 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
                                                      const ExportRequest& request,
                                                      const std::string& job_id,
                                                      int64_t transaction_time_us,
-                                                     const UnitPlan& unit) {
+                                                     const UnitPlan& unit, bool with_history) {
   if (unit.assoc != "latest" && unit.assoc != "relevant") {
     return Status::InvalidArgument("not an associated-data unit");
   }
   const std::string t = TimestampLiteral(conn, transaction_time_us);
-  // Over the current rows only (not yet as of transactionTime: a Provenance or target replaced
-  // since is left out; README, "Point-in-time exports").
+  // Both the Provenance and their targets as of transactionTime (with_history: as for a
+  // blocks unit), so a Provenance or target replaced or deleted since counts as it was then.
   // Is target row c exported? As the job's output units select it (the column names of the
   // filters resolve to c: the innermost FROM).
   std::vector<std::string> types;
@@ -318,14 +320,14 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
     }
   }
   auto target_exported = [&](const std::string& ref) {
-    return "EXISTS (SELECT 1 FROM " + RowsAsOfSql(t, "c", false) +
+    return "EXISTS (SELECT 1 FROM " + RowsAsOfSql(t, "c", with_history) +
            " WHERE c.res_type = split_part(substr(" + ref +
            ", 8), '/', 1) AND c.res_id = split_part(substr(" + ref + ", 8), '/', 2) AND " +
            exported + ")";
   };
   const std::string live = "p.res_type = 'Provenance' AND NOT p.deleted AND p.last_updated <= " + t;
   if (unit.assoc == "relevant") {
-    return "COPY (SELECT p.body FROM " + RowsAsOfSql(t, "p", false) + " WHERE " + live +
+    return "COPY (SELECT p.body FROM " + RowsAsOfSql(t, "p", with_history) + " WHERE " + live +
            " AND EXISTS (SELECT 1 FROM unnest(p.refs) AS ref WHERE ref LIKE 'target=%' AND " +
            target_exported("ref") + ")) TO STDOUT (FORMAT binary)";
   }
@@ -334,10 +336,10 @@ Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
       "coalesce((SELECT max(d.lo) FROM unnest(p.date_params, p.date_lo) AS d(param, lo) "
       "WHERE d.param = 'recorded'), p.last_updated)";
   return "COPY (WITH latest AS (SELECT DISTINCT ON (ref) ref, p.res_id FROM " +
-         RowsAsOfSql(t, "p", false) + " CROSS JOIN LATERAL unnest(p.refs) AS ref WHERE " + live +
-         " AND ref LIKE 'target=%' ORDER BY ref, " + recency +
-         " DESC, p.res_id DESC) SELECT p.body FROM " + RowsAsOfSql(t, "p", false) + " WHERE " +
-         live + " AND p.res_id IN (SELECT l.res_id FROM latest l WHERE " +
+         RowsAsOfSql(t, "p", with_history) + " CROSS JOIN LATERAL unnest(p.refs) AS ref WHERE " +
+         live + " AND ref LIKE 'target=%' ORDER BY ref, " + recency +
+         " DESC, p.res_id DESC) SELECT p.body FROM " + RowsAsOfSql(t, "p", with_history) +
+         " WHERE " + live + " AND p.res_id IN (SELECT l.res_id FROM latest l WHERE " +
          target_exported("l.ref") + ")) TO STDOUT (FORMAT binary)";
 }
 

@@ -74,9 +74,9 @@ void ApplyAssociatedData(const ExportRequest& request, const std::vector<std::st
 Status RecordBlockColumns(PgConnection* conn, const std::string& job_id,
                           const std::vector<UnitPlan>& units);
 
-// Whether any version of the unit's types that was current at transactionTime has been
-// replaced since (resource_history). Asked in the unit's REPEATABLE READ transaction, before
-// its COPY, so both see one snapshot.
+// Whether any version of the unit's types (an assoc unit's: its block_types and Provenance)
+// that was current at transactionTime has been replaced since (resource_history). Asked in the
+// unit's REPEATABLE READ transaction, before its COPY, so both see one snapshot.
 Result<bool> BlockUnitNeedsHistory(PgConnection* conn, int64_t transaction_time_us,
                                    const UnitPlan& unit);
 
@@ -96,12 +96,14 @@ Result<std::string> BuildBlockUnitCopySql(PgConnection* conn, const ExportReques
 // workers (the export's own threads are the parallelism).
 Status SetBlockIndexOrder(PgConnection* conn);
 
-// The COPY of an assoc unit: rows (body) of the Provenance to add.
+// The COPY of an assoc unit: rows (body) of the Provenance to add, Provenance and targets as
+// of transactionTime. with_history as for BuildBlockUnitCopySql: BlockUnitNeedsHistory asked
+// over the unit's block_types and Provenance, in the same snapshot.
 Result<std::string> BuildAssociatedProvenanceCopySql(PgConnection* conn,
                                                      const ExportRequest& request,
                                                      const std::string& job_id,
                                                      int64_t transaction_time_us,
-                                                     const UnitPlan& unit);
+                                                     const UnitPlan& unit, bool with_history);
 
 }  // namespace fhirbulk
 

@@ -418,27 +418,41 @@ Status WriteUnitRows(PgConnection* control, PgConnection* data, const ClaimedUni
     if (!types.ok()) return types.status();
     job_types = std::move(types).value();
   }
-  auto sql =
-      !u.plan.assoc.empty()
-          ? BuildAssociatedProvenanceCopySql(data, request, u.job_id, u.transaction_time_us, u.plan)
-          : BuildUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan, u.partition,
-                             job_types);
-  if (!sql.ok()) return sql.status();
-
   std::unique_ptr<TypeSubsetter> subsetter;
   if (u.plan.kind == UnitKind::kOutput) {
     subsetter = ElementsSelection(request.elements).ForType(u.plan.res_type);
   }
   std::string line;
   const CopyBinaryParser::RowFn on_row = RowWriter(u, subsetter.get(), &line, writer);
-  // The server's own limit is a backstop for a worker that died mid-statement (a backend
-  // sending no rows never notices its client is gone); StreamCopy cancels first.
-  auto limit = data->Exec("SET statement_timeout = " +
-                          std::to_string(o.statement_timeout_ms > 0
-                                             ? o.statement_timeout_ms + kServerTimeoutSlackMs
-                                             : 0));
-  if (!limit.ok()) return limit.status();
-  return StreamCopy(data, *sql, heartbeat, on_row, o);
+  const auto stream = [&](const std::string& sql) -> Status {
+    // The server's own limit is a backstop for a worker that died mid-statement (a backend
+    // sending no rows never notices its client is gone); StreamCopy cancels first.
+    auto limit = data->Exec("SET statement_timeout = " +
+                            std::to_string(o.statement_timeout_ms > 0
+                                               ? o.statement_timeout_ms + kServerTimeoutSlackMs
+                                               : 0));
+    if (!limit.ok()) return limit.status();
+    return StreamCopy(data, sql, heartbeat, on_row, o);
+  };
+  if (u.plan.assoc.empty()) {
+    auto sql = BuildUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan, u.partition,
+                                job_types);
+    if (!sql.ok()) return sql.status();
+    return stream(*sql);
+  }
+  // An assoc unit: as a blocks unit, one snapshot for "was anything replaced since
+  // transactionTime?" and the read that relies on the answer.
+  return PgTransaction(
+      data,
+      [&]() -> Status {
+        auto with_history = BlockUnitNeedsHistory(data, u.transaction_time_us, u.plan);
+        if (!with_history.ok()) return with_history.status();
+        auto sql = BuildAssociatedProvenanceCopySql(data, request, u.job_id, u.transaction_time_us,
+                                                    u.plan, *with_history);
+        if (!sql.ok()) return sql.status();
+        return stream(*sql);
+      },
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
 
 // A blocks unit (organizeOutputBy=Patient, patient_blocks.h): rows (block key, type, body)

@@ -264,6 +264,13 @@ class Heartbeat {
 // the server's statement_timeout): ResourceExhausted, checked while rows flow as well.
 Status StreamCopy(PgConnection* data, const std::string& sql, Heartbeat* heartbeat,
                   const CopyBinaryParser::RowFn& on_row, const UnitRunnerOptions& o) {
+  // The server's own limit is a backstop for a worker that died mid-statement (a backend
+  // sending no rows never notices its client is gone); the loop below cancels first.
+  auto limit = data->Exec("SET statement_timeout = " +
+                          std::to_string(o.statement_timeout_ms > 0
+                                             ? o.statement_timeout_ms + kServerTimeoutSlackMs
+                                             : 0));
+  if (!limit.ok()) return limit.status();
   PgAsyncCopyOut copy(data);  // aborts the statement on every early return
   FHIRBULK_RETURN_IF_ERROR(copy.Start(sql));
   const auto started = Clock::now();
@@ -424,21 +431,12 @@ Status WriteUnitRows(PgConnection* control, PgConnection* data, const ClaimedUni
   }
   std::string line;
   const CopyBinaryParser::RowFn on_row = RowWriter(u, subsetter.get(), &line, writer);
-  const auto stream = [&](const std::string& sql) -> Status {
-    // The server's own limit is a backstop for a worker that died mid-statement (a backend
-    // sending no rows never notices its client is gone); StreamCopy cancels first.
-    auto limit = data->Exec("SET statement_timeout = " +
-                            std::to_string(o.statement_timeout_ms > 0
-                                               ? o.statement_timeout_ms + kServerTimeoutSlackMs
-                                               : 0));
-    if (!limit.ok()) return limit.status();
-    return StreamCopy(data, sql, heartbeat, on_row, o);
-  };
+
   if (u.plan.assoc.empty()) {
     auto sql = BuildUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan, u.partition,
                                 job_types);
     if (!sql.ok()) return sql.status();
-    return stream(*sql);
+    return StreamCopy(data, *sql, heartbeat, on_row, o);
   }
   // An assoc unit: as a blocks unit, one snapshot for "was anything replaced since
   // transactionTime?" and the read that relies on the answer.
@@ -450,7 +448,7 @@ Status WriteUnitRows(PgConnection* control, PgConnection* data, const ClaimedUni
         auto sql = BuildAssociatedProvenanceCopySql(data, request, u.job_id, u.transaction_time_us,
                                                     u.plan, *with_history);
         if (!sql.ok()) return sql.status();
-        return stream(*sql);
+        return StreamCopy(data, *sql, heartbeat, on_row, o);
       },
       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
@@ -501,11 +499,6 @@ Status ExecuteBlocks(PgConnection* control, PgConnection* data, const ClaimedUni
         auto sql = BuildBlockUnitCopySql(data, request, u.job_id, u.transaction_time_us, u.plan,
                                          *with_history, &index_order);
         if (!sql.ok()) return sql.status();
-        auto limit = data->Exec("SET statement_timeout = " +
-                                std::to_string(o.statement_timeout_ms > 0
-                                                   ? o.statement_timeout_ms + kServerTimeoutSlackMs
-                                                   : 0));
-        if (!limit.ok()) return limit.status();
         if (index_order) FHIRBULK_RETURN_IF_ERROR(SetBlockIndexOrder(data));
         return StreamCopy(data, *sql, &heartbeat, on_row, o);
       },

@@ -503,6 +503,14 @@ ngx_http_fhir_bulk_open_beneath(ngx_http_request_t *r,
 
         if (err == NGX_ENOSYS) {
             ngx_http_fhir_bulk_have_openat2 = -1;
+
+            /* once per worker process: which path every download takes */
+
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "fhir_bulk: openat2() is not available (kernel "
+                          "before 5.6?), export files are opened one path "
+                          "component at a time");
+
             (void) close(fcf->root_fd);
             fcf->root_fd = NGX_INVALID_FILE;
             ngx_set_errno(NGX_ENOSYS);

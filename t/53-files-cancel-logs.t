@@ -9,6 +9,7 @@
 #  - row 8: once a cancel is answered 202 no download of the job succeeds, though nginx cannot
 #    move the job directory; when the cancel cannot be recorded it is refused (500, [error])
 #    and nothing changes.
+# t/53-files-no-openat2.t runs this file again on a (simulated) kernel without openat2().
 
 use strict;
 use warnings;
@@ -203,6 +204,15 @@ for my $log ('error.log', 'access.log') {
     }
 }
 like(scalar `cat ${\ $t->dir }/access.log`, qr/signature=\*\*\*/, 'the access log shows signature=***');
+
+# Which way the files were opened: openat2() beneath the export directory, or (under
+# t/53-files-no-openat2.t, a kernel without it) nginx's walk, which says so once per worker.
+my $fallback = grep { /openat2\(\) is not available/ } split /\n/, `cat ${\ $t->dir }/error.log`;
+if ($ENV{FHIRBULK_EXPECT_NO_OPENAT2}) {
+    ok($fallback, 'without openat2(): the downloads above took the walk (notice in the error log)');
+} else {
+    is($fallback, 0, 'the downloads above took openat2() (no fallback notice)');
+}
 
 $t->finish;
 done_testing;

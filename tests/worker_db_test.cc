@@ -917,8 +917,18 @@ TEST_F(WorkerDbTest, JanitorRemovesExpiredCancelledAndStrayFiles) {
   fs::create_directory(renamed);
   std::ofstream(renamed + "/Patient.1.1.ndjson") << "x";
   fs::create_directory(dir_ + "/not-a-job");
+  // Trees RemoveTree moved aside (files kept appearing in them) and could not finish.
+  const std::string aside = dir_ + "/0c0c0c0c-0000-4000-8000-000000000000.removing";
+  fs::create_directories(aside + "/sub");
+  std::ofstream(aside + "/sub/Patient.1.1.ndjson") << "x";
+  const std::string aside_cancelled = renamed + ".removing.removing";
+  fs::create_directory(aside_cancelled);
+  fs::create_directory(dir_ + "/not-a-job.removing");
 
   ASSERT_TRUE(w->RunJanitor().ok());
+  EXPECT_FALSE(fs::exists(aside));
+  EXPECT_FALSE(fs::exists(aside_cancelled));
+  EXPECT_TRUE(fs::exists(dir_ + "/not-a-job.removing"));
   EXPECT_FALSE(fs::exists(dir_ + "/" + expired));
   EXPECT_EQ(Scalar("SELECT count(*) FROM export_job WHERE job_id = $1::uuid", {expired}), "0");
   EXPECT_FALSE(fs::exists(dir_ + "/" + failed));

@@ -645,11 +645,10 @@ bool RemoveTree(const std::string& path) {
   // longer leads into it.
   constexpr int kAttempts = 100;
   constexpr int kMoveAsideAfter = 5;
+  const std::string aside = path + std::string(kRemovingSuffix);
   std::string target = path;
   for (int attempt = 0; attempt < kAttempts; attempt++) {
-    if (attempt == kMoveAsideAfter && ::rename(path.c_str(), (path + ".removing").c_str()) == 0) {
-      target = path + ".removing";
-    }
+    if (attempt == kMoveAsideAfter && ::rename(path.c_str(), aside.c_str()) == 0) target = aside;
     std::error_code ec;
     std::filesystem::remove_all(target, ec);
     std::error_code gone;

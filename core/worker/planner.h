@@ -74,6 +74,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "db/pg.h"
@@ -198,8 +199,10 @@ std::string ErrorReference();
 std::string FailureDiagnostics(const std::string& what, const Status& s, const std::string& ref);
 
 // Removes a directory tree (best effort; a missing path is fine). False if anything remains,
-// at `path` or, when files kept appearing in it, at `<path>.removing` (moved aside first).
+// at `path` or, when files kept appearing in it, at `<path>` + kRemovingSuffix (moved aside
+// first; the janitor removes such leftovers).
 bool RemoveTree(const std::string& path);
+inline constexpr std::string_view kRemovingSuffix = ".removing";
 
 }  // namespace fhirbulk
 

@@ -175,6 +175,12 @@ void Worker::WaitForWork(uint64_t seen, int milliseconds) {
   }
 }
 
+void Worker::WaitForStop(Clock::time_point deadline) {
+  MutexLock lock(&mu_);
+  while (!stop_.load() && cv_.WaitUntil(&mu_, deadline)) {
+  }
+}
+
 Status Worker::EnsureConnected(ThreadState* t) {
   for (auto* c : {&t->control, &t->data}) {
     if (Usable(*c)) continue;
@@ -279,9 +285,16 @@ Status Worker::Run() {
   Heartbeat heartbeat(std::move(ho));
   heartbeat.Start();
 
-  // This thread: LISTEN for kick-offs and run the janitor.
+  std::thread janitor([this] {
+    while (!stop_.load()) {
+      Status s = RunJanitor();
+      if (!s.ok()) Log("janitor: " + s.ToString());
+      WaitForStop(Clock::now() + std::chrono::seconds(options_.janitor_interval_seconds));
+    }
+  });
+
+  // This thread: LISTEN for kick-offs.
   std::unique_ptr<PgConnection> listener;
-  auto next_janitor = Clock::now();
   int reconnect_ms = 0;
   auto next_connect = Clock::now();
   while (!stop_.load()) {
@@ -298,11 +311,6 @@ Status Worker::Run() {
         next_connect = now + std::chrono::milliseconds(reconnect_ms);
       }
     }
-    if (now >= next_janitor) {
-      Status s = RunJanitor();
-      if (!s.ok()) Log("janitor: " + s.ToString());
-      next_janitor = Clock::now() + std::chrono::seconds(options_.janitor_interval_seconds);
-    }
     if (listener == nullptr) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
@@ -316,6 +324,7 @@ Status Worker::Run() {
   }
   Wake();
   for (auto& th : pool) th.join();
+  janitor.join();
   heartbeat.Stop();
   Log("worker " + options_.worker_id + " stopped");
   return Status::OK();
@@ -472,17 +481,24 @@ Status Worker::JanitorFiles(PgConnection* conn) {
   DIR* d = ::opendir(options_.export_dir.c_str());
   if (d == nullptr) return Status::IOError("cannot list the export directory");
   std::vector<std::string> job_dirs;
-  std::vector<std::string> cancelled_dirs;
+  std::vector<std::string> doomed_dirs;  // .cancelled-<job>, and what RemoveTree moved aside
   while (struct dirent* e = ::readdir(d)) {
-    std::string_view name(e->d_name);
-    if (auto id = CancelledDirJobId(name); id && IsValidJobId(*id)) {
-      cancelled_dirs.emplace_back(name);
-    } else if (IsValidJobId(name)) {
-      job_dirs.emplace_back(name);
+    const std::string_view name(e->d_name);
+    std::string_view base = name;
+    bool aside = false;
+    while (base.size() > kRemovingSuffix.size() &&
+           base.substr(base.size() - kRemovingSuffix.size()) == kRemovingSuffix) {
+      base.remove_suffix(kRemovingSuffix.size());
+      aside = true;
+    }
+    if (auto id = CancelledDirJobId(base); id && IsValidJobId(*id)) {
+      doomed_dirs.emplace_back(name);
+    } else if (IsValidJobId(base)) {
+      (aside ? doomed_dirs : job_dirs).emplace_back(name);
     }
   }
   ::closedir(d);
-  for (const std::string& c : cancelled_dirs) RemoveTree(options_.export_dir + "/" + c);
+  for (const std::string& c : doomed_dirs) RemoveTree(options_.export_dir + "/" + c);
   if (job_dirs.empty()) return Status::OK();
 
   auto r = conn->Exec(

@@ -4,18 +4,19 @@
 // Each of `threads` threads owns two connections (control: claims, leases, commits; data: the
 // COPY streams) and loops: plan an accepted job (planner.h), else run a unit (unit_runner.h),
 // else sleep until a kick-off NOTIFY on fhir_bulk_jobs or at most one second. Run()'s own
-// thread LISTENs (waking the others within milliseconds of a kick-off) and runs the janitor
-// every janitor_interval_seconds.
+// thread LISTENs (waking the others within milliseconds of a kick-off); a thread of its own
+// runs the janitor every janitor_interval_seconds, so a long pass (a large export's files, a
+// prune) never delays that wake-up.
 //
 // Janitor (idempotent, safe in every worker at once):
 //  - jobs cancelled, or completed/failed and past expires_at + grace: their directories
 //    (<export_dir>/<job_id>, and <export_dir>/.cancelled-<job_id> where servers before the
 //    cancel markers moved a cancelled job's files; export/job_dir.h) are removed and their
 //    rows deleted (units and files cascade), FOR UPDATE SKIP LOCKED in batches;
-//  - in the export directory: .cancelled-* directories; directories of failed jobs; of jobs
-//    that no longer exist (once older than the lease); and, in directories of jobs that are
-//    not running, "*.tmp.*" files older than the lease. Names that are not job ids are left
-//    alone;
+//  - in the export directory: .cancelled-* directories; trees a removal moved aside
+//    (<job_id>.removing, planner.h: RemoveTree); directories of failed jobs; of jobs that no
+//    longer exist (once older than the lease); and, in directories of jobs that are not
+//    running, "*.tmp.*" files older than the lease. Names that are not job ids are left alone;
 //  - replaced resource versions (resource_history, sql/0008) that no export in progress or
 //    kept (accepted, running, completed and not expired) can need: valid_to before the oldest
 //    such transactionTime and before now - history_retention_seconds; in batches of
@@ -40,6 +41,7 @@
 #define FHIRBULK_WORKER_WORKER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -131,6 +133,8 @@ class Worker {
   Result<bool> Step(ThreadState* t, bool plan, bool run);
   void ServeLoop(ThreadState* t);
   void WaitForWork(uint64_t seen, int milliseconds) EXCLUDES(mu_);
+  // Until `deadline` or Stop(), whichever comes first.
+  void WaitForStop(std::chrono::steady_clock::time_point deadline) EXCLUDES(mu_);
   void Wake() EXCLUDES(mu_);
   void Log(const std::string& msg) const;
   Status JanitorRows(PgConnection* conn);

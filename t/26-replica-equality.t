@@ -82,8 +82,6 @@ sub rounds {
     return scalar @l;
 }
 
-sub job_of { ($_[0] =~ m{([0-9a-f-]{36})$})[0] }
-
 # Lines per type (from the downloads), and how often a resource occurs.
 sub collect {
     my ($res) = @_;
@@ -105,7 +103,7 @@ my @worker_args = ('--threads', 2, '--target-unit-resources', 1500, '--lease-sec
 my $url_a = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
 my $url_b = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
 ok($url_a && $url_b, 'two system exports kicked off');
-my ($job_a, $job_b) = (job_of($url_a), job_of($url_b));
+my ($job_a, $job_b) = ($t->job_id_of($url_a), $t->job_id_of($url_b));
 my $held = $t->hold_lock("SELECT 1 FROM export_job WHERE job_id = '$job_b' FOR UPDATE");
 
 sleep 0.2;
@@ -143,7 +141,7 @@ cmp_ok($units_b, '>', 5, "B has several units ($units_b)");
 is($t->psql("SELECT count(*) FROM export_unit WHERE job_id = '$job_b' "
             . "AND read_from LIKE 'replica 127.0.0.1:%'"), $units_b,
    'every unit of B read from the standby (export_unit.read_from)');
-my $log = do { local (@ARGV, $/) = ($t->dir . '/worker.log'); <> };
+my $log = $t->worker_log;
 like($log, qr/job \Q$job_b\E unit \d+ .*read from replica 127\.0\.0\.1:\d+/,
      'the worker log names the standby a unit read from');
 

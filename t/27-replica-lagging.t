@@ -17,11 +17,6 @@ $t->synth(20);
 my $standby = $t->start_standby('standby');
 $t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
 
-sub job_of { ($_[0] =~ m{([0-9a-f-]{36})$})[0] }
-sub lines_of {
-    my ($res) = @_;
-    return [ sort map { @$_ } values %{ $t->download_lines($res->{json}{output}) } ];
-}
 sub read_from {
     my ($job) = @_;
     return { map { split /\|/ } split /\n/, $t->psql(
@@ -29,15 +24,10 @@ sub read_from {
         . "THEN 'replica' ELSE read_from END AS s FROM export_unit WHERE job_id = '$job') u "
         . "GROUP BY s") };
 }
-sub worker_log { local (@ARGV, $/) = ($t->dir . '/worker.log'); return scalar <> }
 
 # the reference, from the primary
-my $w = $t->start_worker('--threads', 2);
-my $ref_url = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
-my $ref = $t->poll($ref_url, 60);
+my ($ref, $expected) = $t->reference_export;
 is($ref->{status}, 200, 'the reference export completes');
-my $expected = lines_of($ref);
-$t->stop_worker($w);
 cmp_ok(scalar @$expected, '>', 1000, scalar(@$expected) . ' resources');
 
 # --- replay paused: the units wait, then read from the primary -----------------------------
@@ -45,9 +35,9 @@ $t->psql_at($standby, 'SELECT pg_wal_replay_pause()');
 ok($t->wait_until(sub { $t->psql_at($standby, 'SELECT pg_get_wal_replay_pause_state()') eq 'paused' }),
    'the standby\'s replay is paused');
 my $url = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
-my $job = job_of($url);
+my $job = $t->job_id_of($url);
 my $started = time;
-$w = $t->start_worker('--threads', 2, '--read-db', $standby, '--read-db-wait-ms', 1500);
+my $w = $t->start_worker('--threads', 2, '--read-db', $standby, '--read-db-wait-ms', 1500);
 my $res = $t->poll($url, 60);
 my $took = time - $started;
 is($res->{status}, 200, 'the export completes with the standby paused');
@@ -55,9 +45,9 @@ $t->stop_worker($w);
 is_deeply(read_from($job), { primary => $t->psql("SELECT units_total FROM export_job WHERE job_id = '$job'") },
           'every unit read from the primary');
 cmp_ok($took, '>=', 1.5, sprintf('after waiting for the standby (%.1f s)', $took));
-like(worker_log(), qr/job \Q$job\E unit \d+ .*reading from the primary: no standby replayed WAL up to [0-9A-F]+\/[0-9A-F]+ within 1500 ms/,
+like($t->worker_log, qr/job \Q$job\E unit \d+ .*reading from the primary: no standby replayed WAL up to [0-9A-F]+\/[0-9A-F]+ within 1500 ms/,
      'the log says why a unit read from the primary');
-is_deeply(lines_of($res), $expected, 'the same resources as the reference, byte for byte');
+is_deeply($t->export_lines($res), $expected, 'the same resources as the reference, byte for byte');
 my $lsn = $t->psql("SELECT read_lsn FROM export_job WHERE job_id = '$job'");
 like($lsn, qr{^[0-9A-F]+/[0-9A-F]+$}, "the job's read_lsn is recorded ($lsn)");
 is($t->psql_at($standby, "SELECT pg_last_wal_replay_lsn() >= '$lsn'"), 'f',
@@ -65,7 +55,7 @@ is($t->psql_at($standby, "SELECT pg_last_wal_replay_lsn() >= '$lsn'"), 'f',
 
 # --- replay resumed while the units wait: they read from the standby -----------------------
 $url = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
-$job = job_of($url);
+$job = $t->job_id_of($url);
 $w = $t->start_worker('--threads', 2, '--read-db', $standby, '--read-db-wait-ms', 30000);
 ok($t->wait_until(sub {
        $t->psql("SELECT count(*) FROM export_unit WHERE job_id = '$job' AND state = 'running'") > 0 }),
@@ -79,7 +69,7 @@ is($res->{status}, 200, 'the export completes once replay resumed');
 $t->stop_worker($w);
 is_deeply(read_from($job), { replica => $t->psql("SELECT units_total FROM export_job WHERE job_id = '$job'") },
           'every unit read from the standby');
-is_deeply(lines_of($res), $expected, 'the same resources as the reference, byte for byte');
+is_deeply($t->export_lines($res), $expected, 'the same resources as the reference, byte for byte');
 
 $t->finish;
 done_testing;

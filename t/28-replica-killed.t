@@ -21,31 +21,17 @@ $t->synth(20);
 my $standby = $t->start_standby('standby');
 $t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
 
-sub job_of { ($_[0] =~ m{([0-9a-f-]{36})$})[0] }
-sub lines_of {
-    my ($res) = @_;
-    return [ sort map { @$_ } values %{ $t->download_lines($res->{json}{output}) } ];
-}
-sub worker_log { local (@ARGV, $/) = ($t->dir . '/worker.log'); return scalar <> }
-
-my $w = $t->start_worker('--threads', 2);
-my $ref = $t->poll($t->kickoff('/fhir/$export')->{headers}{'content-location'}, 60);
+my ($ref, $expected) = $t->reference_export;
 is($ref->{status}, 200, 'the reference export (primary) completes');
-my $expected = lines_of($ref);
-$t->stop_worker($w);
 
 # Kicked off first: the planner waits for transactions older than the kick-off, not for the
 # lock's, which is younger.
 my $url = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
-my $job = job_of($url);
-my $lock = $t->hold_lock('LOCK TABLE resource_history IN ACCESS EXCLUSIVE MODE');
-$t->psql('SELECT txid_current()');  # a commit flushes the WAL holding the lock record
-ok($t->wait_until(sub {
-       $t->psql_at($standby, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' "
-                   . "AND relation = 'resource_history'::regclass") > 0 }),
-   'the lock is replayed on the standby');
+my $job = $t->job_id_of($url);
+my $lock = $t->hold_lock_replayed($standby, 'resource_history');
+ok($lock, 'the lock is replayed on the standby');
 
-$w = $t->start_worker('--threads', 2, '--read-db', $standby, '--lease-seconds', 10);
+my $w = $t->start_worker('--threads', 2, '--read-db', $standby, '--lease-seconds', 10);
 my $waiting_sql = "SELECT pid FROM pg_stat_activity WHERE application_name = 'fhir-bulk-worker' "
                   . "AND wait_event_type = 'Lock' AND query LIKE 'COPY%'";
 ok($t->wait_until(sub { my @p = split /\n/, $t->psql_at($standby, $waiting_sql); @p >= 2 }),
@@ -55,20 +41,20 @@ my @pids = split /\n/, $t->psql_at($standby, $waiting_sql);
 is(kill('KILL', @pids), scalar @pids, 'the standby backends serving the units are killed');
 
 # The units go to the primary (where they wait for the lock as well), then it is released.
-ok($t->wait_until(sub { worker_log() =~ /redoing the unit on the next server/ }),
+ok($t->wait_until(sub { $t->worker_log =~ /redoing the unit on the next server/ }),
    'the worker redoes the units elsewhere');
 $t->release_lock($lock);
 my $res = $t->poll($url, 60);
 is($res->{status}, 200, 'the export completes');
 $t->stop_worker($w);
 
-is_deeply(lines_of($res), $expected, 'exactly the reference resources, byte for byte');
+is_deeply($t->export_lines($res), $expected, 'exactly the reference resources, byte for byte');
 my %seen;
-my $dupes = grep { $seen{$_}++ } FhirBulk::Test::resource_keys(@{ lines_of($res) });
+my $dupes = grep { $seen{$_}++ } FhirBulk::Test::resource_keys(@{ $t->export_lines($res) });
 is($dupes, 0, 'no resource twice');
 is($t->psql("SELECT max(attempts) FROM export_unit WHERE job_id = '$job'"), 1,
    'every unit was claimed once (redone within its claim)');
-my $log = worker_log();
+my $log = $t->worker_log;
 my @redone = $log =~ /job \Q$job\E unit (\d+) [^\n]*: reading from replica 127\.0\.0\.1:\d+ failed \([^\n]*\); redoing the unit on the next server/g;
 cmp_ok(scalar @redone, '>=', 2, 'the log names the units redone: ' . join(',', @redone));
 for my $u (@redone) {

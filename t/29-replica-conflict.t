@@ -26,31 +26,17 @@ ok($t->wait_until(sub { $t->psql_at($standby, 'SHOW max_standby_streaming_delay'
    'the standby cancels conflicting queries after 1 s');
 $t->write_conf(FhirBulk::Test::default_http_conf())->start_nginx;
 
-sub job_of { ($_[0] =~ m{([0-9a-f-]{36})$})[0] }
-sub lines_of {
-    my ($res) = @_;
-    return [ sort map { @$_ } values %{ $t->download_lines($res->{json}{output}) } ];
-}
-sub worker_log { local (@ARGV, $/) = ($t->dir . '/worker.log'); return scalar <> }
-
-my $w = $t->start_worker('--threads', 2);
-my $ref = $t->poll($t->kickoff('/fhir/$export')->{headers}{'content-location'}, 60);
+my ($ref, $expected) = $t->reference_export;
 is($ref->{status}, 200, 'the reference export (primary) completes');
-my $expected = lines_of($ref);
-$t->stop_worker($w);
 
 # Kicked off first: the planner waits for transactions older than the kick-off, not for the
 # lock's, which is younger.
 my $url = $t->kickoff('/fhir/$export')->{headers}{'content-location'};
-my $job = job_of($url);
-my $history_lock = $t->hold_lock('LOCK TABLE resource_history IN ACCESS EXCLUSIVE MODE');
-$t->psql('SELECT txid_current()');  # a commit flushes the WAL holding the lock record
-ok($t->wait_until(sub {
-       $t->psql_at($standby, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' "
-                   . "AND relation = 'resource_history'::regclass") > 0 }),
-   'the history lock is replayed on the standby');
+my $job = $t->job_id_of($url);
+my $history_lock = $t->hold_lock_replayed($standby, 'resource_history');
+ok($history_lock, 'the history lock is replayed on the standby');
 
-$w = $t->start_worker('--threads', 1, '--read-db', $standby, '--lease-seconds', 10);
+my $w = $t->start_worker('--threads', 1, '--read-db', $standby, '--lease-seconds', 10);
 my $held_sql = "SELECT c.relname FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
     . "JOIN pg_class c ON c.oid = l.relation WHERE a.application_name = 'fhir-bulk-worker' "
     . "AND a.wait_event_type = 'Lock' AND a.query LIKE 'COPY%' AND l.granted "
@@ -62,24 +48,24 @@ like($table, qr/^resource_\w+$/, "a unit's COPY waits on the standby, holding $t
         . "WHERE backend_type = 'client backend'";
     diag("standby:\n" . $t->psql_at($standby, $activity));
     diag("primary:\n" . $t->psql($activity));
-    diag(worker_log());
+    diag($t->worker_log);
     $t->finish;  # nothing below can run without the waiting unit
     done_testing;
     exit;
 };
 
 my $table_lock = $t->hold_lock("LOCK TABLE $table IN ACCESS EXCLUSIVE MODE");
-ok($t->wait_until(sub { worker_log() =~ /redoing the unit on the next server/ }, 30),
+ok($t->wait_until(sub { $t->worker_log =~ /redoing the unit on the next server/ }, 30),
    'the standby cancels the statement and the worker redoes the unit');
-my ($line) = worker_log() =~ /(job \Q$job\E unit \d+ [^\n]*: reading from replica [^\n]*failed[^\n]*)/;
-like($line // '', qr/conflict with recovery/, 'for a recovery conflict') or diag(worker_log());
+my ($line) = $t->worker_log =~ /(job \Q$job\E unit \d+ [^\n]*: reading from replica [^\n]*failed[^\n]*)/;
+like($line // '', qr/conflict with recovery/, 'for a recovery conflict') or diag($t->worker_log);
 $t->release_lock($table_lock);
 $t->release_lock($history_lock);
 my $res = $t->poll($url, 60);
 is($res->{status}, 200, 'the export completes');
 $t->stop_worker($w);
 
-is_deeply(lines_of($res), $expected, 'exactly the reference resources, byte for byte');
+is_deeply($t->export_lines($res), $expected, 'exactly the reference resources, byte for byte');
 is($t->psql("SELECT max(attempts) FROM export_unit WHERE job_id = '$job'"), 1,
    'every unit was claimed once');
 my ($unit) = ($line // '') =~ /unit (\d+)/;

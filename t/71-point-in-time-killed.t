@@ -93,7 +93,7 @@ $t->start_worker('--threads', 2, '--lease-seconds', 3);
 waitpid($locker, 0);
 $res = $t->poll($url, 120);
 is($res->{status}, 200, 'the job completes on the second worker');
-cmp_ok($t->psql("SELECT max(attempts) FROM export_unit WHERE job_id = '" . ($url =~ m{([0-9a-f-]{36})$})[0] . "'"),
+cmp_ok($t->psql("SELECT max(attempts) FROM export_unit WHERE job_id = '" . $t->job_id_of($url) . "'"),
        '>=', 2, 'the killed worker\'s units were redone');
 my ($got, $dupes) = lines_of($res->{json});
 is($dupes, 0, 'no resource twice');

@@ -321,6 +321,31 @@ sub stop_worker {
     return $self;
 }
 
+# The text of <dir>/worker.log, where start_worker's workers write; '' when there is none.
+sub worker_log {
+    my ($self) = @_;
+    open(my $fh, '<', "$self->{dir}/worker.log") or return '';
+    local $/;
+    my $log = <$fh>;
+    close $fh;
+    return $log // '';
+}
+
+# An export run by a worker of its own reading the primary only, e.g. the reference that an
+# export read from a standby must equal: starts a worker (--threads 2), kicks off $path
+# (default a system export), polls up to $timeout seconds (default 60) and stops the worker.
+# Returns the last poll response (the caller checks its status is 200) and its export_lines
+# ([] when it did not complete).
+sub reference_export {
+    my ($self, $path, $timeout) = @_;
+    my $w = $self->start_worker('--threads', 2);
+    my $res = $self->poll($self->kickoff($path // '/fhir/$export')->{headers}{'content-location'},
+                          $timeout // 60);
+    my $lines = $self->export_lines($res);
+    $self->stop_worker($w);
+    return ($res, $lines);
+}
+
 # --- nginx --------------------------------------------------------------------------------
 
 sub expand {
@@ -536,6 +561,19 @@ sub download_lines {
     return \%by_type;
 }
 
+# The lines of every output file of a completed export (a poll response), sorted: a list to
+# compare byte for byte with another export's, whatever the files and the order of their lines.
+sub export_lines {
+    my ($self, $res) = @_;
+    return [ sort map { @$_ } values %{ $self->download_lines($res->{json}{output}) } ];
+}
+
+# The job id at the end of a kick-off's Content-Location (a status URL); undef when none.
+sub job_id_of {
+    my ($self, $url) = @_;
+    return (($url // '') =~ m{([0-9a-f-]{36})$})[0];
+}
+
 # Checks that a response is an OperationOutcome with the given status (and issue code).
 sub is_outcome {
     my ($self, $res, $status, $code, $name) = @_;
@@ -697,8 +735,27 @@ sub hold_lock {
     return { name => $name, pid => $pid };
 }
 
+# Holds $table in ACCESS EXCLUSIVE mode on the primary (hold_lock) until the standby with
+# $conninfo has replayed the lock (so a standby query reading $table waits there as well).
+# Returns the lock for release_lock; undef (the lock released) when the standby has not
+# replayed it within 30 s.
+sub hold_lock_replayed {
+    my ($self, $conninfo, $table) = @_;
+    my $lock = $self->hold_lock("LOCK TABLE $table IN ACCESS EXCLUSIVE MODE");
+    $self->psql('SELECT txid_current()');  # a commit flushes the WAL holding the lock record
+    my $replayed = $self->wait_until(sub {
+        $self->psql_at($conninfo, "SELECT count(*) FROM pg_locks "
+                       . "WHERE mode = 'AccessExclusiveLock' AND relation = '$table'::regclass") > 0
+    });
+    return $lock if $replayed;
+    $self->release_lock($lock);
+    return undef;
+}
+
+# Ends a hold_lock session (its transaction rolls back); no-op for undef.
 sub release_lock {
     my ($self, $lock) = @_;
+    return $self unless $lock;
     $self->psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 . "WHERE application_name = '$lock->{name}'");
     waitpid($lock->{pid}, 0);

@@ -4,39 +4,17 @@
 // operator/ scopes; or an access token pasted as is (from `fhir-bulk token`). Nothing is stored:
 // a reload signs out. Tokens are renewed when a fifth of their lifetime is left.
 
+import { KEY_ALGS, clientAssertion, parsePrivateJwk } from '../js/keys.js';
+
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 export const OPERATOR_SCOPE = 'operator/*.read operator/clients.write';
 
-const ALGS = {
-  ES384: { imp: { name: 'ECDSA', namedCurve: 'P-384' }, sign: { name: 'ECDSA', hash: 'SHA-384' } },
-  RS384: { imp: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-384' }, sign: { name: 'RSASSA-PKCS1-v1_5' } },
-};
-
-function b64url(bytes) {
-  let s = '';
-  for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-const b64urlJson = (o) => b64url(new TextEncoder().encode(JSON.stringify(o)));
-
-// { alg, key, kid } from the text the operator gave.
+// { alg, privateKey, kid } from the text the operator gave.
 export async function importKey(text, kid) {
   text = text.trim();
   if (text.startsWith('{')) {
-    let jwk;
-    try { jwk = JSON.parse(text); } catch (e) { throw new Error('the key is not valid JSON'); }
-    if (Array.isArray(jwk.keys)) {
-      const priv = jwk.keys.filter((k) => k.d);
-      if (priv.length !== 1) throw new Error('a key set: give exactly one private key');
-      jwk = priv[0];
-    }
-    if (!jwk.d) throw new Error('not a private JWK (no "d")');
-    const alg = jwk.kty === 'EC' && jwk.crv === 'P-384' ? 'ES384' : jwk.kty === 'RSA' ? 'RS384' : null;
-    if (!alg) throw new Error('only EC P-384 and RSA keys');
-    const clean = { ...jwk };
-    delete clean.alg; delete clean.key_ops; delete clean.use;
-    const key = await crypto.subtle.importKey('jwk', clean, ALGS[alg].imp, false, ['sign']);
-    return { alg, key, kid: kid || jwk.kid || '' };
+    const k = await parsePrivateJwk(text);
+    return { alg: k.alg, privateKey: k.privateKey, kid: kid || k.jwk.kid || '' };
   }
   const m = /-----BEGIN PRIVATE KEY-----([\s\S]+?)-----END PRIVATE KEY-----/.exec(text);
   if (!m) throw new Error('expected a PKCS#8 PEM ("BEGIN PRIVATE KEY") or a private JWK');
@@ -46,23 +24,12 @@ export async function importKey(text, kid) {
   } catch (e) { throw new Error('the PEM is not valid base64'); }
   for (const alg of ['ES384', 'RS384']) {
     try {
-      const key = await crypto.subtle.importKey('pkcs8', der, ALGS[alg].imp, false, ['sign']);
-      return { alg, key, kid };
+      const privateKey = await crypto.subtle.importKey('pkcs8', der, KEY_ALGS[alg].imp, false,
+                                                       ['sign']);
+      return { alg, privateKey, kid };
     } catch (e) { /* try the other algorithm */ }
   }
   throw new Error('the key is neither EC P-384 nor RSA');
-}
-
-async function signAssertion(signer, clientId, tokenUrl) {
-  const now = Math.floor(Date.now() / 1000);
-  const header = { alg: signer.alg, typ: 'JWT' };
-  if (signer.kid) header.kid = signer.kid;
-  const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
-  const claims = { iss: clientId, sub: clientId, aud: tokenUrl, exp: now + 240, jti };
-  const input = b64urlJson(header) + '.' + b64urlJson(claims);
-  const sig = await crypto.subtle.sign(ALGS[signer.alg].sign, signer.key,
-                                       new TextEncoder().encode(input));
-  return input + '.' + b64url(sig);
 }
 
 // Holds the credential; token() gives a valid access token, renewing it when needed.
@@ -106,7 +73,7 @@ export class Session {
   }
 
   async renew() {
-    const assertion = await signAssertion(this.signer, this.clientId, this.tokenUrl);
+    const assertion = await clientAssertion(this.signer, this.clientId, this.tokenUrl);
     const body = new URLSearchParams({
       grant_type: 'client_credentials', scope: OPERATOR_SCOPE,
       client_assertion_type: ASSERTION_TYPE, client_assertion: assertion,

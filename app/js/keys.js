@@ -3,7 +3,7 @@
 // created (or imported) non-extractable: no code, this app's included, can read it back out;
 // it is stored (IndexedDB, as a CryptoKey object) only when the user asks.
 
-const ALGS = {
+export const KEY_ALGS = {
   ES384: { gen: { name: 'ECDSA', namedCurve: 'P-384' }, sign: { name: 'ECDSA', hash: 'SHA-384' },
            imp: { name: 'ECDSA', namedCurve: 'P-384' } },
   RS384: { gen: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048,
@@ -38,7 +38,7 @@ async function publicJwk(jwk, alg, kid) {
 
 // { alg, kid, privateKey (non-extractable CryptoKey), publicJwk }
 export async function generateKey(alg) {
-  const a = ALGS[alg];
+  const a = KEY_ALGS[alg];
   if (!a) throw new Error(`unsupported algorithm ${alg}`);
   const pair = await crypto.subtle.generateKey(a.gen, false, ['sign', 'verify']);
   const jwk = await crypto.subtle.exportKey('jwk', pair.publicKey);  // public keys export
@@ -46,8 +46,9 @@ export async function generateKey(alg) {
   return { alg, kid: pub.kid, privateKey: pair.privateKey, publicJwk: pub };
 }
 
-// A private JWK (EC P-384 or RSA >= 2048 bits) pasted by the user; imported non-extractable.
-export async function importPrivateJwk(text) {
+// A private JWK (EC P-384 or RSA >= 2048 bits) pasted by the user, or a key set holding
+// exactly one: { alg, jwk (that key, as given), privateKey (imported non-extractable) }.
+export async function parsePrivateJwk(text) {
   let jwk;
   try { jwk = JSON.parse(text); } catch (e) { throw new Error('not JSON: ' + e.message); }
   if (jwk && Array.isArray(jwk.keys)) {
@@ -63,25 +64,34 @@ export async function importPrivateJwk(text) {
   if (jwk.alg && jwk.alg !== alg) throw new Error(`the key says alg ${jwk.alg}, expected ${alg}`);
   const clean = { ...jwk };
   delete clean.alg; delete clean.key_ops; delete clean.use; delete clean.ext;
-  const privateKey = await crypto.subtle.importKey('jwk', clean, ALGS[alg].imp, false, ['sign']);
+  const privateKey = await crypto.subtle.importKey('jwk', clean, KEY_ALGS[alg].imp, false, ['sign']);
   if (alg === 'RS384' && privateKey.algorithm.modulusLength < 2048) {
     throw new Error('RSA keys need at least 2048 bits');
   }
+  return { alg, jwk, privateKey };
+}
+
+// The same, as this app keeps a key: { alg, kid, privateKey, publicJwk } (kid: the JWK's, else
+// its thumbprint).
+export async function importPrivateJwk(text) {
+  const { alg, jwk, privateKey } = await parsePrivateJwk(text);
   const pub = await publicJwk(jwk, alg, jwk.kid);
   return { alg, kid: pub.kid, privateKey, publicJwk: pub };
 }
 
 export function jwks(key) { return { keys: [key.publicJwk] }; }
 
-// A signed client assertion (compact JWS) for the token endpoint.
+// A signed client assertion (compact JWS) for the token endpoint, by key = { alg, kid,
+// privateKey } (no kid header when kid is empty). Also the operator console's (console/signin.js).
 export async function clientAssertion(key, clientId, tokenUrl) {
   const now = Math.floor(Date.now() / 1000);
-  const header = { alg: key.alg, kid: key.kid, typ: 'JWT' };
+  const header = { alg: key.alg, typ: 'JWT' };
+  if (key.kid) header.kid = key.kid;
   const jti = b64url(crypto.getRandomValues(new Uint8Array(16)));
   const claims = { iss: clientId, sub: clientId, aud: tokenUrl, exp: now + 240, jti };
   const input = b64url(utf8(JSON.stringify(header))) + '.' + b64url(utf8(JSON.stringify(claims)));
   // ECDSA in WebCrypto yields R||S (IEEE P1363), the JWS form: no DER conversion needed.
-  const sig = await crypto.subtle.sign(ALGS[key.alg].sign, key.privateKey, utf8(input));
+  const sig = await crypto.subtle.sign(KEY_ALGS[key.alg].sign, key.privateKey, utf8(input));
   return input + '.' + b64url(sig);
 }
 

@@ -19,13 +19,15 @@
 -- On a large existing trail this rebuilds the indexes under an exclusive lock; the nginx
 -- workers' audit queues hold events meanwhile (auth/audit.h).
 
+-- The indexes that go are dropped first, so the collation change rebuilds only the client
+-- index.
+DROP INDEX audit_event_action;
+DROP INDEX audit_event_at;
+ALTER TABLE audit_event DROP CONSTRAINT audit_event_pkey;
+
 ALTER TABLE audit_event
     ALTER COLUMN client_id TYPE text COLLATE "C",
     ALTER COLUMN action TYPE text COLLATE "C";
 
-ALTER TABLE audit_event DROP CONSTRAINT audit_event_pkey;
-DROP INDEX audit_event_at;
 ALTER TABLE audit_event ADD CONSTRAINT audit_event_pkey PRIMARY KEY (at, event_id);
-
-DROP INDEX audit_event_action;
 CREATE INDEX audit_event_action ON audit_event (action, at) WHERE action <> 'download';

@@ -1132,7 +1132,7 @@ TEST_F(AuthDbTest, JwksUrlServingGarbage) {
 // ---- the audit trail -------------------------------------------------------------------------
 
 TEST_F(AuthDbTest, AuditLogWritesEvents) {
-  const int kEvents = 1234;  // more than one batch
+  const int kEvents = 4500;  // more than one batch (audit.cc: kMaxBatch)
   {
     AuditLog log(TestConninfo());
     for (int i = 0; i < kEvents; i++) {

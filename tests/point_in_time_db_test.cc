@@ -211,38 +211,44 @@ TEST_F(PointInTimeTest, PatientBlocksReadEveryResourceAsOfTransactionTime) {
 // Found as a debt of issue 18: the assoc unit read the current rows only, so a Provenance
 // replaced after transactionTime, or one whose target was deleted since, was in no file.
 TEST_F(PointInTimeTest, AssociatedProvenanceIsReadAsOfTransactionTime) {
-  for (const std::string mode : {"RelevantProvenanceResources", "LatestProvenanceResources"}) {
-    SCOPED_TRACE(mode);
-    Exec("TRUNCATE resource, resource_history");
-    const auto provenance = [&](const std::string& id, const std::string& target, int version,
-                                const std::string& age) {
-      Exec(
-          "INSERT INTO resource (res_type, res_id, version, last_updated, body, refs) VALUES "
-          "('Provenance', $1, $2::bigint, clock_timestamp() - $3::interval, $4, $5::text[])",
-          {id, std::to_string(version), age, Body("Provenance", id, version),
-           "{target=Observation/" + target + "}"});
-    };
-    Put("Observation", "o1", "p1");
-    Put("Observation", "o2", "p1");
-    provenance("pv1", "o1", 1, "1 day");
-    provenance("pv2", "o2", 1, "1 day");
-    ExportRequest r = Request(ExportLevel::kSystem, {"Observation"});
-    r.include_associated_data = {mode};
-    const std::string job = NewJob(r);
-    // After transactionTime: pv1 replaced, o2 deleted, a newer Provenance of o1 created.
-    Exec("BEGIN");
-    Exec("DELETE FROM resource WHERE res_type = 'Provenance' AND res_id = 'pv1'");
-    provenance("pv1", "o1", 2, "0 seconds");
-    Exec("COMMIT");
-    Delete("Observation", "o2");
-    provenance("pv3", "o1", 1, "0 seconds");
-    RunAll(Options());
-    ASSERT_EQ(State(job), "completed");
-    const std::map<std::string, int> expected = {{Body("Observation", "o1", 1), 1},
-                                                 {Body("Observation", "o2", 1), 1},
-                                                 {Body("Provenance", "pv1", 1), 1},
-                                                 {Body("Provenance", "pv2", 1), 1}};
-    EXPECT_EQ(Lines(job), expected);
+  // After transactionTime, either only a Provenance is replaced (the unit must see history
+  // of Provenance itself, not only of its targets' types), or also a target is deleted and a
+  // newer Provenance of another target appears.
+  for (const bool targets_change : {false, true}) {
+    for (const std::string mode : {"RelevantProvenanceResources", "LatestProvenanceResources"}) {
+      SCOPED_TRACE(mode + (targets_change ? ", targets change" : ", only pv1 changes"));
+      Exec("TRUNCATE resource, resource_history");
+      const auto provenance = [&](const std::string& id, const std::string& target, int version,
+                                  const std::string& age) {
+        Exec(
+            "INSERT INTO resource (res_type, res_id, version, last_updated, body, refs) VALUES "
+            "('Provenance', $1, $2::bigint, clock_timestamp() - $3::interval, $4, $5::text[])",
+            {id, std::to_string(version), age, Body("Provenance", id, version),
+             "{target=Observation/" + target + "}"});
+      };
+      Put("Observation", "o1", "p1");
+      Put("Observation", "o2", "p1");
+      provenance("pv1", "o1", 1, "1 day");
+      provenance("pv2", "o2", 1, "1 day");
+      ExportRequest r = Request(ExportLevel::kSystem, {"Observation"});
+      r.include_associated_data = {mode};
+      const std::string job = NewJob(r);
+      Exec("BEGIN");
+      Exec("DELETE FROM resource WHERE res_type = 'Provenance' AND res_id = 'pv1'");
+      provenance("pv1", "o1", 2, "0 seconds");
+      Exec("COMMIT");
+      if (targets_change) {
+        Delete("Observation", "o2");
+        provenance("pv3", "o1", 1, "0 seconds");
+      }
+      RunAll(Options());
+      ASSERT_EQ(State(job), "completed");
+      const std::map<std::string, int> expected = {{Body("Observation", "o1", 1), 1},
+                                                   {Body("Observation", "o2", 1), 1},
+                                                   {Body("Provenance", "pv1", 1), 1},
+                                                   {Body("Provenance", "pv2", 1), 1}};
+      EXPECT_EQ(Lines(job), expected);
+    }
   }
 }
 

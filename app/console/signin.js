@@ -22,12 +22,16 @@ export async function importKey(text, kid) {
   try {
     der = Uint8Array.from(atob(m[1].replace(/\s+/g, '')), (c) => c.charCodeAt(0));
   } catch (e) { throw new Error('the PEM is not valid base64'); }
+  let privateKey;
   for (const alg of ['ES384', 'RS384']) {
     try {
-      const privateKey = await crypto.subtle.importKey('pkcs8', der, KEY_ALGS[alg].imp, false,
-                                                       ['sign']);
-      return { alg, privateKey, kid };
-    } catch (e) { /* try the other algorithm */ }
+      privateKey = await crypto.subtle.importKey('pkcs8', der, KEY_ALGS[alg].imp, false,
+                                                 ['sign']);
+    } catch (e) { continue; /* try the other algorithm */ }
+    if (alg === 'RS384' && privateKey.algorithm.modulusLength < 2048) {
+      throw new Error('RSA keys need at least 2048 bits');
+    }
+    return { alg, privateKey, kid };
   }
   throw new Error('the key is neither EC P-384 nor RSA');
 }

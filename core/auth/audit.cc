@@ -21,6 +21,7 @@ constexpr size_t kMaxBatch = 2000;
 constexpr auto kRetryDelay = std::chrono::seconds(1);
 constexpr auto kGatherDelay = std::chrono::milliseconds(50);
 constexpr size_t kGatherEvents = 1024;
+constexpr size_t kKeptCopyBuffer = 1 << 20;
 constexpr auto kExitFlush = std::chrono::seconds(3);
 
 void WriteToStderr(const AuditEvent& e) {
@@ -195,6 +196,8 @@ void AuditLog::Run() {
       for (const AuditEvent& e : batch) WriteToStderr(e);
       s = Status::OK();
     }
+    // A batch of events cut to their bounds can take megabytes: not kept for the next one.
+    if (copy_buf.capacity() > kKeptCopyBuffer) std::string().swap(copy_buf);
     mu_.Lock();
     if (s.ok()) {
       done_ += batch.size();

@@ -1,6 +1,8 @@
 // ReadReplicas: the PostgreSQL hot standbys one worker thread reads export units from
 // (`fhir-bulk worker --read-db`, issue 17). Jobs, units, leases and files stay on the primary
-// (the worker's --db); only a unit's one COPY statement (unit_runner.h) goes to a standby.
+// (the worker's --db); only a unit's reads (unit_runner.h) go to a standby: its COPY, and for
+// a blocks or associated-data unit the questions asked before it in the same REPEATABLE READ
+// READ ONLY transaction (a hot standby runs those; it refuses only SERIALIZABLE).
 //
 // Why the result is the primary's, exactly: a unit reads as of its job's transactionTime
 // (sql/0008: current rows with last_updated <= T plus the versions replaced since), so any
@@ -8,7 +10,7 @@
 // later writes change nothing it selects (a replaced version and its history row commit
 // together). The planner records the primary's WAL position after its plan committed
 // (export_job.read_lsn, sql/0016); a standby is used for a unit only once
-// pg_last_wal_replay_lsn() >= that position, and its COPY is one statement, one snapshot.
+// pg_last_wal_replay_lsn() >= that position, and each unit reads in one snapshot.
 //
 // Pick(lsn, ...) tries the standbys in a rotating order (threads spread over them), skipping
 // those in cooldown: connected lazily; a server not in recovery is never used (a promoted

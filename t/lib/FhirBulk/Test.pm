@@ -143,7 +143,8 @@ sub crash_report {
         my $kept = ($ENV{TMPDIR} || '/tmp') . '/fhir-bulk-core-' . time() . "-$$-" . int(rand(1e6));
         rename($core, $kept) or $kept = $core;
         push @out, "--- core dump $kept:";
-        push @out, `gdb -batch -nx -ex 'thread apply all bt 40' $NGINX $kept 2>&1`
+        my $image = $ENV{TEST_NGINX_IMAGE} // $NGINX;  # the binary, when $NGINX is a wrapper
+        push @out, `gdb -batch -nx -ex 'thread apply all bt 40' $image $kept 2>&1`
             if system('sh', '-c', 'command -v gdb >/dev/null') == 0;
     }
     return @out;
